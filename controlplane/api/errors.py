@@ -1,0 +1,84 @@
+"""One error shape for the whole control-plane API.
+
+Every 4xx and 5xx answers `{"error": {"code": ..., "message": ..., "fields": {...}}}`; `fields` appears only for
+validation errors and maps each field (or "non_field_errors") to its messages. Django's own ValidationError is
+mapped too, so a model's `full_clean()` raised from a service reads like a serializer error.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(exceptions.APIException):
+    """A service-level refusal with its own code and status, e.g. `organization_suspended` (403)."""
+
+    def __init__(self, message: str, *, code: str, status_code: int = status.HTTP_400_BAD_REQUEST):
+        self.status_code = status_code
+        super().__init__(detail=message, code=code)
+
+
+def error_body(*, code: str, message: str, fields: dict | None = None) -> dict:
+    body = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return {"error": body}
+
+
+def _flatten(detail) -> dict[str, list[str]] | list[str] | str:
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [str(item) if not isinstance(item, dict | list) else _flatten(item) for item in detail]
+    return str(detail)
+
+
+def _from_django_validation_error(exc: DjangoValidationError) -> exceptions.ValidationError:
+    if hasattr(exc, "error_dict"):
+        return exceptions.ValidationError({k: [m for e in v for m in e.messages] for k, v in exc.error_dict.items()})
+    return exceptions.ValidationError({"non_field_errors": exc.messages})
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        exc = _from_django_validation_error(exc)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)
+        return Response(
+            error_body(code="server_error", message="Internal server error."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        fields = _flatten(detail)
+        first = next(iter(fields.values()))
+        message = first[0] if isinstance(first, list) and first and isinstance(first[0], str) else "Invalid input."
+        response.data = error_body(code="invalid", message=message, fields=fields)
+    else:
+        codes = exc.get_codes() if hasattr(exc, "get_codes") else "error"
+        code = codes if isinstance(codes, str) else "error"
+        response.data = error_body(code=code, message=str(exc.detail))
+    return response
+
+
+def json_error_view(status_code: int, code: str, message: str):
+    """Django-level handlers (unknown URL, crash outside a view) in the same shape for /api/ paths."""
+
+    def view(request, exception=None):
+        return JsonResponse(error_body(code=code, message=message), status=status_code)
+
+    return view

@@ -1,0 +1,33 @@
+"""Every route of the control plane. Only this wiring knows all the apps."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+import jobs.urls
+import tenants.urls
+from controlplane.api.errors import json_error_view
+from controlplane.health import health
+
+# Organisation resources: every view here inherits tenants.scoping.OrganizationScopedViewMixin.
+org_urlpatterns = [
+    *tenants.urls.org_urlpatterns,
+    *jobs.urls.org_urlpatterns,
+]
+
+api_v1 = [
+    *tenants.urls.account_urlpatterns,
+    path("orgs/<slug:org_slug>/", include(org_urlpatterns)),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("admin/", admin.site.urls),
+    path("healthz", health, name="health"),
+]
+
+handler404 = json_error_view(404, "not_found", "Not found.")
+handler500 = json_error_view(500, "server_error", "Internal server error.")

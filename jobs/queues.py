@@ -1,0 +1,11 @@
+from enum import StrEnum
+
+
+class Queue(StrEnum):
+    """Celery queues. In production each has its own workers (GPU nodes take `training`)."""
+
+    DEFAULT = "default"
+    TRAINING = "training"
+    OPTIMIZATION = "optimization"
+    MAINTENANCE = "maintenance"
+    BILLING = "billing"

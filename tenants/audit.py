@@ -1,0 +1,41 @@
+"""The one way to write the audit log."""
+
+from django.db import models
+
+from .models import ApiKey, AuditEvent, Organization, User
+
+
+def client_ip(request) -> str | None:
+    """The caller's address. Behind a load balancer, trust only the first hop it appends (see README)."""
+    if request is None:
+        return None
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    if forwarded:
+        return forwarded.split(",")[-1].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit_record(
+    *,
+    action: str,
+    organization: Organization | None = None,
+    actor: User | None = None,
+    api_key: ApiKey | None = None,
+    actor_label: str = "",
+    target: models.Model | None = None,
+    ip_address: str | None = None,
+    metadata: dict | None = None,
+) -> AuditEvent:
+    label = actor_label or (actor.email if actor else (f"key {api_key.name}" if api_key else "system"))
+    return AuditEvent.objects.create(
+        organization=organization,
+        actor=actor if actor and actor.pk else None,
+        actor_api_key=api_key,
+        actor_label=label[:254],
+        action=action,
+        target_type=target._meta.model_name if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_label=str(target)[:254] if target is not None else "",
+        ip_address=ip_address,
+        metadata=metadata or {},
+    )

@@ -1,0 +1,28 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from . import api
+
+account_urlpatterns = [
+    path("auth/signup", api.SignUpView.as_view(), name="auth-signup"),
+    path("auth/login", api.SignInView.as_view(), name="auth-login"),
+    path("auth/logout", api.SignOutView.as_view(), name="auth-logout"),
+    path("auth/tokens", api.TokenView.as_view(), name="auth-tokens"),
+    path("auth/password-reset", api.PasswordResetRequestView.as_view(), name="auth-password-reset"),
+    path("auth/password-reset/confirm", api.PasswordResetConfirmView.as_view(), name="auth-password-reset-confirm"),
+    path("me", api.MeView.as_view(), name="me"),
+    path("invitations/accept", api.InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("orgs", api.OrganizationListView.as_view(), name="organization-list"),
+]
+
+router = SimpleRouter(trailing_slash=False)
+router.register("members", api.MembershipViewSet, basename="membership")
+router.register("invitations", api.InvitationViewSet, basename="invitation")
+router.register("api-keys", api.ApiKeyViewSet, basename="api-key")
+router.register("audit-events", api.AuditEventViewSet, basename="audit-event")
+
+# Mounted under /api/v1/orgs/<org_slug>/ by controlplane.urls.
+org_urlpatterns = [
+    path("", api.OrganizationDetailView.as_view(), name="organization-detail"),
+    *router.urls,
+]
