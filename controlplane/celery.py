@@ -1,11 +1,12 @@
-"""The Celery app. Apps declare tasks with `shared_task` and never import this module."""
+"""The Celery app. Apps declare tasks with `shared_task` and never import this module.
 
-import os
+Workers name their settings explicitly (DJANGO_SETTINGS_MODULE); nothing here sets a default, because this
+module is imported with the `controlplane` package and a default would leak into every process that imports
+it, the test runner's included.
+"""
 
 from celery import Celery
 from kombu import Queue as KombuQueue
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")
 
 app = Celery("lightsout")
 app.config_from_object("django.conf:settings", namespace="CELERY")

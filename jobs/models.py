@@ -75,3 +75,6 @@ class JobEvent(models.Model):
     class Meta:
         indexes = [models.Index(fields=["job", "created_at"])]
         ordering = ("created_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%H:%M:%S} {self.level} {self.message}"

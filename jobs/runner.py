@@ -24,7 +24,7 @@ from .models import Job, JobEvent
 logger = logging.getLogger(__name__)
 
 
-class JobCancelled(Exception):  # noqa: N818  (control flow, not an error)
+class JobCancelled(Exception):
     """Raised by a handler (or `ctx.raise_if_cancelled`) to stop early; carries the partial result."""
 
     def __init__(self, result: dict | None = None):
@@ -117,8 +117,9 @@ def run_job(*, job_id: str, organization_id: str, handler: Callable[[JobContext]
         services.job_finish(job=job, status=Job.Status.FAILED, result=failure.result, error_code=failure.code,
                             error_message=str(failure))
     except SoftTimeLimitExceeded:
+        limit = registry.get(job.kind).time_limit_s
         services.job_finish(job=job, status=Job.Status.FAILED, error_code="time_limit",
-                            error_message=f"The job ran past its time limit of {registry.get(job.kind).time_limit_s} s.")
+                            error_message=f"The job ran past its time limit of {limit} s.")
     except Exception as exc:
         logger.exception("Job %s (%s) crashed", job.id, job.kind)
         services.job_finish(job=job, status=Job.Status.FAILED, error_code="internal_error",

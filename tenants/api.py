@@ -140,11 +140,13 @@ class OrganizationListView(GenericAPIView):
     permission_classes = [IsPerson]
     serializer_class = serializers.OrganizationSerializer
 
+    @extend_schema(operation_id="orgs_list", responses={200: serializers.OrganizationSerializer(many=True)})
     def get(self, request):
         page = self.paginate_queryset(selectors.organization_list_for_user(user=request.user).order_by(
             "-created_at", "-id"))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
+    @extend_schema(operation_id="orgs_create")
     def post(self, request):
         data = serializers.OrganizationSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -6,4 +6,4 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (sign-in auditing)
+        from . import schema, signals  # noqa: F401  (OpenAPI auth schemes, sign-in auditing)

@@ -130,6 +130,9 @@ class Invitation(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organization_id} ({self.role})"
+
     @property
     def state(self) -> str:
         if self.accepted_at:
@@ -183,6 +186,9 @@ class UserToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    def __str__(self) -> str:
+        return f"token …{self.last_four} of {self.user_id}"
+
     @property
     def rate_limit_identity(self) -> str:
         return f"user:{self.user_id}"
@@ -218,7 +224,8 @@ class AuditEvent(models.Model):
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
     )
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
     actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     actor_label = models.CharField(max_length=254, help_text="E-mail or key name at the time of the event.")
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)

@@ -1,13 +1,14 @@
 """The one tenant-scoping mechanism of the control-plane API.
 
-Every view under `/api/v1/orgs/{org_slug}/` inherits `OrganizationScopedViewMixin`. It resolves the organisation
-from the URL and the caller (a member through a session or user token, or an API key bound to that organisation),
-answers 404 when the caller does not belong there (another tenant's organisation does not exist for them), refuses
-work for a suspended organisation, checks the scope the method needs, and filters every queryset by organisation.
+Every view under `/api/v1/orgs/{org_slug}/` inherits `OrganizationScopedViewMixin`. It resolves the
+organisation from the URL and the caller (a member through a session or user token, or an API key bound to
+that organisation), answers 404 when the caller does not belong there (another tenant's organisation does not
+exist for them), refuses work for a suspended organisation, checks the scope the method needs, and filters
+every queryset by organisation.
 
-Subclasses may not override `get_queryset`, `get_object` or `get_permissions`: forgetting to scope is impossible rather than
-merely wrong. The escape hatch is `dangerously_get_queryset`, which returns the unscoped base; a reviewer sees the
-word "dangerously" in the diff.
+Subclasses may not override `get_queryset`, `get_object` or `get_permissions`: forgetting to scope is
+impossible rather than merely wrong. The escape hatch is `dangerously_get_queryset`, which returns the
+unscoped base; a reviewer sees the word "dangerously" in the diff.
 """
 
 from functools import cached_property

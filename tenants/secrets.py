@@ -5,7 +5,7 @@ import hmac
 import secrets
 
 API_KEY_PREFIX = "lo_live_"
-USER_TOKEN_PREFIX = "lo_user_"
+USER_TOKEN_PREFIX = "lo_user_"  # noqa: S105  (a prefix, not a secret)
 INVITATION_PREFIX = "lo_inv_"
 
 

@@ -21,8 +21,8 @@ router.register("invitations", api.InvitationViewSet, basename="invitation")
 router.register("api-keys", api.ApiKeyViewSet, basename="api-key")
 router.register("audit-events", api.AuditEventViewSet, basename="audit-event")
 
+# Mounted at /api/v1/orgs/<org_slug> by controlplane.urls.
+organization_detail = api.OrganizationDetailView.as_view()
+
 # Mounted under /api/v1/orgs/<org_slug>/ by controlplane.urls.
-org_urlpatterns = [
-    path("", api.OrganizationDetailView.as_view(), name="organization-detail"),
-    *router.urls,
-]
+org_urlpatterns = router.urls

@@ -30,7 +30,7 @@ def owner_actor(organization: Organization) -> Actor:
 
 def add_member(organization: Organization, role: str, user: User | None = None) -> User:
     user = user or make_user()
-    invitation, token = services.invitation_create(organization=organization, email=user.email, role=role,
+    _, token = services.invitation_create(organization=organization, email=user.email, role=role,
                                                    actor=owner_actor(organization))
     services.invitation_accept(token=token, user=user)
     return user

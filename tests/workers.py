@@ -1,0 +1,60 @@
+"""Real Celery workers for the tests, pointed at the test database."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of this test process, with the database renamed to pytest-django's test database."""
+    url = urlsplit(os.environ["DATABASE_URL"])
+    test_db_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    return {**os.environ, "DATABASE_URL": test_db_url, "DJANGO_SETTINGS_MODULE": "controlplane.settings.test"}
+
+
+def start_worker(*, queues: str = "default", name: str = "w1", log_path: Path | None = None) -> subprocess.Popen:
+    log = open(log_path or os.devnull, "ab")  # noqa: SIM115  (owned by the child)
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", queues, "--pool", "solo",
+         "--include", "tests.jobs.sample_jobs", "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
+         "--loglevel", "INFO"],
+        cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def stop_worker(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextmanager
+def running_worker(**kwargs):
+    process = start_worker(**kwargs)
+    try:
+        yield process
+    finally:
+        stop_worker(process)
+
+
+def wait_until(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
