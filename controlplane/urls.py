@@ -4,6 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+import automation.maintenance.urls
+import automation.scheduling.urls
+import billing.urls
+import inference.urls
 import jobs.urls
 import tenants.urls
 from controlplane.api.errors import json_error_view
@@ -13,6 +17,10 @@ from controlplane.health import health
 org_urlpatterns = [
     *tenants.urls.org_urlpatterns,
     *jobs.urls.org_urlpatterns,
+    *billing.urls.org_urlpatterns,
+    *inference.urls.org_urlpatterns,
+    *automation.scheduling.urls.org_urlpatterns,
+    *automation.maintenance.urls.org_urlpatterns,
 ]
 
 api_v1 = [

@@ -34,6 +34,10 @@ THIRD_PARTY_APPS = [
 LOCAL_APPS = [
     "tenants",
     "jobs",
+    "billing",
+    "inference",
+    "automation.scheduling",
+    "automation.maintenance",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
