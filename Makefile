@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 EMBEDDED := $(BIN)/python -m controlplane.embedded
+# torch's OpenMP threads otherwise spin while waiting, which on shared cores made training 3-5x slower.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install run test bench lint check-deploy clean
 

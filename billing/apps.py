@@ -5,3 +5,7 @@ class BillingConfig(AppConfig):
     name = "billing"
     label = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        # Registers the period-close job kind in every process, so the web and beat can create such jobs.
+        from . import tasks  # noqa: F401

@@ -1,15 +1,20 @@
-"""`make run`: migrate, seed the demo organisation, then run the web server, a Celery worker and beat.
+"""`make run`: migrate, seed the demo organisation, provision the bundled base model, then run the web server,
+a Celery worker, beat and a vLLM CPU server (registered with the control plane once it is ready).
 
 Runs under `controlplane.embedded`, which provides PostgreSQL, Redis and MQTT when no URL is configured. Every
 process started here is a child in its own process group; Ctrl-C (or SIGTERM) stops them all.
+LIGHTSOUT_VLLM=0 skips the vLLM server (for machines without the memory for it).
 """
 
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
+from inference.engine.vllm_server import VllmServer, VllmServerError
 from jobs.queues import Queue
 
 HOST = os.environ.get("LIGHTSOUT_HOST", "127.0.0.1")
@@ -20,11 +25,29 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], check=True)
 
 
+def _register_when_ready(vllm: VllmServer) -> None:
+    try:
+        vllm.wait_ready(timeout_s=600)
+    except VllmServerError as exc:
+        print(f"vLLM did not start: {exc}", flush=True)
+        return
+    manage("vllm_server_register", "--url", vllm.base_url, "--base-model", "smollm2-135m-instruct",
+           "--cluster", "local-cpu", "--region", "local", "--max-loras", "2", "--max-cpu-loras", "4")
+    print(f"vLLM ready at {vllm.base_url}; the gateway now serves smollm2-135m-instruct.", flush=True)
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")
     os.environ.setdefault("PUBLIC_BASE_URL", f"http://{HOST}:{PORT}")
     manage("migrate", "--noinput")
     manage("seed_demo")
+    vllm = None
+    if os.environ.get("LIGHTSOUT_VLLM", "1") != "0":
+        manage("provision_base_model", "--smollm2")
+        vllm = VllmServer(model_dir=Path(".cache/models/smollm2-135m-instruct"), served_name="smollm2-135m-instruct",
+                          max_loras=2, max_cpu_loras=4, log_path=Path(".cache/logs/vllm.log"))
+        vllm.start()
+        threading.Thread(target=_register_when_ready, args=(vllm,), daemon=True).start()
 
     celery = [sys.executable, "-m", "celery", "-A", "controlplane"]
     commands = {
@@ -37,6 +60,8 @@ def main() -> int:
     children = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
 
     def stop(*_):
+        if vllm is not None:
+            vllm.stop()
         for child in children.values():
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGTERM)
@@ -55,6 +80,7 @@ def main() -> int:
         f"  API docs  {base}/api/docs\n"
         f"  Admin     {base}/admin/\n"
         f"  API       {base}/api/v1/\n"
+        "  Gateway   " + base + "/v1 (OpenAI-compatible; vLLM is ready about a minute after start)\n"
         "Ctrl-C stops everything.\n",
         flush=True,
     )

@@ -25,12 +25,15 @@ org_urlpatterns = [
 
 api_v1 = [
     *tenants.urls.account_urlpatterns,
+    *billing.urls.public_urlpatterns,
+    *inference.urls.public_urlpatterns,
     path("orgs/<slug:org_slug>", tenants.urls.organization_detail, name="organization-detail"),
     path("orgs/<slug:org_slug>/", include(org_urlpatterns)),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    path("v1/", include("inference.openai_urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -5,3 +5,6 @@ class InferenceConfig(AppConfig):
     name = "inference"
     label = "inference"
     verbose_name = "Inference"
+
+    def ready(self) -> None:
+        from . import tasks  # noqa: F401  (registers the fine_tune job kind in every process)

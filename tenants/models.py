@@ -218,6 +218,11 @@ class AuditEvent(models.Model):
         API_KEY_REVOKED = "api_key.revoked", "API key revoked"
         JOB_CANCELLED = "job.cancelled", "Job cancelled"
         JOB_RETRIED = "job.retried", "Job retried"
+        PLAN_CHANGED = "billing.plan_changed", "Plan changed"
+        GRACE_EXTENDED = "billing.grace_extended", "Grace period extended"
+        QUOTA_OVERRIDE_SET = "billing.quota_override_set", "Quota raised or lowered"
+        QUOTA_OVERRIDE_REMOVED = "billing.quota_override_removed", "Quota override removed"
+        CREDIT_ISSUED = "billing.credit_issued", "Credit issued"
 
     id = models.BigAutoField(primary_key=True)
     # Null only for events that belong to no organisation (a sign-in, a failed sign-in).

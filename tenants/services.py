@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
+from controlplane.invalidation import publish_invalidation
+
 from .actor import Actor
 from .audit import audit_record
 from .models import ApiKey, AuditEvent, Invitation, Membership, Organization, User, UserToken
@@ -141,6 +143,7 @@ def organization_suspend(*, organization: Organization, actor: Actor, reason: st
         if updated:
             audit_record(action=Action.ORG_SUSPENDED, target=organization, metadata={"reason": reason},
                          **actor.audit_kwargs())
+            publish_invalidation(kind="organization", organization_id=organization.pk)
     organization.refresh_from_db()
     return organization
 
@@ -152,6 +155,7 @@ def organization_reactivate(*, organization: Organization, actor: Actor) -> Orga
         )
         if updated:
             audit_record(action=Action.ORG_REACTIVATED, target=organization, **actor.audit_kwargs())
+            publish_invalidation(kind="organization", organization_id=organization.pk)
     organization.refresh_from_db()
     return organization
 
@@ -322,6 +326,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
         updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if updated:
             audit_record(action=Action.API_KEY_REVOKED, target=api_key, **actor.audit_kwargs())
+            publish_invalidation(kind="api_key", organization_id=api_key.organization_id)
     api_key.refresh_from_db()
     return api_key
 

@@ -15,6 +15,28 @@ from tests.isolation import sweep
 pytestmark = pytest.mark.django_db
 
 
+def _billing_objects(org) -> list:
+    """A subscription, an override, a credit, ledger rows and a closed invoice with its lines."""
+    from datetime import timedelta
+
+    from billing.invoicing import period_close
+    from billing.ledger import ledger_flush
+    from billing.models import UsageEvent
+    from billing.services import credit_issue, quota_override_set, subscription_for
+    from billing.usage import usage_record
+
+    actor = builders.owner_actor(org)
+    subscription = subscription_for(organization=org)
+    override = quota_override_set(organization=org, meter="maintenance.model_runs", hard_limit=500, reason="sweep",
+                                  actor=actor)
+    credit = credit_issue(organization=org, meter="maintenance.model_runs", quantity=1, reason="sweep", actor=actor)
+    usage_record(organization_id=org.pk, meter="maintenance.model_runs", quantity=3, idempotency_key="sweep-1")
+    ledger_flush()
+    [invoice] = period_close(organization_id=org.pk, now=subscription.current_period_end + timedelta(hours=2))
+    return [subscription, override, credit, *UsageEvent.objects.filter(organization=org), invoice,
+            *invoice.lines.all()]
+
+
 @pytest.fixture
 def world():
     """Organisation A with one object of every kind a route can address, and B's callers."""
@@ -29,9 +51,11 @@ def world():
                                actor=builders.owner_actor(org_a))
     key_a, _ = builders.make_key(org_a)
     job_a = job_create(organization=org_a, kind="test.count", params={}, actor=builders.owner_actor(org_a))
+    billing_a = _billing_objects(org_a)
     objects_a = [
         org_a, *org_a.memberships.all(), *Invitation.objects.filter(organization=org_a), key_a, job_a,
-        *job_a.events.all(), *AuditEvent.objects.filter(organization=org_a),
+        *job_a.events.all(), *AuditEvent.objects.filter(organization=org_a), *billing_a,
+        *_scheduling_objects(org_a), *_inference_objects(org_a),
     ]
 
     org_b = builders.make_org(slug="bravo-plant")
@@ -39,6 +63,42 @@ def world():
     _, plaintext_b = builders.make_key(org_b)
     clients_b = {"B owner (session)": builders.session_client(owner_b), "B key": builders.key_client(plaintext_b)}
     return {"org_a": org_a, "objects_a": objects_a, "org_b": org_b, "clients_b": clients_b}
+
+
+def _inference_objects(org) -> list:
+    """A tenant model with no servers behind it: routes must 404 for strangers before touching vLLM."""
+    from inference.models import BaseModel
+    from inference.services import tenant_model_get_or_create
+
+    base = BaseModel.objects.create(name="sweep-base", weights_path="/nowhere", architecture="LlamaForCausalLM",
+                                    context_length=2048, license="apache-2.0")
+    return [tenant_model_get_or_create(organization=org, alias="alpha/assistant", base_model=base)]
+
+
+def _scheduling_objects(org):
+    """One object of every production-scheduling model that has a route, and a run (with its job)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automation.scheduling import runs
+    from automation.scheduling import services as scheduling
+
+    actor = builders.owner_actor(org)
+    machine = scheduling.machine_create(organization=org, code="CUT", timezone="Europe/Berlin",
+                                        shifts=[{"days": ["mon"], "start": "06:00", "end": "14:00"}])
+    now = timezone.now()
+    downtime = scheduling.downtime_create(organization=org, machine=machine, starts_at=now,
+                                          ends_at=now + timedelta(hours=1))
+    material = scheduling.material_create(organization=org, code="paint", arrives_at=now)
+    product = scheduling.product_create(organization=org, code="bracket", family="steel", operations=[
+        {"name": "cut", "options": [{"machine": machine, "minutes_per_unit": 2}], "materials": [material]}])
+    setup = scheduling.setup_time_create(organization=org, machine=machine, from_family="steel", to_family="alu",
+                                         minutes=30)
+    order = scheduling.order_create(organization=org, code="B1", product=product, quantity=10)
+    run = runs.run_create(organization=org, actor=actor, objective="makespan", time_limit_s=5,
+                          jobshop={"jobs": [[[0, 3], [1, 2]]]})
+    return [machine, downtime, material, product, setup, order, run, run.job]
 
 
 def test_no_endpoint_leaks_or_accepts_writes_across_organisations(world):

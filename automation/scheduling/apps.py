@@ -5,3 +5,7 @@ class SchedulingConfig(AppConfig):
     name = "automation.scheduling"
     label = "scheduling"
     verbose_name = "Production scheduling"
+
+    def ready(self) -> None:
+        # Registers the optimisation job kind in every process, so the web can create such jobs.
+        from . import tasks  # noqa: F401

@@ -194,4 +194,82 @@ LOGGING = {
 # Periodic tasks expire after about 1.5 times their interval, so a backlog never runs them many times over.
 CELERY_BEAT_SCHEDULE = {
     "jobs-requeue-stale": {"task": "jobs.requeue_stale", "schedule": 30.0, "options": {"expires": 45}},
+    "inference-check-servers": {"task": "inference.check_servers", "schedule": 15.0, "options": {"expires": 20}},
 }
+
+# Inference: where base models and adapters live (a volume every vLLM server can read), and the gateway's limits.
+MODEL_STORE = env.path("MODEL_STORE", default=BASE_DIR / ".cache" / "models")
+ADAPTER_STORE = env.path("ADAPTER_STORE", default=BASE_DIR / ".cache" / "adapters")
+GATEWAY_RATE_LIMIT_PER_MINUTE = env.int("GATEWAY_RATE_LIMIT_PER_MINUTE", default=6000)
+GATEWAY_UPSTREAM_TIMEOUT_S = env.float("GATEWAY_UPSTREAM_TIMEOUT_S", default=300.0)
+
+# --- billing -------------------------------------------------------------------------------------------------
+# Stripe through the official SDK; STRIPE_API_BASE points it at localstripe in tests and local runs.
+STRIPE_API_KEY = env("STRIPE_API_KEY", default="")
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+BILLING_DEFAULT_PLAN = env("BILLING_DEFAULT_PLAN", default="starter")
+# An unpaid invoice leaves this many days before billing suspends the organisation.
+BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
+# A period is closed this long after it ended, so late usage lands in the ledger first.
+BILLING_CLOSE_DELAY_SECONDS = env.int("BILLING_CLOSE_DELAY_SECONDS", default=60 * 60)
+BILLING_CLOSE_FLUSH_SECONDS = env.int("BILLING_CLOSE_FLUSH_SECONDS", default=30)
+BILLING_REDIS_PREFIX = env("BILLING_REDIS_PREFIX", default="billing")
+# usage_record drops a repeated idempotency key within this window; the ledger's unique key catches the rest.
+BILLING_USAGE_DEDUPE_SECONDS = env.int("BILLING_USAGE_DEDUPE_SECONDS", default=600)
+BILLING_COUNTER_TTL_SECONDS = env.int("BILLING_COUNTER_TTL_SECONDS", default=100 * 24 * 60 * 60)
+# Stream entries per flush transaction; an entry holds up to 200 events (billing.usage.CHUNK).
+BILLING_FLUSH_BATCH_SIZE = env.int("BILLING_FLUSH_BATCH_SIZE", default=200)
+# Entries a flusher took and did not acknowledge for this long are re-claimed by another (it died).
+BILLING_FLUSH_CLAIM_IDLE_SECONDS = env.int("BILLING_FLUSH_CLAIM_IDLE_SECONDS", default=30)
+BILLING_ENTITLEMENT_CACHE_SECONDS = env.int("BILLING_ENTITLEMENT_CACHE_SECONDS", default=5)
+BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=15 * 60)
+CELERY_BEAT_SCHEDULE |= {
+    "billing-ledger-flush": {"task": "billing.ledger_flush", "schedule": 2.0,
+                             "options": {"queue": "billing", "expires": 3}},
+    "billing-close-ended-periods": {"task": "billing.close_ended_periods", "schedule": 60.0 * 60 * 24,
+                                    "options": {"queue": "billing", "expires": 60 * 60 * 36}},
+    "billing-suspend-overdue": {"task": "billing.suspend_overdue", "schedule": 60.0 * 60,
+                                "options": {"queue": "billing", "expires": 60 * 90}},
+    "billing-reconcile": {"task": "billing.reconcile", "schedule": 60.0 * 60 * 24,
+                          "options": {"queue": "billing", "expires": 60 * 60 * 36}},
+}
+
+# Fine-tuning: where files and runs live, and the limits a training file must meet.
+TRAINING_STORE = env.path("TRAINING_STORE", default=BASE_DIR / ".cache" / "training")
+FINE_TUNE_MAX_FILE_BYTES = env.int("FINE_TUNE_MAX_FILE_BYTES", default=100 * 1024 * 1024)
+FINE_TUNE_MIN_EXAMPLES = env.int("FINE_TUNE_MIN_EXAMPLES", default=10)
+FINE_TUNE_MAX_TOKENS_PER_EXAMPLE = env.int("FINE_TUNE_MAX_TOKENS_PER_EXAMPLE", default=2048)
+FINE_TUNE_MAX_TOTAL_TOKENS = env.int("FINE_TUNE_MAX_TOTAL_TOKENS", default=20_000_000)
+FINE_TUNE_CHECKPOINT_EVERY_STEPS = env.int("FINE_TUNE_CHECKPOINT_EVERY_STEPS", default=10)
+FINE_TUNE_EVAL_EVERY_STEPS = env.int("FINE_TUNE_EVAL_EVERY_STEPS", default=0)
+
+# Production scheduling: CP-SAT threads per optimisation job (size workers x threads to the machine).
+SCHEDULING_SOLVER_WORKERS = env.int("SCHEDULING_SOLVER_WORKERS", default=8)
+
+# --- predictive maintenance ----------------------------------------------------------------------------------
+# MQTT telemetry: `manage.py mqtt_ingest` subscribes to <prefix>/<org_slug>/assets/<asset_code>/telemetry.
+MQTT_URL = env("MQTT_URL", default="mqtt://127.0.0.1:1883")
+MAINTENANCE_MQTT_TOPIC_PREFIX = env("MAINTENANCE_MQTT_TOPIC_PREFIX", default="lightsout")
+MAINTENANCE_MQTT_CLIENT_ID = env("MAINTENANCE_MQTT_CLIENT_ID", default="lightsout-telemetry-ingest")
+# Several subscribers share the load through a shared subscription group (MQTT 5 / Mosquitto); empty: one.
+MAINTENANCE_MQTT_SHARED_GROUP = env("MAINTENANCE_MQTT_SHARED_GROUP", default="")
+# Explanations of recommendations go through the OpenAI-compatible gateway (default PUBLIC_BASE_URL).
+MAINTENANCE_EXPLAINER_BASE_URL = env("MAINTENANCE_EXPLAINER_BASE_URL", default="")
+MAINTENANCE_EXPLAINER_TIMEOUT_S = env.float("MAINTENANCE_EXPLAINER_TIMEOUT_S", default=60.0)
+MAINTENANCE_EXPLAINER_RETRY_SECONDS = env.int("MAINTENANCE_EXPLAINER_RETRY_SECONDS", default=300)
+MAINTENANCE_WEBHOOK_TIMEOUT_S = env.float("MAINTENANCE_WEBHOOK_TIMEOUT_S", default=10.0)
+# Webhooks to private, loopback or link-local addresses (and plain http) only where this is set: local runs, tests.
+MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", default=False)
+MAINTENANCE_SCORE_INTERVAL_SECONDS = env.int("MAINTENANCE_SCORE_INTERVAL_SECONDS", default=60 * 60)
+CELERY_BEAT_SCHEDULE |= {
+    "maintenance-enqueue-scoring": {"task": "maintenance.enqueue_scoring",
+                                    "schedule": float(MAINTENANCE_SCORE_INTERVAL_SECONDS),
+                                    "options": {"queue": "maintenance",
+                                                "expires": int(MAINTENANCE_SCORE_INTERVAL_SECONDS * 1.5)}},
+    "maintenance-explain-pending": {"task": "maintenance.explain_pending", "schedule": 300.0,
+                                    "options": {"queue": "maintenance", "expires": 450}},
+}
+# Output tokens reserved against the quota for a completion that names no max_tokens.
+GATEWAY_DEFAULT_MAX_TOKENS = env.int("GATEWAY_DEFAULT_MAX_TOKENS", default=1024)

@@ -1,0 +1,227 @@
+"""Production-scheduling API under /api/v1/orgs/{org_slug}/scheduling/: master data, import, runs and results.
+
+Reads need org:read, writes org:write; starting and re-planning runs needs `jobs` (cancelling is the jobs
+API's /jobs/{id}/cancel, with the same scope).
+"""
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from controlplane.api.errors import ApiError, error_body
+from tenants.roles import Scope
+from tenants.scoping import OrganizationScopedViewMixin
+
+from . import importing, runs, serializers, services
+from .conf import MAX_IMPORT_BYTES
+from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime
+from .outputs import schedule_by_machine, schedule_csv, schedule_png
+
+
+class _ScopedToOrganization(OrganizationScopedViewMixin):
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):  # the schema generator has no organisation
+            context["organization"] = self.organization
+        return context
+
+
+class _MasterData(_ScopedToOrganization, viewsets.ModelViewSet):
+    """CRUD through the services; references by code within the organisation."""
+
+
+class MachineViewSet(_MasterData):
+    queryset = Machine.objects.prefetch_related("shifts")
+    serializer_class = serializers.MachineSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = services.machine_create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.machine_update(machine=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.machine_delete(machine=instance)
+
+
+class DowntimeViewSet(_MasterData):
+    queryset = Downtime.objects.select_related("machine")
+    serializer_class = serializers.DowntimeSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = services.downtime_create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.downtime_update(downtime=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.downtime_delete(downtime=instance)
+
+
+class MaterialViewSet(_MasterData):
+    queryset = Material.objects.all()
+    serializer_class = serializers.MaterialSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = services.material_create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.material_update(material=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.material_delete(material=instance)
+
+
+class ProductViewSet(_MasterData):
+    queryset = Product.objects.prefetch_related("operations__options__machine", "operations__materials")
+    serializer_class = serializers.ProductSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = services.product_create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.product_update(product=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.product_delete(product=instance)
+
+
+class SetupTimeViewSet(_MasterData):
+    queryset = SetupTime.objects.select_related("machine")
+    serializer_class = serializers.SetupTimeSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = services.setup_time_create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.setup_time_update(setup_time=serializer.instance,
+                                                         data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.setup_time_delete(setup_time=instance)
+
+
+class OrderViewSet(_MasterData):
+    queryset = Order.objects.select_related("product")
+    serializer_class = serializers.OrderSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = services.order_create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.order_update(order=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.order_delete(order=instance)
+
+
+class ImportView(_ScopedToOrganization, GenericAPIView):
+    """Bulk import, all or nothing: CSV files (multipart, one field per entity: `machines`, `shifts`,
+    `materials`, `products`, `operations`, `setup_times`, `downtimes`, `orders`) or one JSON object with lists
+    under the same names. Existing codes are updated. Errors name the file and line, or list and index."""
+
+    parser_classes = [JSONParser, MultiPartParser]
+    serializer_class = serializers.ImportResultSerializer
+
+    @extend_schema(request={"application/json": OpenApiTypes.OBJECT, "multipart/form-data": OpenApiTypes.OBJECT},
+                   responses={200: serializers.ImportResultSerializer})
+    def post(self, request, org_slug):
+        try:
+            rows = self._rows(request)
+            result = importing.scheduling_import(organization=self.organization, rows=rows)
+        except importing.ImportRejected as rejected:
+            return Response(error_body(code="invalid", message=str(rejected), fields=rejected.errors),
+                            status=status.HTTP_400_BAD_REQUEST)
+        return Response({"created": dict(result.created), "updated": dict(result.updated)})
+
+    def _rows(self, request) -> list[importing.Row]:
+        if not request.content_type.startswith("multipart/"):
+            return importing.rows_from_json(request.data)
+        if request.POST:
+            raise importing.ImportRejected({name: {"non_field_errors": ["Send files, one per entity."]}
+                                            for name in request.POST})
+        rows, errors = [], {}
+        for name, uploads in request.FILES.lists():
+            for upload in uploads:
+                if upload.size > MAX_IMPORT_BYTES:
+                    errors[name] = {"non_field_errors": [f"Larger than {MAX_IMPORT_BYTES // 2**20} MiB."]}
+                    continue
+                try:
+                    rows += importing.rows_from_csv(name, upload.read())
+                except importing.ImportRejected as rejected:
+                    errors.update(rejected.errors)
+        if errors:
+            raise importing.ImportRejected(errors)
+        return rows
+
+
+_FILE_ACTIONS = {"schedule_csv", "gantt_png"}
+
+
+class RunViewSet(_ScopedToOrganization, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Optimisation runs: start one (a job on the optimisation queue), follow it, fetch its schedule."""
+
+    # Lists and details leave out the problem and the schedule, which can be large.
+    queryset = Run.objects.select_related("job").defer("problem", "schedule", "frozen")
+    serializer_class = serializers.RunSerializer
+    action_scopes = {"create": Scope.JOBS, "reschedule": Scope.JOBS}
+
+    def perform_content_negotiation(self, request, force=False):
+        # Downloads answer their own content type whatever Accept says; their errors are JSON.
+        return super().perform_content_negotiation(request, force=force or self.action in _FILE_ACTIONS)
+
+    @extend_schema(request=serializers.RunCreateSerializer, responses={201: serializers.RunSerializer})
+    def create(self, request, *args, **kwargs):
+        data = serializers.RunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        run = runs.run_create(organization=self.organization, actor=self.actor, order_codes=fields.pop("orders", None),
+                              **fields)
+        return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.RescheduleSerializer, responses={201: serializers.RunSerializer})
+    @action(detail=True, methods=["post"])
+    def reschedule(self, request, *args, **kwargs):
+        """Re-plan from `now` after a breakdown or with rush orders; operations already started stay."""
+        run = self.get_object()  # 404 for another tenant's run comes before any 400
+        data = serializers.RescheduleSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        replan = runs.run_reschedule(run=run, actor=self.actor, rush_order_codes=fields.pop("rush_orders"), **fields)
+        return Response(self.get_serializer(replan).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: serializers.MachineScheduleSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def schedule(self, request, *args, **kwargs):
+        """The schedule per machine, with datetimes (UTC) and minutes from the horizon start."""
+        return Response(schedule_by_machine(self._with_schedule()))
+
+    @extend_schema(operation_id="scheduling_runs_schedule_csv",
+                   responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)})
+    @action(detail=True, methods=["get"], url_path="schedule.csv", url_name="schedule-csv")
+    def schedule_csv(self, request, *args, **kwargs):
+        """The schedule as CSV, one row per operation ordered by machine then start."""
+        run = self._with_schedule()
+        response = HttpResponse(schedule_csv(run), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="schedule-{run.id}.csv"'
+        return response
+
+    @extend_schema(operation_id="scheduling_runs_gantt_png",
+                   responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY)})
+    @action(detail=True, methods=["get"], url_path="gantt.png", url_name="gantt-png")
+    def gantt_png(self, request, *args, **kwargs):
+        """A Gantt chart: a row per machine, off-shift and downtime shaded, changeovers hatched."""
+        return HttpResponse(schedule_png(self._with_schedule()), content_type="image/png")
+
+    def _with_schedule(self) -> Run:
+        run = self.get_object()
+        if run.schedule is None:
+            raise ApiError(f"This run has no schedule (its job is {run.job.status}"
+                           + (f": {run.job.error_code}" if run.job.error_code else "") + ").",
+                           code="no_schedule", status_code=status.HTTP_409_CONFLICT)
+        return run

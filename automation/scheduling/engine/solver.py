@@ -1,0 +1,227 @@
+"""Solve a problem: diagnose, seed with a dispatching rule, run CP-SAT, report.
+
+The starting schedule (the caller's hint if it still fits, else a dispatching
+rule's) is CP-SAT's hint, a first solution at once, and, when minimising
+makespan and ``check_schedule`` passes it, the horizon: no optimal schedule
+ends later. The bound only shrinks domains and the model adds nothing to a
+plain job shop, so the formulation is never weaker than the textbook one.
+
+``time_limit_s`` bounds the whole call, including the preparation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ortools.sat.python import cp_model
+
+from automation.scheduling.engine.availability import planning_horizon
+from automation.scheduling.engine.diagnosis import Finding, Reason, diagnose
+from automation.scheduling.engine.feasibility import check_schedule
+from automation.scheduling.engine.heuristic import dispatch
+from automation.scheduling.engine.kpis import makespan, tardiness
+from automation.scheduling.engine.model import ScheduleModel
+from automation.scheduling.engine.problem import Assignment, FrozenOp, Problem, ProblemError, frozen_issues
+
+Objective = Literal["makespan", "weighted_tardiness", "weighted_mix"]
+Status = Literal["optimal", "feasible", "infeasible", "cancelled", "no_solution_in_time"]
+SolutionCallback = Callable[[int, int, tuple[Assignment, ...], float], None]
+
+_POLL_S = 0.1  # how often ``should_stop`` is asked while CP-SAT searches
+
+
+@dataclass(frozen=True)
+class MixWeights:
+    """``weighted_mix`` minimises makespan * ``makespan`` + weighted tardiness * ``tardiness``."""
+
+    makespan: int = 1
+    tardiness: int = 1
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    status: Status
+    objective: int | None
+    best_bound: int | None
+    schedule: tuple[Assignment, ...]  # empty when no solution was found
+    wall_time: float
+    findings: tuple[Finding, ...] = ()  # why, when the status is infeasible
+
+    @property
+    def gap(self) -> float | None:
+        """(objective - best bound) / objective: 0 once proven optimal."""
+        if self.objective is None or self.best_bound is None:
+            return None
+        return (self.objective - self.best_bound) / self.objective if self.objective else 0.0
+
+
+def solve(
+    problem: Problem,
+    *,
+    objective: Objective = "makespan",
+    weights: MixWeights = MixWeights(),  # frozen, so sharing one default is safe
+    time_limit_s: float = 60.0,
+    workers: int = 0,
+    frozen: Sequence[FrozenOp] = (),
+    now: int = 0,
+    on_solution: SolutionCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    hint: Sequence[Assignment] | None = None,
+) -> SolveResult:
+    """Best schedule found within ``time_limit_s``.
+
+    ``workers``: CP-SAT search threads, 0 for one per core. ``frozen``: operations
+    that keep their machine and start. ``now``: nothing else, changeovers
+    included, may start before it. ``on_solution(objective, best_bound, schedule,
+    wall_time)`` is called on every improving solution, from the solver's
+    thread. ``should_stop()`` is polled from a helper thread and after every
+    solution; once it returns True the search ends with the best schedule so
+    far and status "cancelled". ``hint``: a schedule to start from, e.g. the
+    previous plan when re-planning; if it no longer fits, the dispatching rule
+    repairs it first, keeping its sequence where it can. When CP-SAT finds no
+    schedule in time but that starting schedule is valid, it is returned
+    (status "feasible", or "cancelled", with no bound) rather than nothing.
+    Raises ``ProblemError`` when a frozen operation names no real operation.
+    """
+    started = time.monotonic()
+    issues = frozen_issues(problem, frozen)
+    if issues:
+        raise ProblemError(issues)
+    findings = diagnose(problem, frozen=frozen, now=now)
+    if findings:
+        return SolveResult("infeasible", None, None, (), time.monotonic() - started, tuple(findings))
+    horizon = planning_horizon(problem, frozen=frozen, now=now)
+    start = _starting_schedule(problem, hint=hint, horizon=horizon, frozen=frozen, now=now)
+    if start is not None and objective == "makespan" and not check_schedule(problem, start, frozen=frozen, now=now):
+        horizon = makespan(start)  # no optimal schedule ends later than one we already have
+    built = ScheduleModel(problem, horizon=horizon, frozen=frozen, now=now)
+    built.model.minimize(
+        {
+            "makespan": built.makespan,
+            "weighted_tardiness": built.weighted_tardiness,
+            "weighted_mix": weights.makespan * built.makespan + weights.tardiness * built.weighted_tardiness,
+        }[objective]
+    )
+    if start is not None:
+        built.hint(start)
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.0, time_limit_s - (time.monotonic() - started))
+    solver.parameters.num_workers = workers
+    cancelled = threading.Event()
+    done = threading.Event()
+    if should_stop is not None:
+        threading.Thread(target=_watch, args=(solver, should_stop, done, cancelled), daemon=True).start()
+    progress = _Progress(built, on_solution=on_solution, should_stop=should_stop, started=started, cancelled=cancelled)
+    try:
+        status = solver.solve(built.model, progress if on_solution or should_stop else None)
+    finally:
+        done.set()
+
+    wall_time = time.monotonic() - started
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        final: Status = "optimal" if status == cp_model.OPTIMAL else "cancelled" if cancelled.is_set() else "feasible"
+        objective_value, bound = round(solver.objective_value), round(solver.best_objective_bound)
+        return SolveResult(final, objective_value, bound, built.schedule(solver.value), wall_time)
+    if status == cp_model.INFEASIBLE:
+        conflict = Finding(
+            None,
+            None,
+            Reason.CONFLICTING_ORDERS,
+            "every order can be scheduled on its own but not all together: machine capacity, "
+            "hard due dates or frozen operations conflict",
+        )
+        return SolveResult("infeasible", None, None, (), wall_time, (conflict,))
+    if status == cp_model.UNKNOWN:
+        stopped: Status = "cancelled" if cancelled.is_set() else "no_solution_in_time"
+        fallback = _valid_start(problem, start, objective=objective, weights=weights, frozen=frozen, now=now)
+        if fallback is not None:
+            # CP-SAT does not always take the hint in time (a short limit, a loaded machine); the starting
+            # schedule is still a valid plan, and far better than none.
+            return SolveResult("cancelled" if cancelled.is_set() else "feasible", fallback[0], None, fallback[1],
+                               wall_time)
+        return SolveResult(stopped, None, None, (), wall_time)
+    raise RuntimeError(f"CP-SAT rejected the model: {solver.status_name(status)}")
+
+
+def _starting_schedule(
+    problem: Problem, *, hint: Sequence[Assignment] | None, horizon: int, frozen: Sequence[FrozenOp], now: int
+) -> Sequence[Assignment] | None:
+    """The caller's hint if it still fits, else the dispatching rule's schedule, repairing the hint if any.
+
+    CP-SAT alone can take long to repair a plan that a breakdown broke, or to find any
+    schedule at all with calendars and changeovers; the rule has one at once.
+    """
+    if hint is not None and not check_schedule(problem, hint, frozen=frozen, now=now):
+        return hint
+    repaired = dispatch(problem, horizon=horizon, frozen=frozen, now=now, follow=hint or ())
+    return repaired if repaired is not None else hint
+
+
+def _valid_start(
+    problem: Problem,
+    start: Sequence[Assignment] | None,
+    *,
+    objective: Objective,
+    weights: MixWeights,
+    frozen: Sequence[FrozenOp],
+    now: int,
+) -> tuple[int, tuple[Assignment, ...]] | None:
+    """The starting schedule and its objective value, if it breaks no rule."""
+    if start is None or check_schedule(problem, start, frozen=frozen, now=now):
+        return None
+    length = makespan(start)
+    late = sum(problem.order(order).weight * minutes for order, minutes in tardiness(problem, start).items())
+    value = {
+        "makespan": length,
+        "weighted_tardiness": late,
+        "weighted_mix": weights.makespan * length + weights.tardiness * late,
+    }[objective]
+    return value, tuple(start)
+
+
+class _Progress(cp_model.CpSolverSolutionCallback):
+    def __init__(
+        self,
+        built: ScheduleModel,
+        *,
+        on_solution: SolutionCallback | None,
+        should_stop: Callable[[], bool] | None,
+        started: float,
+        cancelled: threading.Event,
+    ) -> None:
+        super().__init__()
+        self._built = built
+        self._on_solution = on_solution
+        self._should_stop = should_stop
+        self._started = started
+        self._cancelled = cancelled
+
+    def on_solution_callback(self) -> None:
+        if self._on_solution is not None:
+            self._on_solution(
+                round(self.objective_value),
+                round(self.best_objective_bound),
+                self._built.schedule(self.value),
+                time.monotonic() - self._started,
+            )
+        if self._should_stop is not None and self._should_stop():
+            self._cancelled.set()
+            self.stop_search()
+
+
+def _watch(
+    solver: cp_model.CpSolver,
+    should_stop: Callable[[], bool],
+    done: threading.Event,
+    cancelled: threading.Event,
+) -> None:
+    while not done.wait(_POLL_S):
+        if cancelled.is_set() or should_stop():
+            cancelled.set()
+            # repeated on purpose: a stop requested before CP-SAT has started its search is otherwise lost
+            solver.stop_search()

@@ -1,0 +1,74 @@
+"""A run's schedule for people: per machine with real datetimes, as CSV, as a Gantt chart; and its KPIs.
+
+The engine works in minutes from the run's horizon start; everything here turns them back into datetimes
+(UTC, ISO 8601) and keeps the minutes alongside for tools that want numbers.
+"""
+
+import csv
+import io
+from datetime import timedelta
+
+from .engine import gantt_png
+from .models import Run
+from .snapshot import problem_from_json, schedule_from_json
+
+CSV_COLUMNS = ["machine", "order", "operation", "operation_name", "start", "end", "setup_minutes", "start_minute",
+               "end_minute"]
+
+
+def moment(run: Run, minute: int) -> str:
+    return (run.horizon_start + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
+
+
+def _product_of(run: Run) -> dict[str, str]:
+    return {order["id"]: order["product"] for order in run.problem["orders"]}
+
+
+def schedule_rows(run: Run) -> list[dict]:
+    """One row per operation, ordered by machine then start."""
+    products = _product_of(run)
+    rows = []
+    for order, index, machine, start, end, setup in sorted(run.schedule or [], key=lambda r: (r[2], r[3])):
+        names = run.operation_names.get(products.get(order, ""), [])
+        rows.append({
+            "machine": machine, "order": order, "operation": index,
+            "operation_name": names[index] if index < len(names) else "",
+            "start": moment(run, start), "end": moment(run, end), "setup_minutes": setup,
+            "start_minute": start, "end_minute": end,
+        })
+    return rows
+
+
+def schedule_by_machine(run: Run) -> list[dict]:
+    machines: dict[str, list[dict]] = {m["id"]: [] for m in run.problem["machines"]}
+    for row in schedule_rows(run):
+        machines.setdefault(row["machine"], []).append({k: v for k, v in row.items() if k != "machine"})
+    return [{"machine": machine, "operations": operations} for machine, operations in machines.items()]
+
+
+def schedule_csv(run: Run) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(schedule_rows(run))
+    return buffer.getvalue()
+
+
+def schedule_png(run: Run) -> bytes:
+    title = f"Run {run.id} ({run.objective}): minute 0 = {run.horizon_start:%Y-%m-%d %H:%M} UTC"
+    return gantt_png(problem_from_json(run.problem), schedule_from_json(run.schedule or []), title=title)
+
+
+def kpis_json(run: Run) -> dict | None:
+    """The engine's KPIs, with units in the names and the end of the schedule as a datetime."""
+    if run.kpis is None:
+        return None
+    kpis = run.kpis
+    return {
+        "makespan_minutes": kpis["makespan"],
+        "finishes_at": moment(run, kpis["makespan"]),
+        "tardiness_minutes": kpis["tardiness"],
+        "weighted_tardiness": kpis["weighted_tardiness"],
+        "on_time_rate": kpis["on_time_rate"],
+        "utilisation": kpis["utilisation"],
+    }

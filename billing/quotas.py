@@ -1,0 +1,210 @@
+"""Quotas enforced where work is accepted, with atomic Redis counters.
+
+`quota_reserve` holds the quantity a piece of work may use (a completion's max tokens, a job's budget) if the
+organisation's used + held + requested stays within its hard limit for the period, in one Lua script, so
+concurrent reservations cannot overshoot. `Reservation.commit(actual)` records the actual usage through the
+ledger's one entry point and drops the hold, atomically; `release()` drops the hold when the work did not happen.
+A hold whose holder dies is forgotten after its time to live.
+
+The limit is read on every reservation from a cached entitlement (at most BILLING_ENTITLEMENT_CACHE_SECONDS
+old; services drop the cache when a subscription or an override changes, so an operator's raise applies at
+once). A quota counter that is missing (a new period, a Redis restart) is seeded from the ledger.
+"""
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from django.conf import settings
+from django.utils import timezone
+from redis.commands.core import Script
+
+from controlplane.redis import get_redis
+from tenants.models import Organization
+
+from . import keys
+from .errors import PaymentRequired, PlanRestriction, QuotaExceeded
+from .meters import meter_get
+from .models import QuotaOverride, Subscription
+from .periods import period_containing
+from .selectors import ledger_total
+from .services import subscription_for
+from .usage import Usage, usage_record_into
+
+# A hold's quantity lives in `held:<meter>` of the counters hash; the hold itself in a hash (id -> meter|qty)
+# and a sorted set of expiries, so the holds of a dead process are found and given back.
+_FORGET_EXPIRED = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+for _, id in ipairs(expired) do
+  local hold = redis.call('HGET', KEYS[2], id)
+  if hold then
+    local sep = string.find(hold, '|', 1, true)
+    redis.call('HINCRBY', KEYS[1], 'held:' .. string.sub(hold, 1, sep - 1), -tonumber(string.sub(hold, sep + 1)))
+    redis.call('HDEL', KEYS[2], id)
+  end
+  redis.call('ZREM', KEYS[3], id)
+end
+"""
+
+_RESERVE = _FORGET_EXPIRED + """
+local meter, quantity, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local used = redis.call('HGET', KEYS[1], 'used:' .. meter)
+if not used then return {-1, 0} end
+local taken = tonumber(used) + tonumber(redis.call('HGET', KEYS[1], 'held:' .. meter) or '0')
+if taken + quantity > limit then return {0, taken} end
+redis.call('HINCRBY', KEYS[1], 'held:' .. meter, quantity)
+redis.call('HSET', KEYS[2], ARGV[5], meter .. '|' .. ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[7]) end
+return {1, taken}
+"""
+
+_RELEASE = """
+local hold = redis.call('HGET', KEYS[2], ARGV[1])
+if not hold then return 0 end
+local sep = string.find(hold, '|', 1, true)
+redis.call('HINCRBY', KEYS[1], 'held:' .. string.sub(hold, 1, sep - 1), -tonumber(string.sub(hold, sep + 1)))
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+
+@cache
+def _scripts() -> tuple[Script, Script]:
+    redis = get_redis()
+    return redis.register_script(_RESERVE), redis.register_script(_RELEASE)
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    """What an organisation may use now: cached briefly in Redis, so the hot path does not query the database."""
+
+    plan_name: str
+    status: str
+    grace_period_ends_at: datetime | None
+    limits: dict[str, int | None]  # the plan's meters, overrides applied; None means no limit
+    allowed_size_classes: frozenset[str]
+
+    def to_json(self) -> str:
+        grace = self.grace_period_ends_at.isoformat() if self.grace_period_ends_at else None
+        return json.dumps({"plan_name": self.plan_name, "status": self.status, "grace": grace,
+                           "limits": self.limits, "sizes": sorted(self.allowed_size_classes)})
+
+    @classmethod
+    def from_json(cls, raw: str) -> "Entitlement":
+        data = json.loads(raw)
+        grace = datetime.fromisoformat(data["grace"]) if data["grace"] else None
+        return cls(data["plan_name"], data["status"], grace, data["limits"], frozenset(data["sizes"]))
+
+
+def entitlement_for(*, organization: Organization) -> Entitlement:
+    redis = get_redis()
+    cached = redis.get(keys.entitlement(str(organization.pk)))
+    if cached:
+        return Entitlement.from_json(cached)
+    subscription = subscription_for(organization=organization)
+    plan = subscription.plan
+    limits = {price.meter: price.hard_limit for price in plan.meter_prices.all()}
+    for override in QuotaOverride.objects.filter(organization=organization):
+        limits[override.meter] = override.hard_limit
+    entitlement = Entitlement(plan.name, subscription.status, subscription.grace_period_ends_at, limits,
+                              frozenset(plan.allowed_size_classes))
+    redis.set(keys.entitlement(str(organization.pk)), entitlement.to_json(),
+              ex=settings.BILLING_ENTITLEMENT_CACHE_SECONDS)
+    return entitlement
+
+
+def _standing_warning(entitlement: Entitlement, now: datetime) -> str:
+    """Past due within the grace period: allowed, with a warning. After it, or canceled: payment required."""
+    if entitlement.status == Subscription.Status.CANCELED:
+        raise PaymentRequired("The subscription is canceled. Choose a plan to continue.")
+    if entitlement.status != Subscription.Status.PAST_DUE:
+        return ""
+    grace = entitlement.grace_period_ends_at
+    if grace is None or grace <= now:
+        raise PaymentRequired("An invoice is unpaid and its grace period has ended. Pay the open invoice to "
+                              "continue.")
+    return f"An invoice is unpaid. Work stops at {grace:%Y-%m-%d %H:%M} UTC unless it is paid."
+
+
+@dataclass
+class Reservation:
+    organization_id: str
+    meter: str
+    quantity: int
+    period_key: str
+    id: str
+    limited: bool
+    warning: str = ""
+
+    def _hold_keys(self) -> list[str]:
+        org, period = self.organization_id, self.period_key
+        return [keys.counters(org, period), keys.holds(org, period), keys.hold_expiries(org, period)]
+
+    def commit(self, actual: int, *, idempotency_key: str | None = None, attributes: dict | None = None) -> None:
+        """Record what the work actually used and drop the hold, in one Redis transaction.
+
+        The default idempotency key is the reservation's, so committing twice records the usage once.
+        """
+        pipeline = get_redis().pipeline(transaction=True)
+        if actual:
+            usage_record_into(pipeline, [Usage(self.organization_id, self.meter, actual,
+                                               idempotency_key or f"reservation:{self.id}", attributes)])
+        if self.limited:
+            _scripts()[1](keys=self._hold_keys(), args=[self.id], client=pipeline)
+        pipeline.execute()
+
+    def release(self) -> None:
+        if self.limited:
+            _scripts()[1](keys=self._hold_keys(), args=[self.id])
+
+
+def _seed(*, organization_id: str, meter: str, period) -> None:
+    """Start the period's quota counter from the ledger; the first seeder wins if several race."""
+    counters = keys.counters(organization_id, period.key)
+    redis = get_redis()
+    redis.hsetnx(counters, f"used:{meter}", ledger_total(organization_id=organization_id, meter=meter,
+                                                          period=period))
+    redis.expire(counters, settings.BILLING_COUNTER_TTL_SECONDS)
+
+
+def quota_reserve(*, organization: Organization, meter: str, quantity: int, ttl_seconds: int | None = None,
+                  now: datetime | None = None) -> Reservation:
+    """Hold `quantity` of `meter` for work about to start, or refuse it.
+
+    Raises QuotaExceeded (429), PaymentRequired (402) or PlanRestriction (403).
+    """
+    spec = meter_get(meter)
+    if not isinstance(quantity, int) or quantity <= 0:
+        raise ValueError(f"Reserve a positive whole quantity, not {quantity!r}.")
+    now = now or timezone.now()
+    entitlement = entitlement_for(organization=organization)
+    warning = _standing_warning(entitlement, now)
+    if spec.size_class and spec.size_class not in entitlement.allowed_size_classes:
+        raise PlanRestriction(f"The {entitlement.plan_name} plan does not include {spec.size_class} base models.",
+                              meter=meter)
+    if meter not in entitlement.limits:
+        raise PlanRestriction(f"The {entitlement.plan_name} plan does not include {meter}.", meter=meter)
+    period = period_containing(now)
+    limit = entitlement.limits[meter]
+    reservation = Reservation(str(organization.pk), meter, quantity, period.key, uuid.uuid4().hex,
+                              limited=limit is not None, warning=warning)
+    if limit is None:
+        return reservation
+    reserve = _scripts()[0]
+    for _ in range(2):
+        expires = time.time() + (ttl_seconds or settings.BILLING_RESERVATION_TTL_SECONDS)
+        granted, taken = reserve(keys=reservation._hold_keys(),
+                                 args=[time.time(), meter, quantity, limit, reservation.id, expires,
+                                       settings.BILLING_COUNTER_TTL_SECONDS])
+        if granted == 1:
+            return reservation
+        if granted == 0:
+            raise QuotaExceeded(meter=meter, unit=spec.unit, limit=limit, used=taken, requested=quantity,
+                                resets_at=period.end, plan_name=entitlement.plan_name)
+        _seed(organization_id=reservation.organization_id, meter=meter, period=period)
+    raise RuntimeError("The quota counter could not be seeded.")

@@ -1,0 +1,326 @@
+"""The OpenAI-compatible data plane: /v1/chat/completions, /v1/completions, /v1/models.
+
+A plain ASGI application, mounted beside Django by controlplane.asgi, because this is the hot path: it keeps API
+keys and routes in memory (see caches.py), makes one Redis round trip to admit a request, forwards it to a vLLM
+server over a pooled connection, relays the answer (server-sent events for streams) with the tenant's model name,
+and records usage after the answer is sent. No database write happens per request. vLLM's own admin endpoints
+(adapter loading, metrics) are not routed: only the three paths above reach an upstream.
+"""
+
+import asyncio
+import hashlib
+import itertools
+import json
+import logging
+import time
+import uuid
+
+import aiohttp
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from tenants.secrets import API_KEY_PREFIX
+
+from . import errors
+from .caches import TtlCache, listen_for_invalidations
+from .usage import record_completion
+
+logger = logging.getLogger(__name__)
+
+COMPLETION_PATHS = {"/v1/chat/completions": "messages", "/v1/completions": "prompt"}
+JSON_HEADERS = [(b"content-type", b"application/json")]
+UPSTREAM_HEADERS = {"Content-Type": "application/json"}
+SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+MAX_BODY_BYTES = 4 * 1024 * 1024
+RATE_WINDOW_S = 60
+
+
+class _UpstreamLost(Exception):  # noqa: N818
+    """Every target failed before answering; the route may need re-placing."""
+
+
+async def _read_body(receive) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise errors.GatewayError(413, "Request body too large.")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send(send, status: int, body: bytes, headers=JSON_HEADERS, extra: dict[str, str] | None = None):
+    all_headers = list(headers) + [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _bearer(scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+class GatewayApp:
+    def __init__(self):
+        self.keys: TtlCache = TtlCache(ttl_s=30)
+        self.routes: TtlCache = TtlCache(ttl_s=30)
+        self.session: aiohttp.ClientSession | None = None
+        self.redis: aioredis.Redis | None = None
+        self._background: set[asyncio.Task] = set()
+        self._round_robin = itertools.count()
+        self._started = asyncio.Lock()
+
+    # --- life cycle ----------------------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        async with self._started:
+            if self.session is not None:
+                return
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=settings.GATEWAY_UPSTREAM_TIMEOUT_S)
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                                                 timeout=timeout, auto_decompress=False)
+            self.redis = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+            self._spawn(listen_for_invalidations(self._invalidate))
+
+    async def shutdown(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self.session is not None:
+            await self.session.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _invalidate(self, message: dict) -> None:
+        org = message.get("organization_id")
+        if message.get("kind") in ("api_key", "organization") or org == "*":
+            self.keys.drop()
+        self.routes.drop(None if org == "*" else (lambda key: key[0] == org))
+
+    # --- request handling ----------------------------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.session is None:
+            await self.startup()
+        try:
+            path, method = scope["path"], scope["method"]
+            if path == "/v1/models":
+                if method != "GET":
+                    raise errors.GatewayError(405, "Use GET.")
+                await self._models(scope, send)
+            elif path in COMPLETION_PATHS:
+                if method != "POST":
+                    raise errors.GatewayError(405, "Use POST.")
+                await self._completion(scope, receive, send, path)
+            else:
+                raise errors.GatewayError(404, f"Unknown path {path}.", code="unknown_url")
+        except errors.GatewayError as exc:
+            await _send(send, exc.status, exc.body(), extra=exc.headers)
+
+    async def _authenticate(self, scope):
+        secret = _bearer(scope)
+        if not secret or not secret.startswith(API_KEY_PREFIX):
+            raise errors.invalid_key("Missing or malformed API key: send `Authorization: Bearer lo_live_...`.")
+        key_hash = hashlib.sha256(secret.encode()).hexdigest()
+        from inference.selectors import gateway_key_lookup
+
+        info = await self.keys.get(key_hash, lambda: sync_to_async(gateway_key_lookup)(key_hash=key_hash))
+        if info is None:
+            raise errors.invalid_key()
+        if info.revoked:
+            raise errors.invalid_key("This API key has been revoked.")
+        if info.expires_at is not None and info.expires_at <= time.time():
+            raise errors.invalid_key("This API key has expired.")
+        if not info.organization_active:
+            reason = f" ({info.suspended_reason})" if info.suspended_reason else ""
+            raise errors.GatewayError(403, f"The organisation {info.organization_slug} is suspended{reason}.",
+                                      type="permission_error", code="organization_suspended")
+        if "inference" not in info.scopes:
+            raise errors.GatewayError(403, "This API key lacks the `inference` scope.", type="permission_error",
+                                      code="insufficient_scope")
+        return info
+
+    async def _admit(self, info) -> None:
+        """Per-key rate limit, one Redis round trip."""
+        window = int(time.time() // RATE_WINDOW_S)
+        key = f"rl:gw:{info.key_id}:{window}"
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, RATE_WINDOW_S + 1)
+        count, _ = await pipe.execute()
+        if count > settings.GATEWAY_RATE_LIMIT_PER_MINUTE:
+            retry = max(1, int((window + 1) * RATE_WINDOW_S - time.time()))
+            raise errors.GatewayError(429, f"Rate limit of {settings.GATEWAY_RATE_LIMIT_PER_MINUTE} requests per "
+                                           f"minute reached for this key; retry in {retry} s.",
+                                      type="rate_limit_error", code="rate_limit_exceeded",
+                                      headers={"Retry-After": str(retry)})
+
+    async def _models(self, scope, send) -> None:
+        from inference.selectors import gateway_model_list
+
+        info = await self._authenticate(scope)
+        rows = await sync_to_async(gateway_model_list)(organization_id=info.organization_id, region=info.region)
+        await _send(send, 200, json.dumps({"object": "list", "data": rows}).encode())
+
+    async def _route(self, info, model: str, *, fresh: bool = False):
+        from inference.placement import NoCapacity
+        from inference.selectors import gateway_route_resolve
+
+        cache_key = (info.organization_id, model)
+        if fresh:
+            self.routes.drop(lambda key: key == cache_key)
+
+        async def load():
+            try:
+                return await sync_to_async(gateway_route_resolve)(organization_id=info.organization_id,
+                                                                  region=info.region, model=model)
+            except NoCapacity as exc:
+                raise errors.no_capacity(str(exc)) from exc
+
+        route = await self.routes.get(cache_key, load)
+        if route is None:
+            raise errors.model_not_found(model)
+        if not route.targets:
+            raise errors.no_capacity(f"No healthy server serves {model} in region {info.region} right now.")
+        return route
+
+    async def _completion(self, scope, receive, send, path: str) -> None:
+        started = time.perf_counter()
+        info = await self._authenticate(scope)
+        await self._admit(info)
+        try:
+            payload = json.loads(await _read_body(receive))
+        except ValueError:
+            raise errors.bad_request("The body is not valid JSON.") from None
+        if not isinstance(payload, dict):
+            raise errors.bad_request("The body must be a JSON object.")
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            raise errors.bad_request("`model` is required.", param="model")
+        required = COMPLETION_PATHS[path]
+        if required not in payload:
+            raise errors.bad_request(f"`{required}` is required.", param=required)
+        stream = payload.get("stream") is True
+        client_wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+        if stream:
+            payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
+
+        route = await self._route(info, model)
+        reservation = await _reserve(info, route, payload)
+        try:
+            try:
+                outcome = await self._forward(route, path, payload, stream, client_wants_usage, send)
+            except _UpstreamLost:
+                # Every server we knew failed before answering: let the control plane re-place, then try once.
+                await sync_to_async(_mark_targets_down)(route)
+                route = await self._route(info, model, fresh=True)
+                try:
+                    outcome = await self._forward(route, path, payload, stream, client_wants_usage, send)
+                except _UpstreamLost:
+                    raise errors.no_capacity(f"The servers for {model} are not answering.") from None
+        except BaseException:
+            self._spawn(asyncio.to_thread(reservation.release))
+            raise
+        status, usage, server_id = outcome
+        self._spawn(record_completion(
+            redis=self.redis, info=info, route=route, reservation=reservation, server_id=server_id, status=status,
+            usage=usage, latency_ms=(time.perf_counter() - started) * 1000, request_id=uuid.uuid4().hex,
+        ))
+
+    def _ordered_targets(self, route):
+        targets = route.targets
+        first = next(self._round_robin) % len(targets)
+        return targets[first:] + targets[:first]
+
+    async def _forward(self, route, path, payload, stream, client_wants_usage, send):
+        """Send to one target, and to a second if the first fails before its first byte. Returns
+        (status, usage, server_id)."""
+        body = json.dumps({**payload, "model": route.upstream_model}).encode()
+        for server_id, url in self._ordered_targets(route)[:2]:
+            try:
+                response = await self.session.post(url + path, data=body, headers=UPSTREAM_HEADERS)
+            except (aiohttp.ClientError, OSError) as exc:
+                logger.warning("Upstream %s failed before answering: %s", url, exc)
+                continue
+            if response.status >= 500:
+                await response.read()
+                response.release()
+                logger.warning("Upstream %s answered %s; trying another", url, response.status)
+                continue
+            try:
+                if stream and response.status == 200:
+                    usage = await self._relay_stream(response, route, client_wants_usage, send)
+                else:
+                    usage = await self._relay_json(response, route, send)
+            finally:
+                response.release()
+            return response.status, usage, server_id
+        raise _UpstreamLost()
+
+    async def _relay_json(self, response, route, send) -> dict | None:
+        raw = await response.read()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            await _send(send, response.status, raw)
+            return None
+        if response.status == 200:
+            data["model"] = route.public_name
+        elif isinstance(data, dict) and "error" in data and not isinstance(data["error"], dict):
+            data = {"error": {"message": str(data.get("message") or data["error"]), "type": "invalid_request_error",
+                              "param": None, "code": None}}
+        await _send(send, response.status, json.dumps(data).encode())
+        return data.get("usage") if isinstance(data, dict) else None
+
+    async def _relay_stream(self, response, route, client_wants_usage, send) -> dict | None:
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        usage = None
+        async for line in response.content:
+            if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
+                chunk = json.loads(line[6:])
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                    if not client_wants_usage and not chunk.get("choices"):
+                        continue  # we asked for it, they did not: keep the stream as they requested it
+                chunk["model"] = route.public_name
+                line = b"data: " + json.dumps(chunk).encode() + b"\n"
+            await send({"type": "http.response.body", "body": line, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return usage
+
+
+async def _reserve(info, route, payload):
+    """Hold the completion's output-token budget against the plan's hard limit before forwarding."""
+    from billing.errors import BillingRefusal
+    from billing.quotas import quota_reserve
+
+    budget = payload.get("max_completion_tokens") or payload.get("max_tokens") or settings.GATEWAY_DEFAULT_MAX_TOKENS
+    if not isinstance(budget, int) or budget < 1:
+        raise errors.bad_request("`max_tokens` must be a positive integer.", param="max_tokens")
+    try:
+        return await asyncio.to_thread(quota_reserve, organization=info.organization,
+                                       meter=f"inference.output_tokens.{route.size_class}", quantity=budget)
+    except BillingRefusal as refusal:
+        kind = {429: "insufficient_quota", 402: "billing_error"}.get(refusal.status_code, "permission_error")
+        wait = getattr(refusal, "wait", None)
+        raise errors.GatewayError(refusal.status_code, str(refusal.detail), type=kind, code=refusal.detail.code,
+                                  headers={"Retry-After": str(wait)} if wait else None) from None
+
+
+def _mark_targets_down(route) -> None:
+    from inference.models import VllmServer
+    from inference.placement import server_check_health
+
+    for server in VllmServer.objects.filter(pk__in=[server_id for server_id, _ in route.targets]):
+        server_check_health(server=server)

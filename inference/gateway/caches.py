@@ -1,0 +1,79 @@
+"""In-process caches of API keys and routes, so the hot path does no database read.
+
+Entries live for a short TTL and are dropped at once when a writer publishes on `controlplane.invalidation`
+(key revoked, organisation suspended, adapter placed or moved).
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from controlplane.invalidation import CHANNEL
+
+logger = logging.getLogger(__name__)
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    def __init__(self, ttl_s: float):
+        self.ttl_s = ttl_s
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future] = {}
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        # One load per key at a time: a burst of requests for a cold key makes one database query.
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+            self._entries[key] = (now + self.ttl_s, value)
+            future.set_result(value)
+            return value
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: the waiters re-raise it themselves
+            raise
+        finally:
+            del self._loading[key]
+
+    def drop(self, predicate: Callable[[K], bool] | None = None) -> None:
+        if predicate is None:
+            self._entries.clear()
+        else:
+            for key in [k for k in self._entries if predicate(k)]:
+                del self._entries[key]
+
+
+async def listen_for_invalidations(on_message: Callable[[dict], None]) -> None:
+    """Runs for the life of the process; reconnects if Redis goes away."""
+    while True:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        try:
+            async with client.pubsub() as pubsub:
+                await pubsub.subscribe(CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        with contextlib.suppress(ValueError):
+                            on_message(json.loads(message["data"]))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Invalidation listener lost Redis; retrying")
+            await asyncio.sleep(1)
+        finally:
+            await client.aclose()

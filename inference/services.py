@@ -1,0 +1,104 @@
+"""Writes for base models, clusters, vLLM servers, tenant models and adapter versions."""
+
+import hashlib
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+
+from billing.meters import size_class_for
+from controlplane.invalidation import publish_invalidation
+from tenants.models import Organization
+
+from .engine.base_model import describe_model_dir
+from .models import AdapterVersion, BaseModel, InferenceCluster, TenantModel, VllmServer
+
+
+def base_model_register(*, name: str, weights_path: Path, license: str, max_lora_rank: int = 8,  # noqa: A002
+                        lora_target_modules: list[str] | None = None) -> BaseModel:
+    """Register (or update) a base model from a local weights directory, reading its config."""
+    described = describe_model_dir(Path(weights_path))
+    # Weights are stored in 16-bit floats, two bytes a parameter: enough to place the model in a size class.
+    parameters = described["weights_bytes"] // 2
+    fields = {
+        "weights_path": str(Path(weights_path).absolute()),
+        "architecture": described["architecture"],
+        "context_length": described["context_length"],
+        "parameter_count": parameters,
+        "size_class": size_class_for(parameters=parameters),
+        "max_lora_rank": max_lora_rank,
+        "lora_target_modules": lora_target_modules or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                        "up_proj", "down_proj"],
+        "license": license,
+    }
+    model, _ = BaseModel.objects.update_or_create(name=name, defaults=fields)
+    return model
+
+
+def server_register(*, url: str, base_model: BaseModel, cluster_name: str, region: str, max_loras: int = 4,
+                    max_cpu_loras: int = 8) -> VllmServer:
+    cluster, _ = InferenceCluster.objects.get_or_create(name=cluster_name, defaults={"region": region})
+    if cluster.region != region:
+        raise ValidationError({"region": [f"Cluster {cluster_name} is in {cluster.region}, not {region}."]})
+    server, _ = VllmServer.objects.update_or_create(
+        url=url.rstrip("/"),
+        defaults={"cluster": cluster, "base_model": base_model, "max_loras": max_loras,
+                  "max_cpu_loras": max_cpu_loras, "state": VllmServer.State.HEALTHY},
+    )
+    return server
+
+
+def tenant_model_get_or_create(*, organization: Organization, alias: str, base_model: BaseModel,
+                               description: str = "") -> TenantModel:
+    model, created = TenantModel.objects.get_or_create(
+        organization=organization, alias=alias, defaults={"base_model": base_model, "description": description})
+    if not created and model.base_model_id != base_model.pk:
+        raise ValidationError({"alias": [f"{alias} is a model on {model.base_model.name}; "
+                                         f"a new version cannot change its base model to {base_model.name}."]})
+    return model
+
+
+def _directory_sha256(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def adapter_version_create(*, tenant_model: TenantModel, adapter_dir: Path, rank: int, target_modules: list[str],
+                           source: str, name: str | None = None, metadata: dict | None = None,
+                           make_current: bool = True) -> AdapterVersion:
+    """Store an adapter directory as the next version of a tenant model (copied into the adapter store)."""
+    base = tenant_model.base_model
+    if rank > base.max_lora_rank:
+        raise ValidationError({"rank": [f"Rank {rank} exceeds {base.name}'s largest LoRA rank {base.max_lora_rank}."]})
+    unsupported = sorted(set(target_modules) - set(base.lora_target_modules))
+    if unsupported:
+        raise ValidationError({"target_modules": [f"{base.name} does not accept adapters on {unsupported}."]})
+    lora_name = f"a-{uuid.uuid4().hex}"
+    store = Path(settings.ADAPTER_STORE) / str(tenant_model.organization_id) / lora_name
+    store.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(adapter_dir, store)
+    try:
+        with transaction.atomic():
+            TenantModel.objects.select_for_update().get(pk=tenant_model.pk)  # serialise version numbers
+            number = (tenant_model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
+            version = AdapterVersion.objects.create(
+                organization_id=tenant_model.organization_id, tenant_model=tenant_model, version=number,
+                name=name or f"{tenant_model.alias}:v{number}", lora_name=lora_name, path=str(store), rank=rank,
+                target_modules=sorted(target_modules), source=source, sha256=_directory_sha256(store),
+                metadata=metadata or {},
+            )
+            if make_current:
+                tenant_model.current_version = version
+                tenant_model.save(update_fields=["current_version"])
+                publish_invalidation(kind="route", organization_id=tenant_model.organization_id)
+    except BaseException:
+        shutil.rmtree(store, ignore_errors=True)  # no orphan directory for a version that was not written
+        raise
+    return version
