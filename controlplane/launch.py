@@ -3,11 +3,14 @@ a Celery worker, beat and a vLLM CPU server (registered with the control plane o
 
 Runs under `controlplane.embedded`, which provides PostgreSQL, Redis and MQTT when no URL is configured. Every
 process started here is a child in its own process group; Ctrl-C (or SIGTERM) stops them all.
-LIGHTSOUT_VLLM=0 skips the vLLM server (for machines without the memory for it).
+LIGHTSOUT_VLLM=0 skips the vLLM server (for machines without the memory for it). With no STRIPE_API_KEY set,
+a localstripe server stands in for Stripe and delivers its signed webhooks to this run.
 """
 
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +26,37 @@ PORT = int(os.environ.get("LIGHTSOUT_PORT", "8000"))
 
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], check=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_localstripe() -> subprocess.Popen:
+    """Stripe's stand-in for a machine without the internet; the SDK is pointed at it through the environment."""
+    port = _free_port()
+    os.environ.update({"STRIPE_API_BASE": f"http://127.0.0.1:{port}", "STRIPE_API_KEY": "sk_test_local",
+                       "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16)})
+    Path(".cache/logs").mkdir(parents=True, exist_ok=True)
+    log = open(".cache/logs/localstripe.log", "ab")  # noqa: SIM115  (owned by the child)
+    return subprocess.Popen([str(Path(sys.executable).parent / "localstripe"), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _register_stripe_webhook(base: str) -> None:
+    import httpx
+
+    for _ in range(50):
+        try:
+            httpx.post(f"{os.environ['STRIPE_API_BASE']}/_config/webhooks/lightsout", timeout=5,
+                       data={"url": f"{base}/api/v1/billing/stripe/webhook",
+                             "secret": os.environ["STRIPE_WEBHOOK_SECRET"]}).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    print("localstripe did not answer; invoices cannot be sent in this run.", flush=True)
 
 
 def _register_when_ready(vllm: VllmServer) -> None:
@@ -41,6 +75,7 @@ def main() -> int:
     os.environ.setdefault("PUBLIC_BASE_URL", f"http://{HOST}:{PORT}")
     manage("migrate", "--noinput")
     manage("seed_demo")
+    stripe = None if os.environ.get("STRIPE_API_KEY") else _start_localstripe()
     vllm = None
     if os.environ.get("LIGHTSOUT_VLLM", "1") != "0":
         manage("provision_base_model", "--smollm2")
@@ -58,6 +93,9 @@ def main() -> int:
         "beat": [*celery, "beat", "--loglevel", "INFO"],
     }
     children = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
+    if stripe is not None:
+        children["localstripe"] = stripe
+        threading.Thread(target=_register_stripe_webhook, args=(f"http://{HOST}:{PORT}",), daemon=True).start()
 
     def stop(*_):
         if vllm is not None:

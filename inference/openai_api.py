@@ -76,6 +76,8 @@ class JsonAlways(BaseContentNegotiation):
 
 
 class OpenAIView(APIView):
+    # OpenAI publishes these endpoints' contract; our OpenAPI document covers the control plane.
+    schema = None
     content_negotiation_class = JsonAlways
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [KeyHasScope]
