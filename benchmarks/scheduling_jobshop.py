@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -176,7 +177,7 @@ def gap_pct(value: int | None, best: int) -> float | None:
     return None if value is None else 100 * (value - best) / best
 
 
-def run(*, product: Product, patterns: list[str], seconds: float, workers: int) -> list[Row]:
+def run(*, product: Product, patterns: list[str], seconds: float, workers: int, concurrent: bool = False) -> list[Row]:
     instances = load_benchmark_json()
     names = sorted(n for n in instances if any(fnmatch.fnmatch(n, p) for p in patterns))
     if not names:
@@ -188,8 +189,16 @@ def run(*, product: Product, patterns: list[str], seconds: float, workers: int) 
             list(zip(m, d, strict=True)) for m, d in zip(data["machines_matrix"], data["duration_matrix"], strict=True)
         ]
         best = data["metadata"]["optimum"] or data["metadata"]["upper_bound"]
-        ours, job_s = product.solve(jobs, seconds=seconds)
-        plain = solve_plain_cp_sat(jobs, seconds=seconds, workers=workers)
+        if concurrent:
+            # Both sides at once, `workers` threads each: on 2 cores with --workers 1 each side has one core for
+            # the same wall time, and whatever else loads the machine hits both alike.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                plain_future = pool.submit(solve_plain_cp_sat, jobs, seconds=seconds, workers=workers)
+                ours, job_s = product.solve(jobs, seconds=seconds)
+                plain = plain_future.result()
+        else:
+            ours, job_s = product.solve(jobs, seconds=seconds)
+            plain = solve_plain_cp_sat(jobs, seconds=seconds, workers=workers)
         row = Row(name, f"{len(jobs)}x{len(jobs[0])}", best, ours, gap_pct(ours, best),
                   None if job_s is None else round(job_s, 2), plain, gap_pct(plain, best))
         rows.append(row)
@@ -236,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="CP-SAT workers, same for both sides")
     parser.add_argument("--instances", default="ft*,la*", help="comma-separated name globs")
     parser.add_argument("--out", type=Path, help="write results here: .json for data, anything else for markdown")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="run both sides of an instance at once (use with --workers 1 on 2 cores)")
     args = parser.parse_args(argv)
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         return _under_embedded(argv)
@@ -249,8 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         product.start()
         print(f"Side (a): POST /api/v1/orgs/{ORG_SLUG}/scheduling/runs, the job run by a Celery worker on the "
               f"optimization queue with {args.workers} CP-SAT workers; side (b): plain CP-SAT, {args.workers} "
-              f"workers; {args.seconds:g} s each.\n", flush=True)
-        rows = run(product=product, patterns=args.instances.split(","), seconds=args.seconds, workers=args.workers)
+              f"workers; {args.seconds:g} s each{', side by side at the same time' if args.concurrent else ''}.\n",
+              flush=True)
+        rows = run(product=product, patterns=args.instances.split(","), seconds=args.seconds, workers=args.workers,
+                   concurrent=args.concurrent)
     except KeyboardInterrupt as exc:
         print(f"Interrupted ({exc}); the worker this benchmark started is stopped.", file=sys.stderr)
         return 130

@@ -114,8 +114,8 @@ def quota_override_set(*, organization: Organization, meter: str, hard_limit: in
 
 def quota_override_remove(*, override: QuotaOverride, actor: Actor) -> None:
     with transaction.atomic():
-        audit_record(action=AuditEvent.Action.QUOTA_OVERRIDE_REMOVED, target=override, metadata={"meter": override.meter},
-                     **actor.audit_kwargs())
+        audit_record(action=AuditEvent.Action.QUOTA_OVERRIDE_REMOVED, target=override,
+                     metadata={"meter": override.meter}, **actor.audit_kwargs())
         override.delete()
         entitlement_changed(organization_id=override.organization_id)
 

@@ -1,5 +1,5 @@
 """`make run`: migrate, seed the demo organisation, provision the bundled base model, then run the web server,
-a Celery worker, beat and a vLLM CPU server (registered with the control plane once it is ready).
+a Celery worker, beat, the MQTT telemetry subscriber and a vLLM CPU server (registered with the control plane once it is ready).
 
 Runs under `controlplane.embedded`, which provides PostgreSQL, Redis and MQTT when no URL is configured. Every
 process started here is a child in its own process group; Ctrl-C (or SIGTERM) stops them all.
@@ -91,6 +91,7 @@ def main() -> int:
         "worker": [*celery, "worker", "-Q", ",".join(q.value for q in Queue), "--concurrency", "2",
                    "--loglevel", "INFO"],
         "beat": [*celery, "beat", "--loglevel", "INFO"],
+        "mqtt": [sys.executable, "manage.py", "mqtt_ingest"],
     }
     children = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
     if stripe is not None:

@@ -22,7 +22,7 @@ from .models import AdapterVersion, Placement, VllmServer
 logger = logging.getLogger(__name__)
 
 
-class NoCapacity(Exception):  # noqa: N818
+class NoCapacity(Exception):
     """No healthy server of the adapter's base model in its region can take it."""
 
 

@@ -55,7 +55,7 @@ def world():
     objects_a = [
         org_a, *org_a.memberships.all(), *Invitation.objects.filter(organization=org_a), key_a, job_a,
         *job_a.events.all(), *AuditEvent.objects.filter(organization=org_a), *billing_a,
-        *_scheduling_objects(org_a), *_inference_objects(org_a),
+        *_scheduling_objects(org_a), *_inference_objects(org_a), *_maintenance_objects(org_a),
     ]
 
     org_b = builders.make_org(slug="bravo-plant")
@@ -99,6 +99,14 @@ def _scheduling_objects(org):
     run = runs.run_create(organization=org, actor=actor, objective="makespan", time_limit_s=5,
                           jobshop={"jobs": [[[0, 3], [1, 2]]]})
     return [machine, downtime, material, product, setup, order, run, run.job]
+
+
+def _maintenance_objects(org) -> list:
+    """An asset type, assets with telemetry and history, a trained model, health, an anomaly, a recommendation with
+    its work order, a device key, a webhook and a delivery, built by the maintenance jobs' own handlers."""
+    from tests.automation.maintenance.maintenance_api import maintenance_objects
+
+    return maintenance_objects(org)
 
 
 def test_no_endpoint_leaks_or_accepts_writes_across_organisations(world):

@@ -5,3 +5,7 @@ class MaintenanceConfig(AppConfig):
     name = "automation.maintenance"
     label = "maintenance"
     verbose_name = "Predictive maintenance"
+
+    def ready(self) -> None:
+        # Registers the maintenance job kinds in every process, so the web can create such jobs.
+        from . import tasks  # noqa: F401

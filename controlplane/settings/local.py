@@ -10,6 +10,8 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 # Serve static files straight from the apps, so a local run needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
+# Integrators testing webhooks on one machine receive them on localhost.
+MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", default=True)
 STATIC_ROOT = None  # nothing is collected outside production
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -36,7 +36,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 RATE_WINDOW_S = 60
 
 
-class _UpstreamLost(Exception):  # noqa: N818
+class _UpstreamLost(Exception):
     """Every target failed before answering; the route may need re-placing."""
 
 

@@ -161,5 +161,5 @@ def test_quota_refuses_the_request_that_would_exceed_it_and_concurrency_cannot_o
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(ask, range(8)))
     assert codes.count(200) <= 3 and codes.count(429) >= 5
-    with pytest.raises(openai.RateLimitError, match="inference.output_tokens.small"):
+    with pytest.raises(openai.RateLimitError, match=r"inference\.output_tokens\.small"):
         client.chat.completions.create(model=BASE, max_tokens=31, messages=[{"role": "user", "content": "Hi"}])

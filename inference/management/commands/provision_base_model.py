@@ -25,13 +25,15 @@ class Command(BaseCommand):
         parser.add_argument("--license", default="apache-2.0")
         parser.add_argument("--max-lora-rank", type=int, default=8)
 
-    def handle(self, *args, smollm2: bool, name: str | None, dir: Path | None, license: str,  # noqa: A002
+    def handle(self, *args, smollm2: bool, name: str | None, license: str,  # noqa: A002
                max_lora_rank: int, **options):
+        weights = options["dir"]
         if smollm2:
             name = SMOLLM2_NAME
-            dir = convert_smollm2(target_dir=Path(settings.MODEL_STORE) / SMOLLM2_NAME)
-        if not name or not dir:
+            weights = convert_smollm2(target_dir=Path(settings.MODEL_STORE) / SMOLLM2_NAME)
+        if not name or not weights:
             raise CommandError("Give --smollm2, or --name and --dir.")
-        model = base_model_register(name=name, weights_path=dir, license=license, max_lora_rank=max_lora_rank)
+        model = base_model_register(name=name, weights_path=weights, license=license, max_lora_rank=max_lora_rank)
         self.stdout.write(f"Base model {model.name}: {model.architecture}, context {model.context_length}, "
-                          f"{model.parameter_count / 1e6:.0f}M parameters ({model.size_class}), at {model.weights_path}")
+                          f"{model.parameter_count / 1e6:.0f}M parameters ({model.size_class}), "
+                          f"at {model.weights_path}")

@@ -1,0 +1,341 @@
+"""Predictive-maintenance API under /api/v1/orgs/{org_slug}/maintenance/.
+
+Reads need org:read, writes org:write; starting training or scoring needs `jobs`; device keys and webhooks
+(which hand out secrets) need org:admin. Telemetry batches are JSON, multipart CSV (`file`) or a text/csv body.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from controlplane.api.errors import ApiError, error_body
+from tenants.roles import Scope
+from tenants.scoping import OrganizationScopedViewMixin
+
+from . import importing, serializers, services, telemetry
+from .conf import MAX_UPLOAD_BYTES
+from .models import (
+    Anomaly,
+    Asset,
+    AssetEvent,
+    AssetHealth,
+    AssetType,
+    IngestionKey,
+    Recommendation,
+    TrainedModel,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WorkOrder,
+)
+from .selectors import telemetry_series
+
+
+class CsvParser(BaseParser):
+    media_type = "text/csv"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read(MAX_UPLOAD_BYTES + 1)
+
+
+def _rejected(rejected: telemetry.TelemetryRejected) -> Response:
+    return Response(error_body(code="invalid", message=str(rejected), fields=rejected.errors),
+                    status=status.HTTP_400_BAD_REQUEST)
+
+
+class _Scoped(OrganizationScopedViewMixin):
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):  # the schema generator has no organisation
+            context["organization"] = self.organization
+        return context
+
+    # ?asset=<code> (and other exact filters) on lists; the queryset is already the organisation's.
+    list_filters: dict[str, str] = {}
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        if getattr(self, "action", None) == "list":
+            for param, lookup in self.list_filters.items():
+                value = self.request.query_params.get(param)
+                if value:
+                    queryset = queryset.filter(**{lookup: value})
+        return queryset
+
+
+class AssetTypeViewSet(_Scoped, viewsets.ModelViewSet):
+    queryset = AssetType.objects.prefetch_related("channels")
+    serializer_class = serializers.AssetTypeSerializer
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        serializer.instance = services.asset_type_create(organization=self.organization,
+                                                         channels=[dict(c) for c in data.pop("channels")], **data)
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        if "channels" in data:
+            data["channels"] = [dict(c) for c in data["channels"]]
+        serializer.instance = services.asset_type_update(asset_type=serializer.instance, data=data)
+
+    def perform_destroy(self, instance):
+        services.asset_type_delete(asset_type=instance)
+
+
+class AssetViewSet(_Scoped, viewsets.ModelViewSet):
+    queryset = Asset.objects.select_related("asset_type")
+    serializer_class = serializers.AssetSerializer
+    list_filters = {"asset_type": "asset_type__code", "site": "site"}
+
+    def perform_create(self, serializer):
+        serializer.instance = services.asset_create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.asset_update(asset=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.asset_delete(asset=instance)
+
+    @extend_schema(parameters=[serializers.TelemetryQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def telemetry(self, request, *args, **kwargs):
+        """The asset's readings in [start, end) per channel, raw or downsampled (`bucket_seconds`)."""
+        asset = self.get_object()
+        query = serializers.TelemetryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        channels = list(asset.asset_type.channels.all())
+        if params.get("channels"):
+            wanted = [name.strip() for name in params["channels"].split(",") if name.strip()]
+            unknown = sorted(set(wanted) - {c.name for c in channels})
+            if unknown:
+                raise DjangoValidationError({"channels": [f"{asset.asset_type.code} has no channel {n!r}."
+                                                          for n in unknown]})
+            channels = [c for c in channels if c.name in wanted]
+        try:
+            series = telemetry_series(asset=asset, channels=channels, start=params["start"], end=params["end"],
+                                      bucket_seconds=params.get("bucket_seconds"))
+        except ValueError as exc:
+            raise ApiError(str(exc), code="too_many_points") from exc
+        return Response({"asset": asset.code, "start": params["start"], "end": params["end"],
+                         "bucket_seconds": params.get("bucket_seconds"), "channels": series})
+
+
+class TelemetryIngestView(_Scoped, GenericAPIView):
+    """A batch of readings, all or nothing: JSON `{"readings": [...]}`, a CSV file (multipart field `file`) or
+    a text/csv body. CSV is long (asset,channel,ts,value) or wide (asset,ts,<channel>...). Errors name each bad
+    line or index; nothing of a rejected batch is stored."""
+
+    parser_classes = [JSONParser, MultiPartParser, CsvParser]
+    serializer_class = serializers.IngestResultSerializer
+
+    @extend_schema(request={"application/json": OpenApiTypes.OBJECT, "multipart/form-data": OpenApiTypes.OBJECT,
+                            "text/csv": OpenApiTypes.STR},
+                   responses={201: serializers.IngestResultSerializer})
+    def post(self, request, org_slug):
+        try:
+            readings = self._readings(request)
+            result = telemetry.telemetry_ingest(organization=self.organization, readings=readings)
+        except telemetry.TelemetryRejected as rejected:
+            return _rejected(rejected)
+        return Response(result.as_dict(), status=status.HTTP_201_CREATED)
+
+    def _readings(self, request) -> list:
+        content_type = request.content_type or ""
+        if content_type.startswith("text/csv"):
+            return telemetry.readings_from_csv(self._limited(request.data))
+        if content_type.startswith("multipart/"):
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise telemetry.TelemetryRejected({"file": ["Send the CSV file in the field `file`."]})
+            return telemetry.readings_from_csv(self._limited(upload.read(MAX_UPLOAD_BYTES + 1)))
+        return telemetry.readings_from_json(request.data)
+
+    @staticmethod
+    def _limited(content: bytes) -> bytes:
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise telemetry.TelemetryRejected({"file": [f"Larger than {MAX_UPLOAD_BYTES // 2**20} MiB; split it."]})
+        return content
+
+
+class RunToFailureImportView(_Scoped, GenericAPIView):
+    """Historical run-to-failure data (C-MAPSS text or CSV) for one asset type: creates the assets, their telemetry
+    and a failure at each one's last cycle, all or nothing."""
+
+    parser_classes = [MultiPartParser]
+    serializer_class = serializers.ImportRequestSerializer
+
+    @extend_schema(request={"multipart/form-data": serializers.ImportRequestSerializer},
+                   responses={201: OpenApiTypes.OBJECT})
+    def post(self, request, org_slug):
+        form = self.get_serializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        upload = data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            return _rejected(telemetry.TelemetryRejected({"file": [f"Larger than {MAX_UPLOAD_BYTES // 2**20} MiB."]}))
+        columns = [c.strip() for c in data["columns"].split(",")] if data.get("columns") else None
+        try:
+            result = importing.run_to_failure_import(
+                organization=self.organization, asset_type=data["asset_type"], content=upload.read(),
+                file_format=data["format"], columns=columns, asset_prefix=data["asset_prefix"], start=data.get("start"),
+                site=data["site"])
+        except telemetry.TelemetryRejected as rejected:
+            return _rejected(rejected)
+        return Response(result.as_dict(), status=status.HTTP_201_CREATED)
+
+
+class AssetEventViewSet(_Scoped, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Failure history: failures and maintenance actions (repair, replacement, inspection)."""
+
+    queryset = AssetEvent.objects.select_related("asset")
+    serializer_class = serializers.AssetEventSerializer
+    list_filters = {"asset": "asset__code", "kind": "kind"}
+
+    def perform_create(self, serializer):
+        serializer.instance = services.asset_event_create(organization=self.organization,
+                                                          **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.asset_event_delete(event=instance)
+
+
+def _job_started(job) -> Response:
+    return Response({"job": str(job.pk), "kind": job.kind, "status": job.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainedModelViewSet(_Scoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """RUL models with their cross-validation metrics; `train` and `score` start jobs (follow them under /jobs)."""
+
+    queryset = TrainedModel.objects.select_related("asset_type").defer("artefact", "baseline")
+    serializer_class = serializers.TrainedModelSerializer
+    action_scopes = {"train": Scope.JOBS, "score": Scope.JOBS}
+    list_filters = {"asset_type": "asset_type__code"}
+
+    @extend_schema(request=serializers.TrainRequestSerializer, responses={202: serializers.JobStartedSerializer})
+    @action(detail=False, methods=["post"])
+    def train(self, request, *args, **kwargs):
+        form = serializers.TrainRequestSerializer(data=request.data, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        job = services.training_start(organization=self.organization, asset_type=form.validated_data["asset_type"],
+                                      actor=self.actor, asset_codes=form.validated_data.get("assets"))
+        return _job_started(job)
+
+    @extend_schema(request=serializers.ScoreRequestSerializer, responses={202: serializers.JobStartedSerializer})
+    @action(detail=False, methods=["post"])
+    def score(self, request, *args, **kwargs):
+        form = serializers.ScoreRequestSerializer(data=request.data, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        job = services.scoring_start(organization=self.organization, asset_type=form.validated_data["asset_type"],
+                                     actor=self.actor)
+        return _job_started(job)
+
+
+_ASSET_FILTER = [OpenApiParameter("asset", str, description="An asset's code.")]
+
+
+@extend_schema(parameters=_ASSET_FILTER)
+class AssetHealthViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+    queryset = AssetHealth.objects.select_related("asset")
+    serializer_class = serializers.AssetHealthSerializer
+    list_filters = {"asset": "asset__code"}
+
+
+class AnomalyViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+    queryset = Anomaly.objects.select_related("asset")
+    serializer_class = serializers.AnomalySerializer
+    list_filters = {"asset": "asset__code", "channel": "channel", "ongoing": "ongoing"}
+
+
+class RecommendationViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+    queryset = Recommendation.objects.select_related("asset", "work_order")
+    serializer_class = serializers.RecommendationSerializer
+    list_filters = {"asset": "asset__code", "explanation_status": "explanation_status"}
+
+
+class WorkOrderViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+    """Work orders from recommendations: open -> acknowledged -> closed (or straight to closed)."""
+
+    queryset = WorkOrder.objects.select_related("asset", "recommendation__asset", "recommendation__work_order")
+    serializer_class = serializers.WorkOrderSerializer
+    list_filters = {"asset": "asset__code", "status": "status"}
+
+    def _moved(self, move) -> Response:
+        work_order = self.get_object()
+        try:
+            work_order = move(work_order)
+        except services.WorkOrderTransitionRefused as exc:
+            raise ApiError(str(exc), code="invalid_transition", status_code=status.HTTP_409_CONFLICT) from exc
+        return Response(self.get_serializer(work_order).data)
+
+    @extend_schema(request=None, responses={200: serializers.WorkOrderSerializer})
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, *args, **kwargs):
+        return self._moved(lambda w: services.work_order_acknowledge(work_order=w, actor=self.actor))
+
+    @extend_schema(request=serializers.WorkOrderCloseSerializer, responses={200: serializers.WorkOrderSerializer})
+    @action(detail=True, methods=["post"])
+    def close(self, request, *args, **kwargs):
+        form = serializers.WorkOrderCloseSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return self._moved(lambda w: services.work_order_close(work_order=w, actor=self.actor,
+                                                               resolution=form.validated_data["resolution"]))
+
+
+class IngestionKeyViewSet(_Scoped, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                          mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Device keys for MQTT telemetry: the secret is shown once; DELETE revokes."""
+
+    queryset = IngestionKey.objects.select_related("asset")
+    serializer_class = serializers.IngestionKeySerializer
+    action_scopes = {"create": Scope.ORG_ADMIN, "destroy": Scope.ORG_ADMIN}
+
+    @extend_schema(responses={201: serializers.IngestionKeyCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        form = self.get_serializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        key, secret = services.ingestion_key_create(organization=self.organization, **form.validated_data)
+        data = serializers.IngestionKeyCreatedSerializer(key, context=self.get_serializer_context()).data
+        return Response({**data, "secret": secret}, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        key = services.ingestion_key_revoke(key=self.get_object())
+        return Response(self.get_serializer(key).data)
+
+
+class WebhookEndpointViewSet(_Scoped, viewsets.ModelViewSet):
+    """Where new recommendations are POSTed, signed (`Lightsout-Signature: t=...,v1=...`); the secret is shown
+    once."""
+
+    queryset = WebhookEndpoint.objects.all()
+    serializer_class = serializers.WebhookEndpointSerializer
+    action_scopes = {"create": Scope.ORG_ADMIN, "update": Scope.ORG_ADMIN, "partial_update": Scope.ORG_ADMIN,
+                     "destroy": Scope.ORG_ADMIN}
+
+    @extend_schema(responses={201: serializers.WebhookEndpointCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        form = self.get_serializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        data.pop("is_active", None)
+        endpoint, secret = services.webhook_endpoint_create(organization=self.organization, **data)
+        body = serializers.WebhookEndpointCreatedSerializer(endpoint).data
+        return Response({**body, "secret": secret}, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.webhook_endpoint_update(endpoint=serializer.instance,
+                                                               data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.webhook_endpoint_delete(endpoint=instance)
+
+
+class WebhookDeliveryViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+    queryset = WebhookDelivery.objects.all()
+    serializer_class = serializers.WebhookDeliverySerializer
+    list_filters = {"endpoint": "endpoint_id", "status": "status"}

@@ -1,0 +1,155 @@
+"""Plain-language explanations of recommendations, written by the tenant's own model through the gateway.
+
+The worker calls the OpenAI-compatible gateway (`MAINTENANCE_EXPLAINER_BASE_URL`, default PUBLIC_BASE_URL) like
+any client of the organisation, with the organisation's system key (scope `inference`, see `ExplainerKey`) and
+the model chosen for the asset type (default the base model). So the call is routed, rate-limited and metered
+exactly like the tenant's own traffic. When no model answers (no server, no capacity, the gateway down) the
+recommendation keeps `explanation_status = pending` with the reason in `explanation_error`, and
+`maintenance.explain_pending` tries again later; after MAX_ATTEMPTS it is marked failed. No text is made up.
+"""
+
+import base64
+import hashlib
+import logging
+from datetime import timedelta
+
+import httpx
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.actor import Actor
+from tenants.models import Membership, Organization
+from tenants.roles import Role, Scope
+from tenants.services import api_key_create
+
+from .conf import explainer_base_url
+from .models import ExplainerKey, Recommendation
+
+logger = logging.getLogger(__name__)
+
+KEY_NAME = "maintenance explainer (system)"
+MAX_ATTEMPTS = 12
+MAX_TOKENS = 220
+SYSTEM_PROMPT = ("You are a maintenance planner's assistant in a factory. Explain the recommendation below to a "
+                 "technician in two or three short, plain sentences: what to do, on which component, by when, and "
+                 "why. Use only the facts given; do not invent numbers.")
+
+
+class ExplainerUnavailable(Exception):
+    """No explanation this time; the message says why (kept on the recommendation)."""
+
+
+def _fernet() -> Fernet:
+    key = hashlib.sha256(f"lightsout.maintenance.explainer:{settings.SECRET_KEY}".encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _explainer_key(organization: Organization) -> str:
+    """The organisation's system key for the gateway, created on first use (and again after a revocation)."""
+    stored = ExplainerKey.objects.select_related("api_key").filter(organization=organization).first()
+    if stored is not None and stored.api_key.is_usable():
+        try:
+            return _fernet().decrypt(bytes(stored.secret_encrypted)).decode()
+        except InvalidToken:
+            logger.warning("The explainer key of %s was encrypted with another SECRET_KEY; making a new one.",
+                           organization.slug)
+    # api_key_create records a creator (ApiKey.created_by may not be blank): the organisation's first owner,
+    # on whose behalf the platform explains; the key's name says what it is for.
+    owner = (Membership.objects.filter(organization=organization, role=Role.OWNER).order_by("created_at")
+             .select_related("user").first())
+    if owner is None:
+        raise ExplainerUnavailable(f"The organisation {organization.slug} has no owner to create its explainer key.")
+    with transaction.atomic():
+        api_key, plaintext = api_key_create(organization=organization, name=KEY_NAME, scopes=[Scope.INFERENCE],
+                                            actor=Actor.system(organization=organization, user=owner.user))
+        ExplainerKey.objects.update_or_create(
+            organization=organization,
+            defaults={"api_key": api_key, "secret_encrypted": _fernet().encrypt(plaintext.encode())})
+    return plaintext
+
+
+def _facts(recommendation: Recommendation) -> str:
+    asset, health = recommendation.asset, recommendation.health
+    cycle_hours = asset.asset_type.cycle_seconds / 3600
+    lines = [
+        f"Asset: {asset.code}" + (f" ({asset.name})" if asset.name else "") + f", type {asset.asset_type.code}"
+        + (f", site {asset.site}" if asset.site else ""),
+        f"Recommendation: {recommendation.action} the {recommendation.component} by "
+        f"{recommendation.due_by:%Y-%m-%d %H:%M} UTC, priority {recommendation.priority}.",
+        f"Evidence: {recommendation.reason}.",
+        f"One cycle is {cycle_hours:g} hours.",
+    ]
+    if health is not None:
+        lines.append(f"Health score: {health.health_score:.0f} of 100.")
+    return "\n".join(lines)
+
+
+def _ask(*, organization: Organization, model: str, facts: str) -> str:
+    url = f"{explainer_base_url()}/v1/chat/completions"
+    payload = {"model": model, "max_tokens": MAX_TOKENS, "temperature": 0.2,
+               "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": facts}]}
+    for _ in range(2):  # a second try only after replacing a key that was revoked
+        key = _explainer_key(organization)
+        try:
+            response = httpx.post(url, json=payload, headers={"Authorization": f"Bearer {key}"},
+                                  timeout=getattr(settings, "MAINTENANCE_EXPLAINER_TIMEOUT_S", 60))
+        except httpx.HTTPError as exc:
+            raise ExplainerUnavailable(f"The gateway at {url} did not answer ({type(exc).__name__}: {exc}).") from exc
+        if response.status_code == 401:
+            ExplainerKey.objects.filter(organization=organization).delete()
+            continue
+        if response.status_code != 200:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:300]
+            raise ExplainerUnavailable(f"The gateway answered HTTP {response.status_code} for model {model}: "
+                                       f"{message}")
+        try:
+            text = response.json()["choices"][0]["message"]["content"].strip()
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ExplainerUnavailable("The gateway's answer had no message.") from exc
+        if not text:
+            raise ExplainerUnavailable(f"Model {model} answered with empty text.")
+        return text
+    raise ExplainerUnavailable("The gateway refused the organisation's explainer key twice.")
+
+
+def recommendation_explain(*, recommendation_id: str, organization_id: str) -> Recommendation:
+    """One attempt at explaining; records the text, or why not and when to try again."""
+    recommendation = (Recommendation.objects.select_related("asset__asset_type", "health")
+                      .get(pk=recommendation_id, organization_id=organization_id))
+    if recommendation.explanation_status != Recommendation.ExplanationStatus.PENDING:
+        return recommendation
+    organization = Organization.objects.get(pk=organization_id)
+    model = recommendation.explanation_model or recommendation.asset.asset_type.explainer_model
+    attempts = recommendation.explanation_attempts + 1
+    try:
+        text = _ask(organization=organization, model=model, facts=_facts(recommendation))
+    except Exception as exc:
+        if not isinstance(exc, ExplainerUnavailable):
+            logger.exception("Explaining recommendation %s failed", recommendation.pk)
+            exc = ExplainerUnavailable(f"Internal error while asking the model: {type(exc).__name__}: {exc}")
+        gave_up = attempts >= MAX_ATTEMPTS
+        retry = getattr(settings, "MAINTENANCE_EXPLAINER_RETRY_SECONDS", 300) * min(2 ** (attempts - 1), 12)
+        Recommendation.objects.filter(pk=recommendation.pk, explanation_status="pending").update(
+            explanation_attempts=attempts, explanation_error=str(exc)[:2000],
+            explanation_status="failed" if gave_up else "pending",
+            explanation_retry_at=None if gave_up else timezone.now() + timedelta(seconds=retry))
+    else:
+        Recommendation.objects.filter(pk=recommendation.pk, explanation_status="pending").update(
+            explanation=text, explanation_status="ready", explanation_error="", explanation_attempts=attempts,
+            explanation_retry_at=None, explanation_model=model)
+    recommendation.refresh_from_db()
+    return recommendation
+
+
+def pending_explanations(limit: int = 100) -> list[tuple[str, str]]:
+    """(recommendation id, organisation id) of explanations due for another try."""
+    now = timezone.now()
+    rows = (Recommendation.objects.filter(explanation_status="pending", explanation_retry_at__lte=now)
+            .order_by("explanation_retry_at").values_list("pk", "organization_id")[:limit])
+    return [(str(pk), str(org)) for pk, org in rows]
+

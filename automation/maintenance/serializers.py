@@ -1,0 +1,212 @@
+"""Translation between the maintenance API's JSON and the services; references are by code within the caller's
+organisation (another tenant's asset "does not exist")."""
+
+from rest_framework import serializers
+
+from .conf import WEBHOOK_EVENTS
+from .models import (
+    Anomaly,
+    Asset,
+    AssetEvent,
+    AssetHealth,
+    AssetType,
+    Channel,
+    IngestionKey,
+    Recommendation,
+    TrainedModel,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WorkOrder,
+)
+
+
+class CodeRelatedField(serializers.SlugRelatedField):
+    """Another object of the caller's organisation, by its code."""
+
+    def __init__(self, model, **kwargs):
+        kwargs.setdefault("error_messages", {"does_not_exist": f"No {model._meta.verbose_name} with the code "
+                                                               "{value}."})
+        super().__init__(slug_field="code", queryset=model.objects.all(), **kwargs)
+
+    def get_queryset(self):
+        return super().get_queryset().filter(organization=self.context["organization"])
+
+
+class ChannelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Channel
+        fields = ["name", "unit", "min_value", "max_value", "component", "is_setting"]
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class AssetTypeSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(read_only=True)
+    channels = ChannelSerializer(many=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = AssetType
+        fields = ["id", "code", "name", "cycle_seconds", "rul_cap", "explainer_model", "channels", "created_at"]
+        validators = []  # uniqueness per organisation is the service's (the model's constraint)
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(read_only=True)
+    asset_type = CodeRelatedField(AssetType)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = Asset
+        fields = ["id", "code", "name", "asset_type", "site", "created_at"]
+        validators = []
+
+
+class AssetEventSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(read_only=True)
+    asset = CodeRelatedField(Asset)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = AssetEvent
+        fields = ["id", "asset", "kind", "occurred_at", "component", "description", "created_at"]
+
+
+class TelemetryQuerySerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="Inclusive, ISO 8601 with a time zone.")
+    end = serializers.DateTimeField(help_text="Exclusive.")
+    channels = serializers.CharField(required=False, help_text="Comma-separated channel names; default all.")
+    bucket_seconds = serializers.IntegerField(required=False, min_value=1, max_value=366 * 86400,
+                                              help_text="Downsample: mean, min, max and count per bucket.")
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": "The end must be after the start."})
+        return attrs
+
+
+class IngestResultSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    stored = serializers.IntegerField()
+    duplicates = serializers.IntegerField(help_text="Readings already stored (a re-sent batch): not stored again.")
+    assets = serializers.IntegerField()
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    asset_type = CodeRelatedField(AssetType)
+    format = serializers.ChoiceField(choices=["cmapss", "csv"], default="csv")
+    columns = serializers.CharField(required=False, help_text="cmapss: the channel of each value column, "
+                                                              "comma-separated; default setting_1..3,sensor_1..21.")
+    asset_prefix = serializers.CharField(required=False, default="unit-", max_length=40)
+    start = serializers.DateTimeField(required=False, help_text="When cycle 1 began; default: so that the longest "
+                                                                "run ends now. Give it to repeat an import safely.")
+    site = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+
+
+class TrainedModelSerializer(serializers.ModelSerializer):
+    asset_type = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = TrainedModel
+        fields = ["id", "asset_type", "job", "is_current", "cap", "channels", "setting_channels", "metrics",
+                  "training_assets", "created_at"]
+
+
+class TrainRequestSerializer(serializers.Serializer):
+    asset_type = CodeRelatedField(AssetType)
+    assets = serializers.ListField(child=serializers.CharField(max_length=64), required=False, allow_empty=False,
+                                   help_text="Train on these assets' histories only; default every asset of the "
+                                             "type.")
+
+
+class ScoreRequestSerializer(serializers.Serializer):
+    asset_type = CodeRelatedField(AssetType)
+
+
+class JobStartedSerializer(serializers.Serializer):
+    job = serializers.UUIDField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+
+
+class AssetHealthSerializer(serializers.ModelSerializer):
+    asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = AssetHealth
+        fields = ["id", "asset", "model", "job", "as_of", "health_score", "rul_cycles", "rul_low", "rul_high",
+                  "rul_at_cap", "predicted_failure_at", "drivers", "ongoing_anomalies", "created_at"]
+
+
+class AnomalySerializer(serializers.ModelSerializer):
+    asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Anomaly
+        fields = ["id", "asset", "channel", "starts_at", "ends_at", "score", "ongoing", "job", "created_at"]
+
+
+class RecommendationSerializer(serializers.ModelSerializer):
+    asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    work_order = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Recommendation
+        fields = ["id", "asset", "health", "action", "component", "channel", "due_by", "priority",
+                  "conservative_rul", "reason", "explanation", "explanation_status", "explanation_model",
+                  "explanation_error", "explanation_attempts", "explanation_retry_at", "work_order", "created_at"]
+
+
+class WorkOrderSerializer(serializers.ModelSerializer):
+    asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    recommendation = RecommendationSerializer(read_only=True)
+
+    class Meta:
+        model = WorkOrder
+        fields = ["id", "asset", "status", "recommendation", "acknowledged_at", "acknowledged_by", "closed_at",
+                  "closed_by", "resolution", "created_at"]
+
+
+class WorkOrderCloseSerializer(serializers.Serializer):
+    resolution = serializers.CharField(required=False, default="", allow_blank=True, max_length=4000)
+
+
+class IngestionKeySerializer(serializers.ModelSerializer):
+    asset = CodeRelatedField(Asset, required=False, allow_null=True)
+
+    class Meta:
+        model = IngestionKey
+        fields = ["id", "name", "asset", "key_id", "last_four", "revoked_at", "created_at"]
+        read_only_fields = ["id", "key_id", "last_four", "revoked_at", "created_at"]
+
+
+class IngestionKeyCreatedSerializer(IngestionKeySerializer):
+    secret = serializers.CharField(read_only=True, help_text="Shown once; sign MQTT messages with it.")
+
+    class Meta(IngestionKeySerializer.Meta):
+        fields = [*IngestionKeySerializer.Meta.fields, "secret"]
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), required=False,
+                                   default=list(WEBHOOK_EVENTS))
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "url", "description", "events", "is_active", "secret_last_four", "created_at"]
+        read_only_fields = ["id", "secret_last_four", "created_at"]
+
+
+class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(read_only=True, help_text="Shown once; verify the Lightsout-Signature header "
+                                                             "with it.")
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = ["id", "endpoint", "event", "payload", "status", "attempts", "response_status", "last_error",
+                  "delivered_at", "created_at"]

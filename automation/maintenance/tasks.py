@@ -1,0 +1,81 @@
+"""The maintenance job kinds and tasks. Celery autodiscovers this module; the app's ready() imports it too, so web
+processes can create such jobs.
+
+Periodic (see CELERY_BEAT_SCHEDULE): `maintenance.enqueue_scoring` starts a scoring job per asset type with a
+trained model; `maintenance.explain_pending` retries explanations that found no model answering.
+"""
+
+import logging
+
+from celery import shared_task
+
+from jobs.queues import Queue
+from jobs.runner import JobContext, job_task
+
+from .conf import SCORE_JOB_KIND, SCORE_TIME_LIMIT_S, TRAIN_JOB_KIND, TRAIN_TIME_LIMIT_S
+
+logger = logging.getLogger(__name__)
+
+
+@job_task(kind=TRAIN_JOB_KIND, queue=Queue.MAINTENANCE, time_limit_s=TRAIN_TIME_LIMIT_S)
+def train(ctx: JobContext) -> dict:
+    from .modeling import train_execute
+
+    return train_execute(ctx)
+
+
+@job_task(kind=SCORE_JOB_KIND, queue=Queue.MAINTENANCE, time_limit_s=SCORE_TIME_LIMIT_S)
+def score(ctx: JobContext) -> dict:
+    from .modeling import score_execute
+
+    return score_execute(ctx)
+
+
+@shared_task(name="maintenance.enqueue_scoring", ignore_result=True, soft_time_limit=120,
+             time_limit=150)
+def enqueue_scoring() -> int:
+    from .services import scoring_enqueue_due
+
+    return scoring_enqueue_due()
+
+
+@shared_task(name="maintenance.explain_recommendation", ignore_result=True, acks_late=True,
+             soft_time_limit=120, time_limit=150)
+def explain_recommendation(*, recommendation_id: str, organization_id: str) -> str:
+    from .explainer import recommendation_explain
+    from .models import Recommendation
+
+    try:
+        return recommendation_explain(recommendation_id=recommendation_id,
+                                      organization_id=organization_id).explanation_status
+    except Recommendation.DoesNotExist:
+        return "gone"  # deleted with its asset since it was queued
+
+
+@shared_task(name="maintenance.explain_pending", ignore_result=True, soft_time_limit=60,
+             time_limit=90)
+def explain_pending() -> int:
+    from .explainer import pending_explanations
+
+    due = pending_explanations()
+    for recommendation_id, organization_id in due:
+        explain_recommendation.apply_async(
+            kwargs={"recommendation_id": recommendation_id, "organization_id": organization_id}, queue="maintenance")
+    return len(due)
+
+
+@shared_task(name="maintenance.deliver_webhook", bind=True, ignore_result=True, acks_late=True,
+             max_retries=None, soft_time_limit=60, time_limit=90)
+def deliver_webhook(self, *, delivery_id: str) -> str:
+    from .models import WebhookDelivery
+    from .webhooks import DeliveryFailed, webhook_deliver
+
+    try:
+        return webhook_deliver(delivery_id=delivery_id).status
+    except WebhookDelivery.DoesNotExist:
+        return "gone"
+    except DeliveryFailed as exc:
+        # 10 s, 20 s, 40 s ... at most an hour between attempts; webhook_deliver gives up after MAX_ATTEMPTS.
+        countdown = min(3600, 10 * 2 ** self.request.retries)
+        logger.info("Webhook delivery %s failed (%s); retrying in %s s.", delivery_id, exc, countdown)
+        raise self.retry(countdown=countdown, exc=exc, queue="maintenance") from exc

@@ -1,0 +1,101 @@
+"""Webhooks: integrators receive new recommendations, signed, delivered by a Celery task with retries.
+
+Each event is one POST of JSON with the headers
+    Lightsout-Event: recommendation.created
+    Lightsout-Delivery: <delivery id>       (the same on every retry: de-duplicate on it)
+    Lightsout-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" with the endpoint's secret>
+
+To verify, a receiver takes the raw body bytes as received (before any JSON parsing), computes
+HMAC-SHA256(secret, f"{t}.".encode() + body), compares it with v1 in constant time, and refuses a `t` more than
+five minutes away from its clock; `automation.maintenance.signing.webhook_signature_verify` does exactly that.
+Any 2xx answer is success; anything else (or no answer within the timeout) is retried with exponential backoff.
+Redirects are not followed. URLs that resolve to private, loopback or link-local addresses are refused unless
+MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS is set (local runs and tests), at creation and again at each delivery.
+"""
+
+import ipaddress
+import json
+import socket
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from .models import WebhookDelivery
+from .signing import SIGNATURE_HEADER, webhook_secret, webhook_signature
+
+MAX_ATTEMPTS = 8
+
+
+class DeliveryFailed(Exception):
+    pass
+
+
+def _allow_private() -> bool:
+    return bool(getattr(settings, "MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", False))
+
+
+def webhook_url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "Use an http(s) URL with a host name."
+    if parts.username or parts.password:
+        return "Do not put credentials in the URL; verify our signature instead."
+    if _allow_private():
+        return None
+    if parts.scheme != "https":
+        return "Use https."
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+    except OSError:
+        return f"The host {parts.hostname} does not resolve."
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
+            return f"The host {parts.hostname} resolves to a non-public address."
+    return None
+
+
+def body_bytes(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
+
+
+def webhook_deliver(*, delivery_id: str) -> WebhookDelivery:
+    """One attempt. Raises DeliveryFailed (after recording why) when the receiver did not take it."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    if delivery.status != WebhookDelivery.Status.PENDING:
+        return delivery
+    endpoint = delivery.endpoint
+    if not endpoint.is_active:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.FAILED,
+                                                              last_error="The endpoint was disabled.")
+        return delivery
+    body = body_bytes(delivery.payload)
+    headers = {"Content-Type": "application/json", "User-Agent": "Lightsout-Webhooks/1",
+               "Lightsout-Event": delivery.event, "Lightsout-Delivery": str(delivery.pk),
+               SIGNATURE_HEADER: webhook_signature(secret=webhook_secret(salt=endpoint.salt), body=body)}
+    status, error = None, ""
+    problem = webhook_url_problem(endpoint.url)
+    if problem:
+        error = problem
+    else:
+        try:
+            response = httpx.post(endpoint.url, content=body, headers=headers, follow_redirects=False,
+                                  timeout=getattr(settings, "MAINTENANCE_WEBHOOK_TIMEOUT_S", 10))
+            status = response.status_code
+            if not 200 <= status < 300:
+                error = f"The receiver answered HTTP {status}."
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+    delivery.attempts += 1
+    delivery.response_status = status
+    delivery.last_error = error
+    if not error:
+        delivery.status, delivery.delivered_at = WebhookDelivery.Status.DELIVERED, timezone.now()
+    elif delivery.attempts >= MAX_ATTEMPTS:
+        delivery.status = WebhookDelivery.Status.FAILED
+    delivery.save(update_fields=["attempts", "response_status", "last_error", "status", "delivered_at"])
+    if error and delivery.status == WebhookDelivery.Status.PENDING:
+        raise DeliveryFailed(error)
+    return delivery
