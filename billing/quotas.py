@@ -151,12 +151,17 @@ class Reservation:
         The default idempotency key is the reservation's, so committing twice records the usage once.
         """
         pipeline = get_redis().pipeline(transaction=True)
+        self.commit_into(pipeline, actual, idempotency_key=idempotency_key, attributes=attributes)
+        pipeline.execute()
+
+    def commit_into(self, pipeline, actual: int, *, idempotency_key: str | None = None,
+                    attributes: dict | None = None) -> None:
+        """Queue the commit on a pipeline, for callers that settle many reservations at once (the gateway)."""
         if actual:
             usage_record_into(pipeline, [Usage(self.organization_id, self.meter, actual,
                                                idempotency_key or f"reservation:{self.id}", attributes)])
         if self.limited:
             _scripts()[1](keys=self._hold_keys(), args=[self.id], client=pipeline)
-        pipeline.execute()
 
     def release(self) -> None:
         if self.limited:
@@ -208,3 +213,14 @@ def quota_reserve(*, organization: Organization, meter: str, quantity: int, ttl_
                                 resets_at=period.end, plan_name=entitlement.plan_name)
         _seed(organization_id=reservation.organization_id, meter=meter, period=period)
     raise RuntimeError("The quota counter could not be seeded.")
+
+
+def quota_check(*, organization: Organization, meter: str, quantity: int) -> str:
+    """Refuse a job before it is queued if its budget would take the organisation past a hard limit.
+
+    Jobs record what they actually used when they finish, so the hold is dropped at once: the check is against
+    usage so far. Returns the past-due warning, if any. Raises like `quota_reserve`.
+    """
+    reservation = quota_reserve(organization=organization, meter=meter, quantity=max(1, quantity))
+    reservation.release()
+    return reservation.warning

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from billing.quotas import quota_check
 from billing.usage import usage_record
 from jobs import services as job_services
 from jobs.models import Job
@@ -136,6 +137,9 @@ def fine_tuning_job_create(*, organization: Organization, actor: Actor, model: s
                                         limits=_limits())
         if not report.ok:
             raise _report_error(report, field)
+    tokens = training_file.total_tokens * LoraHyperparameters.from_dict(
+        {k: v for k, v in params.items() if k != "explicit"}).n_epochs
+    quota_check(organization=organization, meter="training.tokens", quantity=tokens)
     with transaction.atomic():
         job = job_services.job_create(organization=organization, kind=FINE_TUNE_KIND, actor=actor,
                                       params={"base_model": base.name})

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.quotas import quota_check
 from jobs.models import Job
 from jobs.services import job_create
 from tenants.actor import Actor
@@ -253,6 +254,7 @@ def training_start(*, organization: Organization, asset_type: AssetType, actor: 
         if missing:
             raise ValidationError({"assets": [f"No {asset_type.code} asset with the code {c!r}." for c in missing]})
         params["assets"] = sorted(set(asset_codes))
+    quota_check(organization=organization, meter="maintenance.model_runs", quantity=1)
     return job_create(organization=organization, kind=TRAIN_JOB_KIND, params=params, actor=actor)
 
 
@@ -262,6 +264,7 @@ def scoring_start(*, organization: Organization, asset_type: AssetType, actor: A
         raise ValidationError({"asset_type": ["No such asset type."]})
     if not TrainedModel.objects.filter(asset_type=asset_type, is_current=True).exists():
         raise ValidationError({"asset_type": [f"{asset_type.code} has no trained model yet; train one first."]})
+    quota_check(organization=organization, meter="maintenance.model_runs", quantity=1)
     return job_create(organization=organization, kind=SCORE_JOB_KIND,
                       params={"asset_type_id": str(asset_type.pk), "asset_type": asset_type.code}, actor=actor)
 

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from billing.quotas import quota_check
 from jobs.services import job_create
 from tenants.actor import Actor
 from tenants.models import Organization
@@ -55,6 +56,7 @@ def _run_start(*, organization: Organization, actor: Actor | None, kind: str, ob
               "orders": len(problem.orders)}
     if parent is not None:
         params["replans"] = str(parent.id)
+    quota_check(organization=organization, meter="optimization.solver_seconds", quantity=time_limit_s)
     with transaction.atomic():
         job = job_create(organization=organization, kind=OPTIMIZE_JOB_KIND, params=params, actor=actor)
         return Run.objects.create(

@@ -24,7 +24,7 @@ from tenants.secrets import API_KEY_PREFIX
 
 from . import errors
 from .caches import TtlCache, listen_for_invalidations
-from .usage import record_completion
+from .usage import UsageBatcher, touch_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ class GatewayApp:
         self.session: aiohttp.ClientSession | None = None
         self.redis: aioredis.Redis | None = None
         self._background: set[asyncio.Task] = set()
+        self.usage = UsageBatcher()
         self._round_robin = itertools.count()
         self._started = asyncio.Lock()
 
@@ -88,10 +89,12 @@ class GatewayApp:
                                                  timeout=timeout, auto_decompress=False)
             self.redis = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
             self._spawn(listen_for_invalidations(self._invalidate))
+            self._spawn(self.usage.run())
 
     async def shutdown(self) -> None:
         for task in list(self._background):
             task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)  # the usage batcher flushes once more
         if self.session is not None:
             await self.session.close()
         if self.redis is not None:
@@ -155,10 +158,9 @@ class GatewayApp:
         """Per-key rate limit, one Redis round trip."""
         window = int(time.time() // RATE_WINDOW_S)
         key = f"rl:gw:{info.key_id}:{window}"
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, RATE_WINDOW_S + 1)
-        count, _ = await pipe.execute()
+        count = await self.redis.incr(key)
+        if count == 1:  # the key names its window: it needs an expiry once, not a pipeline per request
+            await self.redis.expire(key, RATE_WINDOW_S + 1)
         if count > settings.GATEWAY_RATE_LIMIT_PER_MINUTE:
             retry = max(1, int((window + 1) * RATE_WINDOW_S - time.time()))
             raise errors.GatewayError(429, f"Rate limit of {settings.GATEWAY_RATE_LIMIT_PER_MINUTE} requests per "
@@ -233,10 +235,10 @@ class GatewayApp:
             self._spawn(asyncio.to_thread(reservation.release))
             raise
         status, usage, server_id = outcome
-        self._spawn(record_completion(
-            redis=self.redis, info=info, route=route, reservation=reservation, server_id=server_id, status=status,
-            usage=usage, latency_ms=(time.perf_counter() - started) * 1000, request_id=uuid.uuid4().hex,
-        ))
+        self.usage.add(info=info, route=route, reservation=reservation, usage=usage, status=status,
+                       latency_ms=(time.perf_counter() - started) * 1000, request_id=uuid.uuid4().hex)
+        if route.adapter_id:
+            self._spawn(touch_adapter(redis=self.redis, route=route, server_id=server_id))
 
     def _ordered_targets(self, route):
         targets = route.targets
