@@ -9,7 +9,6 @@ it goes so a killed worker's re-run resumes, and on success registers the adapte
 
 import hashlib
 import logging
-import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -205,7 +204,6 @@ def fine_tune_run(ctx: JobContext) -> dict:
         placement_ensure(adapter=version)
     except NoCapacity as exc:
         ctx.event(f"Trained, but not deployed yet: {exc}", level="warning")
-    shutil.rmtree(work / "checkpoints", ignore_errors=True)  # the adapter is stored; checkpoints are spent
     return {"fine_tuned_model": name, "trained_tokens": result.trained_tokens, "metrics": result.metrics,
             "samples": result.samples, "steps": result.steps_completed}
 
