@@ -22,7 +22,8 @@ from pathlib import Path
 logger = logging.getLogger("lightsout.embedded")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """An unused loopback port (a tiny race remains until the caller binds it; fine on one host)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -93,7 +94,7 @@ class EmbeddedServices:
             self._stops.append(server.shutdown)
             logger.info("Embedded Redis at %s", server.socket_file)
         if not env.get("MQTT_URL"):
-            broker = _MqttBroker(_free_port())
+            broker = _MqttBroker(free_port())
             broker.start()
             broker.ready.wait(timeout=30)
             if broker.error is not None:

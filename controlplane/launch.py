@@ -1,5 +1,6 @@
 """`make run`: migrate, seed the demo organisation, provision the bundled base model, then run the web server,
-a Celery worker, beat, the MQTT telemetry subscriber and a vLLM CPU server (registered with the control plane once it is ready).
+a Celery worker, beat, the MQTT telemetry subscriber and a vLLM CPU server (registered with the control plane
+once it is ready).
 
 Runs under `controlplane.embedded`, which provides PostgreSQL, Redis and MQTT when no URL is configured. Every
 process started here is a child in its own process group; Ctrl-C (or SIGTERM) stops them all.
@@ -10,13 +11,13 @@ a localstripe server stands in for Stripe and delivers its signed webhooks to th
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+from controlplane.embedded import free_port
 from inference.engine.vllm_server import VllmServer, VllmServerError
 from jobs.queues import Queue
 
@@ -28,15 +29,9 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], check=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_localstripe() -> subprocess.Popen:
     """Stripe's stand-in for a machine without the internet; the SDK is pointed at it through the environment."""
-    port = _free_port()
+    port = free_port()
     os.environ.update({"STRIPE_API_BASE": f"http://127.0.0.1:{port}", "STRIPE_API_KEY": "sk_test_local",
                        "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16)})
     Path(".cache/logs").mkdir(parents=True, exist_ok=True)

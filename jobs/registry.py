@@ -32,6 +32,3 @@ def get(name: str) -> JobKind:
     except KeyError:
         raise LookupError(f"Unknown job kind {name!r}.") from None
 
-
-def names() -> list[str]:
-    return sorted(_KINDS)

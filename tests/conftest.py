@@ -33,7 +33,8 @@ def web_server(django_db_setup, django_db_blocker, tmp_path_factory):
 
     Tests that use it must be `transaction=True` so the server sees their rows.
     """
-    from tests.workers import free_port, start_web_server, stop_worker, wait_for_http
+    from controlplane.embedded import free_port
+    from tests.workers import start_web_server, stop_worker, wait_for_http
 
     port = free_port()
     process = start_web_server(port=port, log_path=tmp_path_factory.mktemp("web") / "uvicorn.log")

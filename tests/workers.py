@@ -62,14 +62,6 @@ def wait_until(predicate, *, timeout: float = 60, interval: float = 0.2, what: s
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_web_server(*, port: int, log_path: Path | None = None) -> subprocess.Popen:
     """The real ASGI application (gateway and Django) under uvicorn, on the test database."""
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115  (owned by the child)

@@ -20,6 +20,11 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from billing.errors import BillingRefusal
+from billing.quotas import quota_reserve
+from inference.models import VllmServer
+from inference.placement import NoCapacity, server_check_health
+from inference.selectors import gateway_key_lookup, gateway_model_list, gateway_route_resolve
 from tenants.secrets import API_KEY_PREFIX
 
 from . import errors
@@ -136,8 +141,6 @@ class GatewayApp:
         if not secret or not secret.startswith(API_KEY_PREFIX):
             raise errors.invalid_key("Missing or malformed API key: send `Authorization: Bearer lo_live_...`.")
         key_hash = hashlib.sha256(secret.encode()).hexdigest()
-        from inference.selectors import gateway_key_lookup
-
         info = await self.keys.get(key_hash, lambda: sync_to_async(gateway_key_lookup)(key_hash=key_hash))
         if info is None:
             raise errors.invalid_key()
@@ -169,16 +172,11 @@ class GatewayApp:
                                       headers={"Retry-After": str(retry)})
 
     async def _models(self, scope, send) -> None:
-        from inference.selectors import gateway_model_list
-
         info = await self._authenticate(scope)
         rows = await sync_to_async(gateway_model_list)(organization_id=info.organization_id, region=info.region)
         await _send(send, 200, json.dumps({"object": "list", "data": rows}).encode())
 
     async def _route(self, info, model: str, *, fresh: bool = False):
-        from inference.placement import NoCapacity
-        from inference.selectors import gateway_route_resolve
-
         cache_key = (info.organization_id, model)
         if fresh:
             self.routes.drop(lambda key: key == cache_key)
@@ -304,9 +302,6 @@ class GatewayApp:
 
 async def _reserve(info, route, payload):
     """Hold the completion's output-token budget against the plan's hard limit before forwarding."""
-    from billing.errors import BillingRefusal
-    from billing.quotas import quota_reserve
-
     budget = payload.get("max_completion_tokens") or payload.get("max_tokens") or settings.GATEWAY_DEFAULT_MAX_TOKENS
     if not isinstance(budget, int) or budget < 1:
         raise errors.bad_request("`max_tokens` must be a positive integer.", param="max_tokens")
@@ -321,8 +316,5 @@ async def _reserve(info, route, payload):
 
 
 def _mark_targets_down(route) -> None:
-    from inference.models import VllmServer
-    from inference.placement import server_check_health
-
     for server in VllmServer.objects.filter(pk__in=[server_id for server_id, _ in route.targets]):
         server_check_health(server=server)

@@ -3,7 +3,6 @@ server. localstripe keeps its state for the whole session: tests look only at th
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from controlplane.embedded import free_port
+
 STRIPE_KEY = "sk_test_lightsout"
 WEBHOOK_SECRET = "whsec_lightsout_tests"
 WEBHOOK_PATH = "/api/v1/billing/stripe/webhook"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _answers(url: str) -> bool:
@@ -33,7 +28,7 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def localstripe(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     workdir = tmp_path_factory.mktemp("localstripe")
     log = open(workdir / "localstripe.log", "ab")  # noqa: SIM115  (owned by the child)
     process = subprocess.Popen(
@@ -72,7 +67,7 @@ def stripe_webhooks(stripe_settings, live_server, localstripe):
     late event cannot reach the next test's database."""
     _register_webhook(localstripe, f"{live_server.url}{WEBHOOK_PATH}")
     yield
-    _register_webhook(localstripe, f"http://127.0.0.1:{_free_port()}{WEBHOOK_PATH}")
+    _register_webhook(localstripe, f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")
     # localstripe waits a second before each delivery and reads the URL after it: let any delivery already on
     # its way finish before the database is emptied under it.
     time.sleep(1)
