@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from automation.maintenance.explainer import KEY_NAME, pending_explanations, recommendation_explain
 from automation.maintenance.models import Recommendation
+from controlplane.embedded import free_port
 from inference.models import BaseModel
 from inference.services import server_register
 from tenants.models import ApiKey
 from tests.automation.maintenance.maintenance_api import trained_world
-from tests.workers import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
