@@ -7,7 +7,7 @@ EMBEDDED := $(BIN)/python -m controlplane.embedded
 # torch's OpenMP threads otherwise spin while waiting, which on shared cores made training 3-5x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install run test bench lint check-deploy clean
+.PHONY: install browser run test bench lint check-deploy clean
 
 install: $(STAMP)
 
@@ -21,10 +21,16 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The portal's end-to-end tests drive Debian's Chromium (Playwright cannot download its own browsers here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
 run: install
 	$(EMBEDDED) --dir .cache/embedded $(BIN)/python -m controlplane.launch
 
-test: install
+test: install browser
 	$(EMBEDDED) --dir .cache/embedded-test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

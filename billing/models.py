@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .meters import METER_CHOICES, SizeClass
 
@@ -87,10 +88,10 @@ class Subscription(models.Model):
     """An organisation's plan and where its billing stands. Created lazily (`services.subscription_for`)."""
 
     class Status(models.TextChoices):
-        TRIALING = "trialing", "Trialing (no invoice paid yet)"
-        ACTIVE = "active", "Active"
-        PAST_DUE = "past_due", "Past due"
-        CANCELED = "canceled", "Canceled"
+        TRIALING = "trialing", _("Trialing (no invoice paid yet)")
+        ACTIVE = "active", _("Active")
+        PAST_DUE = "past_due", _("Past due")
+        CANCELED = "canceled", _("Canceled")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.OneToOneField("tenants.Organization", on_delete=models.CASCADE,
@@ -186,11 +187,11 @@ class Invoice(models.Model):
     """One closed period of one organisation: its lines, the plan snapshot and usage it was rated from."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft (not yet with Stripe)"
-        OPEN = "open", "Open (awaiting payment)"
-        PAID = "paid", "Paid"
-        PAYMENT_FAILED = "payment_failed", "Payment failed"
-        VOID = "void", "Void"
+        DRAFT = "draft", _("Draft (not yet with Stripe)")
+        OPEN = "open", _("Open (awaiting payment)")
+        PAID = "paid", _("Paid")
+        PAYMENT_FAILED = "payment_failed", _("Payment failed")
+        VOID = "void", _("Void")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey("tenants.Organization", on_delete=models.PROTECT, related_name="+")
@@ -223,8 +224,8 @@ class Invoice(models.Model):
 
 class InvoiceLine(models.Model):
     class Kind(models.TextChoices):
-        FEE = "fee", "Monthly fee"
-        USAGE = "usage", "Usage beyond the included quantity"
+        FEE = "fee", _("Monthly fee")
+        USAGE = "usage", _("Usage beyond the included quantity")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey("tenants.Organization", on_delete=models.PROTECT, related_name="+")

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Sum
+from django.db.models.functions import TruncDate
 
 from .catalogue import plan_snapshot
 from .meters import meter_get
@@ -68,3 +69,15 @@ def invoice_estimate(*, subscription: Subscription, now: datetime) -> InvoiceDra
     return rate(plan_snapshot=plan_snapshot(subscription.plan),
                 usage_by_meter=ledger_totals(organization_id=subscription.organization_id, period=period),
                 period=period)
+
+
+def ledger_daily(*, organization_id, period: Period) -> dict[str, list[tuple[datetime, int]]]:
+    """Each meter's use per day of the period, for the portal's usage charts."""
+    rows = (UsageEvent.objects.filter(organization_id=organization_id, occurred_at__gte=period.start,
+                                      occurred_at__lt=period.end)
+            .annotate(day=TruncDate("occurred_at")).values("meter", "day").annotate(total=Sum("quantity"))
+            .order_by("meter", "day"))
+    daily: dict[str, list[tuple[datetime, int]]] = {}
+    for row in rows:
+        daily.setdefault(row["meter"], []).append((row["day"], row["total"]))
+    return daily

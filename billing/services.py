@@ -12,13 +12,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from controlplane.invalidation import publish_invalidation
 from controlplane.redis import get_redis
 from tenants.actor import Actor
 from tenants.audit import audit_record
 from tenants.models import AuditEvent, Organization
 from tenants.services import organization_reactivate, organization_suspend
 
-from . import keys
+from . import keys, stripe_api
 from .catalogue import catalogue_seed
 from .meters import meter_get
 from .models import Credit, Invoice, Plan, PlanMeterPrice, QuotaOverride, Subscription
@@ -30,8 +31,13 @@ Status = Subscription.Status
 
 
 def entitlement_changed(*, organization_id) -> None:
-    """Drop the cached entitlement once the change commits, so the next reservation reads the new limits."""
+    """Drop the cached entitlement once the change commits, so the next reservation reads the new limits.
+
+    Gateway processes keep their own copy in memory: they drop it when the invalidation is published, which
+    happens after the shared copy is gone (on_commit callbacks run in order), so they cannot reload the old one.
+    """
     transaction.on_commit(lambda: get_redis().delete(keys.entitlement(str(organization_id))))
+    publish_invalidation(kind="entitlement", organization_id=organization_id)
 
 
 def plan_entitlements_refresh(*, plan: Plan) -> None:
@@ -77,6 +83,18 @@ def subscription_change_plan(*, subscription: Subscription, plan: Plan, actor: A
                      metadata={"from": previous.code, "to": plan.code}, **actor.audit_kwargs())
         entitlement_changed(organization_id=subscription.organization_id)
     return subscription
+
+
+def payment_method_add(*, subscription: Subscription, setup_intent_id: str, actor: Actor) -> dict:
+    """The card Stripe.js collected for this organisation (through a SetupIntent) becomes its default."""
+    try:
+        card = stripe_api.payment_method_from_setup_intent(subscription=subscription,
+                                                           setup_intent_id=setup_intent_id)
+    except ValueError as exc:
+        raise ValidationError({"setup_intent": [str(exc)]}) from exc
+    audit_record(action=AuditEvent.Action.PAYMENT_METHOD_SET, target=subscription,
+                 metadata={"brand": card.get("brand"), "last4": card.get("last4")}, **actor.audit_kwargs())
+    return card
 
 
 def subscription_extend_grace(*, subscription: Subscription, days: int, actor: Actor,

@@ -142,3 +142,40 @@ def payment_method_set(*, subscription: Subscription, payment_method_id: str) ->
     client.v1.payment_methods.attach(payment_method_id, params={"customer": customer_id})
     client.v1.customers.update(customer_id, params={"invoice_settings": {"default_payment_method":
                                                                              payment_method_id}})
+
+
+def setup_intent_create(*, subscription: Subscription) -> dict:
+    """A SetupIntent for the portal's card form: Stripe.js confirms it in the browser with the card, so the card
+    number never reaches our servers; `payment_method_from_setup_intent` then makes the card the default."""
+    customer_id = customer_ensure(subscription=subscription)
+    intent = stripe_client().v1.setup_intents.create(
+        params={"customer": customer_id, "payment_method_types": ["card"], "usage": "off_session"})
+    return {"id": intent.id, "client_secret": intent.client_secret}
+
+
+def payment_method_from_setup_intent(*, subscription: Subscription, setup_intent_id: str) -> dict:
+    """The card a confirmed SetupIntent of this customer collected, made the default. Refuses an intent of
+    another customer (a forged id) or one not confirmed."""
+    customer_id = customer_ensure(subscription=subscription)
+    client = stripe_client()
+    try:
+        intent = client.v1.setup_intents.retrieve(setup_intent_id)
+    except stripe.InvalidRequestError as exc:
+        raise ValueError("Stripe knows no such card setup.") from exc
+    if intent.customer != customer_id or intent.status != "succeeded" or not intent.payment_method:
+        raise ValueError("This card setup was not completed for this organisation.")
+    payment_method_set(subscription=subscription, payment_method_id=intent.payment_method)
+    return payment_method_summary(subscription=subscription) or {}
+
+
+def payment_method_summary(*, subscription: Subscription) -> dict | None:
+    """The customer's default card as {brand, last4, exp_month, exp_year}, or None."""
+    if not subscription.stripe_customer_id:
+        return None
+    client = stripe_client()
+    customer = client.v1.customers.retrieve(subscription.stripe_customer_id).to_dict()
+    payment_method_id = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    if not payment_method_id:
+        return None
+    card = client.v1.payment_methods.retrieve(payment_method_id).to_dict().get("card") or {}
+    return {key: card.get(key) for key in ("brand", "last4", "exp_month", "exp_year")}

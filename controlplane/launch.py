@@ -33,7 +33,10 @@ def _start_localstripe() -> subprocess.Popen:
     """Stripe's stand-in for a machine without the internet; the SDK is pointed at it through the environment."""
     port = free_port()
     os.environ.update({"STRIPE_API_BASE": f"http://127.0.0.1:{port}", "STRIPE_API_KEY": "sk_test_local",
-                       "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16)})
+                       "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16),
+                       # The portal's card form loads localstripe's stand-in for Stripe.js.
+                       "STRIPE_JS_URL": f"http://127.0.0.1:{port}/js.stripe.com/v3/",
+                       "STRIPE_PUBLISHABLE_KEY": "pk_test_local"})
     Path(".cache/logs").mkdir(parents=True, exist_ok=True)
     log = open(".cache/logs/localstripe.log", "ab")  # noqa: SIM115  (owned by the child)
     return subprocess.Popen([str(Path(sys.executable).parent / "localstripe"), "--port", str(port)],
@@ -111,6 +114,7 @@ def main() -> int:
     base = f"http://{HOST}:{PORT}"
     print(
         "\nLightsout is starting. Open:\n"
+        f"  Portal    {base}/  (sign up, or sign in as the demo user printed by seed_demo above)\n"
         f"  API docs  {base}/api/docs\n"
         f"  Admin     {base}/admin/\n"
         f"  API       {base}/api/v1/\n"

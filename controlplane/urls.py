@@ -39,7 +39,8 @@ urlpatterns = [
     path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
     path("healthz", health, name="health"),
+    path("", include("portal.urls")),
 ]
 
-handler404 = json_error_view(404, "not_found", "Not found.")
-handler500 = json_error_view(500, "server_error", "Internal server error.")
+handler404 = json_error_view(404, "not_found", "Not found.", page_template="portal/error.html")
+handler500 = json_error_view(500, "server_error", "Internal server error.", page_template="portal/error.html")

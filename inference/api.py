@@ -1,8 +1,5 @@
 """Control-plane API for tenant models: create, upload adapter versions, deploy, see placements."""
 
-import tempfile
-from pathlib import Path
-
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -14,7 +11,6 @@ from controlplane.api.errors import ApiError
 from tenants.scoping import OrganizationScopedViewMixin
 
 from . import serializers, services
-from .engine.adapter_bundle import AdapterArchiveError, validate_adapter_archive
 from .models import AdapterVersion, BaseModel, TenantModel
 from .placement import NoCapacity, placement_ensure
 
@@ -36,9 +32,7 @@ class TenantModelViewSet(OrganizationScopedViewMixin, mixins.ListModelMixin, mix
     def create(self, request, *args, **kwargs):
         data = serializers.TenantModelCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if TenantModel.objects.filter(organization=self.organization, alias=data.validated_data["alias"]).exists():
-            raise ValidationError({"alias": ["This organisation already has a model with this alias."]})
-        model = services.tenant_model_get_or_create(organization=self.organization, **data.validated_data)
+        model = services.tenant_model_create(organization=self.organization, **data.validated_data)
         return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request={"multipart/form-data": serializers.AdapterUploadSerializer},
@@ -49,23 +43,9 @@ class TenantModelViewSet(OrganizationScopedViewMixin, mixins.ListModelMixin, mix
         tenant_model = self.get_object()
         data = serializers.AdapterUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        base = tenant_model.base_model
-        with tempfile.TemporaryDirectory() as work:
-            archive = Path(work) / Path(data.validated_data["archive"].name).name
-            with archive.open("wb") as out:
-                for chunk in data.validated_data["archive"].chunks():
-                    out.write(chunk)
-            try:
-                adapter = validate_adapter_archive(
-                    archive_path=archive, extract_to=Path(work) / "adapter", base_model_name=base.name,
-                    max_rank=base.max_lora_rank, allowed_target_modules=base.lora_target_modules,
-                    base_model_dir=Path(base.weights_path))
-            except AdapterArchiveError as exc:
-                raise ValidationError({"archive": [str(exc)]}) from exc
-            version = services.adapter_version_create(
-                tenant_model=tenant_model, adapter_dir=adapter.directory, rank=adapter.rank,
-                target_modules=adapter.target_modules, source=AdapterVersion.Source.UPLOAD,
-                make_current=data.validated_data["deploy"])
+        version = services.adapter_version_upload(tenant_model=tenant_model,
+                                                  archive=data.validated_data["archive"],
+                                                  make_current=data.validated_data["deploy"])
         if data.validated_data["deploy"]:
             self._place(version, replicas=1)
         return Response(serializers.AdapterVersionSerializer(version).data, status=status.HTTP_201_CREATED)

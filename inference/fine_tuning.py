@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
 
 from billing.quotas import quota_check
 from billing.usage import usage_record
@@ -97,9 +98,12 @@ def training_file_upload(*, organization: Organization, upload: UploadedFile, pu
 
 
 def training_file_delete(*, training_file: TrainingFile) -> None:
-    if FineTuningJob.objects.filter(training_file=training_file).exclude(
-            job__status__in=Job.FINISHED).exists():
+    users = FineTuningJob.objects.filter(Q(training_file=training_file) | Q(validation_file=training_file))
+    if users.exclude(job__status__in=Job.FINISHED).exists():
         raise ValidationError({"file": ["A running fine-tuning job uses this file."]})
+    if users.exists():
+        # A finished job's record says what it was trained on, so the file stays while the job does.
+        raise ValidationError({"file": [f"{training_file.filename} trained a fine-tuning job and is kept with it."]})
     path = Path(training_file.path)
     with transaction.atomic():
         training_file.delete()

@@ -3,6 +3,7 @@ import uuid
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.meters import SizeClass
 from tenants.models import Region
@@ -39,9 +40,9 @@ class InferenceCluster(models.Model):
 
 class VllmServer(models.Model):
     class State(models.TextChoices):
-        HEALTHY = "healthy", "Healthy"
-        DOWN = "down", "Down"
-        DRAINING = "draining", "Draining"
+        HEALTHY = "healthy", _("Healthy")
+        DOWN = "down", _("Down")
+        DRAINING = "draining", _("Draining")
 
     cluster = models.ForeignKey(InferenceCluster, on_delete=models.PROTECT, related_name="servers")
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="servers")
@@ -81,8 +82,8 @@ class AdapterVersion(models.Model):
     """One trained or uploaded LoRA adapter: an immutable version of a tenant model."""
 
     class Source(models.TextChoices):
-        UPLOAD = "upload", "Uploaded"
-        FINE_TUNE = "fine_tune", "Fine-tuned"
+        UPLOAD = "upload", _("Uploaded")
+        FINE_TUNE = "fine_tune", _("Fine-tuned")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
@@ -112,8 +113,8 @@ class Placement(models.Model):
     """An adapter registered on a vLLM server. Rows exist only while the adapter is (being) loaded there."""
 
     class State(models.TextChoices):
-        LOADING = "loading", "Loading"
-        LOADED = "loaded", "Loaded"
+        LOADING = "loading", _("Loading")
+        LOADED = "loaded", _("Loaded")
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
     adapter = models.ForeignKey(AdapterVersion, on_delete=models.CASCADE, related_name="placements")

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from .models import AdapterVersion, BaseModel, Placement, TenantModel
+from .services import ALIAS_PATTERN
 
 
 class BaseModelSerializer(serializers.ModelSerializer):
@@ -48,7 +49,7 @@ class TenantModelSerializer(serializers.ModelSerializer):
 
 
 class TenantModelCreateSerializer(serializers.Serializer):
-    alias = serializers.RegexField(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?$", max_length=128,
+    alias = serializers.RegexField(ALIAS_PATTERN, max_length=128,
                                    help_text="e.g. acme/maintenance-assistant")
     base_model = serializers.SlugRelatedField(slug_field="name", queryset=BaseModel.objects.all())
     description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")

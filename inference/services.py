@@ -1,12 +1,15 @@
 """Writes for base models, clusters, vLLM servers, tenant models and adapter versions."""
 
 import hashlib
+import re
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Max
 
@@ -14,6 +17,7 @@ from billing.meters import size_class_for
 from controlplane.invalidation import publish_invalidation
 from tenants.models import Organization
 
+from .engine.adapter_bundle import AdapterArchiveError, validate_adapter_archive
 from .engine.base_model import describe_model_dir
 from .models import AdapterVersion, BaseModel, InferenceCluster, TenantModel, VllmServer
 
@@ -50,6 +54,22 @@ def server_register(*, url: str, base_model: BaseModel, cluster_name: str, regio
                   "max_cpu_loras": max_cpu_loras, "state": VllmServer.State.HEALTHY},
     )
     return server
+
+
+# An alias is a public model name: lower case, optionally namespaced once, e.g. acme/maintenance-assistant.
+ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?$"
+
+
+def tenant_model_create(*, organization: Organization, alias: str, base_model: BaseModel,
+                        description: str = "") -> TenantModel:
+    """A new tenant model (an alias with no version yet); refused when the organisation already has the alias."""
+    if len(alias) > 128 or not re.fullmatch(ALIAS_PATTERN, alias):
+        raise ValidationError({"alias": ["Use lower-case letters, digits, '.', '_' and '-', optionally with one "
+                                         "'/', for example acme/maintenance-assistant (at most 128 characters)."]})
+    if TenantModel.objects.filter(organization=organization, alias=alias).exists():
+        raise ValidationError({"alias": ["This organisation already has a model with this alias."]})
+    return tenant_model_get_or_create(organization=organization, alias=alias, base_model=base_model,
+                                      description=description)
 
 
 def tenant_model_get_or_create(*, organization: Organization, alias: str, base_model: BaseModel,
@@ -102,3 +122,36 @@ def adapter_version_create(*, tenant_model: TenantModel, adapter_dir: Path, rank
         shutil.rmtree(store, ignore_errors=True)  # no orphan directory for a version that was not written
         raise
     return version
+
+
+def adapter_version_upload(*, tenant_model: TenantModel, archive: UploadedFile,
+                           make_current: bool = True) -> AdapterVersion:
+    """An uploaded PEFT adapter archive (.tar.gz or .zip) as the model's next version. The archive is validated
+    against the model's base model (format, rank, target modules, tensor shapes) before anything is stored."""
+    base = tenant_model.base_model
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / (Path(archive.name or "adapter.tar.gz").name or "adapter.tar.gz")
+        with path.open("wb") as out:
+            for chunk in archive.chunks():
+                out.write(chunk)
+        try:
+            adapter = validate_adapter_archive(
+                archive_path=path, extract_to=Path(work) / "adapter", base_model_name=base.name,
+                max_rank=base.max_lora_rank, allowed_target_modules=base.lora_target_modules,
+                base_model_dir=Path(base.weights_path))
+        except AdapterArchiveError as exc:
+            raise ValidationError({"archive": [str(exc)]}) from exc
+        return adapter_version_create(
+            tenant_model=tenant_model, adapter_dir=adapter.directory, rank=adapter.rank,
+            target_modules=adapter.target_modules, source=AdapterVersion.Source.UPLOAD, make_current=make_current)
+
+
+def tenant_model_set_current(*, tenant_model: TenantModel, version: AdapterVersion) -> TenantModel:
+    """Point the alias at another of its versions (a roll-back or a promotion); the gateway re-routes at once."""
+    if version.tenant_model_id != tenant_model.pk:
+        raise ValidationError({"version": [f"{version.name} is not a version of {tenant_model.alias}."]})
+    with transaction.atomic():
+        TenantModel.objects.filter(pk=tenant_model.pk).update(current_version=version)
+        publish_invalidation(kind="route", organization_id=tenant_model.organization_id)
+    tenant_model.current_version = version
+    return tenant_model

@@ -7,6 +7,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .roles import Role, Scope
 
@@ -52,11 +53,11 @@ class User(AbstractBaseUser, PermissionsMixin):
 class Region(models.TextChoices):
     """GPU regions: an organisation's data and models stay in its region."""
 
-    EU_CENTRAL = "eu-central", "EU (Frankfurt)"
-    US_EAST = "us-east", "US East (Virginia)"
-    AP_NORTHEAST = "ap-northeast", "Asia Pacific (Seoul)"
-    SA_EAST = "sa-east", "South America (São Paulo)"
-    LOCAL = "local", "Local (embedded)"
+    EU_CENTRAL = "eu-central", _("EU (Frankfurt)")
+    US_EAST = "us-east", _("US East (Virginia)")
+    AP_NORTHEAST = "ap-northeast", _("Asia Pacific (Seoul)")
+    SA_EAST = "sa-east", _("South America (São Paulo)")
+    LOCAL = "local", _("Local (embedded)")
 
 
 class Organization(models.Model):
@@ -204,6 +205,8 @@ class AuditEvent(models.Model):
         SIGN_UP = "auth.sign_up", "Signed up"
         PASSWORD_RESET_REQUESTED = "auth.password_reset_requested", "Password reset requested"
         PASSWORD_RESET = "auth.password_reset", "Password reset"
+        EMAIL_VERIFIED = "auth.email_verified", "E-mail address verified"
+        LANGUAGE_CHANGED = "auth.language_changed", "Language changed"
         ORG_CREATED = "org.created", "Organisation created"
         ORG_UPDATED = "org.updated", "Organisation updated"
         ORG_SUSPENDED = "org.suspended", "Organisation suspended"
@@ -219,6 +222,7 @@ class AuditEvent(models.Model):
         JOB_CANCELLED = "job.cancelled", "Job cancelled"
         JOB_RETRIED = "job.retried", "Job retried"
         PLAN_CHANGED = "billing.plan_changed", "Plan changed"
+        PAYMENT_METHOD_SET = "billing.payment_method_set", "Payment method set"
         GRACE_EXTENDED = "billing.grace_extended", "Grace period extended"
         QUOTA_OVERRIDE_SET = "billing.quota_override_set", "Quota raised or lowered"
         QUOTA_OVERRIDE_REMOVED = "billing.quota_override_removed", "Quota override removed"
@@ -247,3 +251,22 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_label}"
+
+
+class SystemKey(models.Model):
+    """An organisation API key the platform itself holds, one per purpose (the maintenance explainer, the portal's
+    playground), to call the organisation's models through the gateway like any client of the organisation: routed,
+    rate-limited, quota-checked and metered as the tenant's own traffic. The gateway authenticates by bearer key,
+    so the plaintext is kept, encrypted (see `tenants.system_keys`)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=64, help_text="What the platform uses the key for, e.g. portal.playground.")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    secret_encrypted = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "purpose"], name="one_system_key_per_purpose")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} key of {self.organization_id}"

@@ -1,22 +1,23 @@
 """Roles grant scopes; API keys carry scopes. Views name the scopes each HTTP method needs."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Scope(models.TextChoices):
-    ORG_READ = "org:read", "Read the organisation's resources"
-    ORG_WRITE = "org:write", "Create and change the organisation's resources"
-    ORG_ADMIN = "org:admin", "Manage members, invitations, API keys and settings"
-    INFERENCE = "inference", "Call the organisation's models"
-    JOBS = "jobs", "Start and cancel jobs"
-    BILLING = "billing", "See usage, quotas and invoices"
+    ORG_READ = "org:read", _("Read the organisation's resources")
+    ORG_WRITE = "org:write", _("Create and change the organisation's resources")
+    ORG_ADMIN = "org:admin", _("Manage members, invitations, API keys and settings")
+    INFERENCE = "inference", _("Call the organisation's models")
+    JOBS = "jobs", _("Start and cancel jobs")
+    BILLING = "billing", _("See usage, quotas and invoices")
 
 
 class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    ADMIN = "admin", "Admin"
-    MEMBER = "member", "Member"
-    VIEWER = "viewer", "Viewer"
+    OWNER = "owner", _("Owner")
+    ADMIN = "admin", _("Admin")
+    MEMBER = "member", _("Member")
+    VIEWER = "viewer", _("Viewer")
 
 
 ALL_SCOPES = frozenset(Scope.values)

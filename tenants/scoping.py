@@ -35,6 +35,18 @@ def organization_suspended_error(organization: Organization) -> ApiError:
     )
 
 
+def member_actor(*, user, org_slug: str, ip_address: str | None = None) -> Actor | None:
+    """A signed-in user inside the named organisation, or None when they are not a member (the API and the
+    portal both answer that with 404)."""
+    membership = (
+        Membership.objects.select_related("organization").filter(organization__slug=org_slug, user=user).first()
+    )
+    if membership is None:
+        return None
+    return Actor.for_member(organization=membership.organization, user=user, role=membership.role,
+                            ip_address=ip_address)
+
+
 def resolve_actor(request, org_slug: str) -> Actor:
     """The caller inside the named organisation, or 404 if the caller has no business there."""
     principal = request.user
@@ -45,15 +57,9 @@ def resolve_actor(request, org_slug: str) -> Actor:
             raise exceptions.NotFound()
         actor = Actor.for_api_key(api_key=api_key, ip_address=ip)
     elif principal is not None and principal.is_authenticated:
-        membership = (
-            Membership.objects.select_related("organization")
-            .filter(organization__slug=org_slug, user=principal)
-            .first()
-        )
-        if membership is None:
+        actor = member_actor(user=principal, org_slug=org_slug, ip_address=ip)
+        if actor is None:
             raise exceptions.NotFound()
-        actor = Actor.for_member(organization=membership.organization, user=principal, role=membership.role,
-                                 ip_address=ip)
     else:
         raise exceptions.NotAuthenticated()
     if not actor.organization.is_active:

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.tokens import default_token_generator
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -38,6 +39,52 @@ def user_sign_up(*, email: str, password: str, name: str = "", ip_address: str |
     with transaction.atomic():
         user = User.objects.create_user(email=email, password=password, name=name)
         audit_record(action=Action.SIGN_UP, actor=user, target=user, ip_address=ip_address)
+    return user
+
+
+# A signed, expiring token of the user and the address it was sent to: nothing stored, and a changed address
+# invalidates links sent to the old one.
+EMAIL_VERIFICATION_SALT = "tenants.email-verification"
+EMAIL_VERIFICATION_MAX_AGE = 60 * 60 * 48
+
+
+def email_verification_send(*, user: User) -> str:
+    token = signing.dumps({"user": str(user.pk), "email": user.email}, salt=EMAIL_VERIFICATION_SALT)
+    send_mail(
+        subject="Confirm your e-mail address for Lightsout",
+        message=(
+            "Welcome to Lightsout. Confirm that this address is yours by opening the link (valid for 48 hours):\n\n"
+            f"{settings.PUBLIC_BASE_URL}/verify/{token}\n"
+        ),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+    return token
+
+
+def email_verify(*, token: str, ip_address: str | None = None) -> User:
+    try:
+        claim = signing.loads(token, salt=EMAIL_VERIFICATION_SALT, max_age=EMAIL_VERIFICATION_MAX_AGE)
+        user = User.objects.get(pk=claim["user"], email=claim["email"], is_active=True)
+    except (signing.BadSignature, User.DoesNotExist, KeyError, ValueError, ValidationError) as exc:
+        raise ValidationError({"token": ["This confirmation link is invalid or has expired."]}) from exc
+    if user.email_verified_at is None:
+        with transaction.atomic():
+            user.email_verified_at = timezone.now()
+            user.save(update_fields=["email_verified_at"])
+            audit_record(action=Action.EMAIL_VERIFIED, actor=user, target=user, ip_address=ip_address)
+    return user
+
+
+def user_language_set(*, user: User, language: str, ip_address: str | None = None) -> User:
+    if language not in dict(settings.LANGUAGES):
+        raise ValidationError({"language": [f"Unknown language {language!r}."]})
+    if language != user.language:
+        with transaction.atomic():
+            previous, user.language = user.language, language
+            user.save(update_fields=["language"])
+            audit_record(action=Action.LANGUAGE_CHANGED, actor=user, target=user, ip_address=ip_address,
+                         metadata={"from": previous, "to": language})
     return user
 
 

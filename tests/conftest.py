@@ -1,5 +1,9 @@
 import pytest
 
+# Session-wide servers, started lazily by the first test that asks: one vLLM, one localstripe.
+from tests.model_fixtures import *  # noqa: F403
+from tests.stripe_server import localstripe  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def clean_redis(request):

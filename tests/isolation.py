@@ -1,8 +1,8 @@
 """The tenant-isolation sweep: every organisation route, tried by a second tenant.
 
 `sweep()` enumerates every URL pattern that takes an `org_slug`, so new endpoints are covered without anyone
-remembering to add them. For each it tries every write and read method as a member and as an API key (all scopes)
-of organisation B:
+remembering to add them; that includes the portal's pages under /app/<org_slug>/. For each it tries every write
+and read method as a member and as an API key (all scopes) of organisation B:
   1. on organisation A's URL with A's object: must answer 404 (A does not exist for B);
   2. on B's own URL with A's object id: must answer 404 or 405, never 2xx;
   3. on B's own list URLs: the body must not contain any id of A's objects;
@@ -52,8 +52,22 @@ def org_routes(urlconf=None) -> list[Route]:
 
 
 def route_model(route: Route) -> type[models.Model] | None:
+    """The model a route's `pk` addresses: an API view's queryset, or a portal page's `model`."""
     queryset = getattr(route.view_class, "queryset", None)
-    return queryset.model if queryset is not None else None
+    return queryset.model if queryset is not None else getattr(route.view_class, "model", None)
+
+
+def is_page(route: Route) -> bool:
+    """A portal page (HTML for a signed-in person) rather than an API view."""
+    return route.name.startswith("portal:")
+
+
+def _leaked_ids(response, a_ids: set[str]) -> list[str]:
+    if response.get("Content-Type", "").startswith("application/json"):
+        return sorted(_ids_in(response.json()) & a_ids)
+    # A page: look for A's ids in the HTML. Short integer ids would match any digit run, so only long ones.
+    text = response.content.decode(errors="replace")
+    return sorted(i for i in a_ids if len(i) >= 12 and i in text)
 
 
 def _ids_in(data) -> set[str]:
@@ -75,6 +89,11 @@ def snapshot(objects: list[models.Model]) -> dict:
     return {(type(o).__name__, str(o.pk)): json.dumps(model_to_dict(type(o).objects.get(pk=o.pk)), default=str)
             for o in objects if type(o).objects.filter(pk=o.pk).exists()} | {
         ("count", type(o).__name__): type(o).objects.filter(pk=o.pk).count() for o in objects}
+
+
+def _sent_to_sign_in(route: Route, response) -> bool:
+    """An API key is no credential for the portal: its pages send such a caller to sign in, showing nothing."""
+    return is_page(route) and response.status_code == 302 and "/login" in response.get("Location", "")
 
 
 def sweep(*, org_a, objects_a: list[models.Model], org_b, clients_b: dict, urlconf=None) -> list[str]:
@@ -107,14 +126,15 @@ def sweep(*, org_a, objects_a: list[models.Model], org_b, clients_b: dict, urlco
         for who, client in clients_b.items():
             for method in METHODS:
                 response = getattr(client, method)(url_a, data={}, format="json")
-                if response.status_code != 404:
+                if response.status_code != 404 and not _sent_to_sign_in(route, response):
                     findings.append(f"{who} {method.upper()} {url_a} (A's organisation) -> {response.status_code}")
                 response = getattr(client, method)(url_b, data={}, format="json")
-                if "pk" in route.kwargs and response.status_code not in (404, 405):
+                if ("pk" in route.kwargs and response.status_code not in (404, 405)
+                        and not _sent_to_sign_in(route, response)):
                     findings.append(f"{who} {method.upper()} {url_b} (A's object in B's URL) -> "
                                     f"{response.status_code}")
                 if method == "get" and response.status_code == 200:
-                    leaked = sorted(_ids_in(response.json()) & a_ids)
+                    leaked = _leaked_ids(response, a_ids)
                     if leaked:
                         findings.append(f"{who} GET {url_b} shows A's ids {leaked}")
     if snapshot(objects_a) != before:

@@ -1,5 +1,7 @@
 """Tenant isolation across every organisation endpoint, present and future."""
 
+import json
+
 import pytest
 from django.urls import include, path
 from rest_framework import generics
@@ -38,7 +40,7 @@ def _billing_objects(org) -> list:
 
 
 @pytest.fixture
-def world():
+def world(base_model_dir, settings, tmp_path):
     """Organisation A with one object of every kind a route can address, and B's callers."""
     import tests.jobs.sample_jobs  # noqa: F401  (registers the test job kind)
 
@@ -55,7 +57,8 @@ def world():
     objects_a = [
         org_a, *org_a.memberships.all(), *Invitation.objects.filter(organization=org_a), key_a, job_a,
         *job_a.events.all(), *AuditEvent.objects.filter(organization=org_a), *billing_a,
-        *_scheduling_objects(org_a), *_inference_objects(org_a), *_maintenance_objects(org_a),
+        *_scheduling_objects(org_a), *_inference_objects(org_a, base_model_dir, settings, tmp_path),
+        *_maintenance_objects(org_a),
     ]
 
     org_b = builders.make_org(slug="bravo-plant")
@@ -65,14 +68,31 @@ def world():
     return {"org_a": org_a, "objects_a": objects_a, "org_b": org_b, "clients_b": clients_b}
 
 
-def _inference_objects(org) -> list:
-    """A tenant model with no servers behind it: routes must 404 for strangers before touching vLLM."""
-    from inference.models import BaseModel
-    from inference.services import tenant_model_get_or_create
+def _inference_objects(org, base_model_dir, settings, tmp_path) -> list:
+    """A tenant model and a version of it with no servers behind them (routes must 404 for strangers before touching
+    vLLM), a training file and a queued fine-tuning job (no worker runs here)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
 
-    base = BaseModel.objects.create(name="sweep-base", weights_path="/nowhere", architecture="LlamaForCausalLM",
-                                    context_length=2048, license="apache-2.0")
-    return [tenant_model_get_or_create(organization=org, alias="alpha/assistant", base_model=base)]
+    from inference.fine_tuning import fine_tuning_job_create, training_file_upload
+    from inference.models import AdapterVersion
+    from inference.services import adapter_version_create, base_model_register, tenant_model_get_or_create
+    from tests.model_fixtures import MemorisedFact
+
+    settings.TRAINING_STORE, settings.ADAPTER_STORE = tmp_path / "training", tmp_path / "adapters"
+    base = base_model_register(name="sweep-base", weights_path=base_model_dir, license="apache-2.0")
+    model = tenant_model_get_or_create(organization=org, alias="alpha/assistant", base_model=base)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    version = adapter_version_create(tenant_model=model, adapter_dir=adapter, rank=8, target_modules=["q_proj"],
+                                     source=AdapterVersion.Source.UPLOAD)
+    examples = MemorisedFact().examples()
+    data = "".join(json.dumps(e) + "\n" for e in examples + examples[:2]).encode()
+    training = training_file_upload(organization=org, upload=SimpleUploadedFile("sweep.jsonl", data),
+                                    purpose="fine-tune")
+    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=base.name,
+                                training_file=training)
+    return [model, version, training, ft, ft.job]
 
 
 def _scheduling_objects(org):

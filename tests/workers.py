@@ -62,13 +62,14 @@ def wait_until(predicate, *, timeout: float = 60, interval: float = 0.2, what: s
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def start_web_server(*, port: int, log_path: Path | None = None) -> subprocess.Popen:
+def start_web_server(*, port: int, log_path: Path | None = None, env: dict[str, str] | None = None
+                     ) -> subprocess.Popen:
     """The real ASGI application (gateway and Django) under uvicorn, on the test database."""
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115  (owned by the child)
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "controlplane.asgi:application", "--host", "127.0.0.1", "--port", str(port),
          "--no-access-log", "--lifespan", "on"],
-        cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, env={**worker_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 
 

@@ -1,35 +1,31 @@
 """Plain-language explanations of recommendations, written by the tenant's own model through the gateway.
 
 The worker calls the OpenAI-compatible gateway (`MAINTENANCE_EXPLAINER_BASE_URL`, default PUBLIC_BASE_URL) like
-any client of the organisation, with the organisation's system key (scope `inference`, see `ExplainerKey`) and
-the model chosen for the asset type (default the base model). So the call is routed, rate-limited and metered
-exactly like the tenant's own traffic. When no model answers (no server, no capacity, the gateway down) the
-recommendation keeps `explanation_status = pending` with the reason in `explanation_error`, and
-`maintenance.explain_pending` tries again later; after MAX_ATTEMPTS it is marked failed. No text is made up.
+any client of the organisation, with the organisation's system key for purpose `maintenance.explainer` (scope
+`inference`, see `tenants.system_keys`) and the model chosen for the asset type (default the base model). So the
+call is routed, rate-limited and metered exactly like the tenant's own traffic. When no model answers (no server,
+no capacity, the gateway down) the recommendation keeps `explanation_status = pending` with the reason in
+`explanation_error`, and `maintenance.explain_pending` tries again later; after MAX_ATTEMPTS it is marked failed.
+No text is made up.
 """
 
-import base64
-import hashlib
 import logging
 from datetime import timedelta
 
 import httpx
-from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from tenants.actor import Actor
-from tenants.models import Membership, Organization
-from tenants.roles import Role, Scope
-from tenants.services import api_key_create
+from tenants.models import Organization
+from tenants.system_keys import SystemKeyUnavailable, system_key_forget, system_key_get
 
 from .conf import explainer_base_url
-from .models import ExplainerKey, Recommendation
+from .models import Recommendation
 
 logger = logging.getLogger(__name__)
 
 KEY_NAME = "maintenance explainer (system)"
+KEY_PURPOSE = "maintenance.explainer"
 MAX_ATTEMPTS = 12
 MAX_TOKENS = 220
 SYSTEM_PROMPT = ("You are a maintenance planner's assistant in a factory. Explain the recommendation below to a "
@@ -41,33 +37,12 @@ class ExplainerUnavailable(Exception):
     """No explanation this time; the message says why (kept on the recommendation)."""
 
 
-def _fernet() -> Fernet:
-    key = hashlib.sha256(f"lightsout.maintenance.explainer:{settings.SECRET_KEY}".encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
 def _explainer_key(organization: Organization) -> str:
     """The organisation's system key for the gateway, created on first use (and again after a revocation)."""
-    stored = ExplainerKey.objects.select_related("api_key").filter(organization=organization).first()
-    if stored is not None and stored.api_key.is_usable():
-        try:
-            return _fernet().decrypt(bytes(stored.secret_encrypted)).decode()
-        except InvalidToken:
-            logger.warning("The explainer key of %s was encrypted with another SECRET_KEY; making a new one.",
-                           organization.slug)
-    # api_key_create records a creator (ApiKey.created_by may not be blank): the organisation's first owner,
-    # on whose behalf the platform explains; the key's name says what it is for.
-    owner = (Membership.objects.filter(organization=organization, role=Role.OWNER).order_by("created_at")
-             .select_related("user").first())
-    if owner is None:
-        raise ExplainerUnavailable(f"The organisation {organization.slug} has no owner to create its explainer key.")
-    with transaction.atomic():
-        api_key, plaintext = api_key_create(organization=organization, name=KEY_NAME, scopes=[Scope.INFERENCE],
-                                            actor=Actor.system(organization=organization, user=owner.user))
-        ExplainerKey.objects.update_or_create(
-            organization=organization,
-            defaults={"api_key": api_key, "secret_encrypted": _fernet().encrypt(plaintext.encode())})
-    return plaintext
+    try:
+        return system_key_get(organization=organization, purpose=KEY_PURPOSE, name=KEY_NAME)
+    except SystemKeyUnavailable as exc:
+        raise ExplainerUnavailable(str(exc)) from exc
 
 
 def _facts(recommendation: Recommendation) -> str:
@@ -98,7 +73,7 @@ def _ask(*, organization: Organization, model: str, facts: str) -> str:
         except httpx.HTTPError as exc:
             raise ExplainerUnavailable(f"The gateway at {url} did not answer ({type(exc).__name__}: {exc}).") from exc
         if response.status_code == 401:
-            ExplainerKey.objects.filter(organization=organization).delete()
+            system_key_forget(organization=organization, purpose=KEY_PURPOSE)
             continue
         if response.status_code != 200:
             try:

@@ -17,6 +17,7 @@ from django.contrib.postgres.indexes import BrinIndex
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .conf import DEFAULT_EXPLAINER_MODEL, DEFAULT_RUL_CAP
 
@@ -134,10 +135,10 @@ class AssetEvent(models.Model):
     a failure, repair or replacement starts the asset's next life."""
 
     class Kind(models.TextChoices):
-        FAILURE = "failure", "Failure"
-        REPAIR = "repair", "Repair (as good as new)"
-        REPLACEMENT = "replacement", "Replacement"
-        INSPECTION = "inspection", "Inspection"
+        FAILURE = "failure", _("Failure")
+        REPAIR = "repair", _("Repair (as good as new)")
+        REPLACEMENT = "replacement", _("Replacement")
+        INSPECTION = "inspection", _("Inspection")
 
     RENEWALS = (Kind.FAILURE, Kind.REPAIR, Kind.REPLACEMENT)
 
@@ -247,19 +248,19 @@ class Recommendation(models.Model):
     """Inspect or replace which component by when, and why; explained in plain language by the tenant's model."""
 
     class Action(models.TextChoices):
-        INSPECT = "inspect", "Inspect"
-        REPLACE = "replace", "Replace"
+        INSPECT = "inspect", _("Inspect")
+        REPLACE = "replace", _("Replace")
 
     class Priority(models.TextChoices):
-        LOW = "low", "Low"
-        MEDIUM = "medium", "Medium"
-        HIGH = "high", "High"
-        URGENT = "urgent", "Urgent"
+        LOW = "low", _("Low")
+        MEDIUM = "medium", _("Medium")
+        HIGH = "high", _("High")
+        URGENT = "urgent", _("Urgent")
 
     class ExplanationStatus(models.TextChoices):
-        PENDING = "pending", "Pending: no answer from the model yet, retried later"
-        READY = "ready", "Ready"
-        FAILED = "failed", "Failed: gave up after repeated attempts"
+        PENDING = "pending", _("Pending: no answer from the model yet, retried later")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed: gave up after repeated attempts")
 
     id = _uuid_field()
     organization = _organization_field()
@@ -296,9 +297,9 @@ class WorkOrder(models.Model):
     """A recommendation the plant acts on: open -> acknowledged -> closed (or open -> closed)."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        ACKNOWLEDGED = "acknowledged", "Acknowledged"
-        CLOSED = "closed", "Closed"
+        OPEN = "open", _("Open")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        CLOSED = "closed", _("Closed")
 
     id = _uuid_field()
     organization = _organization_field()
@@ -369,9 +370,9 @@ class WebhookEndpoint(models.Model):
 
 class WebhookDelivery(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
 
     id = _uuid_field()
     organization = _organization_field()
@@ -392,16 +393,3 @@ class WebhookDelivery(models.Model):
     def __str__(self) -> str:
         return f"{self.event} to {self.endpoint} ({self.status})"
 
-
-class ExplainerKey(models.Model):
-    """The organisation's system API key (scope `inference`) with which recommendations are explained through the
-    gateway, like any client of the tenant's model. The plaintext is kept encrypted (Fernet, key derived from
-    SECRET_KEY) because the gateway authenticates by bearer key; revoking the key makes a new one appear."""
-
-    organization = models.OneToOneField("tenants.Organization", on_delete=models.CASCADE, related_name="+")
-    api_key = models.ForeignKey("tenants.ApiKey", on_delete=models.CASCADE, related_name="+")
-    secret_encrypted = models.BinaryField()
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"explainer key of {self.organization_id}"

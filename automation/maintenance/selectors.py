@@ -149,3 +149,25 @@ def current_model(*, asset_type: AssetType) -> TrainedModel | None:
 def latest_health(*, assets: QuerySet) -> dict:
     rows = AssetHealth.objects.filter(asset__in=assets).order_by("asset_id", "-created_at").distinct("asset_id")
     return {row.asset_id: row for row in rows}
+
+
+# --- for the portal's pages -----------------------------------------------------------------------------------------
+
+
+def telemetry_span(*, asset: Asset, channels: list[Channel]) -> tuple[datetime, datetime] | None:
+    """The first and last reading of the asset on any of the channels, or None without telemetry. One index
+    lookup per end and channel (the unique index on asset, channel, ts)."""
+    from django.db.models import Max, Min
+
+    from .models import Telemetry
+
+    ends = [Telemetry.objects.filter(asset=asset, channel=channel).aggregate(first=Min("ts"), last=Max("ts"))
+            for channel in channels]
+    firsts = [e["first"] for e in ends if e["first"] is not None]
+    lasts = [e["last"] for e in ends if e["last"] is not None]
+    return (min(firsts), max(lasts)) if firsts else None
+
+
+def health_history(*, asset: Asset, limit: int = 500) -> list[AssetHealth]:
+    """The asset's scorings, oldest first (the latest `limit`)."""
+    return list(reversed(AssetHealth.objects.filter(asset=asset).order_by("-created_at", "-id")[:limit]))

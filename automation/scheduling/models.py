@@ -14,6 +14,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .timegrid import WEEKDAYS, validate_timezone
 
@@ -84,8 +85,8 @@ class Downtime(models.Model):
     """Time a machine cannot work: planned maintenance, or a breakdown reported when re-planning."""
 
     class Kind(models.TextChoices):
-        PLANNED = "planned", "Planned"
-        BREAKDOWN = "breakdown", "Breakdown"
+        PLANNED = "planned", _("Planned")
+        BREAKDOWN = "breakdown", _("Breakdown")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = _organization_field()
@@ -218,13 +219,13 @@ class Run(models.Model):
     """
 
     class Kind(models.TextChoices):
-        FACTORY = "factory", "Factory data"
-        JOBSHOP = "jobshop", "Plain job shop"
+        FACTORY = "factory", _("Factory data")
+        JOBSHOP = "jobshop", _("Plain job shop")
 
     class Objective(models.TextChoices):
-        MAKESPAN = "makespan", "Makespan"
-        WEIGHTED_TARDINESS = "weighted_tardiness", "Weighted tardiness"
-        WEIGHTED_MIX = "weighted_mix", "Weighted mix"
+        MAKESPAN = "makespan", _("Makespan")
+        WEIGHTED_TARDINESS = "weighted_tardiness", _("Weighted tardiness")
+        WEIGHTED_MIX = "weighted_mix", _("Weighted mix")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = _organization_field()

@@ -75,10 +75,15 @@ def exception_handler(exc, context):
     return response
 
 
-def json_error_view(status_code: int, code: str, message: str):
-    """Django-level handlers (unknown URL, crash outside a view) in the same shape for /api/ paths."""
+def json_error_view(status_code: int, code: str, message: str, *, page_template: str | None = None):
+    """Django-level handlers (unknown URL, crash outside a view): the API's error shape for machine paths
+    (/api/, /v1/), and `page_template` (an HTML page) for people in the portal."""
 
     def view(request, exception=None):
+        if page_template and not request.path.startswith(("/api/", "/v1/")):
+            from django.shortcuts import render
+
+            return render(request, page_template, {"status": status_code, "message": message}, status=status_code)
         return JsonResponse(error_body(code=code, message=message), status=status_code)
 
     return view

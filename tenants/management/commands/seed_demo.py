@@ -7,6 +7,7 @@ import secrets
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from tenants import services
 from tenants.actor import Actor
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         owner_password = secrets.token_urlsafe(12)
         owner = User.objects.filter(email=OWNER_EMAIL).first() or services.user_sign_up(
             email=OWNER_EMAIL, password=owner_password, name="Demo Owner")
+        User.objects.filter(pk=owner.pk, email_verified_at__isnull=True).update(email_verified_at=timezone.now())
         organization = services.organization_create(name="Demo Plant", slug=DEMO_SLUG, country="DE", region=region,
                                                     created_by=owner)
         actor = Actor.for_member(organization=organization, user=owner, role=Role.OWNER)

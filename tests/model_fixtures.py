@@ -1,4 +1,5 @@
-"""Session fixtures for the model engine: the converted base model and one real vLLM CPU server.
+"""Session fixtures for the model engine: the converted base model and one real vLLM CPU server (imported by
+tests/conftest.py, so the inference tests and the portal's end-to-end tests share the one server).
 
 Both are expensive (about 20 s to convert, 40-50 s to start vLLM on 2 cores), so each exists once per test session
 and is shared by every test that needs it. The converted model is cached across sessions under .cache/models (or

@@ -1,0 +1,105 @@
+"""Charts as inline SVG drawn on the server, each with the numbers it shows as a table (`portal/chart.html`
+renders both): no chart library, nothing loaded from elsewhere, readable without JavaScript."""
+
+from dataclasses import dataclass, field
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+PALETTE = ["#0b5cad", "#bc4c00", "#116329", "#8250df", "#a40e26", "#4a535e"]
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 240, 56, 16, 16, 36
+
+
+@dataclass
+class Chart:
+    title: str
+    svg: SafeString
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+
+
+def _ticks(low: float, high: float, count: int = 4) -> list[float]:
+    if high <= low:
+        return [low]
+    step = (high - low) / count
+    return [low + step * i for i in range(count + 1)]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _frame(title: str, lo: float, hi: float, x_labels: list[tuple[float, str]], body: list[str]) -> SafeString:
+    parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+             f'xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="system-ui, sans-serif">',
+             f"<title>{escape(title)}</title>"]
+    span = hi - lo or 1
+    for tick in _ticks(lo, hi):
+        y = TOP + (HEIGHT - TOP - BOTTOM) * (1 - (tick - lo) / span)
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d0d7de"/>')
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#4a535e">{_fmt(tick)}</text>')
+    for x, label in x_labels:
+        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" fill="#4a535e">'
+                     f"{escape(label)}</text>")
+    parts.extend(body)
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308  (every text above is escaped)
+
+
+def line_chart(*, title: str, x_label: str, series: dict[str, list[tuple[float, float]]],
+               x_format=_fmt) -> Chart:
+    """Lines over a numeric x (steps, cycles, hours...). The table has one row per x, one column per series."""
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return Chart(title, _frame(title, 0, 1, [], []), [x_label, *series])
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x_lo, x_hi = min(xs), max(xs)
+    y_lo, y_hi = min(0.0, min(ys)), max(ys) or 1.0
+    x_span, y_span = (x_hi - x_lo) or 1, (y_hi - y_lo) or 1
+
+    def px(x: float) -> float:
+        return LEFT + (WIDTH - LEFT - RIGHT) * (x - x_lo) / x_span
+
+    def py(y: float) -> float:
+        return TOP + (HEIGHT - TOP - BOTTOM) * (1 - (y - y_lo) / y_span)
+
+    body = []
+    for index, (name, values) in enumerate(series.items()):
+        colour = PALETTE[index % len(PALETTE)]
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(values))
+        body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        body.append(f'<text x="{WIDTH - RIGHT}" y="{TOP + 12 * (index + 1)}" text-anchor="end" fill="{colour}">'
+                    f"{escape(name)}</text>")
+    x_labels = [(px(x), x_format(x)) for x in _ticks(x_lo, x_hi)]
+    by_x: dict[float, dict[str, float]] = {}
+    for name, values in series.items():
+        for x, y in values:
+            by_x.setdefault(x, {})[name] = y
+    rows = [[x_format(x), *(by_x[x].get(name, "") for name in series)] for x in sorted(by_x)]
+    return Chart(title, _frame(title, y_lo, y_hi, x_labels, body), [x_label, *series], rows)
+
+
+def bar_chart(*, title: str, label: str, value_label: str, bars: list[tuple[str, float]],
+              limits: dict[str, float] | None = None) -> Chart:
+    """Vertical bars with an optional limit mark per bar (usage against a quota)."""
+    limits = limits or {}
+    hi = max([v for _, v in bars] + list(limits.values()) + [1.0])
+    inner_w = WIDTH - LEFT - RIGHT
+    slot = inner_w / max(1, len(bars))
+
+    def py(y: float) -> float:
+        return TOP + (HEIGHT - TOP - BOTTOM) * (1 - y / hi)
+
+    body, x_labels = [], []
+    for index, (name, value) in enumerate(bars):
+        x = LEFT + slot * index + slot * 0.2
+        body.append(f'<rect x="{x:.1f}" y="{py(value):.1f}" width="{slot * 0.6:.1f}" '
+                    f'height="{py(0) - py(value):.1f}" fill="{PALETTE[0]}"/>')
+        if name in limits:
+            y = py(limits[name])
+            body.append(f'<line x1="{x - 4:.1f}" x2="{x + slot * 0.6 + 4:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
+                        f'stroke="{PALETTE[4]}" stroke-width="2" stroke-dasharray="4 2"/>')
+        x_labels.append((x + slot * 0.3, name))
+    columns = [label, value_label] + (["limit"] if limits else [])
+    rows = [[name, value] + ([limits.get(name, "")] if limits else []) for name, value in bars]
+    return Chart(title, _frame(title, 0, hi, x_labels, body), columns, rows)

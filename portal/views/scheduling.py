@@ -1,0 +1,457 @@
+"""Production scheduling: the factory's master data and its import, starting an optimisation, following it live,
+and its results (Gantt chart, KPIs, the schedule, CSV), cancelling and re-planning after a breakdown.
+
+Every action calls what the REST API calls (`automation.scheduling.importing`, `.runs`, `.outputs`,
+`jobs.services.job_cancel`); the views only turn forms into those calls and results into pages.
+"""
+
+import json
+from datetime import timedelta
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.urls import path
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.generic import TemplateView
+
+from automation.scheduling import importing, runs
+from automation.scheduling.conf import DEFAULT_HORIZON_DAYS, MAX_HORIZON_DAYS, MAX_IMPORT_BYTES, MAX_TIME_LIMIT_S
+from automation.scheduling.models import Machine, Order, Product, Run
+from automation.scheduling.outputs import kpis_json, schedule_csv, schedule_png, schedule_rows
+from automation.scheduling.selectors import master_data_counts, run_list, run_solutions
+from billing.errors import BillingRefusal
+from jobs.services import job_cancel
+from tenants.roles import Scope
+
+from ..access import OrgPage, errors_into
+from ..charts import bar_chart, line_chart
+
+LIST_LIMIT = 200  # rows of each master-data table shown; the counts say how many there are
+SCHEDULE_LIMIT = 1000  # rows of the schedule table; the CSV has them all
+
+# What each CSV file holds, for the import form: label and columns (the importer's own list).
+ENTITY_LABELS = {
+    "machines": gettext_lazy("Machines"),
+    "shifts": gettext_lazy("Shifts"),
+    "materials": gettext_lazy("Materials"),
+    "products": gettext_lazy("Products"),
+    "operations": gettext_lazy("Operations"),
+    "setup_times": gettext_lazy("Setup times"),
+    "downtimes": gettext_lazy("Downtimes"),
+    "orders": gettext_lazy("Orders"),
+}
+
+OBJECTIVES = [
+    (Run.Objective.MAKESPAN, gettext_lazy("Makespan: finish all orders as early as possible")),
+    (Run.Objective.WEIGHTED_TARDINESS, gettext_lazy("Weighted tardiness: be late as little as possible")),
+    (Run.Objective.WEIGHTED_MIX, gettext_lazy("Weighted mix of both")),
+]
+
+OBJECTIVE_NAMES = {
+    Run.Objective.MAKESPAN: gettext_lazy("Makespan"),
+    Run.Objective.WEIGHTED_TARDINESS: gettext_lazy("Weighted tardiness"),
+    Run.Objective.WEIGHTED_MIX: gettext_lazy("Weighted mix"),
+}
+
+# The engine's diagnosis reasons, for people.
+REASONS = {
+    "no_capable_machine": gettext_lazy("No machine can do this step within one of its working windows"),
+    "material_never_arrives": gettext_lazy("A material this step needs has no delivery date"),
+    "beyond_horizon": gettext_lazy("It cannot be finished within the planning horizon"),
+    "due_before_earliest_finish": gettext_lazy("It is due before it can possibly be finished"),
+    "frozen_conflict": gettext_lazy("It conflicts with work already started"),
+    "conflicting_orders": gettext_lazy("Each order fits on its own, but not all of them together"),
+}
+
+JOB_STATUS = {
+    "queued": gettext_lazy("Queued"),
+    "running": gettext_lazy("Running"),
+    "succeeded": gettext_lazy("Finished"),
+    "failed": gettext_lazy("Failed"),
+    "cancelled": gettext_lazy("Cancelled"),
+}
+
+DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+def _columns_help(entity: str) -> str:
+    required, optional = importing.CSV_COLUMNS[entity]
+    text = _("Columns: %(required)s") % {"required": ", ".join(required)}
+    if optional:
+        text += " " + _("(optional: %(optional)s)") % {"optional": ", ".join(optional)}
+    return text
+
+
+class ImportForm(forms.Form):
+    """One CSV file per entity, or one JSON document with lists under the same names."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "import-%s")  # the run form on the same page has an `orders` field too
+        super().__init__(*args, **kwargs)
+        for entity in importing.ENTITIES:
+            self.fields[entity] = forms.FileField(label=ENTITY_LABELS[entity], required=False,
+                                                  help_text=_columns_help(entity),
+                                                  widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}))
+        self.fields["document"] = forms.FileField(
+            label=_("JSON document"), required=False,
+            help_text=_("Instead of CSV files: one JSON object with lists under the same names (machines, products, "
+                        "orders, ...)."),
+            widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}))
+
+
+class RunForm(forms.Form):
+    objective = forms.ChoiceField(label=gettext_lazy("Objective"), choices=OBJECTIVES,
+                                  initial=Run.Objective.MAKESPAN)
+    time_limit_s = forms.IntegerField(label=gettext_lazy("Time limit (seconds)"), min_value=1,
+                                      max_value=MAX_TIME_LIMIT_S, initial=30,
+                                      help_text=gettext_lazy("The solver stops then and keeps the best schedule."))
+    horizon_days = forms.IntegerField(label=gettext_lazy("Planning horizon (days)"), min_value=1,
+                                      max_value=MAX_HORIZON_DAYS, initial=DEFAULT_HORIZON_DAYS)
+    horizon_start = forms.DateTimeField(label=gettext_lazy("Plan from (UTC)"), required=False,
+                                        widget=DATETIME_WIDGET, help_text=gettext_lazy("Empty: now."))
+    orders = forms.CharField(label=gettext_lazy("Only these orders"), required=False, max_length=10_000,
+                             help_text=gettext_lazy("Codes separated by commas; empty: every order."))
+    weight_makespan = forms.IntegerField(label=gettext_lazy("Weight of the makespan"), min_value=0,
+                                         max_value=10_000, initial=1, required=False,
+                                         help_text=gettext_lazy("For the weighted mix only."))
+    weight_tardiness = forms.IntegerField(label=gettext_lazy("Weight of the tardiness"), min_value=0,
+                                          max_value=10_000, initial=1, required=False,
+                                          help_text=gettext_lazy("For the weighted mix only."))
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "run-%s")
+        super().__init__(*args, **kwargs)
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        kwargs = {"objective": data["objective"], "time_limit_s": data["time_limit_s"],
+                  "horizon_days": data["horizon_days"], "horizon_start": data["horizon_start"],
+                  "order_codes": [code.strip() for code in data["orders"].split(",") if code.strip()] or None}
+        if data["objective"] == Run.Objective.WEIGHTED_MIX:
+            kwargs["weights"] = {"makespan": data["weight_makespan"] if data["weight_makespan"] is not None else 1,
+                                 "tardiness": data["weight_tardiness"] if data["weight_tardiness"] is not None else 1}
+        return kwargs
+
+
+class RescheduleForm(forms.Form):
+    machine = forms.ChoiceField(label=gettext_lazy("Machine that broke down"), required=False)
+    breakdown_from = forms.DateTimeField(label=gettext_lazy("Stopped at (UTC)"), required=False,
+                                         widget=DATETIME_WIDGET)
+    duration_minutes = forms.IntegerField(label=gettext_lazy("Repair time (minutes)"), required=False, min_value=1,
+                                          max_value=MAX_HORIZON_DAYS * 24 * 60)
+    rush_orders = forms.CharField(label=gettext_lazy("Rush orders"), required=False, max_length=10_000,
+                                  help_text=gettext_lazy("Codes of orders to add to the plan, separated by commas."))
+    time_limit_s = forms.IntegerField(label=gettext_lazy("Time limit (seconds)"), min_value=1,
+                                      max_value=MAX_TIME_LIMIT_S, required=False,
+                                      help_text=gettext_lazy("Empty: the same as this run's."))
+
+    def __init__(self, *args, machines: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["machine"].choices = [("", _("No breakdown")), *((m, m) for m in machines)]
+        if not self.is_bound:
+            self.initial.setdefault("breakdown_from", timezone.now().replace(second=0, microsecond=0))
+
+    def clean(self):
+        data = super().clean()
+        rush = [code.strip() for code in (data.get("rush_orders") or "").split(",") if code.strip()]
+        data["rush_order_codes"] = rush
+        if data.get("machine"):
+            for name in ("breakdown_from", "duration_minutes"):
+                if data.get(name) is None and name not in self.errors:
+                    self.add_error(name, _("Needed for a breakdown."))
+        elif not rush:
+            raise ValidationError(_("Name the machine that broke down, or rush orders to add, or both."))
+        return data
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        kwargs = {"rush_order_codes": data["rush_order_codes"], "time_limit_s": data.get("time_limit_s")}
+        if data.get("machine"):
+            kwargs["breakdown"] = {"machine": data["machine"], "from": data["breakdown_from"],
+                                   "duration_minutes": data["duration_minutes"]}
+        return kwargs
+
+
+def _import_errors(rejected: importing.ImportRejected) -> list[tuple[str, str]]:
+    """[("orders line 4", "due_at: ...")] in the order the importer found them."""
+    found = []
+    for where, fields in rejected.errors.items():
+        for name, messages_ in fields.items():
+            for message in messages_:
+                found.append((where, message if name == "non_field_errors" else f"{name}: {message}"))
+    return found
+
+
+# --- the overview: master data, import, start a run -----------------------------------------------------------------
+
+
+class Scheduling(OrgPage, TemplateView):
+    template_name = "portal/scheduling/index.html"
+    section = "scheduling"
+
+    def get_context_data(self, **kwargs):
+        org = self.organization
+        kwargs.setdefault("import_form", ImportForm())
+        kwargs.setdefault("run_form", RunForm())
+        return super().get_context_data(
+            counts=master_data_counts(organization=org),
+            machines=Machine.objects.filter(organization=org).prefetch_related("shifts")[:LIST_LIMIT],
+            products=Product.objects.filter(organization=org).prefetch_related("operations__options__machine")
+            [:LIST_LIMIT],
+            orders=Order.objects.filter(organization=org).select_related("product")[:LIST_LIMIT],
+            runs=[_describe(run) for run in run_list(organization=org)[:20]], list_limit=LIST_LIMIT,
+            max_import_mib=MAX_IMPORT_BYTES // 2**20, **kwargs)
+
+
+class Import(Scheduling):
+    """All or nothing, like `POST scheduling/import`: every bad line is reported and nothing is stored."""
+
+    http_method_names = ["post"]
+    scopes = {**OrgPage.scopes, "POST": Scope.ORG_WRITE}
+
+    def post(self, request, *args, **kwargs):
+        form = ImportForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(import_form=form), status=400)
+        try:
+            rows = self._rows(form)
+            result = importing.scheduling_import(organization=self.organization, rows=rows)
+        except importing.ImportRejected as rejected:
+            return self.render_to_response(self.get_context_data(
+                import_form=ImportForm(), import_summary=str(rejected), import_errors=_import_errors(rejected)),
+                status=400)
+        done = [f"{ENTITY_LABELS[entity]}: {result.created.get(entity, 0)} / {result.updated.get(entity, 0)}"
+                for entity in importing.ENTITIES if result.created.get(entity) or result.updated.get(entity)]
+        messages.success(request, _("Imported (created / updated): %(done)s.") % {"done": "; ".join(done)})
+        return redirect("portal:scheduling", org_slug=self.organization.slug)
+
+    def _rows(self, form) -> list[importing.Row]:
+        uploads = {entity: form.cleaned_data[entity] for entity in importing.ENTITIES if form.cleaned_data[entity]}
+        document = form.cleaned_data["document"]
+        if document and uploads:
+            raise importing.ImportRejected({"document": {"non_field_errors": [
+                _("Send CSV files or one JSON document, not both.")]}})
+        if not document and not uploads:
+            raise importing.ImportRejected({_("Import"): {"non_field_errors": [
+                _("Choose at least one file to import.")]}})
+        if document:
+            if document.size > MAX_IMPORT_BYTES:
+                raise importing.ImportRejected({"document": {"non_field_errors": [
+                    _("Larger than %(mib)s MiB.") % {"mib": MAX_IMPORT_BYTES // 2**20}]}})
+            try:
+                parsed = json.loads(document.read().decode("utf-8-sig"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise importing.ImportRejected({"document": {"non_field_errors": [
+                    _("Not a JSON document: %(error)s") % {"error": exc}]}}) from exc
+            return importing.rows_from_json(parsed)
+        rows, errors = [], {}
+        for entity, upload in uploads.items():
+            if upload.size > MAX_IMPORT_BYTES:
+                errors[entity] = {"non_field_errors": [_("Larger than %(mib)s MiB.") % {
+                    "mib": MAX_IMPORT_BYTES // 2**20}]}
+                continue
+            try:
+                rows += importing.rows_from_csv(entity, upload.read())
+            except importing.ImportRejected as rejected:
+                errors.update(rejected.errors)
+        if errors:
+            raise importing.ImportRejected(errors)
+        return rows
+
+
+class RunCreate(Scheduling):
+    """`POST scheduling/runs`: queue an optimisation of the organisation's orders."""
+
+    http_method_names = ["post"]
+    scopes = {**OrgPage.scopes, "POST": Scope.JOBS}
+
+    def post(self, request, *args, **kwargs):
+        form = RunForm(request.POST)
+        if form.is_valid():
+            try:
+                run = runs.run_create(organization=self.organization, actor=self.actor, **form.service_kwargs())
+            except ValidationError as exc:
+                errors_into(form, exc)
+            except BillingRefusal as exc:
+                form.add_error(None, str(exc.detail))
+            else:
+                return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=run.pk)
+        return self.render_to_response(self.get_context_data(run_form=form), status=400)
+
+
+# --- one run ------------------------------------------------------------------------------------------------------
+
+
+class _RunPage(OrgPage):
+    # The problem and schedule can be large: loaded only where used (not by the status polls of a running job).
+    queryset = Run.objects.select_related("job").defer("problem", "schedule", "frozen")
+
+    def run(self) -> Run:
+        return self.owned(self.queryset, pk=self.kwargs["pk"])
+
+
+def _describe(run: Run) -> Run:
+    """Translated names of the run's objective and state, for templates."""
+    run.objective_text = OBJECTIVE_NAMES.get(run.objective, run.objective)
+    run.status_text = JOB_STATUS.get(run.job.status, run.job.status)
+    return run
+
+
+def _moment(run: Run, minute: int):
+    return run.horizon_start + timedelta(minutes=minute)
+
+
+def run_results(run: Run) -> dict:
+    """What the run page shows of a run: its search so far, and once it has a schedule, the results."""
+    solutions = run_solutions(run=run)
+    best = solutions[-1] if solutions else None
+    # The run's own figures once the worker recorded them, else the latest better schedule's.
+    objective = run.objective_value if run.objective_value is not None else (best.objective if best else None)
+    bound = run.best_bound if run.best_bound is not None else (best.bound if best else None)
+    gap = run.gap if run.gap is not None else (best.gap if best else None)
+    _describe(run)
+    context: dict = {"run": run, "job": run.job,
+                     "solutions": solutions, "objective": objective, "bound": bound,
+                     "gap_percent": None if gap is None else round(100 * gap, 2)}
+    if solutions:
+        series = {_("Objective"): [(s.wall_time, s.objective) for s in solutions]}
+        bounds = [(s.wall_time, s.bound) for s in solutions if isinstance(s.bound, int | float)]
+        if bounds:
+            series[_("Bound")] = bounds
+        context["progress_chart"] = line_chart(title=_("Objective and bound of the best schedule so far"),
+                                               x_label=_("Seconds"), series=series)
+    if run.job.is_finished:
+        context["findings"] = [{**f, "reason_text": REASONS.get(f.get("reason"), f.get("reason", "")),
+                                "step": f["operation"] + 1 if isinstance(f.get("operation"), int) else None}
+                               for f in run.findings or []]
+        context["events"] = list(run.job.events.order_by("-created_at", "-id")[:30])
+    if run.job.is_finished and run.schedule is not None:
+        kpis = kpis_json(run)
+        rows = schedule_rows(run)
+        for row in rows:
+            row["start_at"], row["end_at"] = _moment(run, row["start_minute"]), _moment(run, row["end_minute"])
+        utilisation = sorted(kpis["utilisation"].items())
+        context.update(
+            kpis=kpis, finishes_at=_moment(run, kpis["makespan_minutes"]),
+            on_time_percent=None if kpis["on_time_rate"] is None else round(100 * kpis["on_time_rate"], 1),
+            tardiness=sorted(kpis["tardiness_minutes"].items()),
+            utilisation_chart=bar_chart(title=_("Machine utilisation (%)"), label=_("Machine"), value_label="%",
+                                        bars=[(machine, round(100 * share, 1)) for machine, share in utilisation]),
+            schedule=rows[:SCHEDULE_LIMIT], schedule_total=len(rows), schedule_limit=SCHEDULE_LIMIT,
+            machines=[m["id"] for m in run.problem["machines"]],
+        )
+    return context
+
+
+class LiveFragment:
+    """A page whose live part portal.js re-fetches with `X-Fragment: 1` (and swaps in) until it stops polling."""
+
+    fragment_template = ""
+
+    def get_template_names(self):
+        return [self.fragment_template if self.request.headers.get("X-Fragment") else self.template_name]
+
+    def render_to_response(self, context, **kwargs):
+        response = super().render_to_response(context, **kwargs)
+        patch_vary_headers(response, ["X-Fragment"])
+        return response
+
+
+class RunDetail(LiveFragment, _RunPage, TemplateView):
+    """The run page; with `X-Fragment: 1` only its live part, which portal.js polls until the job finishes."""
+
+    template_name = "portal/scheduling/run.html"
+    fragment_template = "portal/scheduling/run_live.html"
+    section = "scheduling"
+
+    def get_context_data(self, **kwargs):
+        run = kwargs.pop("run_object", None) or self.run()
+        context = run_results(run)
+        if run.job.is_finished and run.schedule is not None and "reschedule_form" not in kwargs:
+            kwargs["reschedule_form"] = RescheduleForm(machines=context["machines"])
+        return super().get_context_data(**context, **kwargs)
+
+
+class RunCancel(_RunPage, TemplateView):
+    """Stops the solver through the jobs service (as `POST jobs/{id}/cancel`); the best schedule so far is kept."""
+
+    http_method_names = ["post"]
+    scopes = {**OrgPage.scopes, "POST": Scope.JOBS}
+
+    def post(self, request, *args, **kwargs):
+        run = self.run()
+        try:
+            job_cancel(job=run.job, actor=self.actor)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Cancellation requested: the solver stops and keeps the best schedule found "
+                                        "so far."))
+        return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=run.pk)
+
+
+class RunReschedule(_RunPage, TemplateView):
+    """`POST scheduling/runs/{id}/reschedule`: re-plan after a breakdown or with rush orders."""
+
+    template_name = "portal/scheduling/run.html"
+    section = "scheduling"
+    http_method_names = ["post"]
+    scopes = {**OrgPage.scopes, "POST": Scope.JOBS}
+
+    def post(self, request, *args, **kwargs):
+        run = self.run()
+        machines = [m["id"] for m in run.problem["machines"]]
+        form = RescheduleForm(request.POST, machines=machines)
+        if form.is_valid():
+            try:
+                replan = runs.run_reschedule(run=run, actor=self.actor, **form.service_kwargs())
+            except ValidationError as exc:
+                errors_into(form, exc)
+            except BillingRefusal as exc:
+                form.add_error(None, str(exc.detail))
+            else:
+                return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=replan.pk)
+        context = run_results(run)
+        return self.render_to_response(super().get_context_data(**context, reschedule_form=form), status=400)
+
+
+class RunGantt(_RunPage, TemplateView):
+    """The API's Gantt chart (`.../gantt.png`) for the page's <img>."""
+
+    def get(self, request, *args, **kwargs):
+        run = self.run()
+        if run.schedule is None:
+            raise Http404
+        response = HttpResponse(schedule_png(run), content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+
+class RunCsv(_RunPage, TemplateView):
+    """The schedule as CSV (`.../schedule.csv`), as a download."""
+
+    def get(self, request, *args, **kwargs):
+        run = self.run()
+        if run.schedule is None:
+            raise Http404
+        response = HttpResponse(schedule_csv(run), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="schedule-{run.id}.csv"'
+        return response
+
+
+urlpatterns = [
+    path("scheduling", Scheduling.as_view(), name="scheduling"),
+    path("scheduling/import", Import.as_view(), name="scheduling-import"),
+    path("scheduling/runs", RunCreate.as_view(), name="scheduling-run-create"),
+    path("scheduling/runs/<uuid:pk>", RunDetail.as_view(), name="scheduling-run"),
+    path("scheduling/runs/<uuid:pk>/cancel", RunCancel.as_view(), name="scheduling-run-cancel"),
+    path("scheduling/runs/<uuid:pk>/reschedule", RunReschedule.as_view(), name="scheduling-run-reschedule"),
+    path("scheduling/runs/<uuid:pk>/gantt.png", RunGantt.as_view(), name="scheduling-run-gantt"),
+    path("scheduling/runs/<uuid:pk>/schedule.csv", RunCsv.as_view(), name="scheduling-run-csv"),
+]
