@@ -3,7 +3,7 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from .views import accounts, billing, maintenance, models, organization, scheduling
+from .views import accounts, billing, finetuning, maintenance, models, organization, playground, scheduling
 
 app_name = "portal"
 
@@ -14,7 +14,9 @@ org_urlpatterns = [
     path("audit", organization.Audit.as_view(), name="audit"),
     path("billing", billing.PlanAndInvoices.as_view(), name="billing"),
     path("usage", billing.Usage.as_view(), name="usage"),
+    *finetuning.urlpatterns,
     *models.urlpatterns,
+    *playground.urlpatterns,
     *scheduling.urlpatterns,
     *maintenance.urlpatterns,
 ]

@@ -30,7 +30,7 @@ from inference.models import AdapterVersion, BaseModel, FineTuningJob, TenantMod
 from inference.services import adapter_version_create, base_model_register, server_register, tenant_model_create
 from jobs.models import Job, JobEvent
 from jobs.services import job_claim, job_event, job_finish, job_set_progress
-from portal.views.models import PLAYGROUND_KEY_NAME, PLAYGROUND_KEY_PURPOSE
+from portal.views.playground import PLAYGROUND_KEY_NAME, PLAYGROUND_KEY_PURPOSE
 from tenants.models import ApiKey, AuditEvent, SystemKey
 from tenants.roles import Role
 from tenants.services import api_key_revoke
