@@ -9,6 +9,10 @@ A hold whose holder dies is forgotten after its time to live.
 The limit is read on every reservation from a cached entitlement (at most BILLING_ENTITLEMENT_CACHE_SECONDS
 old; services drop the cache when a subscription or an override changes, so an operator's raise applies at
 once). A quota counter that is missing (a new period, a Redis restart) is seeded from the ledger.
+
+The gateway reserves without this module's synchronous client: it runs RESERVE_SCRIPT itself, behind its rate-limit
+count in one async script call (inference/gateway/admission.py), with `reservation_open` for the checks and the same
+keys, so jobs, billing and every gateway process hold against the same counters.
 """
 
 import json
@@ -49,7 +53,9 @@ for _, id in ipairs(expired) do
 end
 """
 
-_RESERVE = _FORGET_EXPIRED + """
+# KEYS: Reservation.hold_keys(); ARGV: Reservation.script_args(). Returns {1, taken} when held, {0, taken} when the
+# limit refuses it, {-1, 0} when the counter is not seeded yet. Callers may append keys and arguments of their own.
+RESERVE_SCRIPT = _FORGET_EXPIRED + """
 local meter, quantity, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local used = redis.call('HGET', KEYS[1], 'used:' .. meter)
 if not used then return {-1, 0} end
@@ -76,7 +82,7 @@ return 1
 @cache
 def _scripts() -> tuple[Script, Script]:
     redis = get_redis()
-    return redis.register_script(_RESERVE), redis.register_script(_RELEASE)
+    return redis.register_script(RESERVE_SCRIPT), redis.register_script(_RELEASE)
 
 
 @dataclass(frozen=True)
@@ -138,12 +144,22 @@ class Reservation:
     quantity: int
     period_key: str
     id: str
-    limited: bool
+    limit: int | None  # the hard limit it is held against; None: the plan sets none, and nothing is held
     warning: str = ""
 
-    def _hold_keys(self) -> list[str]:
+    @property
+    def limited(self) -> bool:
+        return self.limit is not None
+
+    def hold_keys(self) -> list[str]:
         org, period = self.organization_id, self.period_key
         return [keys.counters(org, period), keys.holds(org, period), keys.hold_expiries(org, period)]
+
+    def script_args(self, ttl_seconds: int | None = None) -> list:
+        """RESERVE_SCRIPT's arguments; the hold is forgotten after `ttl_seconds` if nobody commits or releases it."""
+        now = time.time()
+        expires = now + (ttl_seconds or settings.BILLING_RESERVATION_TTL_SECONDS)
+        return [now, self.meter, self.quantity, self.limit, self.id, expires, settings.BILLING_COUNTER_TTL_SECONDS]
 
     def commit(self, actual: int, *, idempotency_key: str | None = None, attributes: dict | None = None) -> None:
         """Record what the work actually used and drop the hold, in one Redis transaction.
@@ -161,14 +177,14 @@ class Reservation:
             usage_record_into(pipeline, [Usage(self.organization_id, self.meter, actual,
                                                idempotency_key or f"reservation:{self.id}", attributes)])
         if self.limited:
-            _scripts()[1](keys=self._hold_keys(), args=[self.id], client=pipeline)
+            _scripts()[1](keys=self.hold_keys(), args=[self.id], client=pipeline)
 
     def release(self) -> None:
         if self.limited:
-            _scripts()[1](keys=self._hold_keys(), args=[self.id])
+            _scripts()[1](keys=self.hold_keys(), args=[self.id])
 
 
-def _seed(*, organization_id: str, meter: str, period) -> None:
+def quota_counter_seed(*, organization_id: str, meter: str, period) -> None:
     """Start the period's quota counter from the ledger; the first seeder wins if several race."""
     counters = keys.counters(organization_id, period.key)
     redis = get_redis()
@@ -177,41 +193,52 @@ def _seed(*, organization_id: str, meter: str, period) -> None:
     redis.expire(counters, settings.BILLING_COUNTER_TTL_SECONDS)
 
 
-def quota_reserve(*, organization: Organization, meter: str, quantity: int, ttl_seconds: int | None = None,
-                  now: datetime | None = None) -> Reservation:
-    """Hold `quantity` of `meter` for work about to start, or refuse it.
+def reservation_open(*, organization_id: str, entitlement: Entitlement, meter: str, quantity: int,
+                     now: datetime) -> Reservation:
+    """The checks that need no counter (standing, the plan's size classes and meters), and the reservation to hold.
 
-    Raises QuotaExceeded (429), PaymentRequired (402) or PlanRestriction (403).
+    Raises PaymentRequired (402) or PlanRestriction (403); nothing is held yet.
     """
     spec = meter_get(meter)
     if not isinstance(quantity, int) or quantity <= 0:
         raise ValueError(f"Reserve a positive whole quantity, not {quantity!r}.")
-    now = now or timezone.now()
-    entitlement = entitlement_for(organization=organization)
     warning = _standing_warning(entitlement, now)
     if spec.size_class and spec.size_class not in entitlement.allowed_size_classes:
         raise PlanRestriction(f"The {entitlement.plan_name} plan does not include {spec.size_class} base models.",
                               meter=meter)
     if meter not in entitlement.limits:
         raise PlanRestriction(f"The {entitlement.plan_name} plan does not include {meter}.", meter=meter)
-    period = period_containing(now)
-    limit = entitlement.limits[meter]
-    reservation = Reservation(str(organization.pk), meter, quantity, period.key, uuid.uuid4().hex,
-                              limited=limit is not None, warning=warning)
-    if limit is None:
+    return Reservation(organization_id, meter, quantity, period_containing(now).key, uuid.uuid4().hex,
+                       limit=entitlement.limits[meter], warning=warning)
+
+
+def quota_exceeded(*, reservation: Reservation, taken: int, plan_name: str, now: datetime) -> QuotaExceeded:
+    """The refusal of a reservation the limit does not leave room for (`taken`: used and held already)."""
+    return QuotaExceeded(meter=reservation.meter, unit=meter_get(reservation.meter).unit, limit=reservation.limit,
+                         used=taken, requested=reservation.quantity, resets_at=period_containing(now).end,
+                         plan_name=plan_name)
+
+
+def quota_reserve(*, organization: Organization, meter: str, quantity: int, ttl_seconds: int | None = None,
+                  now: datetime | None = None) -> Reservation:
+    """Hold `quantity` of `meter` for work about to start, or refuse it.
+
+    Raises QuotaExceeded (429), PaymentRequired (402) or PlanRestriction (403).
+    """
+    now = now or timezone.now()
+    entitlement = entitlement_for(organization=organization)
+    reservation = reservation_open(organization_id=str(organization.pk), entitlement=entitlement, meter=meter,
+                                   quantity=quantity, now=now)
+    if not reservation.limited:
         return reservation
     reserve = _scripts()[0]
     for _ in range(2):
-        expires = time.time() + (ttl_seconds or settings.BILLING_RESERVATION_TTL_SECONDS)
-        granted, taken = reserve(keys=reservation._hold_keys(),
-                                 args=[time.time(), meter, quantity, limit, reservation.id, expires,
-                                       settings.BILLING_COUNTER_TTL_SECONDS])
+        granted, taken = reserve(keys=reservation.hold_keys(), args=reservation.script_args(ttl_seconds))
         if granted == 1:
             return reservation
         if granted == 0:
-            raise QuotaExceeded(meter=meter, unit=spec.unit, limit=limit, used=taken, requested=quantity,
-                                resets_at=period.end, plan_name=entitlement.plan_name)
-        _seed(organization_id=reservation.organization_id, meter=meter, period=period)
+            raise quota_exceeded(reservation=reservation, taken=taken, plan_name=entitlement.plan_name, now=now)
+        quota_counter_seed(organization_id=reservation.organization_id, meter=meter, period=period_containing(now))
     raise RuntimeError("The quota counter could not be seeded.")
 
 

@@ -1,10 +1,11 @@
 """The OpenAI-compatible data plane: /v1/chat/completions, /v1/completions, /v1/models.
 
 A plain ASGI application, mounted beside Django by controlplane.asgi, because this is the hot path: it keeps API
-keys and routes in memory (see caches.py), makes one Redis round trip to admit a request, forwards it to a vLLM
-server over a pooled connection, relays the answer (server-sent events for streams) with the tenant's model name,
-and records usage after the answer is sent. No database write happens per request. vLLM's own admin endpoints
-(adapter loading, metrics) are not routed: only the three paths above reach an upstream.
+keys, routes and entitlements in memory (see caches.py), makes one Redis round trip to admit a request (rate limit
+and quota, admission.py), forwards it to a vLLM server over a pooled connection (upstream.py; aiohttp for streams),
+relays the answer (server-sent events for streams) with the tenant's model name, and records usage after the
+answer is sent. No database write happens per request. vLLM's own admin endpoints (adapter loading, metrics) are
+not routed: only the three paths above reach an upstream.
 """
 
 import asyncio
@@ -20,15 +21,15 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from billing.errors import BillingRefusal
-from billing.quotas import quota_reserve
 from inference.models import VllmServer
 from inference.placement import NoCapacity, server_check_health
 from inference.selectors import gateway_key_lookup, gateway_model_list, gateway_route_resolve
 from tenants.secrets import API_KEY_PREFIX
 
 from . import errors
+from .admission import Admission
 from .caches import TtlCache, listen_for_invalidations
+from .upstream import UpstreamPool
 from .usage import UsageBatcher, touch_adapter
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 UPSTREAM_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 MAX_BODY_BYTES = 4 * 1024 * 1024
-RATE_WINDOW_S = 60
 
 
 class _UpstreamLost(Exception):
@@ -59,7 +59,9 @@ async def _read_body(receive) -> bytes:
 
 
 async def _send(send, status: int, body: bytes, headers=JSON_HEADERS, extra: dict[str, str] | None = None):
-    all_headers = list(headers) + [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    # With a length the server need not frame the answer as chunked (cheaper for it and for the client).
+    all_headers = [*headers, (b"content-length", b"%d" % len(body))]
+    all_headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": all_headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -76,7 +78,9 @@ class GatewayApp:
     def __init__(self):
         self.keys: TtlCache = TtlCache(ttl_s=30)
         self.routes: TtlCache = TtlCache(ttl_s=30)
-        self.session: aiohttp.ClientSession | None = None
+        self.admission = Admission()
+        self.session: aiohttp.ClientSession | None = None  # streams
+        self.upstream: UpstreamPool | None = None  # everything else
         self.redis: aioredis.Redis | None = None
         self._background: set[asyncio.Task] = set()
         self.usage = UsageBatcher()
@@ -92,7 +96,9 @@ class GatewayApp:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=settings.GATEWAY_UPSTREAM_TIMEOUT_S)
             self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
                                                  timeout=timeout, auto_decompress=False)
+            self.upstream = UpstreamPool(connect_timeout_s=5, read_timeout_s=settings.GATEWAY_UPSTREAM_TIMEOUT_S)
             self.redis = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+            self.admission.connect(self.redis)
             self._spawn(listen_for_invalidations(self._invalidate))
             self._spawn(self.usage.run())
 
@@ -102,6 +108,8 @@ class GatewayApp:
         await asyncio.gather(*self._background, return_exceptions=True)  # the usage batcher flushes once more
         if self.session is not None:
             await self.session.close()
+        if self.upstream is not None:
+            self.upstream.close()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -111,8 +119,11 @@ class GatewayApp:
         task.add_done_callback(self._background.discard)
 
     def _invalidate(self, message: dict) -> None:
-        org = message.get("organization_id")
-        if message.get("kind") in ("api_key", "organization") or org == "*":
+        org, kind = message.get("organization_id"), message.get("kind")
+        self.admission.entitlements.drop(None if org == "*" else (lambda key: key == org))
+        if kind == "entitlement":
+            return
+        if kind in ("api_key", "organization") or org == "*":
             self.keys.drop()
         self.routes.drop(None if org == "*" else (lambda key: key[0] == org))
 
@@ -157,20 +168,6 @@ class GatewayApp:
                                       code="insufficient_scope")
         return info
 
-    async def _admit(self, info) -> None:
-        """Per-key rate limit, one Redis round trip."""
-        window = int(time.time() // RATE_WINDOW_S)
-        key = f"rl:gw:{info.key_id}:{window}"
-        count = await self.redis.incr(key)
-        if count == 1:  # the key names its window: it needs an expiry once, not a pipeline per request
-            await self.redis.expire(key, RATE_WINDOW_S + 1)
-        if count > settings.GATEWAY_RATE_LIMIT_PER_MINUTE:
-            retry = max(1, int((window + 1) * RATE_WINDOW_S - time.time()))
-            raise errors.GatewayError(429, f"Rate limit of {settings.GATEWAY_RATE_LIMIT_PER_MINUTE} requests per "
-                                           f"minute reached for this key; retry in {retry} s.",
-                                      type="rate_limit_error", code="rate_limit_exceeded",
-                                      headers={"Retry-After": str(retry)})
-
     async def _models(self, scope, send) -> None:
         info = await self._authenticate(scope)
         rows = await sync_to_async(gateway_model_list)(organization_id=info.organization_id, region=info.region)
@@ -198,26 +195,24 @@ class GatewayApp:
     async def _completion(self, scope, receive, send, path: str) -> None:
         started = time.perf_counter()
         info = await self._authenticate(scope)
-        await self._admit(info)
+        counted = False  # against the key's rate limit; admission counts it in the same script as the quota
         try:
-            payload = json.loads(await _read_body(receive))
-        except ValueError:
-            raise errors.bad_request("The body is not valid JSON.") from None
-        if not isinstance(payload, dict):
-            raise errors.bad_request("The body must be a JSON object.")
-        model = payload.get("model")
-        if not isinstance(model, str) or not model:
-            raise errors.bad_request("`model` is required.", param="model")
-        required = COMPLETION_PATHS[path]
-        if required not in payload:
-            raise errors.bad_request(f"`{required}` is required.", param=required)
+            payload = _completion_payload(await _read_body(receive), path)
+            model = payload["model"]
+            if not self.routes.holds((info.organization_id, model)):
+                counted = True  # before the await: a refusal must not be counted twice below
+                await self.admission.count(info)  # a database read comes next; a key over its limit stops here
+            route = await self._route(info, model)
+            budget = _budget(payload)
+        except errors.GatewayError:
+            if not counted:
+                await self.admission.count(info)  # refused all the same, but counted, and 429 comes first
+            raise
         stream = payload.get("stream") is True
         client_wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
         if stream:
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
-
-        route = await self._route(info, model)
-        reservation = await _reserve(info, route, payload)
+        reservation = await self.admission.admit(info, route, budget, counted=counted)
         try:
             try:
                 outcome = await self._forward(route, path, payload, stream, client_wants_usage, send)
@@ -248,6 +243,16 @@ class GatewayApp:
         (status, usage, server_id)."""
         body = json.dumps({**payload, "model": route.upstream_model}).encode()
         for server_id, url in self._ordered_targets(route)[:2]:
+            if not stream:
+                try:
+                    status, raw = await self.upstream.post(url, path, body)
+                except OSError as exc:
+                    logger.warning("Upstream %s failed before answering: %s", url, exc)
+                    continue
+                if status >= 500:
+                    logger.warning("Upstream %s answered %s; trying another", url, status)
+                    continue
+                return status, await _relay_json(status, raw, route, send), server_id
             try:
                 response = await self.session.post(url + path, data=body, headers=UPSTREAM_HEADERS)
             except (aiohttp.ClientError, OSError) as exc:
@@ -259,29 +264,14 @@ class GatewayApp:
                 logger.warning("Upstream %s answered %s; trying another", url, response.status)
                 continue
             try:
-                if stream and response.status == 200:
+                if response.status == 200:
                     usage = await self._relay_stream(response, route, client_wants_usage, send)
                 else:
-                    usage = await self._relay_json(response, route, send)
+                    usage = await _relay_json(response.status, await response.read(), route, send)
             finally:
                 response.release()
             return response.status, usage, server_id
         raise _UpstreamLost()
-
-    async def _relay_json(self, response, route, send) -> dict | None:
-        raw = await response.read()
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            await _send(send, response.status, raw)
-            return None
-        if response.status == 200:
-            data["model"] = route.public_name
-        elif isinstance(data, dict) and "error" in data and not isinstance(data["error"], dict):
-            data = {"error": {"message": str(data.get("message") or data["error"]), "type": "invalid_request_error",
-                              "param": None, "code": None}}
-        await _send(send, response.status, json.dumps(data).encode())
-        return data.get("usage") if isinstance(data, dict) else None
 
     async def _relay_stream(self, response, route, client_wants_usage, send) -> dict | None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
@@ -300,19 +290,43 @@ class GatewayApp:
         return usage
 
 
-async def _reserve(info, route, payload):
-    """Hold the completion's output-token budget against the plan's hard limit before forwarding."""
+def _completion_payload(body: bytes, path: str) -> dict:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise errors.bad_request("The body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise errors.bad_request("The body must be a JSON object.")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise errors.bad_request("`model` is required.", param="model")
+    required = COMPLETION_PATHS[path]
+    if required not in payload:
+        raise errors.bad_request(f"`{required}` is required.", param=required)
+    return payload
+
+
+def _budget(payload: dict) -> int:
+    """The output tokens to hold against the plan's hard limit before forwarding."""
     budget = payload.get("max_completion_tokens") or payload.get("max_tokens") or settings.GATEWAY_DEFAULT_MAX_TOKENS
     if not isinstance(budget, int) or budget < 1:
         raise errors.bad_request("`max_tokens` must be a positive integer.", param="max_tokens")
+    return budget
+
+
+async def _relay_json(status: int, raw: bytes, route, send) -> dict | None:
     try:
-        return await asyncio.to_thread(quota_reserve, organization=info.organization,
-                                       meter=f"inference.output_tokens.{route.size_class}", quantity=budget)
-    except BillingRefusal as refusal:
-        kind = {429: "insufficient_quota", 402: "billing_error"}.get(refusal.status_code, "permission_error")
-        wait = getattr(refusal, "wait", None)
-        raise errors.GatewayError(refusal.status_code, str(refusal.detail), type=kind, code=refusal.detail.code,
-                                  headers={"Retry-After": str(wait)} if wait else None) from None
+        data = json.loads(raw)
+    except ValueError:
+        await _send(send, status, raw)
+        return None
+    if status == 200:
+        data["model"] = route.public_name
+    elif isinstance(data, dict) and "error" in data and not isinstance(data["error"], dict):
+        data = {"error": {"message": str(data.get("message") or data["error"]), "type": "invalid_request_error",
+                          "param": None, "code": None}}
+    await _send(send, status, json.dumps(data).encode())
+    return data.get("usage") if isinstance(data, dict) else None
 
 
 def _mark_targets_down(route) -> None:

@@ -1,7 +1,7 @@
-"""In-process caches of API keys and routes, so the hot path does no database read.
+"""In-process caches of API keys, routes and entitlements, so the hot path does no database read.
 
 Entries live for a short TTL and are dropped at once when a writer publishes on `controlplane.invalidation`
-(key revoked, organisation suspended, adapter placed or moved).
+(key revoked, organisation suspended, adapter placed or moved, plan or quota changed).
 """
 
 import asyncio
@@ -50,6 +50,11 @@ class TtlCache(Generic[K, V]):
             raise
         finally:
             del self._loading[key]
+
+    def holds(self, key: K) -> bool:
+        """Whether `get` would answer from memory, without loading."""
+        entry = self._entries.get(key)
+        return entry is not None and entry[0] > time.monotonic()
 
     def drop(self, predicate: Callable[[K], bool] | None = None) -> None:
         if predicate is None:
