@@ -21,11 +21,13 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The portal's end-to-end tests drive Debian's Chromium (Playwright cannot download its own browsers here).
+# The portal's end-to-end tests drive Debian's Chromium (Playwright cannot download its own browsers here); the
+# CJK fonts make the Korean pages' screenshots legible.
+BROWSER_PACKAGES := chromium fonts-noto-cjk
 browser:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+	@command -v chromium >/dev/null && fc-list | grep -q "Noto Sans CJK" || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; }
 
 run: install
 	$(EMBEDDED) --dir .cache/embedded $(BIN)/python -m controlplane.launch

@@ -18,7 +18,6 @@ from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
 from . import importing, runs, serializers, services
-from .conf import MAX_IMPORT_BYTES
 from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime
 from .outputs import schedule_by_machine, schedule_csv, schedule_png
 
@@ -145,19 +144,8 @@ class ImportView(_ScopedToOrganization, GenericAPIView):
         if request.POST:
             raise importing.ImportRejected({name: {"non_field_errors": ["Send files, one per entity."]}
                                             for name in request.POST})
-        rows, errors = [], {}
-        for name, uploads in request.FILES.lists():
-            for upload in uploads:
-                if upload.size > MAX_IMPORT_BYTES:
-                    errors[name] = {"non_field_errors": [f"Larger than {MAX_IMPORT_BYTES // 2**20} MiB."]}
-                    continue
-                try:
-                    rows += importing.rows_from_csv(name, upload.read())
-                except importing.ImportRejected as rejected:
-                    errors.update(rejected.errors)
-        if errors:
-            raise importing.ImportRejected(errors)
-        return rows
+        return importing.rows_from_csv_files(
+            (name, upload) for name, uploads in request.FILES.lists() for upload in uploads)
 
 
 _FILE_ACTIONS = {"schedule_csv", "gantt_png"}

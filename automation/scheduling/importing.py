@@ -24,7 +24,7 @@ from rest_framework.settings import api_settings
 from tenants.models import Organization
 
 from . import serializers, services
-from .conf import MAX_IMPORT_ROWS
+from .conf import MAX_IMPORT_BYTES, MAX_IMPORT_ROWS
 from .models import Machine, Material, Order, Product, SetupTime
 
 # entity -> (required columns, optional columns) of its CSV file; the JSON document uses the same names.
@@ -106,6 +106,24 @@ def rows_from_csv(entity: str, content: bytes) -> list[Row]:
             else:
                 data[column] = cell
         rows.append(Row(entity, where, data))
+    if errors:
+        raise ImportRejected(errors)
+    return rows
+
+
+def rows_from_csv_files(files: Iterable[tuple[str, object]]) -> list[Row]:
+    """Rows of several uploaded CSV files, each `(entity, file)`; every file's errors are collected before
+    refusing, so one answer lists them all."""
+    rows: list[Row] = []
+    errors: dict = {}
+    for entity, upload in files:
+        if upload.size > MAX_IMPORT_BYTES:
+            errors[entity] = {"non_field_errors": [f"Larger than {MAX_IMPORT_BYTES // 2**20} MiB."]}
+            continue
+        try:
+            rows += rows_from_csv(entity, upload.read())
+        except ImportRejected as rejected:
+            errors.update(rejected.errors)
     if errors:
         raise ImportRejected(errors)
     return rows

@@ -250,19 +250,7 @@ class Import(Scheduling):
                 raise importing.ImportRejected({"document": {"non_field_errors": [
                     _("Not a JSON document: %(error)s") % {"error": exc}]}}) from exc
             return importing.rows_from_json(parsed)
-        rows, errors = [], {}
-        for entity, upload in uploads.items():
-            if upload.size > MAX_IMPORT_BYTES:
-                errors[entity] = {"non_field_errors": [_("Larger than %(mib)s MiB.") % {
-                    "mib": MAX_IMPORT_BYTES // 2**20}]}
-                continue
-            try:
-                rows += importing.rows_from_csv(entity, upload.read())
-            except importing.ImportRejected as rejected:
-                errors.update(rejected.errors)
-        if errors:
-            raise importing.ImportRejected(errors)
-        return rows
+        return importing.rows_from_csv_files(uploads.items())
 
 
 class RunCreate(Scheduling):
