@@ -236,5 +236,11 @@ def test_sign_up_to_a_first_fine_tuned_model_answering_in_the_playground(
     page.get_by_role("link", name="Models").click()
     expect(page.get_by_text(model_name).first).to_be_visible()
     screenshot(page, "models")
+    # Metered: the training's tokens and the chat's reach the ledger (flushed here as billing's worker would).
+    from billing.ledger import ledger_flush
+
+    ledger_flush()
     page.get_by_role("link", name="Usage").click()
+    used = page.locator("tr", has_text="training.tokens").locator("td").nth(1).inner_text()
+    assert int(used.replace(",", "")) > 0
     screenshot(page, "usage")
