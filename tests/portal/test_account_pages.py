@@ -139,3 +139,14 @@ def test_portal_pages_carry_a_content_security_policy_and_the_api_does_not_need_
     policy = client_for(owner).get(f"/app/{org.slug}/").headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
     assert "Content-Security-Policy" not in Client().get("/healthz").headers
+
+
+def test_numbers_and_dates_follow_the_language(org):
+    owner = Membership.objects.get(organization=org, role=Role.OWNER).user
+    client = client_for(owner)
+    for language, limit in (("en", "10,000,000"), ("de", "10.000.000")):
+        client.post("/language", {"language": language})
+        page = client.get(f"/app/{org.slug}/usage").content.decode()
+        assert f'<td class="num">{limit}</td>' in page, language
+    client.post("/language", {"language": "ko"})
+    assert "년" in client.get("/account").content.decode()  # the member-since date, written the Korean way

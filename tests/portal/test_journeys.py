@@ -244,3 +244,24 @@ def test_sign_up_to_a_first_fine_tuned_model_answering_in_the_playground(
     used = page.locator("tr", has_text="training.tokens").locator("td").nth(1).inner_text()
     assert int(used.replace(",", "")) > 0
     screenshot(page, "usage")
+
+
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(el => el.type !== 'hidden' && !el.closest('[data-card-element]'))  // Stripe's own card fields
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                  && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+    .map(el => el.outerHTML.slice(0, 120))"""
+
+
+def test_every_control_of_the_main_pages_has_a_label_and_the_keyboard_reaches_the_content(portal_server, new_page):
+    org = signed_in_owner(page := new_page(), portal_server, "accessible-works")
+    pages = ["", "members", "keys", "billing", "usage", "audit", "fine-tuning", "models", "playground", "scheduling",
+             "maintenance"]
+    for name in pages:
+        page.goto(f"{portal_server.url}/app/{org.slug}/{name}")
+        assert page.evaluate(UNLABELLED_CONTROLS) == [], name
+    page.goto(f"{portal_server.url}/app/{org.slug}/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
