@@ -9,9 +9,11 @@ it goes so a killed worker's re-run resumes, and on success registers the adapte
 
 import hashlib
 import logging
+import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -210,6 +212,17 @@ def fine_tune_run(ctx: JobContext) -> dict:
         ctx.event(f"Trained, but not deployed yet: {exc}", level="warning")
     return {"fine_tuned_model": name, "trained_tokens": result.trained_tokens, "metrics": result.metrics,
             "samples": result.samples, "steps": result.steps_completed}
+
+
+def adapter_export_open(*, version: AdapterVersion) -> tuple[BinaryIO, str]:
+    """The bundle as an open file and its name, for a download: built in a scratch directory that is removed at
+    once (the open file stays readable until it is closed), so nothing is left behind."""
+    out = Path(tempfile.mkdtemp(prefix="export-"))
+    try:
+        bundle = adapter_export(version=version, out_dir=out)
+        return bundle.open("rb"), bundle.name
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def adapter_export(*, version: AdapterVersion, out_dir: Path) -> Path:

@@ -5,8 +5,6 @@ shape. These are control-plane writes (files, jobs), so they are Django views; t
 lean gateway (inference.gateway).
 """
 
-import tempfile
-from pathlib import Path
 
 from django.http import FileResponse
 from rest_framework import exceptions, parsers, permissions, status
@@ -15,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from controlplane.api.downloads import file_download
 from jobs import services as job_services
 from jobs.models import Job, JobEvent
 from tenants.actor import Actor
@@ -259,7 +258,5 @@ class FineTuningJobExportView(OpenAIView):
         ft = self.owned(FineTuningJob, job_id)
         if ft.fine_tuned_model is None:
             raise exceptions.NotFound("This job has no trained model (yet).")
-        out = Path(tempfile.mkdtemp(prefix="export-"))
-        bundle = fine_tuning.adapter_export(version=ft.fine_tuned_model, out_dir=out)
-        return FileResponse(open(bundle, "rb"), content_type="application/gzip",
-                            as_attachment=True, filename=bundle.name)
+        handle, name = fine_tuning.adapter_export_open(version=ft.fine_tuned_model)
+        return file_download(request, handle, filename=name, content_type="application/gzip")

@@ -2,24 +2,19 @@
 deploy, switch the current version, export a version as the take-home bundle (`adapter_export`, as
 /v1/fine_tuning/jobs/{id}/export)."""
 
-import asyncio
-import shutil
-import tempfile
-from pathlib import Path
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Prefetch
-from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import path
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView, View
 
-from inference.fine_tuning import adapter_export
+from controlplane.api.downloads import file_download
+from inference.fine_tuning import adapter_export_open
 from inference.models import AdapterVersion, BaseModel, Placement, TenantModel
 from inference.placement import NoCapacity, placement_ensure
 from inference.services import (
@@ -63,27 +58,6 @@ class AdapterUploadForm(forms.Form):
 
 class DeployForm(forms.Form):
     replicas = forms.IntegerField(label=gettext_lazy("Servers"), min_value=1, max_value=16, initial=1)
-
-
-def _download(request, handle, *, filename: str, content_type: str):
-    """A file streamed to the browser in chunks. Under ASGI (uvicorn) an async iterator, because Django reads a
-    synchronous one whole into memory before sending it there."""
-    if not isinstance(request, ASGIRequest):
-        return FileResponse(handle, as_attachment=True, filename=filename, content_type=content_type)
-    size = handle.seek(0, 2)
-    handle.seek(0)
-
-    async def chunks():
-        try:
-            while data := await asyncio.to_thread(handle.read, 1 << 20):
-                yield data
-        finally:
-            handle.close()
-
-    response = StreamingHttpResponse(chunks(), content_type=content_type)
-    response["Content-Length"] = str(size)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 class ModelsPage(OrgPage, TemplateView):
@@ -220,13 +194,8 @@ class VersionExport(OrgPage, View):
 
     def get(self, request, *args, **kwargs):
         version = self.owned(AdapterVersion.objects.select_related("tenant_model__base_model"), pk=kwargs["pk"])
-        out = Path(tempfile.mkdtemp(prefix="export-"))
-        try:
-            bundle = adapter_export(version=version, out_dir=out)
-            handle = bundle.open("rb")  # still readable once the directory is gone
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
-        return _download(request, handle, filename=bundle.name, content_type="application/gzip")
+        handle, name = adapter_export_open(version=version)
+        return file_download(request, handle, filename=name, content_type="application/gzip")
 
 
 urlpatterns = [
