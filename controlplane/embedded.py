@@ -10,6 +10,7 @@ With every URL set it starts nothing: the same code runs against managed Postgre
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -68,14 +69,36 @@ class _MqttBroker(threading.Thread):
         self._loop.call_soon_threadsafe(self._loop.stop)
 
 
+class DirectoryInUse(RuntimeError):
+    pass
+
+
 class EmbeddedServices:
     def __init__(self, directory: Path):
         self.directory = directory
         self._stops: list = []
+        self._lock = None
+
+    def _claim_directory(self) -> None:
+        """One run per directory: a second would share the first's servers and lose them when the first exits."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock = (self.directory / ".lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            lock.close()
+            raise DirectoryInUse(f"{self.directory} is in use by {holder}; give this run another --dir.") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        self._lock = lock
 
     def start(self, env: dict[str, str]) -> dict[str, str]:
         """Start what `env` does not configure; return the variables to add to it."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._claim_directory()
         exported: dict[str, str] = {}
         if not env.get("DATABASE_URL"):
             import pgserver
@@ -109,6 +132,9 @@ class EmbeddedServices:
             with contextlib.suppress(Exception):
                 stop()
         self._stops.clear()
+        if self._lock is not None:
+            self._lock.close()  # releases the claim
+            self._lock = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
 
     services = EmbeddedServices(args.dir.resolve())
     try:
-        env = {**os.environ, **services.start(dict(os.environ))}
+        try:
+            env = {**os.environ, **services.start(dict(os.environ))}
+        except DirectoryInUse as exc:
+            logger.error("%s", exc)
+            return 2
         child = subprocess.Popen(args.command, env=env)
         # Ctrl-C reaches the child too (same process group); wait for it to wind down, then stop the servers.
         signal.signal(signal.SIGINT, lambda *_: None)
