@@ -32,6 +32,7 @@ from .engine import (
     train_rul_model,
 )
 from .models import Anomaly, Asset, AssetHealth, AssetType, Channel, Recommendation, TrainedModel, WorkOrder
+from .notify import recommendation_created
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +153,6 @@ def _recommendation_worth_recording(asset: Asset, advice) -> bool:
 
 
 def score_execute(ctx: JobContext) -> dict:
-    from .notify import recommendation_created
-
     asset_type, channels = _asset_type(ctx)
     trained = selectors.current_model(asset_type=asset_type)
     if trained is None:

@@ -1,5 +1,10 @@
-"""What follows a new recommendation, once its transaction commits: webhook deliveries and its explanation."""
+"""What follows a new recommendation, once its transaction commits: webhook deliveries and its explanation.
 
+The tasks are sent by name: the tasks module runs the modelling that calls this one, so importing it here would
+close an import loop.
+"""
+
+from celery import current_app
 from django.db import transaction
 
 from .models import Recommendation, WebhookDelivery, WebhookEndpoint
@@ -27,8 +32,6 @@ def recommendation_payload(recommendation: Recommendation) -> dict:
 
 
 def recommendation_created(*, recommendation: Recommendation) -> list[WebhookDelivery]:
-    from .tasks import deliver_webhook, explain_recommendation
-
     payload = recommendation_payload(recommendation)
     deliveries = [
         WebhookDelivery.objects.create(organization_id=recommendation.organization_id, endpoint=endpoint, event=EVENT,
@@ -42,8 +45,9 @@ def recommendation_created(*, recommendation: Recommendation) -> list[WebhookDel
 
     def send() -> None:
         for delivery in deliveries:
-            deliver_webhook.apply_async(kwargs={"delivery_id": str(delivery.pk)}, queue="maintenance")
-        explain_recommendation.apply_async(kwargs=ids, queue="maintenance")
+            current_app.send_task("maintenance.deliver_webhook", kwargs={"delivery_id": str(delivery.pk)},
+                                  queue="maintenance")
+        current_app.send_task("maintenance.explain_recommendation", kwargs=ids, queue="maintenance")
 
     transaction.on_commit(send)
     return deliveries
