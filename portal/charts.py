@@ -68,6 +68,8 @@ def line_chart(*, title: str, x_label: str, series: dict[str, list[tuple[float, 
         colour = PALETTE[index % len(PALETTE)]
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(values))
         body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        if len(values) <= 40:  # few points (a day, a first scoring): mark each, so a single one shows too
+            body.extend(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>' for x, y in values)
         body.append(f'<text x="{WIDTH - RIGHT}" y="{TOP + 12 * (index + 1)}" text-anchor="end" fill="{colour}">'
                     f"{escape(name)}</text>")
     x_labels = [(px(x), x_format(x)) for x in _ticks(x_lo, x_hi)]
