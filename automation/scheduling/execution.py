@@ -1,8 +1,9 @@
 """Running a scheduling job inside a Celery worker: solve the run's snapshot, report, record, bill.
 
-CP-SAT calls back on every better schedule from one of its own search threads. Those callbacks only put the
-figures on a queue; one reporter thread writes them as job events (level `metrics`) and moves the time-based
-progress, so the search never waits on the database and no solver thread opens a connection of its own.
+The solver calls back on every better schedule from one of its search threads (CP-SAT's, or its neighbourhood
+search's). Those callbacks only put the figures on a queue; one reporter thread writes them as job events (level
+`metrics`) and moves the time-based progress, so the search never waits on the database and no solver thread
+opens a connection of its own.
 """
 
 import logging

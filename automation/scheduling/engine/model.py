@@ -17,7 +17,7 @@ over the machine's operations picks each one's predecessor, which fixes
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -57,6 +57,7 @@ class ScheduleModel:
         self.model = cp_model.CpModel()
         self._problem = problem
         self._ops: list[_Op] = []
+        self._op_by_key: dict[OpKey, _Op] = {}
         self._arcs: dict[str, dict[tuple[int, int], cp_model.IntVar]] = {}
         self._nodes: dict[str, list[OpKey]] = {}
         fixed = {(op.order, op.op_index): op for op in frozen}
@@ -97,6 +98,7 @@ class ScheduleModel:
             if key[1] > 0:
                 self.model.add(op.start >= self._ops[-1].end)
             self._ops.append(op)
+            self._op_by_key[key] = op
             last_ends[key[0]] = op.end
         for machine in with_setups:
             self._sequence(machine)
@@ -128,10 +130,13 @@ class ScheduleModel:
             assignments.append(Assignment(*op.key, choice.machine, value(op.start), value(op.end), setup))
         return tuple(assignments)
 
-    def hint(self, schedule: Sequence[Assignment]) -> None:
-        """Suggest ``schedule`` as the first solution; operations it lacks are left to the solver."""
+    def hint(self, schedule: Sequence[Assignment], model: cp_model.CpModel | None = None) -> None:
+        """Suggest ``schedule`` as the first solution; operations it lacks are left to the solver.
+
+        ``model``: a clone of this model to hint instead (clones share the variables' indices).
+        """
         by_key = {a.key: a for a in schedule}
-        add = self.model.add_hint
+        add = (model or self.model).add_hint
         for op in self._ops:
             if (a := by_key.get(op.key)) is None:
                 continue
@@ -158,6 +163,30 @@ class ScheduleModel:
             add(self.makespan, max(finish.values(), default=0))
             for order_id, late in self._tardiness.items():
                 add(late, max(0, finish[order_id] - self._problem.order(order_id).due))
+
+    def keep(self, model: cp_model.CpModel, schedule: Sequence[Assignment], kept: Collection[OpKey]) -> None:
+        """Constrain ``model``, a clone of this model, to keep the ``kept`` operations of the complete, feasible
+        ``schedule`` on their machines and in their order there; the other operations stay free.
+
+        ``schedule`` itself satisfies every added constraint, so it remains a solution of ``model``. Each kept
+        operation only has to follow the previous kept one on its machine, not keep its start: the part of the
+        schedule around the free operations can still shift and close the gaps they leave.
+        """
+        sequences: dict[str, list[Assignment]] = defaultdict(list)
+        for a in schedule:
+            if a.key not in kept:
+                continue
+            sequences[a.machine].append(a)
+            for choice in self._op_by_key[a.key].choices:
+                if choice.present is not None:
+                    model.add(choice.present == int(choice.machine == a.machine))
+        for machine, assignments in sequences.items():
+            assignments.sort(key=lambda a: a.start)
+            for before, after in pairwise(assignments):
+                choice = next(c for c in self._op_by_key[after.key].choices if c.machine == machine)
+                # with changeovers the machine is busy from ``occupied_from``, before the operation starts
+                begins = choice.changeover.occupied_from if choice.changeover else self._op_by_key[after.key].start
+                model.add(begins >= self._op_by_key[before.key].end)
 
     def _new_op(self, key: OpKey, starts: dict[str, cp_model.Domain], horizon: int) -> _Op:
         """Start, end and one choice per machine whose ``starts`` domain allows the operation."""

@@ -1,17 +1,18 @@
-"""Solve a problem: diagnose, seed with a dispatching rule, run CP-SAT, report.
+"""Solve a problem: diagnose, seed with a dispatching rule, search, report.
 
 The starting schedule (the caller's hint if it still fits, else a dispatching
 rule's) is CP-SAT's hint, a first solution at once, and, when minimising
 makespan and ``check_schedule`` passes it, the horizon: no optimal schedule
 ends later. The bound only shrinks domains and the model adds nothing to a
 plain job shop, so the formulation is never weaker than the textbook one.
+The search (``search.py``) is CP-SAT's on the full model, side by side with
+a large neighbourhood search that starts from the same schedule.
 
 ``time_limit_s`` bounds the whole call, including the preparation.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,15 +24,15 @@ from automation.scheduling.engine.availability import planning_horizon
 from automation.scheduling.engine.diagnosis import Finding, Reason, diagnose
 from automation.scheduling.engine.feasibility import check_schedule
 from automation.scheduling.engine.heuristic import dispatch
+from automation.scheduling.engine.incumbent import Incumbent
 from automation.scheduling.engine.kpis import makespan, tardiness
 from automation.scheduling.engine.model import ScheduleModel
 from automation.scheduling.engine.problem import Assignment, FrozenOp, Problem, ProblemError, frozen_issues
+from automation.scheduling.engine.search import search
 
 Objective = Literal["makespan", "weighted_tardiness", "weighted_mix"]
 Status = Literal["optimal", "feasible", "infeasible", "cancelled", "no_solution_in_time"]
 SolutionCallback = Callable[[int, int, tuple[Assignment, ...], float], None]
-
-_POLL_S = 0.1  # how often ``should_stop`` is asked while CP-SAT searches
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,20 @@ def solve(
 ) -> SolveResult:
     """Best schedule found within ``time_limit_s``.
 
-    ``workers``: CP-SAT search threads, 0 for one per core. ``frozen``: operations
-    that keep their machine and start. ``now``: nothing else, changeovers
-    included, may start before it. ``on_solution(objective, best_bound, schedule,
-    wall_time)`` is called on every improving solution, from the solver's
-    thread. ``should_stop()`` is polled from a helper thread and after every
+    ``workers``: CP-SAT search threads, 0 for one per core; the neighbourhood
+    search runs in one more thread. ``frozen``: operations that keep their
+    machine and start. ``now``: nothing else, changeovers included, may start
+    before it. ``on_solution(objective, best_bound, schedule, wall_time)`` is
+    called on every strictly better solution, from a search thread.
+    ``should_stop()`` is polled from a helper thread and after every
     solution; once it returns True the search ends with the best schedule so
     far and status "cancelled". ``hint``: a schedule to start from, e.g. the
     previous plan when re-planning; if it no longer fits, the dispatching rule
-    repairs it first, keeping its sequence where it can. When CP-SAT finds no
-    schedule in time but that starting schedule is valid, it is returned
-    (status "feasible", or "cancelled", with no bound) rather than nothing.
-    Raises ``ProblemError`` when a frozen operation names no real operation.
+    repairs it first, keeping its sequence where it can. When the searches
+    find no schedule in time but that starting schedule is valid, it is
+    returned (status "feasible", or "cancelled", with no bound) rather than
+    nothing. Raises ``ProblemError`` when a frozen operation names no real
+    operation.
     """
     started = time.monotonic()
     issues = frozen_issues(problem, frozen)
@@ -96,38 +99,39 @@ def solve(
         return SolveResult("infeasible", None, None, (), time.monotonic() - started, tuple(findings))
     horizon = planning_horizon(problem, frozen=frozen, now=now)
     start = _starting_schedule(problem, hint=hint, horizon=horizon, frozen=frozen, now=now)
-    if start is not None and objective == "makespan" and not check_schedule(problem, start, frozen=frozen, now=now):
-        horizon = makespan(start)  # no optimal schedule ends later than one we already have
+    valid = _valid_start(problem, start, objective=objective, weights=weights, frozen=frozen, now=now)
+    if valid is not None and objective == "makespan":
+        horizon = valid[0]  # no optimal schedule ends later than one we already have
     built = ScheduleModel(problem, horizon=horizon, frozen=frozen, now=now)
-    built.model.minimize(
-        {
-            "makespan": built.makespan,
-            "weighted_tardiness": built.weighted_tardiness,
-            "weighted_mix": weights.makespan * built.makespan + weights.tardiness * built.weighted_tardiness,
-        }[objective]
-    )
+    goal = {
+        "makespan": built.makespan,
+        "weighted_tardiness": built.weighted_tardiness,
+        "weighted_mix": weights.makespan * built.makespan + weights.tardiness * built.weighted_tardiness,
+    }[objective]
+    built.model.minimize(goal)
     if start is not None:
+        # Also when it seeds the LNS: without the hint CP-SAT proves easy job shops faster (la32: 0.3 s, not
+        # 1.6 s), but a full benchmark run without it lost la29 to plain CP-SAT, where the run with it won.
         built.hint(start)
 
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.0, time_limit_s - (time.monotonic() - started))
-    solver.parameters.num_workers = workers
-    cancelled = threading.Event()
-    done = threading.Event()
-    if should_stop is not None:
-        threading.Thread(target=_watch, args=(solver, should_stop, done, cancelled), daemon=True).start()
-    progress = _Progress(built, on_solution=on_solution, should_stop=should_stop, started=started, cancelled=cancelled)
-    try:
-        status = solver.solve(built.model, progress if on_solution or should_stop else None)
-    finally:
-        done.set()
+    def report(value: int, bound: int, schedule: tuple[Assignment, ...]) -> None:
+        if on_solution is not None:
+            on_solution(value, bound, schedule, time.monotonic() - started)
 
+    incumbent = Incumbent(report)
+    if valid is not None:
+        incumbent.seed(*valid)
+    outcome = search(built, goal, incumbent, time_limit_s=max(0.0, time_limit_s - (time.monotonic() - started)),
+                     workers=workers, should_stop=should_stop)
     wall_time = time.monotonic() - started
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        final: Status = "optimal" if status == cp_model.OPTIMAL else "cancelled" if cancelled.is_set() else "feasible"
-        objective_value, bound = round(solver.objective_value), round(solver.best_objective_bound)
-        return SolveResult(final, objective_value, bound, built.schedule(solver.value), wall_time)
-    if status == cp_model.INFEASIBLE:
+    if outcome.status == cp_model.MODEL_INVALID:
+        raise RuntimeError("CP-SAT rejected the model as invalid")
+    if incumbent.reported and incumbent.value is not None:
+        proven = outcome.status == cp_model.OPTIMAL or incumbent.proven
+        final: Status = "optimal" if proven else "cancelled" if outcome.cancelled else "feasible"
+        bound = incumbent.value if outcome.status == cp_model.OPTIMAL else incumbent.bound
+        return SolveResult(final, incumbent.value, bound, incumbent.schedule, wall_time)
+    if outcome.status == cp_model.INFEASIBLE:
         conflict = Finding(
             None,
             None,
@@ -136,16 +140,11 @@ def solve(
             "hard due dates or frozen operations conflict",
         )
         return SolveResult("infeasible", None, None, (), wall_time, (conflict,))
-    if status == cp_model.UNKNOWN:
-        stopped: Status = "cancelled" if cancelled.is_set() else "no_solution_in_time"
-        fallback = _valid_start(problem, start, objective=objective, weights=weights, frozen=frozen, now=now)
-        if fallback is not None:
-            # CP-SAT does not always take the hint in time (a short limit, a loaded machine); the starting
-            # schedule is still a valid plan, and far better than none.
-            return SolveResult("cancelled" if cancelled.is_set() else "feasible", fallback[0], None, fallback[1],
-                               wall_time)
-        return SolveResult(stopped, None, None, (), wall_time)
-    raise RuntimeError(f"CP-SAT rejected the model: {solver.status_name(status)}")
+    if valid is not None:
+        # CP-SAT does not always take the hint in time (a short limit, a loaded machine); the starting
+        # schedule is still a valid plan, and far better than none.
+        return SolveResult("cancelled" if outcome.cancelled else "feasible", valid[0], None, valid[1], wall_time)
+    return SolveResult("cancelled" if outcome.cancelled else "no_solution_in_time", None, None, (), wall_time)
 
 
 def _starting_schedule(
@@ -182,46 +181,3 @@ def _valid_start(
         "weighted_mix": weights.makespan * length + weights.tardiness * late,
     }[objective]
     return value, tuple(start)
-
-
-class _Progress(cp_model.CpSolverSolutionCallback):
-    def __init__(
-        self,
-        built: ScheduleModel,
-        *,
-        on_solution: SolutionCallback | None,
-        should_stop: Callable[[], bool] | None,
-        started: float,
-        cancelled: threading.Event,
-    ) -> None:
-        super().__init__()
-        self._built = built
-        self._on_solution = on_solution
-        self._should_stop = should_stop
-        self._started = started
-        self._cancelled = cancelled
-
-    def on_solution_callback(self) -> None:
-        if self._on_solution is not None:
-            self._on_solution(
-                round(self.objective_value),
-                round(self.best_objective_bound),
-                self._built.schedule(self.value),
-                time.monotonic() - self._started,
-            )
-        if self._should_stop is not None and self._should_stop():
-            self._cancelled.set()
-            self.stop_search()
-
-
-def _watch(
-    solver: cp_model.CpSolver,
-    should_stop: Callable[[], bool],
-    done: threading.Event,
-    cancelled: threading.Event,
-) -> None:
-    while not done.wait(_POLL_S):
-        if cancelled.is_set() or should_stop():
-            cancelled.set()
-            # repeated on purpose: a stop requested before CP-SAT has started its search is otherwise lost
-            solver.stop_search()
