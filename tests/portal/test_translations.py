@@ -20,14 +20,16 @@ def po_entries(path: Path) -> dict[str, list[str]]:
         for line in block.splitlines():
             if line.startswith("#"):
                 continue
-            match = re.match(r'^(msgid|msgid_plural|msgstr(?:\[\d\])?) (".*")$', line)
+            match = re.match(r'^(msgctxt|msgid|msgid_plural|msgstr(?:\[\d\])?) (".*")$', line)
             if match:
                 key = match.group(1)
                 fields[key] = ast.literal_eval(match.group(2))
             elif line.startswith('"') and key:
                 fields[key] += ast.literal_eval(line)
         if fields.get("msgid"):
-            entries[fields["msgid"]] = [v for k, v in sorted(fields.items()) if k.startswith("msgstr")]
+            # gettext's own key for a string with a context: "context\x04msgid".
+            key = f"{fields['msgctxt']}\x04{fields['msgid']}" if "msgctxt" in fields else fields["msgid"]
+            entries[key] = [v for k, v in sorted(fields.items()) if k.startswith("msgstr")]
     return entries
 
 
@@ -46,5 +48,6 @@ def test_every_string_is_translated_with_its_placeholders_and_compiled(language)
     with (po.with_suffix(".mo")).open("rb") as handle:
         catalog = gettext.GNUTranslations(handle)
     # gettext() falls back to a plural entry's singular form, so plural entries are checked too.
-    stale = [msgid for msgid, strings in entries.items() if catalog.gettext(msgid) != strings[0]]
+    stale = [key for key, strings in entries.items()
+             if (catalog.pgettext(*key.split("\x04")) if "\x04" in key else catalog.gettext(key)) != strings[0]]
     assert stale == [], "run `manage.py compilemessages` after editing the .po"
