@@ -320,7 +320,7 @@ async def _relay_json(status: int, raw: bytes, route, send) -> dict | None:
     except ValueError:
         await _send(send, status, raw)
         return None
-    if status == 200:
+    if status == 200 and isinstance(data, dict):
         data["model"] = route.public_name
     elif isinstance(data, dict) and "error" in data and not isinstance(data["error"], dict):
         data = {"error": {"message": str(data.get("message") or data["error"]), "type": "invalid_request_error",

@@ -41,7 +41,8 @@ class PlanAndInvoices(BillingPage):
         card, setup_intent, stripe_error = None, None, ""
         try:
             card = stripe_api.payment_method_summary(subscription=subscription)
-            setup_intent = stripe_api.setup_intent_create(subscription=subscription)
+            if card is None:  # the card form is shown only then; no SetupIntent per page view otherwise
+                setup_intent = stripe_api.setup_intent_create(subscription=subscription)
         except stripe.StripeError as exc:  # Stripe unreachable: the page still shows plans and invoices
             logger.warning("Stripe did not answer for %s: %s", self.organization.slug, exc)
             stripe_error = str(exc)
