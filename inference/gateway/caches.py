@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from controlplane.invalidation import CHANNEL
+from controlplane.invalidation import ACK_TTL_S, CHANNEL, ack_key
 
 logger = logging.getLogger(__name__)
 K = TypeVar("K")
@@ -27,6 +27,7 @@ class TtlCache(Generic[K, V]):
         self.ttl_s = ttl_s
         self._entries: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Future] = {}
+        self._drops = 0  # a load that was under way when entries were dropped may hold what was dropped
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         entry = self._entries.get(key)
@@ -39,9 +40,11 @@ class TtlCache(Generic[K, V]):
             return await asyncio.shield(pending)
         future = asyncio.get_running_loop().create_future()
         self._loading[key] = future
+        drops = self._drops
         try:
             value = await load()
-            self._entries[key] = (now + self.ttl_s, value)
+            if self._drops == drops:
+                self._entries[key] = (now + self.ttl_s, value)
             future.set_result(value)
             return value
         except BaseException as exc:
@@ -49,7 +52,8 @@ class TtlCache(Generic[K, V]):
             future.exception()  # mark retrieved: the waiters re-raise it themselves
             raise
         finally:
-            del self._loading[key]
+            if self._loading.get(key) is future:
+                del self._loading[key]
 
     def holds(self, key: K) -> bool:
         """Whether `get` would answer from memory, without loading."""
@@ -57,15 +61,16 @@ class TtlCache(Generic[K, V]):
         return entry is not None and entry[0] > time.monotonic()
 
     def drop(self, predicate: Callable[[K], bool] | None = None) -> None:
-        if predicate is None:
-            self._entries.clear()
-        else:
-            for key in [k for k in self._entries if predicate(k)]:
-                del self._entries[key]
+        """Forget the matching entries, and the loads under way for them: they may have read before the change."""
+        self._drops += 1
+        for table in (self._entries, self._loading):
+            for key in [k for k in table if predicate is None or predicate(k)]:
+                del table[key]
 
 
 async def listen_for_invalidations(on_message: Callable[[dict], None]) -> None:
-    """Runs for the life of the process; reconnects if Redis goes away."""
+    """Runs for the life of the process; reconnects if Redis goes away. Acknowledges each message once `on_message`
+    has applied it, so the writer knows the change is in effect here (controlplane.invalidation)."""
     while True:
         client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
         try:
@@ -74,7 +79,7 @@ async def listen_for_invalidations(on_message: Callable[[dict], None]) -> None:
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         with contextlib.suppress(ValueError):
-                            on_message(json.loads(message["data"]))
+                            await _apply(client, on_message, json.loads(message["data"]))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -82,3 +87,11 @@ async def listen_for_invalidations(on_message: Callable[[dict], None]) -> None:
             await asyncio.sleep(1)
         finally:
             await client.aclose()
+
+
+async def _apply(client, on_message: Callable[[dict], None], message: dict) -> None:
+    on_message(message)
+    if message.get("id"):
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.rpush(ack_key(message["id"]), 1).expire(ack_key(message["id"]), ACK_TTL_S)
+            await pipe.execute()
