@@ -27,7 +27,6 @@ class TtlCache(Generic[K, V]):
         self.ttl_s = ttl_s
         self._entries: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Future] = {}
-        self._drops = 0  # a load that was under way when entries were dropped may hold what was dropped
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         entry = self._entries.get(key)
@@ -40,10 +39,9 @@ class TtlCache(Generic[K, V]):
             return await asyncio.shield(pending)
         future = asyncio.get_running_loop().create_future()
         self._loading[key] = future
-        drops = self._drops
         try:
             value = await load()
-            if self._drops == drops:
+            if self._loading.get(key) is future:  # not dropped while loading: it may not hold what was dropped
                 self._entries[key] = (now + self.ttl_s, value)
             future.set_result(value)
             return value
@@ -62,7 +60,6 @@ class TtlCache(Generic[K, V]):
 
     def drop(self, predicate: Callable[[K], bool] | None = None) -> None:
         """Forget the matching entries, and the loads under way for them: they may have read before the change."""
-        self._drops += 1
         for table in (self._entries, self._loading):
             for key in [k for k in table if predicate is None or predicate(k)]:
                 del table[key]
