@@ -70,6 +70,7 @@ Jobs = list[list[tuple[int, int]]]
 class Solve:
     makespan: int | None
     proven: bool
+    seconds: float | None  # ours: the job's time on the worker; plain: the solve's
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,8 @@ class Product:
                 os.killpg(self.worker.pid, signal.SIGKILL)
                 self.worker.wait()
 
-    def solve(self, jobs: Jobs, *, seconds: float) -> tuple[Solve, float | None]:
-        """Side (a): the product's run's makespan and whether it was proven optimal; the job's time on the
-        worker."""
+    def solve(self, jobs: Jobs, *, seconds: float) -> Solve:
+        """Side (a): the product's run."""
         from automation.scheduling.models import Run
         from jobs.models import Job
 
@@ -164,7 +164,7 @@ class Product:
                 job_s = (run.job.finished_at - run.job.started_at).total_seconds() if run.job.started_at else None
                 if self.worker.poll() is not None:
                     raise RuntimeError(f"the worker exited ({self.worker.returncode}); see {WORK_DIR / 'worker.log'}")
-                return Solve(run.objective_value, run.solver_status == "optimal"), job_s
+                return Solve(run.objective_value, run.solver_status == "optimal", job_s)
             if self.worker.poll() is not None:
                 raise RuntimeError(f"the worker exited ({self.worker.returncode}); see {WORK_DIR / 'worker.log'}")
             time.sleep(0.2)
@@ -176,6 +176,7 @@ def solve_plain_cp_sat(jobs: Jobs, *, seconds: float, workers: int, cpus: set[in
 
     ``cpus``: pin the calling thread, and so the threads CP-SAT starts from it, to these cores.
     """
+    started = time.monotonic()  # the model's building counts, as it does on our side
     if cpus:
         os.sched_setaffinity(0, cpus)  # on Linux, 0 is the calling thread
     model = cp_model.CpModel()
@@ -202,7 +203,7 @@ def solve_plain_cp_sat(jobs: Jobs, *, seconds: float, workers: int, cpus: set[in
     solver.parameters.num_workers = workers
     status = solver.solve(model)
     found = round(solver.objective_value) if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
-    return Solve(found, status == cp_model.OPTIMAL)
+    return Solve(found, status == cp_model.OPTIMAL, time.monotonic() - started)
 
 
 def gap_pct(value: int | None, best: int) -> float | None:
@@ -226,45 +227,35 @@ def run(*, product: Product, patterns: list[str], seconds: float, workers: int, 
         ]
         best = data["metadata"]["optimum"] or data["metadata"]["upper_bound"]
         solves = [_solve_both(product, jobs, seconds=seconds, workers=workers, plain_cpus=plain_cpus)]
-        if not (solves[0][0].proven and solves[0][2].proven):
+        first_ours, first_plain = solves[0]
+        if not (first_ours.proven and first_plain.proven):
             solves += [_solve_both(product, jobs, seconds=seconds, workers=workers, plain_cpus=plain_cpus)
                        for _ in range(repeats - 1)]
-        ours_solves = tuple(s[0].makespan for s in solves)
-        plain_solves = tuple(s[2].makespan for s in solves)
+        ours_solves = tuple(o.makespan for o, _ in solves)
+        plain_solves = tuple(p.makespan for _, p in solves)
         ours, plain = _median(ours_solves), _median(plain_solves)
-        job_s, plain_s = solves[0][1], solves[0][3]
         row = Row(name, f"{len(jobs)}x{len(jobs[0])}", best, ours, gap_pct(ours, best),
-                  None if job_s is None else round(job_s, 2), plain, gap_pct(plain, best), round(plain_s, 2),
-                  ours_solves, plain_solves)
+                  None if first_ours.seconds is None else round(first_ours.seconds, 2), plain,
+                  gap_pct(plain, best), round(first_plain.seconds, 2), ours_solves, plain_solves)
         rows.append(row)
         print(markdown([row], header=len(rows) == 1), flush=True)
     return rows
 
 
 def _solve_both(product: Product, jobs: Jobs, *, seconds: float, workers: int, plain_cpus: set[int] | None
-                ) -> tuple[Solve, float | None, Solve, float]:
-    """One solve per side: ours, its job seconds, plain, its seconds."""
+                ) -> tuple[Solve, Solve]:
+    """One solve per side: ours, plain."""
     if plain_cpus:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            plain_future = pool.submit(_timed, solve_plain_cp_sat, jobs, seconds=seconds, workers=workers,
-                                       cpus=plain_cpus)
-            ours, job_s = product.solve(jobs, seconds=seconds)
-            plain, plain_s = plain_future.result()
-    else:
-        ours, job_s = product.solve(jobs, seconds=seconds)
-        plain, plain_s = _timed(solve_plain_cp_sat, jobs, seconds=seconds, workers=workers)
-    return ours, job_s, plain, plain_s
+            plain = pool.submit(solve_plain_cp_sat, jobs, seconds=seconds, workers=workers, cpus=plain_cpus)
+            return product.solve(jobs, seconds=seconds), plain.result()
+    return product.solve(jobs, seconds=seconds), solve_plain_cp_sat(jobs, seconds=seconds, workers=workers)
 
 
 def _median(values: tuple[int | None, ...]) -> int | None:
     """The middle solve; a solve that found nothing counts as the worst."""
     ranked = sorted(values, key=lambda v: math.inf if v is None else v)
     return ranked[(len(ranked) - 1) // 2]
-
-
-def _timed(function, *args, **kwargs):
-    started = time.monotonic()
-    return function(*args, **kwargs), time.monotonic() - started
 
 
 def markdown(rows: list[Row], *, header: bool = True) -> str:
