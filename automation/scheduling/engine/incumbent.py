@@ -39,6 +39,11 @@ class Incumbent:
             self._changed.wait_for(lambda: self.value is not None, timeout=timeout)
             return None if self.value is None else (self.value, self.schedule)
 
+    def wait_below(self, value: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a schedule better than ``value``; whether there is one."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.value is not None and self.value < value, timeout=timeout)
+
     def offer(self, value: int, schedule: Schedule | Callable[[], Schedule], *, same_value_replaces: bool = False
               ) -> bool:
         """Keep ``schedule`` if it is better; ``same_value_replaces``: also if it is as good, so that a search

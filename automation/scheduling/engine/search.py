@@ -2,8 +2,9 @@
 
 The full search (CP-SAT's own portfolio, with the threads the caller gives it) proves bounds, settles small
 problems and finds many schedules itself; the LNS (``lns.py``), one more thread, keeps improving the best
-schedule either found. Both report into one ``Incumbent``, which passes each strictly better schedule on. The
-solve ends at the time limit, when a stop is requested, or as soon as the best schedule meets the proven bound.
+schedule either found, and yields the cores while it finds nothing. Both report into one ``Incumbent``, which
+passes each strictly better schedule on. The solve ends at the time limit, when a stop is requested, or as soon
+as the best schedule meets the proven bound.
 
 CP-SAT takes no new solution while it runs, so the LNS's finds do not tighten the full search's own upper
 bound; restarting the full search from them every few seconds was tried and measured no better.

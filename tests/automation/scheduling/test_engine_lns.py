@@ -20,7 +20,7 @@ from automation.scheduling.engine.lns import NEIGHBOURHOODS, Lns, critical_path
 from automation.scheduling.engine.model import ScheduleModel
 from automation.scheduling.engine.problem import Assignment, Problem
 from tests.automation.scheduling.test_engine_cancellation import hard_instance
-from tests.automation.scheduling.test_engine_rescheduling import busy_factory
+from tests.automation.scheduling.test_engine_rescheduling import FT06, busy_factory
 
 
 def started_model(problem: Problem, goal: str) -> tuple[ScheduleModel, object, tuple[Assignment, ...], int]:
@@ -70,6 +70,33 @@ def test_lns_keeps_every_rule_of_a_factory_with_shifts_and_changeovers() -> None
     for value, schedule in [*reported, (incumbent.value, incumbent.schedule)]:
         assert check_schedule(problem, schedule) == []
         assert compute_kpis(problem, schedule).weighted_tardiness == value
+
+
+def test_lns_yields_the_cores_while_it_finds_nothing_and_wakes_for_a_better_schedule() -> None:
+    """Seeded with a proven optimum (ft06, 55) every slice is fruitless: catches a thread that keeps taking its
+    full share from the full search (it would be busy the whole run), and a pause that sleeps through a better
+    schedule from another search or through a stop."""
+    problem = problem_from_jobshop(FT06)
+    optimum = solve(problem, time_limit_s=30, workers=1)
+    assert optimum.status == "optimal" and optimum.objective == 55
+    built = ScheduleModel(problem, horizon=planning_horizon(problem), frozen=(), now=0)
+    built.model.minimize(built.makespan)
+    incumbent = Incumbent()
+    incumbent.seed(55, optimum.schedule)
+    lns = Lns(built, built.makespan, incumbent, seed=1)
+    started = time.monotonic()
+    lns.run(started + 3)
+    assert lns.slices > 5 and lns.improvements == 0
+    assert lns.busy_s < 0.5 * (time.monotonic() - started), "the LNS did not yield while it found nothing"
+
+    threading.Timer(0.2, lambda: incumbent.offer(54, optimum.schedule)).start()  # as if from the full search
+    started = time.monotonic()
+    lns._pause(55, seconds=30, deadline=started + 30)
+    assert time.monotonic() - started < 10, "the pause slept through a better schedule"
+    threading.Timer(0.2, lns.stop).start()
+    started = time.monotonic()
+    lns._pause(54, seconds=30, deadline=started + 30)
+    assert time.monotonic() - started < 10, "the pause slept through a stop"
 
 
 def test_kept_operations_keep_their_machine_and_their_order_on_it() -> None:
