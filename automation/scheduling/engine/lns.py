@@ -9,20 +9,13 @@ best schedule, which is also the slice's hint, so a slice never loses it, and wh
 of the full model, setups, calendars and materials included.
 
 The share of operations freed adapts per neighbourhood, like CP-SAT's own: up after a slice that explored its
-neighbourhood to the end (it was too easy), down after one that ran out of time.
-
-The thread also yields the cores while it finds nothing. On few cores its time is the full search's, and where
-that search alone reaches the optimum (la24) slices that keep failing around the same schedule only delay
-it. So each fruitless slice in a row shrinks the thread's share of time, by a pause after the slice, down to a
-floor; any better schedule, from either search, makes the share whole again. The floor is not lower because on
-some instances (la29) the thread finds every improvement after the first second, some of them after ten
-seconds of fruitless slices.
+neighbourhood to the end (it was too easy), down after one that ran out of time. Like the tabu search, it yields
+the cores while it finds nothing (``yielding.py``).
 """
 
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -31,15 +24,12 @@ from ortools.sat.python import cp_model
 from automation.scheduling.engine.incumbent import Incumbent
 from automation.scheduling.engine.model import ScheduleModel
 from automation.scheduling.engine.problem import Assignment, OpKey
+from automation.scheduling.engine.yielding import SLICE_S, YieldingSearch
 
 Neighbourhood = Callable[[Sequence[Assignment], int, random.Random], set[OpKey]]
 
-SLICE_S = 0.5  # per re-optimisation: short enough for many tries a minute, long enough to settle a neighbourhood
 _MIN_FREED = 4
 _EASIER, _HARDER = 1 / 1.25, 1.25
-_YIELD = 0.8  # the thread's share of time after each fruitless slice in a row is this times the one before
-_MIN_SHARE = 0.25  # 0.1 measured worse on la29 (1177, 1185 against 1171, 1173)
-_POLL_S = 0.1  # how often a pause checks for a stop
 
 
 def time_window(schedule: Sequence[Assignment], size: int, rng: random.Random) -> set[OpKey]:
@@ -105,7 +95,7 @@ def _whole_groups(
 NEIGHBOURHOODS: tuple[Neighbourhood, ...] = (time_window, machines, orders, critical)
 
 
-class Lns:
+class Lns(YieldingSearch):
     """Improves ``incumbent`` until ``deadline`` or ``stop()``; runs in a thread of its own."""
 
     def __init__(
@@ -118,50 +108,20 @@ class Lns:
         neighbourhoods: Sequence[Neighbourhood] = NEIGHBOURHOODS,
         slice_s: float = SLICE_S,
     ) -> None:
+        super().__init__(incumbent, slice_s=slice_s)
         self._built = built
         self._objective = objective
-        self._incumbent = incumbent
         self._rng = random.Random(seed)
         self._neighbourhoods = neighbourhoods
-        self._slice_s = slice_s
         # share of the operations freed in one slice, per neighbourhood: some settle a large share at once
         # (whole machines in a job shop), others already run out of time on a small one (whole orders)
         self._difficulty = dict.fromkeys(range(len(neighbourhoods)), 0.2)
         self._current: cp_model.CpSolver | None = None
-        self._stopped = False
-        self.slices = 0
-        self.improvements = 0
-        self.busy_s = 0.0  # time spent in slices, not in pauses
 
     def stop(self) -> None:
-        self._stopped = True
+        super().stop()
         if (solver := self._current) is not None:
             solver.stop_search()
-
-    def run(self, deadline: float) -> None:
-        share = 1.0
-        while not self._stopped and (left := deadline - time.monotonic()) > 0.05:
-            best = self._incumbent.best(timeout=min(left, _POLL_S))
-            if best is None:
-                continue  # nothing to improve yet: the full search has not found a first schedule
-            if not best[1]:
-                return  # no operations at all
-            started = time.monotonic()
-            self._step(best[0], best[1], time_limit=min(left, self._slice_s))
-            spent = time.monotonic() - started
-            self.busy_s += spent
-            if self._incumbent.wait_below(best[0], timeout=0):
-                share = 1.0
-            else:
-                share = max(_MIN_SHARE, share * _YIELD)
-                self._pause(best[0], spent * (1 / share - 1), deadline)
-
-    def _pause(self, value: int, seconds: float, deadline: float) -> None:
-        """Sleep ``seconds``, but no longer than until a stop, the deadline or a schedule better than ``value``."""
-        until = min(deadline, time.monotonic() + seconds)
-        while not self._stopped and (left := until - time.monotonic()) > 0:
-            if self._incumbent.wait_below(value, timeout=min(left, _POLL_S)):
-                return
 
     def _step(self, value: int, schedule: tuple[Assignment, ...], *, time_limit: float) -> None:
         choice = self._rng.randrange(len(self._neighbourhoods))
@@ -181,7 +141,6 @@ class Lns:
             return
         status = solver.solve(model)
         self._current = None
-        self.slices += 1
         if status in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
             self._difficulty[choice] = min(1.0, self._difficulty[choice] * _HARDER)
         else:

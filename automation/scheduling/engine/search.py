@@ -1,13 +1,14 @@
-"""Run the full CP-SAT search and the LNS side by side on one model, sharing the best schedule.
+"""Run the full CP-SAT search and a local search side by side on one model, sharing the best schedule.
 
 The full search (CP-SAT's own portfolio, with the threads the caller gives it) proves bounds, settles small
-problems and finds many schedules itself; the LNS (``lns.py``), one more thread, keeps improving the best
-schedule either found, and yields the cores while it finds nothing. Both report into one ``Incumbent``, which
-passes each strictly better schedule on. The solve ends at the time limit, when a stop is requested, or as soon
-as the best schedule meets the proven bound.
+problems and finds many schedules itself; the local search, one more thread, keeps improving the best schedule
+either found, and yields the cores while it finds nothing. On a classic job shop it is a tabu search
+(``tabu.py``), elsewhere a large neighbourhood search (``lns.py``). Both searches report into one
+``Incumbent``, which passes each strictly better schedule on. The solve ends at the time limit, when a stop is
+requested, or as soon as the best schedule meets the proven bound.
 
-CP-SAT takes no new solution while it runs, so the LNS's finds do not tighten the full search's own upper
-bound; restarting the full search from them every few seconds was tried and measured no better.
+CP-SAT takes no new solution while it runs, so the local search's finds do not tighten the full search's own
+upper bound; restarting the full search from them every few seconds was tried and measured no better.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from ortools.sat.python import cp_model
 from automation.scheduling.engine.incumbent import Incumbent
 from automation.scheduling.engine.lns import Lns
 from automation.scheduling.engine.model import ScheduleModel
+from automation.scheduling.engine.problem import Problem
+from automation.scheduling.engine.tabu import Tabu
+from automation.scheduling.engine.yielding import YieldingSearch
 
 _POLL_S = 0.1  # how often ``should_stop`` is asked while the searches run
-LNS_THREADS = 1  # on top of the full search's threads; more would mostly take time from it on few cores
+LOCAL_THREADS = 1  # on top of the full search's threads; more would mostly take time from it on few cores
 
 
 @dataclass(frozen=True)
@@ -41,20 +45,26 @@ def search(
     time_limit_s: float,
     workers: int,
     should_stop: Callable[[], bool] | None,
-    lns_threads: int = LNS_THREADS,
+    classic_job_shop: Problem | None = None,
+    local_threads: int = LOCAL_THREADS,
 ) -> Outcome:
     """Search until the time limit, a stop, or a proven optimum; the best schedule is left in ``incumbent``.
 
-    ``workers``: the full search's threads, 0 for one per core (CP-SAT's own default).
+    ``workers``: the full search's threads, 0 for one per core (CP-SAT's own default). ``classic_job_shop``:
+    the problem, when it is one (``tabu.is_classic_job_shop``) and ``objective`` is its makespan.
     """
     deadline = time.monotonic() + time_limit_s
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = workers
-    helpers = [Lns(built, objective, incumbent, seed=seed) for seed in range(lns_threads)]
+    helpers: list[YieldingSearch] = [
+        Tabu(classic_job_shop, incumbent, seed=seed) if classic_job_shop is not None
+        else Lns(built, objective, incumbent, seed=seed)
+        for seed in range(local_threads)
+    ]
     control = _Control(solver, helpers, incumbent, should_stop)
     solver.best_bound_callback = control.bound
-    threads = [threading.Thread(target=h.run, args=(deadline,), daemon=True, name="lns") for h in helpers]
+    threads = [threading.Thread(target=h.run, args=(deadline,), daemon=True, name="local") for h in helpers]
     threads.append(threading.Thread(target=control.watch, daemon=True, name="should-stop"))
     for thread in threads:
         thread.start()
@@ -72,7 +82,7 @@ def search(
 class _Control:
     """Stops every search at once: on a stop request, when the full search ends, or once the best is proven."""
 
-    def __init__(self, solver: cp_model.CpSolver, helpers: list[Lns], incumbent: Incumbent,
+    def __init__(self, solver: cp_model.CpSolver, helpers: list[YieldingSearch], incumbent: Incumbent,
                  should_stop: Callable[[], bool] | None) -> None:
         self._solver = solver
         self._helpers = helpers
@@ -88,12 +98,13 @@ class _Control:
 
     def watch(self) -> None:
         while not self._done.wait(_POLL_S):
-            if self.requested():
-                # repeated on purpose: a stop requested before CP-SAT has started its search is otherwise lost
+            # proven also covers the tabu search's proofs, which CP-SAT does not hear of; repeated on purpose:
+            # a stop requested before CP-SAT has started its search is otherwise lost
+            if self.requested() or self._incumbent.proven:
                 self.stop(keep_watching=True)
 
     def bound(self, bound: float) -> None:
-        """CP-SAT's best-bound callback: the best schedule, maybe the LNS's, may be proven optimal by a bound."""
+        """CP-SAT's best-bound callback: the best schedule, maybe the local search's, may be proven optimal."""
         self._incumbent.raise_bound(round(bound))
         if self._incumbent.proven:
             self.stop(keep_watching=True)

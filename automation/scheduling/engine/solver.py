@@ -6,7 +6,7 @@ makespan and ``check_schedule`` passes it, the horizon: no optimal schedule
 ends later. The bound only shrinks domains and the model adds nothing to a
 plain job shop, so the formulation is never weaker than the textbook one.
 The search (``search.py``) is CP-SAT's on the full model, side by side with
-a large neighbourhood search that starts from the same schedule.
+a local search that starts from the same schedule.
 
 ``time_limit_s`` bounds the whole call, including the preparation.
 """
@@ -29,6 +29,7 @@ from automation.scheduling.engine.kpis import makespan, tardiness
 from automation.scheduling.engine.model import ScheduleModel
 from automation.scheduling.engine.problem import Assignment, FrozenOp, Problem, ProblemError, frozen_issues
 from automation.scheduling.engine.search import search
+from automation.scheduling.engine.tabu import is_classic_job_shop
 
 Objective = Literal["makespan", "weighted_tardiness", "weighted_mix"]
 Status = Literal["optimal", "feasible", "infeasible", "cancelled", "no_solution_in_time"]
@@ -121,8 +122,9 @@ def solve(
     incumbent = Incumbent(report)
     if valid is not None:
         incumbent.seed(*valid)
+    classic = objective == "makespan" and is_classic_job_shop(problem, frozen=frozen, now=now)
     outcome = search(built, goal, incumbent, time_limit_s=max(0.0, time_limit_s - (time.monotonic() - started)),
-                     workers=workers, should_stop=should_stop)
+                     workers=workers, should_stop=should_stop, classic_job_shop=problem if classic else None)
     wall_time = time.monotonic() - started
     if outcome.status == cp_model.MODEL_INVALID:
         raise RuntimeError("CP-SAT rejected the model as invalid")

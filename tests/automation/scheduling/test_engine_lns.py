@@ -160,17 +160,20 @@ def test_incumbent_reports_only_strict_improvements_and_keeps_the_best() -> None
     assert incumbent.proven
 
 
-def test_cancel_during_the_search_stops_both_searches_and_keeps_the_best_reported_schedule() -> None:
-    """A stop one second in, while the LNS is mid-slice: catches a helper thread that outlives the solve or a
-    result worse than the last schedule reported."""
-    problem = problem_from_jobshop(hard_instance())
+@pytest.mark.parametrize("released", [False, True], ids=["classic-tabu", "released-lns"])
+def test_cancel_during_the_search_stops_both_searches_and_keeps_the_best_reported_schedule(released: bool) -> None:
+    """A stop one second in, while the local search is mid-slice (the tabu search on the classic job shop, the
+    LNS once an order has a release date): catches a helper thread that outlives the solve or a result worse than
+    the last schedule reported."""
+    jobs = hard_instance()
+    problem = problem_from_jobshop(jobs, release_dates=[0] * (len(jobs) - 1) + [1] if released else None)
     reported: list[tuple[int, tuple]] = []
     deadline = time.monotonic() + 1.0
     result = solve(problem, time_limit_s=60, workers=2, on_solution=lambda v, b, s, t: reported.append((v, s)),
                    should_stop=lambda: time.monotonic() > deadline)
     assert result.status == "cancelled"
     assert time.monotonic() - deadline < 1.5
-    assert not [t for t in threading.enumerate() if t.name in ("lns", "should-stop")]
-    # the LNS may since have moved to an equally good schedule: the value is the last one reported
+    assert not [t for t in threading.enumerate() if t.name in ("local", "should-stop")]
+    # the local search may since have moved to an equally good schedule: the value is the last one reported
     assert result.objective == reported[-1][0] == makespan(result.schedule)
     assert check_schedule(problem, result.schedule) == []
