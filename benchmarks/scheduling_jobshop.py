@@ -9,7 +9,7 @@ instance is solved twice with the same time limit on the same cores:
     Celery worker on the ``optimization`` queue, started by this benchmark with
     ``SCHEDULING_SOLVER_WORKERS=--workers``; the makespan is read from the finished run. The run's time limit
     is whole seconds (``--seconds`` rounded up). The product runs CP-SAT with that many threads plus its own
-    large neighbourhood search in one more thread (``automation/scheduling/engine/lns.py``);
+    local search in one more thread: on these classic instances a tabu search (``engine/tabu.py``);
 (b) "plain CP-SAT", the textbook model written below (intervals, no-overlap per machine, precedence within a
     job, minimise the makespan), solved in this process with ``--workers`` CP-SAT workers.
 
@@ -18,12 +18,12 @@ time limit (``--workers 0``: CP-SAT's default of one worker per core, on both si
 them at the same time instead, each pinned to a core of its own (use ``--workers 1``), so that load from
 elsewhere on a shared machine hits both alike; the output's first line says which.
 
-Repeats. Both sides are stochastic (CP-SAT's workers race each other; the product's LNS shares the cores), and
-on an instance neither side closes in time one side's result spreads over more than the two sides differ (la27,
-60 s: 1236 to 1260 for one side, 1240 to 1255 for the other). So an instance that either side did not prove
-optimal in its first solve is solved ``--repeats`` times on each side (default 3, decided before any run of
-this protocol), and the sides are compared on the median makespan; every solve is listed, and the comparison
-of the first solves alone is reported too.
+Repeats. Both sides are stochastic (CP-SAT's workers race each other; the product's local search shares the
+cores), and on an instance neither side closes in time one side's result spreads over more than the two sides
+differ (la27, 60 s: 1236 to 1260 for one side, 1240 to 1255 for the other). So an instance that either side
+did not prove optimal in its first solve is solved ``--repeats`` times on each side (default 3, decided before
+any run of this protocol), and the sides are compared on the median makespan; every solve is listed, and the
+comparison of the first solves alone is reported too.
 
 Gap % is how far the makespan found is above the optimum, or above the best-known upper bound where no optimum
 is proven. "ours job s" is the job's time on the worker (claim to finish), so the product's overhead around
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         product.start()
         print(f"Side (a): POST /api/v1/orgs/{ORG_SLUG}/scheduling/runs, the job run by a Celery worker on the "
-              f"optimization queue with {workers} plus the product's LNS thread; side (b): plain CP-SAT, "
+              f"optimization queue with {workers} plus the product's local-search thread; side (b): plain CP-SAT, "
               f"{workers}, default parameters; {args.seconds:g} s each.\nProtocol: {protocol}; {args.repeats} "
               f"solves per side where either side's first was not proven optimal, compared on the median.\n",
               flush=True)

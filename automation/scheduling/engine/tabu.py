@@ -25,7 +25,7 @@ from automation.scheduling.engine.yielding import SLICE_S, YieldingSearch
 
 _CHUNK_S = 0.05  # the kernel holds no lock but cannot be interrupted: a stop waits at most this long
 _FIRST_CHUNK = 2_000  # moves in the first chunk; later chunks are sized from the rate measured
-_MAX_OPERATIONS = 5_000  # the tabu list is a square matrix over the operations
+_MAX_OPERATIONS = 2_000  # the tabu list is a square matrix over the operations: 32 MB at this size
 _MAX_STALL = 5_000  # moves without a better schedule before going back to the best one
 _KICK = 4  # random critical swaps applied to the best schedule on going back to it
 

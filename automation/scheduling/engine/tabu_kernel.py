@@ -242,3 +242,13 @@ def search(p, job_prev, job_next, mach_prev, mach_next, best_prev, best_next, be
                                            tails)
             state[CURRENT] = makespan
     return state[BEST]
+
+
+def warm_up() -> None:
+    """Compile every function above into numba's cache (a few seconds, once per installation) by searching a
+    two-job shop; the image build runs it so that no job pays the compilation."""
+    p = np.array([3, 2, 4, 1], np.int64)
+    job_prev, job_next = np.array([-1, 0, -1, 2], np.int64), np.array([1, -1, 3, -1], np.int64)
+    mach_prev, mach_next = np.array([3, 2, -1, -1], np.int64), np.array([-1, -1, 1, 0], np.int64)
+    search(p, job_prev, job_next, mach_prev, mach_next, mach_prev.copy(), mach_next.copy(), np.zeros(4, np.int64),
+           np.zeros((4, 4), np.int64), np.array([0, 0, 0, -1, 0], np.int64), 10, 0, 1, 2, 5, 1)
