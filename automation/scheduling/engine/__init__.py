@@ -1,4 +1,4 @@
-"""Production-scheduling core of Lightsout: pure Python on OR-Tools CP-SAT, no Django.
+"""Production-scheduling core of Lightsout: Python on OR-Tools CP-SAT, with numba for the tabu search; no Django.
 
 The control plane maps its models to a ``Problem`` (integer minutes from the
 horizon start), calls ``solve`` and maps the returned ``Assignment`` rows back.
