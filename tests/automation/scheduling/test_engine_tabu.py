@@ -47,7 +47,7 @@ def test_tabu_alone_improves_the_dispatching_schedule_and_every_report_is_feasib
 
 
 def test_tabu_reaches_ft10s_optimum_that_the_dispatching_rule_misses_by_far() -> None:
-    """ft10 (10x10, optimum 930, famous for resisting search for 25 years): the dispatching rule starts far above
+    """ft10 (10x10, optimum 930, famous for resisting proof for 25 years): the dispatching rule starts far above
     it; catches a neighbourhood or move rating too weak to get there in seconds on one core."""
     problem = problem_from_jobshop(instance_jobs(load_benchmark_json()["ft10"]))
     start = dispatch(problem, horizon=planning_horizon(problem))
