@@ -24,6 +24,13 @@ IT, STALL, CURRENT, BEST, PROVEN = 0, 1, 2, 3, 4
 STATE_SIZE = 5
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _past(neighbour, times, p):  # pragma: no cover
+    """How long a path runs through ``neighbour`` up to (heads) or on from (tails) the operation next to it;
+    0 where there is none (-1)."""
+    return times[neighbour] + p[neighbour] if neighbour >= 0 else 0
+
+
 @njit(cache=True, nogil=True)
 def heads_tails(p, job_prev, job_next, mach_prev, mach_next, order, heads, tails):  # pragma: no cover
     """Fill ``heads`` and ``tails``; the makespan, or -1 when the sequences form a cycle."""
@@ -40,12 +47,7 @@ def heads_tails(p, job_prev, job_next, mach_prev, mach_next, order, heads, tails
     while done < size:
         i = order[done]
         done += 1
-        head = 0
-        if job_prev[i] >= 0:
-            head = max(head, heads[job_prev[i]] + p[job_prev[i]])
-        if mach_prev[i] >= 0:
-            head = max(head, heads[mach_prev[i]] + p[mach_prev[i]])
-        heads[i] = head
+        heads[i] = max(_past(job_prev[i], heads, p), _past(mach_prev[i], heads, p))
         for s in (job_next[i], mach_next[i]):
             if s >= 0:
                 indegree[s] -= 1
@@ -57,12 +59,7 @@ def heads_tails(p, job_prev, job_next, mach_prev, mach_next, order, heads, tails
     makespan = 0
     for k in range(n - 1, -1, -1):
         i = order[k]
-        tail = 0
-        if job_next[i] >= 0:
-            tail = max(tail, tails[job_next[i]] + p[job_next[i]])
-        if mach_next[i] >= 0:
-            tail = max(tail, tails[mach_next[i]] + p[mach_next[i]])
-        tails[i] = tail
+        tails[i] = max(_past(job_next[i], tails, p), _past(mach_next[i], tails, p))
         makespan = max(makespan, heads[i] + p[i])
     return makespan
 
@@ -130,23 +127,10 @@ def _critical_moves(p, job_prev, mach_prev, heads, tails, makespan, moves):  # p
 def _estimate(u, v, p, job_prev, job_next, mach_prev, mach_next, heads, tails):  # pragma: no cover
     """Makespan through u and v after swapping them (u right before v on their machine): a lower estimate of
     the new makespan that is exact for the paths through the swapped pair (Taillard)."""
-    a, b = mach_prev[u], mach_next[v]
-    head_v = 0
-    if job_prev[v] >= 0:
-        head_v = max(head_v, heads[job_prev[v]] + p[job_prev[v]])
-    if a >= 0:
-        head_v = max(head_v, heads[a] + p[a])
-    head_u = head_v + p[v]
-    if job_prev[u] >= 0:
-        head_u = max(head_u, heads[job_prev[u]] + p[job_prev[u]])
-    tail_u = 0
-    if job_next[u] >= 0:
-        tail_u = tails[job_next[u]] + p[job_next[u]]
-    if b >= 0:
-        tail_u = max(tail_u, tails[b] + p[b])
-    tail_v = tail_u + p[u]
-    if job_next[v] >= 0:
-        tail_v = max(tail_v, tails[job_next[v]] + p[job_next[v]])
+    head_v = max(_past(job_prev[v], heads, p), _past(mach_prev[u], heads, p))
+    head_u = max(head_v + p[v], _past(job_prev[u], heads, p))
+    tail_u = max(_past(job_next[u], tails, p), _past(mach_next[v], tails, p))
+    tail_v = max(tail_u + p[u], _past(job_next[v], tails, p))
     return max(head_v + p[v] + tail_v, head_u + p[u] + tail_u)
 
 
