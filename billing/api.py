@@ -9,7 +9,7 @@ from rest_framework import mixins, viewsets
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from controlplane.api.errors import error_body
+from foundation.api.errors import error_body
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 

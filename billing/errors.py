@@ -6,7 +6,7 @@ from datetime import datetime
 from django.utils import timezone
 from rest_framework import status
 
-from controlplane.api.errors import ApiError
+from foundation.api.errors import ApiError
 
 
 class BillingRefusal(ApiError):

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from redis.exceptions import ResponseError
 
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 
 from . import keys
 

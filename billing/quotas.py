@@ -26,7 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 from redis.commands.core import Script
 
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 from tenants.models import Organization
 
 from . import keys

@@ -13,7 +13,7 @@ import stripe
 from django.conf import settings
 from django.db.models import Sum
 
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 
 from . import keys, stripe_api
 from .ledger import ledger_backlog, ledger_flush

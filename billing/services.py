@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from controlplane.invalidation import publish_invalidation
-from controlplane.redis import get_redis
+from foundation.invalidation import publish_invalidation
+from foundation.redis import get_redis
 from tenants.actor import Actor
 from tenants.audit import audit_record
 from tenants.models import AuditEvent, Organization

@@ -26,7 +26,7 @@ from uuid import UUID
 from django.conf import settings
 from redis.commands.core import Script
 
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 
 from . import keys
 from .meters import METERS, meter_get

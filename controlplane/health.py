@@ -1,7 +1,7 @@
 from django.db import connection
 from django.http import JsonResponse
 
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 
 
 def health(request):

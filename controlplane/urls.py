@@ -10,8 +10,8 @@ import billing.urls
 import inference.urls
 import jobs.urls
 import tenants.urls
-from controlplane.api.errors import json_error_view
 from controlplane.health import health
+from foundation.api.errors import json_error_view
 
 # Organisation resources: every view here inherits tenants.scoping.OrganizationScopedViewMixin.
 org_urlpatterns = [

@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 
-from controlplane.api.errors import ApiError
+from foundation.api.errors import ApiError
 from tenants.scoping import OrganizationScopedViewMixin
 
 from . import serializers, services

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from controlplane.api.downloads import file_download
+from foundation.api.downloads import file_download
 from jobs import services as job_services
 from jobs.models import Job, JobEvent
 from tenants.actor import Actor

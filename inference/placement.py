@@ -13,8 +13,8 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.invalidation import publish_invalidation
-from controlplane.redis import get_redis
+from foundation.invalidation import publish_invalidation
+from foundation.redis import get_redis
 
 from .engine.vllm_server import VllmAdminClient, VllmApiError, VllmError
 from .models import AdapterVersion, Placement, VllmServer

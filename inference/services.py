@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from billing.meters import size_class_for
-from controlplane.invalidation import publish_invalidation
+from foundation.invalidation import publish_invalidation
 from tenants.models import Organization
 
 from .engine.adapter_bundle import AdapterArchiveError, validate_adapter_archive

@@ -15,7 +15,7 @@ from functools import cached_property
 
 from rest_framework import exceptions, permissions, status
 
-from controlplane.api.errors import ApiError
+from foundation.api.errors import ApiError
 
 from .actor import Actor
 from .audit import client_ip

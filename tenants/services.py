@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
-from controlplane.invalidation import publish_invalidation
+from foundation.invalidation import publish_invalidation
 
 from .actor import Actor
 from .audit import audit_record

@@ -12,7 +12,7 @@ def clean_redis(request):
     Pure tests (solvers, models) need no Redis and may run without Django configured.
     """
     if request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames):
-        from controlplane.redis import get_redis
+        from foundation.redis import get_redis
 
         get_redis().flushdb()
 

@@ -13,7 +13,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from controlplane.api.errors import ApiError, error_body
+from foundation.api.errors import ApiError, error_body
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 

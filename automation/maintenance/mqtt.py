@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from django.db import close_old_connections, connections
 
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 
 from . import signing
 from .conf import mqtt_url, setting, topic_prefix

@@ -136,8 +136,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["controlplane.api.throttling.CallerRateThrottle"],
-    "DEFAULT_PAGINATION_CLASS": "controlplane.api.pagination.CreatedCursorPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["foundation.api.throttling.CallerRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "foundation.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
@@ -145,7 +145,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "EXCEPTION_HANDLER": "controlplane.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "foundation.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -1,6 +1,6 @@
 """In-process caches of API keys, routes and entitlements, so the hot path does no database read.
 
-Entries live for a short TTL and are dropped at once when a writer publishes on `controlplane.invalidation`
+Entries live for a short TTL and are dropped at once when a writer publishes on `foundation.invalidation`
 (key revoked, organisation suspended, adapter placed or moved, plan or quota changed).
 """
 
@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from controlplane.invalidation import ACK_TTL_S, CHANNEL, ack_key
+from foundation.invalidation import ACK_TTL_S, CHANNEL, ack_key
 
 logger = logging.getLogger(__name__)
 K = TypeVar("K")
@@ -67,7 +67,7 @@ class TtlCache(Generic[K, V]):
 
 async def listen_for_invalidations(on_message: Callable[[dict], None]) -> None:
     """Runs for the life of the process; reconnects if Redis goes away. Acknowledges each message once `on_message`
-    has applied it, so the writer knows the change is in effect here (controlplane.invalidation)."""
+    has applied it, so the writer knows the change is in effect here (foundation.invalidation)."""
     while True:
         client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from billing.quotas import Reservation
 from billing.usage import Usage, usage_record_into
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 from inference.placement import lru_key
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView, View
 
-from controlplane.api.downloads import file_download
+from foundation.api.downloads import file_download
 from inference.fine_tuning import adapter_export_open
 from inference.models import AdapterVersion, BaseModel, Placement, TenantModel
 from inference.placement import NoCapacity, placement_ensure

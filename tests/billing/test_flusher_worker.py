@@ -10,7 +10,7 @@ from billing.ledger import GROUP
 from billing.models import UsageEvent
 from billing.tasks import ledger_flush_task
 from billing.usage import Usage, usage_record_many
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 from jobs.queues import Queue
 from tests import builders
 from tests.workers import start_worker, stop_worker, wait_until

@@ -12,7 +12,7 @@ from billing.ledger import ledger_backlog, ledger_flush
 from billing.models import UsageEvent
 from billing.periods import period_containing
 from billing.usage import Usage, usage_observed, usage_record, usage_record_many
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 
 pytestmark = pytest.mark.django_db
 

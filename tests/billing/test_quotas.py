@@ -17,7 +17,7 @@ from billing.periods import period_containing
 from billing.quotas import quota_reserve
 from billing.services import quota_override_set, subscription_for
 from billing.usage import usage_observed
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 from tenants.models import User
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin

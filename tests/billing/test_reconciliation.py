@@ -11,7 +11,7 @@ from billing.periods import Period, period_containing
 from billing.reconciliation import reconciliation_run
 from billing.services import subscription_for
 from billing.usage import usage_record
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 from tests.billing.helpers import GOOD_CARD, close_period, give_card, on_plan, use
 
 pytestmark = pytest.mark.django_db

@@ -26,7 +26,7 @@ from billing.periods import period_containing
 from billing.quotas import quota_reserve
 from billing.services import quota_override_set, subscription_change_plan, subscription_for
 from controlplane.embedded import free_port
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 from inference.gateway.admission import Admission
 from inference.gateway.errors import GatewayError
 from inference.gateway.upstream import UpstreamPool

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from controlplane import invalidation
-from controlplane.invalidation import CHANNEL, publish_invalidation
-from controlplane.redis import get_redis
+from foundation.invalidation import CHANNEL, publish_invalidation
+from foundation.redis import get_redis
 from inference.gateway.caches import TtlCache, listen_for_invalidations
 from tests.workers import wait_until
 

@@ -75,7 +75,7 @@ def test_rate_limit_is_429_with_retry_after(web_server, org):
     # The server's limit is the default 6000/min: fill this key's window directly in Redis, then ask once more.
     import time
 
-    from controlplane.redis import get_redis
+    from foundation.redis import get_redis
 
     key, plaintext = builders.make_key(org, scopes=["inference"])
     window = int(time.time() // 60)

@@ -15,7 +15,7 @@ from automation.maintenance import services
 from automation.maintenance.models import Telemetry
 from automation.maintenance.mqtt import STATS_KEY, TelemetrySubscriber, asset_topic, device_message, ingest_stats
 from automation.maintenance.signing import message_signature
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 from tests.automation.maintenance.maintenance_api import aligned_start, make_asset_type, ts_of
 from tests.workers import ROOT, wait_until, worker_env
 

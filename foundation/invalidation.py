@@ -15,7 +15,7 @@ import uuid
 
 from django.db import transaction
 
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 
 CHANNEL = "lo:invalidate"
 ACK_WAIT_S = 1.0

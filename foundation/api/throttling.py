@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
-from controlplane.redis import get_redis
+from foundation.redis import get_redis
 
 WINDOW_SECONDS = 60
 
