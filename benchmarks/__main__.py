@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args: list[str] = []
     if "--" in argv:
         split = argv.index("--")
-        argv, args = argv[:split], argv[split + 1:]
+        argv, args = argv[:split], argv[split + 1 :]
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__.strip() + "\n\nbenchmarks: " + ", ".join(available()))
         return 0
@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             traceback.print_exc()
             code = 1
-        print(f"=== benchmarks.{name}: {'ok' if code == 0 else f'exit {code}'} "
-              f"({time.monotonic() - started:.0f} s) ===", flush=True)
+        print(
+            f"=== benchmarks.{name}: {'ok' if code == 0 else f'exit {code}'} ({time.monotonic() - started:.0f} s) ===",
+            flush=True,
+        )
         if code != 0:
             failed.append(name)
     if failed:

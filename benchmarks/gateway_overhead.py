@@ -79,8 +79,10 @@ OWNER_EMAIL = "gateway-bench@example.com"
 LITELLM_MASTER_KEY = "sk-bench-master-" + "0" * 16
 LITELLM_DATABASE = "litellm_bench"
 CHAT_PATH = "/v1/chat/completions"
-REQUEST_BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Reply with OK."}],
-                           "max_tokens": 4, "temperature": 0}, separators=(",", ":")).encode()
+REQUEST_BODY = json.dumps(
+    {"model": MODEL, "messages": [{"role": "user", "content": "Reply with OK."}], "max_tokens": 4, "temperature": 0},
+    separators=(",", ":"),
+).encode()
 P50_FLOOR_MS = 1.0
 RPS_FLOOR_RATIO = 4.0
 
@@ -89,27 +91,51 @@ RPS_FLOOR_RATIO = 4.0
 # The upstream: a fixed OpenAI-shaped answer, as cheap as Python can make it.
 # ====================================================================================================================
 
+
 def _upstream_answers() -> dict[tuple[bytes, bytes], tuple[int, bytes]]:
     usage = {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}
-    chat = {"id": "chatcmpl-bench", "object": "chat.completion", "created": 1_700_000_000, "model": MODEL,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"}, "logprobs": None,
-                         "finish_reason": "stop"}], "usage": usage}
-    text = {"id": "cmpl-bench", "object": "text_completion", "created": 1_700_000_000, "model": MODEL,
-            "choices": [{"index": 0, "text": "OK", "logprobs": None, "finish_reason": "stop"}], "usage": usage}
-    models = {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 1_700_000_000,
-                                          "owned_by": "bench", "max_model_len": 2048}]}
+    chat = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": MODEL,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "OK"}, "logprobs": None, "finish_reason": "stop"}
+        ],
+        "usage": usage,
+    }
+    text = {
+        "id": "cmpl-bench",
+        "object": "text_completion",
+        "created": 1_700_000_000,
+        "model": MODEL,
+        "choices": [{"index": 0, "text": "OK", "logprobs": None, "finish_reason": "stop"}],
+        "usage": usage,
+    }
+    models = {
+        "object": "list",
+        "data": [
+            {"id": MODEL, "object": "model", "created": 1_700_000_000, "owned_by": "bench", "max_model_len": 2048}
+        ],
+    }
 
     def dumps(obj) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
-    return {(b"POST", b"/v1/chat/completions"): (200, dumps(chat)), (b"POST", b"/v1/completions"): (200, dumps(text)),
-            (b"GET", b"/v1/models"): (200, dumps(models)), (b"GET", b"/health"): (200, b"")}
+    return {
+        (b"POST", b"/v1/chat/completions"): (200, dumps(chat)),
+        (b"POST", b"/v1/completions"): (200, dumps(text)),
+        (b"GET", b"/v1/models"): (200, dumps(models)),
+        (b"GET", b"/health"): (200, b""),
+    }
 
 
 def _upstream_response(status: int, body: bytes, close: bool) -> bytes:
     reason = {200: b"OK", 404: b"Not Found"}[status]
-    return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n"
-            % (status, reason, len(body), b"connection: close\r\n" if close else b"")) + body
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n"
+        % (status, reason, len(body), b"connection: close\r\n" if close else b"")
+    ) + body
 
 
 class _UpstreamProtocol(asyncio.Protocol):
@@ -133,7 +159,7 @@ class _UpstreamProtocol(asyncio.Protocol):
             marker = head.find(b"\r\ncontent-length:")
             if marker >= 0:
                 stop = head.find(b"\r\n", marker + 17)
-                total = body_start + int(head[marker + 17: stop if stop >= 0 else len(head)])
+                total = body_start + int(head[marker + 17 : stop if stop >= 0 else len(head)])
             elif b"\r\ntransfer-encoding: chunked" in head:
                 last = buffer.find(b"\r\n0\r\n\r\n", body_start - 2)
                 if last < 0:
@@ -144,7 +170,7 @@ class _UpstreamProtocol(asyncio.Protocol):
             if len(buffer) < total:
                 break
             line_end = head.find(b"\r\n")
-            method, _, rest = buffer[:line_end if line_end >= 0 else end].partition(b" ")
+            method, _, rest = buffer[: line_end if line_end >= 0 else end].partition(b" ")
             path = rest.partition(b" ")[0].partition(b"?")[0]
             answer = self.answers.get((method, path))
             close = b"\r\nconnection: close" in head
@@ -160,8 +186,10 @@ class _UpstreamProtocol(asyncio.Protocol):
 
 
 def serve_upstream(host: str, port: int) -> None:
-    _UpstreamProtocol.answers = {key: (_upstream_response(status, body, False), _upstream_response(status, body, True))
-                                 for key, (status, body) in _upstream_answers().items()}
+    _UpstreamProtocol.answers = {
+        key: (_upstream_response(status, body, False), _upstream_response(status, body, True))
+        for key, (status, body) in _upstream_answers().items()
+    }
     loop = _new_loop()
     server = loop.run_until_complete(loop.create_server(_UpstreamProtocol, host, port, backlog=4096))
     loop.add_signal_handler(signal.SIGTERM, loop.stop)
@@ -214,6 +242,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 # Processes: each in its own process group, all stopped on exit, Ctrl-C or error.
 # ====================================================================================================================
 
+
 def _die_with_parent() -> None:
     """Child side of Popen: a new session, and SIGTERM when the benchmark dies even by SIGKILL (Linux)."""
     os.setsid()
@@ -234,8 +263,15 @@ class Processes:
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115  (closed with the process)
-        proc = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
         log.close()
         self.running.append((name, proc))
         return proc
@@ -281,8 +317,9 @@ def _group_cpu_seconds(pgid: int) -> float:
     return total / ticks
 
 
-def _http(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-          timeout: float = 10.0) -> tuple[int, bytes]:
+def _http(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 10.0
+) -> tuple[int, bytes]:
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -327,14 +364,17 @@ def _completion_check(key: str):
 # The product: database, organisation, key, model, server; then the gateway.
 # ====================================================================================================================
 
+
 def _product_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "controlplane.settings.local",
-        "DJANGO_DEBUG": "false",  # as deployed; the hot path does not depend on it
-        "GATEWAY_RATE_LIMIT_PER_MINUTE": str(10**9),  # the limiter still runs (one Redis round trip), never refuses
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "controlplane.settings.local",
+            "DJANGO_DEBUG": "false",  # as deployed; the hot path does not depend on it
+            "GATEWAY_RATE_LIMIT_PER_MINUTE": str(10**9),  # the limiter still runs (one Redis round trip), never refuses
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -342,10 +382,8 @@ def _product_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def prepare_product(upstream_url: str) -> dict[str, str]:
     """Migrate, then an organisation, an `inference` key, a base model and a server, through the real services."""
     env = _product_env()
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, env=env,
-                   check=True)
-    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG",
-                                           "GATEWAY_RATE_LIMIT_PER_MINUTE")})
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, env=env, check=True)
+    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG", "GATEWAY_RATE_LIMIT_PER_MINUTE")})
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     import django
@@ -361,35 +399,64 @@ def prepare_product(upstream_url: str) -> dict[str, str]:
     from tenants.roles import Role
 
     owner = User.objects.filter(email=OWNER_EMAIL).first() or tenant_services.user_sign_up(
-        email=OWNER_EMAIL, password=hashlib.sha256(os.urandom(16)).hexdigest())
+        email=OWNER_EMAIL, password=hashlib.sha256(os.urandom(16)).hexdigest()
+    )
     organization = Organization.objects.filter(slug=ORG_SLUG).first() or tenant_services.organization_create(
-        name="Gateway benchmark", slug=ORG_SLUG, country="DE", region=Region.EU_CENTRAL, created_by=owner)
+        name="Gateway benchmark", slug=ORG_SLUG, country="DE", region=Region.EU_CENTRAL, created_by=owner
+    )
     actor = Actor.for_member(organization=organization, user=owner, role=Role.OWNER)
-    _, plaintext = tenant_services.api_key_create(organization=organization, name=f"gateway bench {time.time():.0f}",
-                                                  scopes=["inference"], actor=actor)
+    _, plaintext = tenant_services.api_key_create(
+        organization=organization, name=f"gateway bench {time.time():.0f}", scopes=["inference"], actor=actor
+    )
 
     weights = WORK_DIR / "weights" / MODEL
     weights.mkdir(parents=True, exist_ok=True)
-    (weights / "config.json").write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "max_position_embeddings": 2048,
-        "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
-        "vocab_size": 256, "torch_dtype": "bfloat16"}))
+    (weights / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "max_position_embeddings": 2048,
+                "hidden_size": 64,
+                "num_attention_heads": 4,
+                "num_hidden_layers": 2,
+                "intermediate_size": 128,
+                "vocab_size": 256,
+                "torch_dtype": "bfloat16",
+            }
+        )
+    )
     (weights / "model.safetensors").touch()
     base_model = inference_services.base_model_register(name=MODEL, weights_path=weights, license="apache-2.0")
     # Earlier runs registered upstreams on other ports; leave only this run's server healthy. (No service marks a
     # server down by hand: the health checker does that, and it does not run here.)
     VllmServer.objects.filter(base_model=base_model).exclude(url=upstream_url).update(
-        state=VllmServer.State.DOWN, last_error="stale gateway benchmark upstream")
-    inference_services.server_register(url=upstream_url, base_model=base_model, cluster_name="gateway-bench",
-                                       region=organization.region)
+        state=VllmServer.State.DOWN, last_error="stale gateway benchmark upstream"
+    )
+    inference_services.server_register(
+        url=upstream_url, base_model=base_model, cluster_name="gateway-bench", region=organization.region
+    )
     connections.close_all()
     return {"api_key": plaintext, "organization": organization.slug, "region": organization.region}
 
 
 def start_gateway(procs: Processes, api_key: str) -> tuple[subprocess.Popen, int]:
     port = _free_port()
-    argv = [sys.executable, "-m", "uvicorn", "controlplane.asgi:application", "--host", "127.0.0.1", "--port",
-            str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"]
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "controlplane.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     proc = procs.start("gateway", argv, _product_env())
     _wait_ready(procs, "gateway", proc, port, _completion_check(api_key), timeout=120)
     return proc, port
@@ -398,6 +465,7 @@ def start_gateway(procs: Processes, api_key: str) -> tuple[subprocess.Popen, int
 # ====================================================================================================================
 # LiteLLM's proxy, in its own virtualenv.
 # ====================================================================================================================
+
 
 def ensure_litellm_venv() -> Path:
     """Create .cache/litellm-venv from the exact pins once (and again whenever the pins change)."""
@@ -409,8 +477,20 @@ def ensure_litellm_venv() -> Path:
     print(f"Installing LiteLLM into {LITELLM_VENV.relative_to(REPO_ROOT)} (once) ...", flush=True)
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                    "-r", str(LITELLM_REQUIREMENTS)], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "-r",
+            str(LITELLM_REQUIREMENTS),
+        ],
+        check=True,
+    )
     for old in LITELLM_VENV.glob(".installed-*"):
         old.unlink()
     stamp.touch()
@@ -435,9 +515,11 @@ def _litellm_database(procs: Processes, database_url: str) -> str:
     if socket_dir:
         port = _free_port()
         socket_path = f"{socket_dir}/.s.PGSQL.{parts.port or 5432}"
-        forwarder = procs.start("postgres-forwarder", [sys.executable, str(Path(__file__).resolve()),
-                                                       "--serve-tcp-to-unix", socket_path, "--port", str(port)],
-                                dict(os.environ))
+        forwarder = procs.start(
+            "postgres-forwarder",
+            [sys.executable, str(Path(__file__).resolve()), "--serve-tcp-to-unix", socket_path, "--port", str(port)],
+            dict(os.environ),
+        )
         _wait_ready(procs, "postgres-forwarder", forwarder, port, lambda p: (_tcp_open(p), "connect"), timeout=15)
         netloc = f"{auth}@127.0.0.1:{port}"
     else:
@@ -462,42 +544,79 @@ class LiteLLM:
 
 def _litellm_files(upstream_port: int, with_database: bool) -> tuple[Path, Path]:
     config = {
-        "model_list": [{"model_name": MODEL, "litellm_params": {
-            "model": f"openai/{MODEL}", "api_base": f"http://127.0.0.1:{upstream_port}/v1", "api_key": "unused"}}],
+        "model_list": [
+            {
+                "model_name": MODEL,
+                "litellm_params": {
+                    "model": f"openai/{MODEL}",
+                    "api_base": f"http://127.0.0.1:{upstream_port}/v1",
+                    "api_key": "unused",
+                },
+            }
+        ],
         # LiteLLM's documented production settings, less the ones that need more than one machine.
         "litellm_settings": {"set_verbose": False, "json_logs": False, "request_timeout": 60},
-        "general_settings": {"master_key": LITELLM_MASTER_KEY,
-                             **({"proxy_batch_write_at": 60, "database_connection_pool_limit": 10}
-                                if with_database else {})},
+        "general_settings": {
+            "master_key": LITELLM_MASTER_KEY,
+            **({"proxy_batch_write_at": 60, "database_connection_pool_limit": 10} if with_database else {}),
+        },
     }
     config_path = WORK_DIR / "litellm-config.yaml"
     config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     # uvicorn skips access logging entirely when uvicorn.access is above INFO: the same as --no-access-log.
     log_config = {
-        "version": 1, "disable_existing_loggers": False,
+        "version": 1,
+        "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
-        "loggers": {"uvicorn": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
-                    "uvicorn.error": {"level": "WARNING"},
-                    "uvicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False}},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+            "uvicorn.error": {"level": "WARNING"},
+            "uvicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        },
     }
     log_config_path = WORK_DIR / "litellm-log-config.json"
     log_config_path.write_text(json.dumps(log_config, indent=2))
     return config_path, log_config_path
 
 
-def _start_litellm_process(procs: Processes, venv: Path, upstream_port: int, database_url: str | None,
-                           name: str = "litellm"):
+def _start_litellm_process(
+    procs: Processes, venv: Path, upstream_port: int, database_url: str | None, name: str = "litellm"
+):
     config_path, log_config_path = _litellm_files(upstream_port, database_url is not None)
     port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV")}
-    env.update({"LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                "DISABLE_ADMIN_UI": "True", "PYTHONUNBUFFERED": "1", "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV")
+    }
+    env.update(
+        {
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_MODE": "PRODUCTION",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "DISABLE_ADMIN_UI": "True",
+            "PYTHONUNBUFFERED": "1",
+            "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}",
+        }
+    )
     if database_url:
         env["DATABASE_URL"] = database_url
-    argv = [str(venv / "bin" / "litellm"), "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port),
-            "--num_workers", "1", "--telemetry", "False", "--log_config", str(log_config_path)]
+    argv = [
+        str(venv / "bin" / "litellm"),
+        "--config",
+        str(config_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+        "--telemetry",
+        "False",
+        "--log_config",
+        str(log_config_path),
+    ]
     return procs.start(name, argv, env), port
 
 
@@ -523,11 +642,21 @@ def start_litellm(procs: Processes, upstream_port: int, *, virtual_keys: bool) -
         try:
             database_url = _litellm_database(procs, os.environ["DATABASE_URL"])
             proc, port = _start_litellm_process(procs, venv, upstream_port, database_url, name)
-            _wait_ready(procs, name, proc, port,
-                        lambda p: (_http(p, "GET", "/health/liveliness")[0] == 200, "liveliness"), timeout=300)
-            status, body = _http(port, "POST", "/key/generate", json.dumps(
-                {"models": [MODEL], "key_alias": f"bench-{time.time():.0f}"}).encode(),
-                {"Content-Type": "application/json", "Authorization": f"Bearer {LITELLM_MASTER_KEY}"})
+            _wait_ready(
+                procs,
+                name,
+                proc,
+                port,
+                lambda p: (_http(p, "GET", "/health/liveliness")[0] == 200, "liveliness"),
+                timeout=300,
+            )
+            status, body = _http(
+                port,
+                "POST",
+                "/key/generate",
+                json.dumps({"models": [MODEL], "key_alias": f"bench-{time.time():.0f}"}).encode(),
+                {"Content-Type": "application/json", "Authorization": f"Bearer {LITELLM_MASTER_KEY}"},
+            )
             if status != 200:
                 raise RuntimeError(f"/key/generate answered {status}: {body[:500]!r}")
             key = json.loads(body)["key"]
@@ -542,8 +671,10 @@ def start_litellm(procs: Processes, upstream_port: int, *, virtual_keys: bool) -
             for other_name, other in list(procs.running):
                 if other_name == "postgres-forwarder":
                     procs.stop(other)
-            print("LiteLLM with virtual keys failed, falling back to its master key:\n  "
-                  + error.replace("\n", "\n  "), flush=True)
+            print(
+                "LiteLLM with virtual keys failed, falling back to its master key:\n  " + error.replace("\n", "\n  "),
+                flush=True,
+            )
     started = time.monotonic()
     proc, port = _start_litellm_process(procs, venv, upstream_port, None)
     _wait_ready(procs, "litellm", proc, port, _completion_check(LITELLM_MASTER_KEY), timeout=300)
@@ -555,6 +686,7 @@ def start_litellm(procs: Processes, upstream_port: int, *, virtual_keys: bool) -
 # Load: a raw HTTP/1.1 client on uvloop, and wrk.
 # ====================================================================================================================
 
+
 @dataclass
 class Target:
     name: str
@@ -563,9 +695,10 @@ class Target:
     pgid: int  # the process group whose CPU is charged to this target
 
     def request_bytes(self) -> bytes:
-        return (f"POST {CHAT_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
-                f"Authorization: Bearer {self.key}\r\nContent-Length: {len(REQUEST_BODY)}\r\n\r\n").encode() \
-            + REQUEST_BODY
+        return (
+            f"POST {CHAT_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {self.key}\r\nContent-Length: {len(REQUEST_BODY)}\r\n\r\n"
+        ).encode() + REQUEST_BODY
 
 
 class _ClientProtocol(asyncio.Protocol):
@@ -599,7 +732,7 @@ class _ClientProtocol(asyncio.Protocol):
         marker = head.find(b"\r\ncontent-length:")
         if marker >= 0:
             stop = head.find(b"\r\n", marker + 17)
-            total = body_start + int(head[marker + 17: stop if stop >= 0 else len(head)])
+            total = body_start + int(head[marker + 17 : stop if stop >= 0 else len(head)])
             if len(buffer) < total:
                 return
             body = bytes(buffer[body_start:total])
@@ -617,7 +750,7 @@ class _ClientProtocol(asyncio.Protocol):
                     break
                 if len(buffer) < line_end + 4 + size:
                     return
-                parts.append(bytes(buffer[line_end + 2: line_end + 2 + size]))
+                parts.append(bytes(buffer[line_end + 2 : line_end + 2 + size]))
                 position = line_end + 4 + size
             body = b"".join(parts)
         else:
@@ -673,7 +806,7 @@ async def _latency(targets: list[Target], requests: int, warmup: int, timeout: f
         return elapsed if _ok(status, body) else None
 
     for i in range(warmup):
-        for target in targets[i % len(targets):] + targets[:i % len(targets)]:
+        for target in targets[i % len(targets) :] + targets[: i % len(targets)]:
             await one(target)
     cpu_before = {t.name: _group_cpu_seconds(t.pgid) for t in targets}
     client_cpu = time.process_time()
@@ -682,7 +815,7 @@ async def _latency(targets: list[Target], requests: int, warmup: int, timeout: f
     try:
         for i in range(requests):
             this_round = {}
-            for target in targets[i % len(targets):] + targets[:i % len(targets)]:
+            for target in targets[i % len(targets) :] + targets[: i % len(targets)]:
                 elapsed = await one(target)
                 if elapsed is None:
                     errors[target.name] += 1
@@ -700,16 +833,22 @@ async def _latency(targets: list[Target], requests: int, warmup: int, timeout: f
         if conn.transport is not None:
             conn.transport.close()
 
-    result: dict[str, Any] = {"requests": requests, "warmup": warmup,
-                              "client_cpu_us_per_request": round(client_cpu / (requests * len(targets)) * 1e6, 1),
-                              "targets": {}}
+    result: dict[str, Any] = {
+        "requests": requests,
+        "warmup": warmup,
+        "client_cpu_us_per_request": round(client_cpu / (requests * len(targets)) * 1e6, 1),
+        "targets": {},
+    }
     for target in targets:
         values = sorted(samples[target.name])
         cpu = _group_cpu_seconds(target.pgid) - cpu_before[target.name]
         result["targets"][target.name] = {
-            "ok": len(values), "errors": errors[target.name],
-            "p50_ms": _percentile(values, 0.50), "p90_ms": _percentile(values, 0.90),
-            "p99_ms": _percentile(values, 0.99), "mean_ms": sum(values) / len(values) if values else float("nan"),
+            "ok": len(values),
+            "errors": errors[target.name],
+            "p50_ms": _percentile(values, 0.50),
+            "p90_ms": _percentile(values, 0.90),
+            "p99_ms": _percentile(values, 0.99),
+            "mean_ms": sum(values) / len(values) if values else float("nan"),
             "process_cpu_us_per_request": round(cpu / max(1, len(values)) * 1e6, 1),
         }
     direct = result["targets"][targets[0].name]
@@ -770,8 +909,16 @@ end
 def _wrk(wrk: str, target: Target, concurrency: int, seconds: float, timeout: float) -> dict[str, Any]:
     script = WORK_DIR / f"wrk-{target.name}.lua"
     script.write_text(_WRK_SCRIPT.format(body=REQUEST_BODY.decode(), key=target.key))
-    argv = [wrk, "-t1", f"-c{concurrency}", f"-d{seconds:g}s", f"--timeout={timeout:g}s", "-s", str(script),
-            f"http://127.0.0.1:{target.port}{CHAT_PATH}"]
+    argv = [
+        wrk,
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{seconds:g}s",
+        f"--timeout={timeout:g}s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{target.port}{CHAT_PATH}",
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + timeout + 30)
     match = re.search(r"WRK-RESULT (\{.*\})", done.stdout)
     if done.returncode != 0 or not match:
@@ -779,8 +926,13 @@ def _wrk(wrk: str, target: Target, concurrency: int, seconds: float, timeout: fl
     data = json.loads(match.group(1))
     errors = data["connect"] + data["read"] + data["write"] + data["status"] + data["timeout"]
     # wrk counts a non-2xx answer both as a request and as a status error.
-    return {"ok": data["requests"] - data["status"], "errors": errors, "seconds": data["duration_us"] / 1e6,
-            "wrk_p50_ms": data["p50_us"] / 1e3, "wrk_p99_ms": data["p99_us"] / 1e3}
+    return {
+        "ok": data["requests"] - data["status"],
+        "errors": errors,
+        "seconds": data["duration_us"] / 1e6,
+        "wrk_p50_ms": data["p50_us"] / 1e3,
+        "wrk_p99_ms": data["p99_us"] / 1e3,
+    }
 
 
 def find_wrk(install: bool) -> str | None:
@@ -791,8 +943,11 @@ def find_wrk(install: bool) -> str | None:
         return None
     print("Installing Debian's wrk with apt-get ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "install", "-y", "-qq", "wrk"], ["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "wrk"]):
+    for command in (
+        ["apt-get", "install", "-y", "-qq", "wrk"],
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "wrk"],
+    ):
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run(command, env=env, capture_output=True, timeout=300, check=True)
             if shutil.which("wrk"):
@@ -800,13 +955,21 @@ def find_wrk(install: bool) -> str | None:
     return shutil.which("wrk")
 
 
-def _throughput(loop: asyncio.AbstractEventLoop, targets: list[Target], concurrencies: list[int], rounds: int,
-                seconds: float, timeout: float, wrk: str | None, pause: float) -> dict[str, Any]:
+def _throughput(
+    loop: asyncio.AbstractEventLoop,
+    targets: list[Target],
+    concurrencies: list[int],
+    rounds: int,
+    seconds: float,
+    timeout: float,
+    wrk: str | None,
+    pause: float,
+) -> dict[str, Any]:
     runs: dict[str, dict[int, list[dict]]] = {t.name: {c: [] for c in concurrencies} for t in targets}
     step = 0
     for round_number in range(rounds):
         for concurrency in concurrencies:
-            order = targets[step % len(targets):] + targets[:step % len(targets)]
+            order = targets[step % len(targets) :] + targets[: step % len(targets)]
             step += 1
             for target in order:
                 cpu_before = _group_cpu_seconds(target.pgid)
@@ -817,11 +980,19 @@ def _throughput(loop: asyncio.AbstractEventLoop, targets: list[Target], concurre
                 run["process_cpu_s"] = _group_cpu_seconds(target.pgid) - cpu_before
                 run["rps"] = run["ok"] / run["seconds"]
                 runs[target.name][concurrency].append(run)
-                print(f"  round {round_number + 1}/{rounds} c={concurrency:<3} {target.name:<8} "
-                      f"{run['rps']:8.0f} req/s  errors {run['errors']}", flush=True)
+                print(
+                    f"  round {round_number + 1}/{rounds} c={concurrency:<3} {target.name:<8} "
+                    f"{run['rps']:8.0f} req/s  errors {run['errors']}",
+                    flush=True,
+                )
                 time.sleep(pause)
-    result: dict[str, Any] = {"seconds_per_run": seconds, "rounds": rounds, "concurrencies": concurrencies,
-                              "load_generator": "wrk" if wrk else "python", "targets": {}}
+    result: dict[str, Any] = {
+        "seconds_per_run": seconds,
+        "rounds": rounds,
+        "concurrencies": concurrencies,
+        "load_generator": "wrk" if wrk else "python",
+        "targets": {},
+    }
     for target in targets:
         per_concurrency = {}
         for concurrency, items in runs[target.name].items():
@@ -829,14 +1000,20 @@ def _throughput(loop: asyncio.AbstractEventLoop, targets: list[Target], concurre
             elapsed = sum(r["seconds"] for r in items)
             cpu = sum(r["process_cpu_s"] for r in items)
             per_concurrency[concurrency] = {
-                "rps": ok / elapsed, "ok": ok, "errors": sum(r["errors"] for r in items), "seconds": elapsed,
+                "rps": ok / elapsed,
+                "ok": ok,
+                "errors": sum(r["errors"] for r in items),
+                "seconds": elapsed,
                 "rps_per_round": [round(r["rps"], 1) for r in items],
                 "process_cpu_us_per_request": round(cpu / ok * 1e6, 1) if ok else None,
                 "process_cpu_share": round(cpu / elapsed, 3),
             }
         best = max(per_concurrency, key=lambda c: per_concurrency[c]["rps"])
-        result["targets"][target.name] = {"best_concurrency": best, **per_concurrency[best],
-                                          "by_concurrency": per_concurrency}
+        result["targets"][target.name] = {
+            "best_concurrency": best,
+            **per_concurrency[best],
+            "by_concurrency": per_concurrency,
+        }
     return result
 
 
@@ -844,9 +1021,21 @@ def _throughput(loop: asyncio.AbstractEventLoop, targets: list[Target], concurre
 # The run.
 # ====================================================================================================================
 
-def run(*, requests: int = 2000, warmup: int = 200, seconds: float = 10.0, rounds: int = 2,
-        concurrencies: tuple[int, ...] = (8, 32, 64), loadgen: str = "auto", install_wrk: bool = True,
-        litellm: bool = True, virtual_keys: bool = True, timeout: float = 30.0, pause: float = 1.0) -> dict:
+
+def run(
+    *,
+    requests: int = 2000,
+    warmup: int = 200,
+    seconds: float = 10.0,
+    rounds: int = 2,
+    concurrencies: tuple[int, ...] = (8, 32, 64),
+    loadgen: str = "auto",
+    install_wrk: bool = True,
+    litellm: bool = True,
+    virtual_keys: bool = True,
+    timeout: float = 30.0,
+    pause: float = 1.0,
+) -> dict:
     """Start everything, measure, stop everything; returns the figures (see the module docstring).
 
     When our gateway cannot answer a completion, the run goes on with the other targets and the result says why.
@@ -869,10 +1058,19 @@ def run(*, requests: int = 2000, warmup: int = 200, seconds: float = 10.0, round
     try:
         started = time.monotonic()
         upstream_port = _free_port()
-        upstream = procs.start("upstream", [sys.executable, str(Path(__file__).resolve()), "--serve-upstream",
-                                            "--port", str(upstream_port)], {**os.environ, "PYTHONUNBUFFERED": "1"})
-        _wait_ready(procs, "upstream", upstream, upstream_port,
-                    lambda p: (_http(p, "GET", "/health")[0] == 200, "health"), timeout=30)
+        upstream = procs.start(
+            "upstream",
+            [sys.executable, str(Path(__file__).resolve()), "--serve-upstream", "--port", str(upstream_port)],
+            {**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        _wait_ready(
+            procs,
+            "upstream",
+            upstream,
+            upstream_port,
+            lambda p: (_http(p, "GET", "/health")[0] == 200, "health"),
+            timeout=30,
+        )
         upstream_url = f"http://127.0.0.1:{upstream_port}"
         product = prepare_product(upstream_url)
         setup["product_s"] = round(time.monotonic() - started, 1)
@@ -892,15 +1090,22 @@ def run(*, requests: int = 2000, warmup: int = 200, seconds: float = 10.0, round
             lite = start_litellm(procs, upstream_port, virtual_keys=virtual_keys)
             setup["litellm"] = {k: round(v, 1) for k, v in lite.setup_s.items()}
             targets.append(Target("litellm", lite.port, lite.key, lite.proc.pid))
-        print("Ready: " + ", ".join(f"{t.name} :{t.port}" for t in targets)
-              + (f" (LiteLLM with its {lite.mode})" if lite else ""), flush=True)
+        print(
+            "Ready: "
+            + ", ".join(f"{t.name} :{t.port}" for t in targets)
+            + (f" (LiteLLM with its {lite.mode})" if lite else ""),
+            flush=True,
+        )
 
         loop = _new_loop()
         try:
             print(f"Latency at concurrency 1: {requests} requests per target, interleaved ...", flush=True)
             latency = loop.run_until_complete(_latency(targets, requests, warmup, timeout))
-            print(f"Throughput: {rounds} round(s) x concurrency {list(concurrencies)} x {seconds:g} s per target "
-                  f"({'wrk' if wrk else 'python client'}) ...", flush=True)
+            print(
+                f"Throughput: {rounds} round(s) x concurrency {list(concurrencies)} x {seconds:g} s per target "
+                f"({'wrk' if wrk else 'python client'}) ...",
+                flush=True,
+            )
             throughput = _throughput(loop, targets, list(concurrencies), rounds, seconds, timeout, wrk, pause)
         finally:
             loop.close()
@@ -911,13 +1116,17 @@ def run(*, requests: int = 2000, warmup: int = 200, seconds: float = 10.0, round
             "benchmark": "gateway_overhead",
             "redis_alive_at_end": redis_alive,
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
-                        "python": sys.version.split()[0]},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "load_average_at_end": os.getloadavg(),
+                "python": sys.version.split()[0],
+            },
             "setup": setup,
             "upstream": upstream_url,
             "ours_error": ours_error,
-            "litellm": None if lite is None else {
-                "version": _litellm_version(), "mode": lite.mode, "virtual_keys_error": lite.virtual_keys_error},
+            "litellm": None
+            if lite is None
+            else {"version": _litellm_version(), "mode": lite.mode, "virtual_keys_error": lite.virtual_keys_error},
             "latency": latency,
             "throughput": throughput,
             "gateway_log": _log_summary(log_dir / "gateway.log"),
@@ -945,8 +1154,11 @@ def _log_summary(path: Path) -> dict[str, Any]:
     for line in text.splitlines():
         if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Warning)\b.*", line):
             exceptions[line[:200]] = exceptions.get(line[:200], 0) + 1
-    return {"lines": len(text.splitlines()), "tracebacks": text.count("Traceback (most recent call last)"),
-            "exceptions": dict(sorted(exceptions.items(), key=lambda item: -item[1])[:5])}
+    return {
+        "lines": len(text.splitlines()),
+        "tracebacks": text.count("Traceback (most recent call last)"),
+        "exceptions": dict(sorted(exceptions.items(), key=lambda item: -item[1])[:5]),
+    }
 
 
 def _litellm_version() -> str | None:
@@ -959,13 +1171,26 @@ def _litellm_version() -> str | None:
 def _verdict(result: dict) -> dict[str, Any]:
     latency, throughput = result["latency"]["targets"], result["throughput"]["targets"]
     if not result.get("redis_alive_at_end", True):
-        return {"pass": False, "p50_ok": False, "reason": "Redis went away during the run: measurement invalid",
-                "p50_floor_ms": P50_FLOOR_MS, "rps_floor_ratio": RPS_FLOOR_RATIO}
+        return {
+            "pass": False,
+            "p50_ok": False,
+            "reason": "Redis went away during the run: measurement invalid",
+            "p50_floor_ms": P50_FLOOR_MS,
+            "rps_floor_ratio": RPS_FLOOR_RATIO,
+        }
     if "ours" not in latency:
-        return {"pass": False, "p50_ok": False, "reason": "our gateway did not answer completions",
-                "p50_floor_ms": P50_FLOOR_MS, "rps_floor_ratio": RPS_FLOOR_RATIO}
-    verdict: dict[str, Any] = {"p50_added_ms": latency["ours"]["added_p50_ms"], "p50_floor_ms": P50_FLOOR_MS,
-                               "p50_ok": latency["ours"]["added_p50_ms"] <= P50_FLOOR_MS}
+        return {
+            "pass": False,
+            "p50_ok": False,
+            "reason": "our gateway did not answer completions",
+            "p50_floor_ms": P50_FLOOR_MS,
+            "rps_floor_ratio": RPS_FLOOR_RATIO,
+        }
+    verdict: dict[str, Any] = {
+        "p50_added_ms": latency["ours"]["added_p50_ms"],
+        "p50_floor_ms": P50_FLOOR_MS,
+        "p50_ok": latency["ours"]["added_p50_ms"] <= P50_FLOOR_MS,
+    }
     if "litellm" in throughput:
         lite = throughput["litellm"]["rps"]
         ratio = throughput["ours"]["rps"] / lite if lite else float("inf")
@@ -977,8 +1202,11 @@ def _verdict(result: dict) -> dict[str, Any]:
 def markdown(result: dict) -> str:
     latency, throughput = result["latency"], result["throughput"]
     lite = result.get("litellm")
-    names = {"direct": "upstream, called directly", "ours": "Lightsout gateway",
-             "litellm": f"LiteLLM {lite['version']} proxy ({lite['mode']})" if lite else "LiteLLM"}
+    names = {
+        "direct": "upstream, called directly",
+        "ours": "Lightsout gateway",
+        "litellm": f"LiteLLM {lite['version']} proxy ({lite['mode']})" if lite else "LiteLLM",
+    }
     lines = [
         "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | paired added, median ms | sustained req/s "
         "(concurrency) | errors | server CPU us/req |",
@@ -996,29 +1224,39 @@ def markdown(result: dict) -> str:
             return f"{row[key]:+.3f}" if key in row else "-"
 
         cpu = tp["process_cpu_us_per_request"]
-        lines.append(f"| {names[name]} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {added('added_p50_ms')} | "
-                     f"{added('added_p99_ms')} | {added('paired_added_median_ms')} | {tp['rps']:,.0f} "
-                     f"({tp['best_concurrency']}) | {row['errors'] + tp['errors']} | "
-                     f"{'-' if cpu is None else f'{cpu:,.0f}'} |")
+        lines.append(
+            f"| {names[name]} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {added('added_p50_ms')} | "
+            f"{added('added_p99_ms')} | {added('paired_added_median_ms')} | {tp['rps']:,.0f} "
+            f"({tp['best_concurrency']}) | {row['errors'] + tp['errors']} | "
+            f"{'-' if cpu is None else f'{cpu:,.0f}'} |"
+        )
     verdict = result["verdict"]
     lines.append("")
     if "p50_added_ms" in verdict:
-        lines.append(f"- p50 added latency: {verdict['p50_added_ms']:.3f} ms, floor {P50_FLOOR_MS:g} ms: "
-                     f"{'PASS' if verdict['p50_ok'] else 'FAIL'}")
+        lines.append(
+            f"- p50 added latency: {verdict['p50_added_ms']:.3f} ms, floor {P50_FLOOR_MS:g} ms: "
+            f"{'PASS' if verdict['p50_ok'] else 'FAIL'}"
+        )
     else:
         lines.append(f"- FAIL: {verdict['reason']}")
     if "rps_ratio" in verdict:
-        lines.append(f"- sustained rate: {verdict['rps_ratio']:.2f}x LiteLLM's, floor {RPS_FLOOR_RATIO:g}x: "
-                     f"{'PASS' if verdict['rps_ok'] else 'FAIL'}")
-    lines.append(f"- latency: {latency['requests']} requests per target at concurrency 1 after {latency['warmup']} "
-                 f"warm-up, targets interleaved request by request; throughput: {throughput['load_generator']}, "
-                 f"{throughput['rounds']} round(s) of {throughput['seconds_per_run']:g} s per target and concurrency "
-                 f"{throughput['concurrencies']}, targets alternated; server CPU: the target's processes (for the "
-                 f"direct row, the upstream, which also serves both proxies); {result['machine']['cpus']} CPUs, "
-                 f"load average at the end {', '.join(f'{x:.1f}' for x in result['machine']['load_average_at_end'])}")
+        lines.append(
+            f"- sustained rate: {verdict['rps_ratio']:.2f}x LiteLLM's, floor {RPS_FLOOR_RATIO:g}x: "
+            f"{'PASS' if verdict['rps_ok'] else 'FAIL'}"
+        )
+    lines.append(
+        f"- latency: {latency['requests']} requests per target at concurrency 1 after {latency['warmup']} "
+        f"warm-up, targets interleaved request by request; throughput: {throughput['load_generator']}, "
+        f"{throughput['rounds']} round(s) of {throughput['seconds_per_run']:g} s per target and concurrency "
+        f"{throughput['concurrencies']}, targets alternated; server CPU: the target's processes (for the "
+        f"direct row, the upstream, which also serves both proxies); {result['machine']['cpus']} CPUs, "
+        f"load average at the end {', '.join(f'{x:.1f}' for x in result['machine']['load_average_at_end'])}"
+    )
     if lite and lite.get("virtual_keys_error"):
-        lines.append("- LiteLLM virtual keys failed, so LiteLLM ran with its master key (less work per request for "
-                     "it): " + " / ".join(lite["virtual_keys_error"].splitlines()[:3]))
+        lines.append(
+            "- LiteLLM virtual keys failed, so LiteLLM ran with its master key (less work per request for "
+            "it): " + " / ".join(lite["virtual_keys_error"].splitlines()[:3])
+        )
     log = result["gateway_log"]
     if log["tracebacks"]:
         top = next(iter(log["exceptions"]), "?")
@@ -1028,8 +1266,16 @@ def markdown(result: dict) -> str:
 
 def _under_embedded(argv: list[str]) -> int:
     """Re-run this benchmark under the embedded PostgreSQL and Redis (what `make bench` does)."""
-    command = [sys.executable, "-m", "controlplane.embedded", "--dir", EMBEDDED_DIR,
-               sys.executable, str(Path(__file__).resolve()), *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "controlplane.embedded",
+        "--dir",
+        EMBEDDED_DIR,
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *argv,
+    ]
     return subprocess.run(command, cwd=REPO_ROOT).returncode
 
 
@@ -1041,8 +1287,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput: seconds per run")
     parser.add_argument("--rounds", type=int, default=2, help="throughput: rounds over every target and concurrency")
     parser.add_argument("--concurrency", default="8,32,64", help="throughput: comma-separated concurrencies")
-    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
-                        help="throughput load generator (auto: wrk when present or installable)")
+    parser.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="throughput load generator (auto: wrk when present or installable)",
+    )
     parser.add_argument("--no-install-wrk", action="store_true", help="never apt-get install wrk")
     parser.add_argument("--no-litellm", action="store_true", help="measure direct and ours only")
     parser.add_argument("--no-virtual-keys", action="store_true", help="LiteLLM with its master key, no database")
@@ -1069,10 +1319,17 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, interrupted)
     try:
-        result = run(requests=args.requests, warmup=args.warmup, seconds=args.seconds, rounds=args.rounds,
-                     concurrencies=tuple(int(c) for c in args.concurrency.split(",")), loadgen=args.loadgen,
-                     install_wrk=not args.no_install_wrk, litellm=not args.no_litellm,
-                     virtual_keys=not args.no_virtual_keys)
+        result = run(
+            requests=args.requests,
+            warmup=args.warmup,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
+            loadgen=args.loadgen,
+            install_wrk=not args.no_install_wrk,
+            litellm=not args.no_litellm,
+            virtual_keys=not args.no_virtual_keys,
+        )
     except KeyboardInterrupt:
         print("Interrupted; every process this benchmark started is stopped.", file=sys.stderr)
         return 130

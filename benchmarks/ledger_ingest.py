@@ -69,8 +69,12 @@ def _prepare(env: dict[str, str], results) -> None:
 
     call_command("migrate", verbosity=0)
     owner = User.objects.create_user(email="bench@lightsout.example")
-    results.put([str(organization_create(name=name, slug=name, country="DE", region="local", created_by=owner).pk)
-                 for name in ("bench-stream", "bench-peer")])
+    results.put(
+        [
+            str(organization_create(name=name, slug=name, country="DE", region="local", created_by=owner).pk)
+            for name in ("bench-stream", "bench-peer")
+        ]
+    )
 
 
 def _produce(env: dict[str, str], organization_id: str, name: str, seconds: float, ready, start, results) -> None:
@@ -86,8 +90,9 @@ def _produce(env: dict[str, str], organization_id: str, name: str, seconds: floa
         if ledger_backlog() > MAX_BACKLOG_ENTRIES:
             time.sleep(0.002)
             continue
-        usage_record_many([Usage(organization_id, METER, _quantity(i), f"{name}-{i}", ATTRIBUTES)
-                           for i in range(n, n + BATCH)])
+        usage_record_many(
+            [Usage(organization_id, METER, _quantity(i), f"{name}-{i}", ATTRIBUTES) for i in range(n, n + BATCH)]
+        )
         n += BATCH
     results.put((name, n))
 
@@ -103,8 +108,9 @@ def _flush(env: dict[str, str], ready, start, stop) -> None:
             time.sleep(0.01)
 
 
-def _insert_per_event(env: dict[str, str], organization_id: str, name: str, seconds: float, ready, start,
-                      results) -> None:
+def _insert_per_event(
+    env: dict[str, str], organization_id: str, name: str, seconds: float, ready, start, results
+) -> None:
     with psycopg.connect(env["BENCH_PSYCOPG_URL"], autocommit=True) as connection:
         ready.put(name)
         start.wait()
@@ -126,8 +132,9 @@ def _insert_per_event(env: dict[str, str], organization_id: str, name: str, seco
 
 def _ledger_rows(url: str, organization_id: str) -> int:
     with psycopg.connect(url) as connection:
-        return connection.execute("SELECT count(*) FROM billing_usageevent WHERE organization_id = %s",
-                                  (organization_id,)).fetchone()[0]
+        return connection.execute(
+            "SELECT count(*) FROM billing_usageevent WHERE organization_id = %s", (organization_id,)
+        ).fetchone()[0]
 
 
 def _verify(url: str, organization_id: str, produced: dict[str, int]) -> dict:
@@ -136,16 +143,25 @@ def _verify(url: str, organization_id: str, produced: dict[str, int]) -> dict:
         rows, keys, wrong, total = connection.execute(
             "SELECT count(*), count(DISTINCT idempotency_key), "
             "count(*) FILTER (WHERE quantity <> split_part(idempotency_key, '-', 2)::bigint %% 97 + 1), "
-            "coalesce(sum(quantity), 0) FROM billing_usageevent WHERE organization_id = %s", (organization_id,),
+            "coalesce(sum(quantity), 0) FROM billing_usageevent WHERE organization_id = %s",
+            (organization_id,),
         ).fetchone()
-        per_process = dict(connection.execute(
-            "SELECT split_part(idempotency_key, '-', 1), count(*) FROM billing_usageevent "
-            "WHERE organization_id = %s GROUP BY 1", (organization_id,)).fetchall())
+        per_process = dict(
+            connection.execute(
+                "SELECT split_part(idempotency_key, '-', 1), count(*) FROM billing_usageevent "
+                "WHERE organization_id = %s GROUP BY 1",
+                (organization_id,),
+            ).fetchall()
+        )
     expected = sum(produced.values())
     expected_sum = sum(_quantity(i) for count in produced.values() for i in range(count))
     return {
-        "produced": expected, "ledger_rows": rows, "distinct_keys": keys, "wrong_quantity": wrong,
-        "quantity_sum_expected": expected_sum, "quantity_sum_ledger": int(total),
+        "produced": expected,
+        "ledger_rows": rows,
+        "distinct_keys": keys,
+        "wrong_quantity": wrong,
+        "quantity_sum_expected": expected_sum,
+        "quantity_sum_ledger": int(total),
         "exact": rows == keys == expected and wrong == 0 and total == expected_sum and per_process == produced,
     }
 
@@ -163,8 +179,10 @@ def _start_together(ctx, children, ready, start) -> float:
 def _pipeline_ours(ctx, env, url, organization_id, seconds, producers, flushers) -> dict:
     ready, start, stop, results = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Queue()
     children = [ctx.Process(target=_flush, args=(env, ready, start, stop)) for _ in range(flushers)]
-    makers = [ctx.Process(target=_produce, args=(env, organization_id, f"s{p}", seconds, ready, start, results))
-              for p in range(producers)]
+    makers = [
+        ctx.Process(target=_produce, args=(env, organization_id, f"s{p}", seconds, ready, start, results))
+        for p in range(producers)
+    ]
     began = _start_together(ctx, children + makers, ready, start)
     time.sleep(seconds)
     in_window = _ledger_rows(url, organization_id)
@@ -178,20 +196,26 @@ def _pipeline_ours(ctx, env, url, organization_id, seconds, producers, flushers)
         child.join(timeout=600)
     verification = _verify(url, organization_id, produced)
     return {
-        "pipeline": "redis-stream (usage_record_many + ledger_flush)", "processes": producers + flushers,
-        "producers": producers, "flushers": flushers, "window_s": seconds, "drain_s": round(elapsed - seconds, 2),
+        "pipeline": "redis-stream (usage_record_many + ledger_flush)",
+        "processes": producers + flushers,
+        "producers": producers,
+        "flushers": flushers,
+        "window_s": seconds,
+        "drain_s": round(elapsed - seconds, 2),
         "recorded_per_s": round(sum(produced.values()) / seconds),
         "in_window_per_s": round(in_window / seconds),
-        "ingested_per_s": round(verification["ledger_rows"] / elapsed), **verification,
+        "ingested_per_s": round(verification["ledger_rows"] / elapsed),
+        **verification,
     }
 
 
 def _pipeline_peer(ctx, env, url, organization_id, seconds, processes) -> dict:
     ready, start, results = ctx.Queue(), ctx.Event(), ctx.Queue()
     env = {**env, "BENCH_PSYCOPG_URL": url}
-    children = [ctx.Process(target=_insert_per_event,
-                            args=(env, organization_id, f"p{p}", seconds, ready, start, results))
-                for p in range(processes)]
+    children = [
+        ctx.Process(target=_insert_per_event, args=(env, organization_id, f"p{p}", seconds, ready, start, results))
+        for p in range(processes)
+    ]
     began = _start_together(ctx, children, ready, start)
     produced = dict(results.get(timeout=seconds + 120) for _ in children)
     for child in children:
@@ -199,9 +223,12 @@ def _pipeline_peer(ctx, env, url, organization_id, seconds, processes) -> dict:
     elapsed = time.monotonic() - began
     verification = _verify(url, organization_id, produced)
     return {
-        "pipeline": "postgresql-only (one INSERT per event, own transaction)", "processes": processes,
-        "window_s": seconds, "ingested_per_s": round(verification["ledger_rows"] / elapsed),
-        "in_window_per_s": round(verification["ledger_rows"] / seconds), **verification,
+        "pipeline": "postgresql-only (one INSERT per event, own transaction)",
+        "processes": processes,
+        "window_s": seconds,
+        "ingested_per_s": round(verification["ledger_rows"] / elapsed),
+        "in_window_per_s": round(verification["ledger_rows"] / seconds),
+        **verification,
     }
 
 
@@ -211,8 +238,11 @@ def run(seconds: float = 60, producers: int = 1, flushers: int = 1) -> dict:
     scratch = f"lightsout_bench_{uuid.uuid4().hex[:10]}"
     url = urlunsplit(urlsplit(base_url)._replace(path=f"/{scratch}"))
     prefix = f"bench-{scratch}"
-    env = {"DATABASE_URL": url, "BILLING_REDIS_PREFIX": prefix,
-           "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")}
+    env = {
+        "DATABASE_URL": url,
+        "BILLING_REDIS_PREFIX": prefix,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "controlplane.settings.local"),
+    }
     ctx = mp.get_context("spawn")  # each child sets Django up for itself
     with psycopg.connect(base_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{scratch}"')
@@ -226,10 +256,14 @@ def run(seconds: float = 60, producers: int = 1, flushers: int = 1) -> dict:
         ours = _pipeline_ours(ctx, env, url, ours_org, seconds, producers, flushers)
         peer = _pipeline_peer(ctx, env, url, peer_org, seconds, producers + flushers)
         return {
-            "benchmark": "ledger_ingest", "cpus": os.cpu_count(), "load_average_before": load_before,
-            "ours": ours, "peer": peer,
+            "benchmark": "ledger_ingest",
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "ours": ours,
+            "peer": peer,
             "speedup": round(ours["ingested_per_s"] / max(1, peer["ingested_per_s"]), 1),
-            "floor_per_s": 20_000, "meets_floor": ours["ingested_per_s"] >= 20_000 and ours["exact"],
+            "floor_per_s": 20_000,
+            "meets_floor": ours["ingested_per_s"] >= 20_000 and ours["exact"],
         }
     finally:
         client = redis.Redis.from_url(redis_url)

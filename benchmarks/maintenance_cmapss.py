@@ -87,10 +87,17 @@ class Product:
     """The product's side: a fresh benchmark organisation, its API client, and the maintenance services."""
 
     def start(self, *, cap: float) -> None:
-        env = {"DJANGO_SETTINGS_MODULE": "controlplane.settings.local", "DJANGO_DEBUG": "false",
-               "API_RATE_LIMIT_PER_MINUTE": str(10**6)}
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT,
-                       env={**os.environ, **env}, check=True)
+        env = {
+            "DJANGO_SETTINGS_MODULE": "controlplane.settings.local",
+            "DJANGO_DEBUG": "false",
+            "API_RATE_LIMIT_PER_MINUTE": str(10**6),
+        }
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            check=True,
+        )
         os.environ.update(env)
         import django
 
@@ -106,22 +113,31 @@ class Product:
         from tenants.roles import Role, Scope
 
         owner = User.objects.filter(email=OWNER_EMAIL).first() or tenant_services.user_sign_up(
-            email=OWNER_EMAIL, password=hashlib.sha256(os.urandom(16)).hexdigest())
-        self.organization = Organization.objects.filter(slug=ORG_SLUG).first() or \
-            tenant_services.organization_create(name="Maintenance benchmark", slug=ORG_SLUG, country="DE",
-                                                region=Region.EU_CENTRAL, created_by=owner)
+            email=OWNER_EMAIL, password=hashlib.sha256(os.urandom(16)).hexdigest()
+        )
+        self.organization = Organization.objects.filter(slug=ORG_SLUG).first() or tenant_services.organization_create(
+            name="Maintenance benchmark", slug=ORG_SLUG, country="DE", region=Region.EU_CENTRAL, created_by=owner
+        )
         self.actor = Actor.for_member(organization=self.organization, user=owner, role=Role.OWNER)
         # A fresh start: the previous run's engines (and their telemetry) go.
         Asset.objects.filter(organization=self.organization).delete()
         AssetType.objects.filter(organization=self.organization).delete()
         channels = [{"name": name, "is_setting": True} for name in SETTING_COLUMNS]
         channels += [{"name": name} for name in SENSOR_COLUMNS]
-        self.asset_type = maintenance.asset_type_create(organization=self.organization, code=ASSET_TYPE,
-                                                        name="C-MAPSS turbofan", channels=channels,
-                                                        cycle_seconds=CYCLE_SECONDS, rul_cap=cap)
+        self.asset_type = maintenance.asset_type_create(
+            organization=self.organization,
+            code=ASSET_TYPE,
+            name="C-MAPSS turbofan",
+            channels=channels,
+            cycle_seconds=CYCLE_SECONDS,
+            rul_cap=cap,
+        )
         _, plaintext = tenant_services.api_key_create(
-            organization=self.organization, name=f"maintenance bench {time.time():.0f}",
-            scopes=[Scope.ORG_READ, Scope.ORG_WRITE, Scope.JOBS], actor=self.actor)
+            organization=self.organization,
+            name=f"maintenance bench {time.time():.0f}",
+            scopes=[Scope.ORG_READ, Scope.ORG_WRITE, Scope.JOBS],
+            actor=self.actor,
+        )
         self.client = APIClient(SERVER_NAME="localhost")
         self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
 
@@ -129,9 +145,11 @@ class Product:
         from django.core.files.uploadedfile import SimpleUploadedFile
 
         upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="text/plain")
-        response = self.client.post(f"/api/v1/orgs/{ORG_SLUG}/maintenance/imports/run-to-failure",
-                                    {"file": upload, "asset_type": ASSET_TYPE, "format": "cmapss",
-                                     "asset_prefix": "unit-"}, format="multipart")
+        response = self.client.post(
+            f"/api/v1/orgs/{ORG_SLUG}/maintenance/imports/run-to-failure",
+            {"file": upload, "asset_type": ASSET_TYPE, "format": "cmapss", "asset_prefix": "unit-"},
+            format="multipart",
+        )
         if response.status_code != 201:
             raise RuntimeError(f"The import was refused: {response.status_code} {response.content[:2000]!r}")
         return response.json()
@@ -143,8 +161,9 @@ class Product:
         from automation.maintenance.models import TrainedModel
         from automation.maintenance.tasks import train
 
-        job = maintenance.training_start(organization=self.organization, asset_type=self.asset_type,
-                                         actor=self.actor, asset_codes=unit_codes)
+        job = maintenance.training_start(
+            organization=self.organization, asset_type=self.asset_type, actor=self.actor, asset_codes=unit_codes
+        )
         train(organization_id=str(self.organization.pk), job_id=str(job.pk))  # the task body: runs the job here
         job.refresh_from_db()
         if job.status != "succeeded":
@@ -159,8 +178,11 @@ class Product:
 
         channels = list(self.asset_type.channels.all())
         assets = {a.code: a for a in Asset.objects.filter(organization=self.organization)}
-        failures = dict(AssetEvent.objects.filter(organization=self.organization, kind="failure")
-                        .values_list("asset__code", "occurred_at"))
+        failures = dict(
+            AssetEvent.objects.filter(organization=self.organization, kind="failure").values_list(
+                "asset__code", "occurred_at"
+            )
+        )
         frames = {}
         for (unit, r), code in tests.items():
             cut = failures[code] - timedelta(seconds=CYCLE_SECONDS * r)  # the last cycle seen has RUL r
@@ -184,8 +206,11 @@ def run(*, path: Path, folds: int, cuts: int, cap: float, seed: int) -> dict:
     started = time.perf_counter()
     imported = product.import_cmapss(path)
     import_seconds = time.perf_counter() - started
-    print(f"imported {imported['assets_created']} engines, {imported['readings_stored']} readings in "
-          f"{import_seconds:.1f} s", file=sys.stderr)
+    print(
+        f"imported {imported['assets_created']} engines, {imported['readings_stored']} readings in "
+        f"{import_seconds:.1f} s",
+        file=sys.stderr,
+    )
 
     def code(unit: int) -> str:
         return f"unit-{unit:03d}"
@@ -200,17 +225,31 @@ def run(*, path: Path, folds: int, cuts: int, cap: float, seed: int) -> dict:
         tests = {(u, r): code(u) for u in sorted(held_out) for r in plan[u]}
         frames = product.truncated_frames(tests, lengths)
         predictions = model.predict_many(frames)
-        timings = {"train_wall": trained - started, "train_cpu": trained_cpu - started_cpu,
-                   "job_wall": (job.finished_at - job.started_at).total_seconds(),
-                   "engine_train_wall": model.summary.seconds, "score_wall": time.perf_counter() - trained}
+        timings = {
+            "train_wall": trained - started,
+            "train_cpu": trained_cpu - started_cpu,
+            "job_wall": (job.finished_at - job.started_at).total_seconds(),
+            "engine_train_wall": model.summary.seconds,
+            "score_wall": time.perf_counter() - trained,
+        }
         fold_timings.append(timings)
         for (unit, r), prediction in predictions.items():
-            records.append({"fold": fold_number, "unit": unit, "true_rul": r, "predicted": prediction.rul,
-                            "low": prediction.low, "high": prediction.high})
-        print(f"fold {fold_number}: job {job.pk} trained on {len(train_codes)} engines in "
-              f"{timings['train_wall']:.1f} s ({timings['train_cpu']:.1f} s CPU; engine {model.summary.seconds:.1f} s,"
-              f" CV RMSE {job.result['cv_rmse']}), scored {len(tests)} truncations in {timings['score_wall']:.1f} s",
-              file=sys.stderr)
+            records.append(
+                {
+                    "fold": fold_number,
+                    "unit": unit,
+                    "true_rul": r,
+                    "predicted": prediction.rul,
+                    "low": prediction.low,
+                    "high": prediction.high,
+                }
+            )
+        print(
+            f"fold {fold_number}: job {job.pk} trained on {len(train_codes)} engines in "
+            f"{timings['train_wall']:.1f} s ({timings['train_cpu']:.1f} s CPU; engine {model.summary.seconds:.1f} s,"
+            f" CV RMSE {job.result['cv_rmse']}), scored {len(tests)} truncations in {timings['score_wall']:.1f} s",
+            file=sys.stderr,
+        )
 
     results = pd.DataFrame(records)
     predicted = results["predicted"].to_numpy()
@@ -254,8 +293,16 @@ def run(*, path: Path, folds: int, cuts: int, cap: float, seed: int) -> dict:
 
 def _under_embedded(argv: list[str]) -> int:
     """Re-run this benchmark under the embedded PostgreSQL and Redis (what `make bench` does)."""
-    command = [sys.executable, "-m", "controlplane.embedded", "--dir", EMBEDDED_DIR,
-               sys.executable, str(Path(__file__).resolve()), *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "controlplane.embedded",
+        "--dir",
+        EMBEDDED_DIR,
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *argv,
+    ]
     return subprocess.run(command, cwd=REPO_ROOT).returncode
 
 

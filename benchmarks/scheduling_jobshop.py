@@ -99,13 +99,28 @@ class Product:
 
     def start(self) -> None:
         WORK_DIR.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlplane.settings.local", "DJANGO_DEBUG": "false",
-               "SCHEDULING_SOLVER_WORKERS": str(self.workers), "API_RATE_LIMIT_PER_MINUTE": str(10**6),
-               "PYTHONUNBUFFERED": "1"}
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, env=env,
-                       check=True)
-        os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG", "SCHEDULING_SOLVER_WORKERS",
-                                               "API_RATE_LIMIT_PER_MINUTE")})
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "controlplane.settings.local",
+            "DJANGO_DEBUG": "false",
+            "SCHEDULING_SOLVER_WORKERS": str(self.workers),
+            "API_RATE_LIMIT_PER_MINUTE": str(10**6),
+            "PYTHONUNBUFFERED": "1",
+        }
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, env=env, check=True
+        )
+        os.environ.update(
+            {
+                k: env[k]
+                for k in (
+                    "DJANGO_SETTINGS_MODULE",
+                    "DJANGO_DEBUG",
+                    "SCHEDULING_SOLVER_WORKERS",
+                    "API_RATE_LIMIT_PER_MINUTE",
+                )
+            }
+        )
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
         import django
@@ -119,22 +134,48 @@ class Product:
         from tenants.roles import Role, Scope
 
         owner = User.objects.filter(email=OWNER_EMAIL).first() or tenant_services.user_sign_up(
-            email=OWNER_EMAIL, password=hashlib.sha256(os.urandom(16)).hexdigest())
+            email=OWNER_EMAIL, password=hashlib.sha256(os.urandom(16)).hexdigest()
+        )
         organization = Organization.objects.filter(slug=ORG_SLUG).first() or tenant_services.organization_create(
-            name="Scheduling benchmark", slug=ORG_SLUG, country="DE", region=Region.EU_CENTRAL, created_by=owner)
+            name="Scheduling benchmark", slug=ORG_SLUG, country="DE", region=Region.EU_CENTRAL, created_by=owner
+        )
         actor = Actor.for_member(organization=organization, user=owner, role=Role.OWNER)
-        _, plaintext = tenant_services.api_key_create(organization=organization,
-                                                      name=f"scheduling bench {time.time():.0f}",
-                                                      scopes=[Scope.ORG_READ, Scope.JOBS], actor=actor)
+        _, plaintext = tenant_services.api_key_create(
+            organization=organization,
+            name=f"scheduling bench {time.time():.0f}",
+            scopes=[Scope.ORG_READ, Scope.JOBS],
+            actor=actor,
+        )
         self.client = APIClient(SERVER_NAME="localhost")
         self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
         log = open(WORK_DIR / "worker.log", "ab")  # noqa: SIM115  (owned by the child)
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "optimization", "--pool", "solo",
-             "-n", "bench-scheduling@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "controlplane",
+                "worker",
+                "-Q",
+                "optimization",
+                "--pool",
+                "solo",
+                "-n",
+                "bench-scheduling@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             # pinned before exec, so that every thread the worker and CP-SAT start later inherits the core
-            preexec_fn=(lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None)
+            preexec_fn=(lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None,
+        )
 
     def stop(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
@@ -151,9 +192,15 @@ class Product:
         from jobs.models import Job
 
         time_limit = max(1, math.ceil(seconds))
-        response = self.client.post(f"/api/v1/orgs/{ORG_SLUG}/scheduling/runs", {
-            "jobshop": {"jobs": [[list(op) for op in job] for job in jobs]}, "objective": "makespan",
-            "time_limit_s": time_limit}, format="json")
+        response = self.client.post(
+            f"/api/v1/orgs/{ORG_SLUG}/scheduling/runs",
+            {
+                "jobshop": {"jobs": [[list(op) for op in job] for job in jobs]},
+                "objective": "makespan",
+                "time_limit_s": time_limit,
+            },
+            format="json",
+        )
         if response.status_code != 201:
             raise RuntimeError(f"POST runs answered {response.status_code}: {response.content[:500]!r}")
         run_id = response.json()["id"]
@@ -215,8 +262,15 @@ def gap_pct(value: int | None, best: int) -> float | None:
     return None if value is None else 100 * (value - best) / best
 
 
-def run(*, product: Product, patterns: list[str], seconds: float, workers: int, repeats: int,
-        plain_cpus: set[int] | None = None) -> list[Row]:
+def run(
+    *,
+    product: Product,
+    patterns: list[str],
+    seconds: float,
+    workers: int,
+    repeats: int,
+    plain_cpus: set[int] | None = None,
+) -> list[Row]:
     """Solve each instance on both sides: one after the other, or at the same time when ``plain_cpus`` is set
     (the product's worker is then pinned to the other cores); ``repeats`` times where either side's first solve
     was not proven optimal."""
@@ -232,21 +286,34 @@ def run(*, product: Product, patterns: list[str], seconds: float, workers: int, 
         solves = [_solve_both(product, jobs, seconds=seconds, workers=workers, plain_cpus=plain_cpus)]
         first_ours, first_plain = solves[0]
         if not (first_ours.proven and first_plain.proven):
-            solves += [_solve_both(product, jobs, seconds=seconds, workers=workers, plain_cpus=plain_cpus)
-                       for _ in range(repeats - 1)]
+            solves += [
+                _solve_both(product, jobs, seconds=seconds, workers=workers, plain_cpus=plain_cpus)
+                for _ in range(repeats - 1)
+            ]
         ours_solves = tuple(o.makespan for o, _ in solves)
         plain_solves = tuple(p.makespan for _, p in solves)
         ours, plain = _median(ours_solves), _median(plain_solves)
-        row = Row(name, f"{len(jobs)}x{len(jobs[0])}", best, ours, gap_pct(ours, best),
-                  None if first_ours.seconds is None else round(first_ours.seconds, 2), plain,
-                  gap_pct(plain, best), round(first_plain.seconds, 2), ours_solves, plain_solves)
+        row = Row(
+            name,
+            f"{len(jobs)}x{len(jobs[0])}",
+            best,
+            ours,
+            gap_pct(ours, best),
+            None if first_ours.seconds is None else round(first_ours.seconds, 2),
+            plain,
+            gap_pct(plain, best),
+            round(first_plain.seconds, 2),
+            ours_solves,
+            plain_solves,
+        )
         rows.append(row)
         print(markdown([row], header=len(rows) == 1), flush=True)
     return rows
 
 
-def _solve_both(product: Product, jobs: Jobs, *, seconds: float, workers: int, plain_cpus: set[int] | None
-                ) -> tuple[Solve, Solve]:
+def _solve_both(
+    product: Product, jobs: Jobs, *, seconds: float, workers: int, plain_cpus: set[int] | None
+) -> tuple[Solve, Solve]:
     """One solve per side: ours, plain."""
     if plain_cpus:
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -267,8 +334,19 @@ def markdown(rows: list[Row], *, header: bool = True) -> str:
             return " / ".join(cell(v) for v in value)
         return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
-    columns = ["instance", "size", "optimum/best-known", "ours makespan (median)", "ours gap %", "ours job s",
-               "plain makespan (median)", "plain gap %", "plain s", "ours solves", "plain solves"]
+    columns = [
+        "instance",
+        "size",
+        "optimum/best-known",
+        "ours makespan (median)",
+        "ours gap %",
+        "ours job s",
+        "plain makespan (median)",
+        "plain gap %",
+        "plain s",
+        "ours solves",
+        "plain solves",
+    ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] if header else []
     lines += ["| " + " | ".join(cell(v) for v in asdict(row).values()) + " |" for row in rows]
     return "\n".join(lines)
@@ -296,8 +374,16 @@ def summary(rows: list[Row]) -> dict[str, object]:
 
 def _under_embedded(argv: list[str]) -> int:
     """Re-run this benchmark under the embedded PostgreSQL and Redis (what `make bench` does)."""
-    command = [sys.executable, "-m", "controlplane.embedded", "--dir", EMBEDDED_DIR,
-               sys.executable, str(Path(__file__).resolve()), *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "controlplane.embedded",
+        "--dir",
+        EMBEDDED_DIR,
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *argv,
+    ]
     return subprocess.run(command, cwd=REPO_ROOT).returncode
 
 
@@ -305,15 +391,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per instance and side")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="CP-SAT workers, same for both sides; 0: one per core (CP-SAT's default)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="CP-SAT workers, same for both sides; 0: one per core (CP-SAT's default)"
+    )
     parser.add_argument("--instances", default="ft*,la*", help="comma-separated name globs")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="solves per side where either side's first solve was not proven optimal")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="solves per side where either side's first solve was not proven optimal"
+    )
     parser.add_argument("--out", type=Path, help="write results here: .json for data, anything else for markdown")
-    parser.add_argument("--concurrent", action="store_true",
-                        help="run both sides of an instance at once, each pinned to half of the cores "
-                             "(use with --workers 1 on 2 cores)")
+    parser.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="run both sides of an instance at once, each pinned to half of the cores "
+        "(use with --workers 1 on 2 cores)",
+    )
     args = parser.parse_args(argv)
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         return _under_embedded(argv)
@@ -327,24 +418,37 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrent:
         if len(cores) < 2:
             raise SystemExit("--concurrent needs at least two cores")
-        plain_cpus, worker_cpus = set(cores[:len(cores) // 2]), set(cores[len(cores) // 2:])
+        plain_cpus, worker_cpus = set(cores[: len(cores) // 2]), set(cores[len(cores) // 2 :])
     product = Product(workers=args.workers, cpus=worker_cpus)
-    workers = (f"{args.workers} CP-SAT worker{'s' if args.workers > 1 else ''}" if args.workers
-               else "one CP-SAT worker per core")
+    workers = (
+        f"{args.workers} CP-SAT worker{'s' if args.workers > 1 else ''}"
+        if args.workers
+        else "one CP-SAT worker per core"
+    )
     if args.concurrent:
-        protocol = (f"both sides at the same time, ours pinned to cores {sorted(worker_cpus or ())}, plain to "
-                    f"cores {sorted(plain_cpus or ())}")
+        protocol = (
+            f"both sides at the same time, ours pinned to cores {sorted(worker_cpus or ())}, plain to "
+            f"cores {sorted(plain_cpus or ())}"
+        )
     else:
         protocol = f"one side after the other, each with all {len(cores)} cores"
     try:
         product.start()
-        print(f"Side (a): POST /api/v1/orgs/{ORG_SLUG}/scheduling/runs, the job run by a Celery worker on the "
-              f"optimization queue with {workers} plus the product's local-search thread; side (b): plain CP-SAT, "
-              f"{workers}, default parameters; {args.seconds:g} s each.\nProtocol: {protocol}; {args.repeats} "
-              f"solves per side where either side's first was not proven optimal, compared on the median.\n",
-              flush=True)
-        rows = run(product=product, patterns=args.instances.split(","), seconds=args.seconds, workers=args.workers,
-                   repeats=max(1, args.repeats), plain_cpus=plain_cpus)
+        print(
+            f"Side (a): POST /api/v1/orgs/{ORG_SLUG}/scheduling/runs, the job run by a Celery worker on the "
+            f"optimization queue with {workers} plus the product's local-search thread; side (b): plain CP-SAT, "
+            f"{workers}, default parameters; {args.seconds:g} s each.\nProtocol: {protocol}; {args.repeats} "
+            f"solves per side where either side's first was not proven optimal, compared on the median.\n",
+            flush=True,
+        )
+        rows = run(
+            product=product,
+            patterns=args.instances.split(","),
+            seconds=args.seconds,
+            workers=args.workers,
+            repeats=max(1, args.repeats),
+            plain_cpus=plain_cpus,
+        )
     except KeyboardInterrupt as exc:
         print(f"Interrupted ({exc}); the worker this benchmark started is stopped.", file=sys.stderr)
         return 130

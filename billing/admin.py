@@ -54,15 +54,21 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 class SubscriptionActionForm(ActionForm):
-    plan = forms.ModelChoiceField(Plan.objects.filter(is_active=True), required=False,
-                                  help_text="For “Change plan”.")
+    plan = forms.ModelChoiceField(Plan.objects.filter(is_active=True), required=False, help_text="For “Change plan”.")
     days = forms.IntegerField(min_value=1, max_value=90, required=False, help_text="For “Extend grace period”.")
 
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("organization", "plan", "status", "current_period_start", "current_period_end",
-                    "grace_period_ends_at", "suspended_for_billing_at")
+    list_display = (
+        "organization",
+        "plan",
+        "status",
+        "current_period_start",
+        "current_period_end",
+        "grace_period_ends_at",
+        "suspended_for_billing_at",
+    )
     list_filter = ("status", "plan")
     search_fields = ("organization__slug", "organization__name", "stripe_customer_id")
     readonly_fields = [f.name for f in Subscription._meta.fields]
@@ -82,8 +88,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
             messages.error(request, "Choose the plan to move to.")
             return
         for subscription in queryset.select_related("organization"):
-            services.subscription_change_plan(subscription=subscription, plan=plan,
-                                              actor=operator(request, subscription.organization))
+            services.subscription_change_plan(
+                subscription=subscription, plan=plan, actor=operator(request, subscription.organization)
+            )
         messages.success(request, f"Moved {queryset.count()} subscription(s) to {plan}.")
 
     @admin.action(description="Extend grace period (enter the days above)")
@@ -94,8 +101,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
             return
         for subscription in queryset.select_related("organization"):
             try:
-                services.subscription_extend_grace(subscription=subscription, days=days,
-                                                   actor=operator(request, subscription.organization))
+                services.subscription_extend_grace(
+                    subscription=subscription, days=days, actor=operator(request, subscription.organization)
+                )
             except ValidationError as exc:
                 messages.warning(request, f"{subscription.organization}: {' '.join(exc.messages)}")
 
@@ -112,9 +120,13 @@ class QuotaOverrideAdmin(admin.ModelAdmin):
         return ("organization", "meter") if obj else ()
 
     def save_model(self, request, obj, form, change):
-        saved = services.quota_override_set(organization=obj.organization, meter=obj.meter,
-                                            hard_limit=obj.hard_limit, reason=obj.reason,
-                                            actor=operator(request, obj.organization))
+        saved = services.quota_override_set(
+            organization=obj.organization,
+            meter=obj.meter,
+            hard_limit=obj.hard_limit,
+            reason=obj.reason,
+            actor=operator(request, obj.organization),
+        )
         obj.pk = saved.pk
 
     def delete_model(self, request, obj):
@@ -135,8 +147,13 @@ class CreditAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        credit = services.credit_issue(organization=obj.organization, meter=obj.meter, quantity=obj.quantity,
-                                       reason=obj.reason, actor=operator(request, obj.organization))
+        credit = services.credit_issue(
+            organization=obj.organization,
+            meter=obj.meter,
+            quantity=obj.quantity,
+            reason=obj.reason,
+            actor=operator(request, obj.organization),
+        )
         obj.pk = credit.pk
 
 
@@ -162,8 +179,16 @@ class InvoiceLineInline(admin.TabularInline):
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin):
-    list_display = ("organization", "period_start", "total", "currency", "status", "stripe_invoice_id",
-                    "paid_at", "payment_failed_at")
+    list_display = (
+        "organization",
+        "period_start",
+        "total",
+        "currency",
+        "status",
+        "stripe_invoice_id",
+        "paid_at",
+        "payment_failed_at",
+    )
     list_filter = ("status",)
     search_fields = ("organization__slug", "stripe_invoice_id")
     inlines = (InvoiceLineInline,)
@@ -172,7 +197,8 @@ class InvoiceAdmin(ReadOnlyAdmin):
     @admin.action(description="Retry the payment through Stripe")
     def retry_payment(self, request, queryset):
         for invoice in queryset.exclude(stripe_invoice_id="").filter(
-                status__in=[Invoice.Status.OPEN, Invoice.Status.PAYMENT_FAILED]):
+            status__in=[Invoice.Status.OPEN, Invoice.Status.PAYMENT_FAILED]
+        ):
             invoice = invoicing.invoice_collect(invoice=invoice)
             messages.info(request, f"{invoice}: {invoice.get_status_display()}")
 
@@ -180,12 +206,20 @@ class InvoiceAdmin(ReadOnlyAdmin):
     def recompute(self, request, queryset):
         for invoice in queryset:
             comparison = invoicing.invoice_recompute(invoice=invoice)
-            level = messages.SUCCESS if comparison.reproducible and not comparison.late_usage_difference else (
-                messages.WARNING)
-            messages.add_message(request, level, (
-                f"{invoice}: rating its snapshot again {'gives' if comparison.reproducible else 'does NOT give'} "
-                f"the stored lines; usage that reached the ledger after the close changes the total by "
-                f"{comparison.late_usage_difference} {invoice.currency.upper()}."))
+            level = (
+                messages.SUCCESS
+                if comparison.reproducible and not comparison.late_usage_difference
+                else (messages.WARNING)
+            )
+            messages.add_message(
+                request,
+                level,
+                (
+                    f"{invoice}: rating its snapshot again {'gives' if comparison.reproducible else 'does NOT give'} "
+                    f"the stored lines; usage that reached the ledger after the close changes the total by "
+                    f"{comparison.late_usage_difference} {invoice.currency.upper()}."
+                ),
+            )
 
 
 @admin.register(StripeEvent)
@@ -198,8 +232,14 @@ class StripeEventAdmin(ReadOnlyAdmin):
 @admin.register(ReconciliationReport)
 class ReconciliationReportAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "period_start", "organizations_checked", "invoices_checked", "is_clean")
-    readonly_fields = ("period_start", "period_end", "organizations_checked", "invoices_checked", "differences",
-                       "created_at")
+    readonly_fields = (
+        "period_start",
+        "period_end",
+        "organizations_checked",
+        "invoices_checked",
+        "differences",
+        "created_at",
+    )
 
     @admin.display(boolean=True, description="Clean")
     def is_clean(self, report) -> bool:

@@ -30,8 +30,9 @@ class UsageView(BillingScoped, GenericAPIView):
 
     def get(self, request, org_slug):
         subscription = subscription_for(organization=self.organization)
-        return Response(self.get_serializer(selectors.usage_summary(subscription=subscription,
-                                                                     now=timezone.now())).data)
+        return Response(
+            self.get_serializer(selectors.usage_summary(subscription=subscription, now=timezone.now())).data
+        )
 
 
 class EstimateView(BillingScoped, GenericAPIView):
@@ -41,8 +42,9 @@ class EstimateView(BillingScoped, GenericAPIView):
 
     def get(self, request, org_slug):
         subscription = subscription_for(organization=self.organization)
-        return Response(self.get_serializer(selectors.invoice_estimate(subscription=subscription,
-                                                                        now=timezone.now())).data)
+        return Response(
+            self.get_serializer(selectors.invoice_estimate(subscription=subscription, now=timezone.now())).data
+        )
 
 
 class InvoiceViewSet(BillingScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -20,33 +20,48 @@ def _two(up_to: int, first: str, then: str) -> list[dict]:
 
 # code -> (name, monthly fee, size classes, {meter: (included, hard limit or None, tiers)}); prices in EUR.
 DEFAULT_CATALOGUE = {
-    "starter": ("Starter", "0.00", [SizeClass.SMALL], {
-        "inference.input_tokens.small": (2 * M, 10 * M, _open("0.0000002")),
-        "inference.output_tokens.small": (1 * M, 5 * M, _open("0.0000006")),
-        "training.tokens": (0, 2 * M, _open("0.000004")),
-        "optimization.solver_seconds": (600, 7_200, _open("0.002")),
-        "maintenance.model_runs": (100, 2_000, _open("0.01")),
-    }),
-    "pro": ("Pro", "499.00", [SizeClass.SMALL, SizeClass.MEDIUM], {
-        "inference.input_tokens.small": (50 * M, 500 * M, _two(100 * M, "0.00000015", "0.0000001")),
-        "inference.output_tokens.small": (20 * M, 200 * M, _two(50 * M, "0.0000005", "0.0000004")),
-        "inference.input_tokens.medium": (10 * M, 200 * M, _two(50 * M, "0.0000008", "0.0000006")),
-        "inference.output_tokens.medium": (5 * M, 100 * M, _two(20 * M, "0.0000024", "0.000002")),
-        "training.tokens": (20 * M, 500 * M, _two(100 * M, "0.000003", "0.0000025")),
-        "optimization.solver_seconds": (36_000, 720_000, _open("0.0015")),
-        "maintenance.model_runs": (10_000, 200_000, _open("0.008")),
-    }),
-    "enterprise": ("Enterprise", "4999.00", [SizeClass.SMALL, SizeClass.MEDIUM, SizeClass.LARGE], {
-        "inference.input_tokens.small": (500 * M, None, _open("0.00000008")),
-        "inference.output_tokens.small": (200 * M, None, _open("0.0000003")),
-        "inference.input_tokens.medium": (100 * M, None, _open("0.0000005")),
-        "inference.output_tokens.medium": (50 * M, None, _open("0.0000015")),
-        "inference.input_tokens.large": (20 * M, None, _two(200 * M, "0.000002", "0.0000015")),
-        "inference.output_tokens.large": (10 * M, None, _two(100 * M, "0.000006", "0.000005")),
-        "training.tokens": (200 * M, None, _open("0.000002")),
-        "optimization.solver_seconds": (360_000, None, _open("0.001")),
-        "maintenance.model_runs": (100_000, None, _open("0.005")),
-    }),
+    "starter": (
+        "Starter",
+        "0.00",
+        [SizeClass.SMALL],
+        {
+            "inference.input_tokens.small": (2 * M, 10 * M, _open("0.0000002")),
+            "inference.output_tokens.small": (1 * M, 5 * M, _open("0.0000006")),
+            "training.tokens": (0, 2 * M, _open("0.000004")),
+            "optimization.solver_seconds": (600, 7_200, _open("0.002")),
+            "maintenance.model_runs": (100, 2_000, _open("0.01")),
+        },
+    ),
+    "pro": (
+        "Pro",
+        "499.00",
+        [SizeClass.SMALL, SizeClass.MEDIUM],
+        {
+            "inference.input_tokens.small": (50 * M, 500 * M, _two(100 * M, "0.00000015", "0.0000001")),
+            "inference.output_tokens.small": (20 * M, 200 * M, _two(50 * M, "0.0000005", "0.0000004")),
+            "inference.input_tokens.medium": (10 * M, 200 * M, _two(50 * M, "0.0000008", "0.0000006")),
+            "inference.output_tokens.medium": (5 * M, 100 * M, _two(20 * M, "0.0000024", "0.000002")),
+            "training.tokens": (20 * M, 500 * M, _two(100 * M, "0.000003", "0.0000025")),
+            "optimization.solver_seconds": (36_000, 720_000, _open("0.0015")),
+            "maintenance.model_runs": (10_000, 200_000, _open("0.008")),
+        },
+    ),
+    "enterprise": (
+        "Enterprise",
+        "4999.00",
+        [SizeClass.SMALL, SizeClass.MEDIUM, SizeClass.LARGE],
+        {
+            "inference.input_tokens.small": (500 * M, None, _open("0.00000008")),
+            "inference.output_tokens.small": (200 * M, None, _open("0.0000003")),
+            "inference.input_tokens.medium": (100 * M, None, _open("0.0000005")),
+            "inference.output_tokens.medium": (50 * M, None, _open("0.0000015")),
+            "inference.input_tokens.large": (20 * M, None, _two(200 * M, "0.000002", "0.0000015")),
+            "inference.output_tokens.large": (10 * M, None, _two(100 * M, "0.000006", "0.000005")),
+            "training.tokens": (200 * M, None, _open("0.000002")),
+            "optimization.solver_seconds": (360_000, None, _open("0.001")),
+            "maintenance.model_runs": (100_000, None, _open("0.005")),
+        },
+    ),
 }
 
 
@@ -72,8 +87,12 @@ def plan_snapshot(plan) -> dict:
         "monthly_fee": str(plan.monthly_fee),
         "allowed_size_classes": sorted(plan.allowed_size_classes),
         "meters": {
-            price.meter: {"unit": meter_get(price.meter).unit, "included": price.included_quantity,
-                          "hard_limit": price.hard_limit, "tiers": price.tiers}
+            price.meter: {
+                "unit": meter_get(price.meter).unit,
+                "included": price.included_quantity,
+                "hard_limit": price.hard_limit,
+                "tiers": price.tiers,
+            }
             for price in plan.meter_prices.all()
         },
     }

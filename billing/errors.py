@@ -16,8 +16,9 @@ class BillingRefusal(ApiError):
 class QuotaExceeded(BillingRefusal):
     """429: the work would take the organisation past a hard limit. Says which limit and when it resets."""
 
-    def __init__(self, *, meter: str, unit: str, limit: int, used: int, requested: int, resets_at: datetime,
-                 plan_name: str):
+    def __init__(
+        self, *, meter: str, unit: str, limit: int, used: int, requested: int, resets_at: datetime, plan_name: str
+    ):
         self.meter, self.limit, self.used, self.requested, self.resets_at = meter, limit, used, requested, resets_at
         message = (
             f"Quota exceeded for {meter}: the {plan_name} plan allows {limit:,} {unit}s per month, {used:,} are "

@@ -30,8 +30,9 @@ InvoiceStatus = Invoice.Status
 
 def _close_one(*, organization_id, now: datetime) -> Invoice | None:
     with transaction.atomic():
-        subscription = (Subscription.objects.select_for_update().select_related("plan")
-                        .get(organization_id=organization_id))
+        subscription = (
+            Subscription.objects.select_for_update().select_related("plan").get(organization_id=organization_id)
+        )
         if subscription.current_period_end > now - timedelta(seconds=settings.BILLING_CLOSE_DELAY_SECONDS):
             return None
         period = Period(subscription.current_period_start, subscription.current_period_end)
@@ -40,14 +41,29 @@ def _close_one(*, organization_id, now: datetime) -> Invoice | None:
         draft = rate(plan_snapshot=snapshot, usage_by_meter=usage, period=period)
         nothing_owed = draft.total == 0
         invoice = Invoice.objects.create(
-            organization_id=organization_id, subscription=subscription, period_start=period.start,
-            period_end=period.end, currency=draft.currency, total=draft.total, plan_snapshot=snapshot, usage=usage,
-            status=InvoiceStatus.PAID if nothing_owed else InvoiceStatus.DRAFT, paid_at=now if nothing_owed else None,
+            organization_id=organization_id,
+            subscription=subscription,
+            period_start=period.start,
+            period_end=period.end,
+            currency=draft.currency,
+            total=draft.total,
+            plan_snapshot=snapshot,
+            usage=usage,
+            status=InvoiceStatus.PAID if nothing_owed else InvoiceStatus.DRAFT,
+            paid_at=now if nothing_owed else None,
         )
         InvoiceLine.objects.bulk_create(
-            InvoiceLine(organization_id=organization_id, invoice=invoice, position=position, kind=line.kind,
-                        meter=line.meter, description=line.description[:250], quantity=line.quantity,
-                        unit_price=line.unit_price, amount=line.amount)
+            InvoiceLine(
+                organization_id=organization_id,
+                invoice=invoice,
+                position=position,
+                kind=line.kind,
+                meter=line.meter,
+                description=line.description[:250],
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                amount=line.amount,
+            )
             for position, line in enumerate(draft.lines, start=1)
         )
         following = period_containing(period.end)
@@ -82,13 +98,17 @@ def invoice_send(*, invoice: Invoice, now: datetime | None = None) -> Invoice:
     customer_id = stripe_api.customer_ensure(subscription=subscription)
     carrier_id = stripe_api.carrier_subscription_ensure(subscription=subscription, currency=invoice.currency)
     with transaction.atomic():
-        locked = Invoice.objects.select_for_update(skip_locked=True).filter(
-            pk=invoice.pk, status=InvoiceStatus.DRAFT).first()
+        locked = (
+            Invoice.objects.select_for_update(skip_locked=True)
+            .filter(pk=invoice.pk, status=InvoiceStatus.DRAFT)
+            .first()
+        )
         if locked is None:
             return invoice
         for line in locked.lines.filter(stripe_invoice_item_id="").exclude(amount=0):
             line.stripe_invoice_item_id = stripe_api.invoice_item_ensure(
-                line=line, customer_id=customer_id, subscription_id=carrier_id, currency=locked.currency)
+                line=line, customer_id=customer_id, subscription_id=carrier_id, currency=locked.currency
+            )
             line.save(update_fields=["stripe_invoice_item_id"])
         if not locked.stripe_invoice_id:
             created = stripe_api.invoice_create(invoice=locked, customer_id=customer_id, subscription_id=carrier_id)
@@ -145,9 +165,11 @@ def carrier_subscription_forget(*, stripe_subscription: dict) -> str:
     if stripe_subscription.get("status") != "canceled":
         return f"{stripe_subscription['id']} is {stripe_subscription.get('status')}; kept"
     forgotten = Subscription.objects.filter(stripe_subscription_id=stripe_subscription["id"]).update(
-        stripe_subscription_id="")
-    return f"{stripe_subscription['id']} canceled; " + ("a new one is made at the next invoice" if forgotten
-                                                         else "not a Lightsout subscription; ignored")
+        stripe_subscription_id=""
+    )
+    return f"{stripe_subscription['id']} canceled; " + (
+        "a new one is made at the next invoice" if forgotten else "not a Lightsout subscription; ignored"
+    )
 
 
 @dataclass(frozen=True)
@@ -170,11 +192,16 @@ class InvoiceComparison:
 def invoice_recompute(*, invoice: Invoice) -> InvoiceComparison:
     """Rate the invoice again from its own snapshot, and from the ledger as it is now, to compare with it."""
     period = Period(invoice.period_start, invoice.period_end)
-    stored_lines = tuple(LineDraft(line.kind, line.meter, line.description, line.quantity, line.unit_price,
-                                   line.amount) for line in invoice.lines.order_by("position"))
+    stored_lines = tuple(
+        LineDraft(line.kind, line.meter, line.description, line.quantity, line.unit_price, line.amount)
+        for line in invoice.lines.order_by("position")
+    )
     return InvoiceComparison(
         stored=InvoiceDraft(invoice.currency, period, stored_lines),
         from_snapshot=rate(plan_snapshot=invoice.plan_snapshot, usage_by_meter=invoice.usage, period=period),
-        from_ledger_now=rate(plan_snapshot=invoice.plan_snapshot, period=period,
-                             usage_by_meter=ledger_totals(organization_id=invoice.organization_id, period=period)),
+        from_ledger_now=rate(
+            plan_snapshot=invoice.plan_snapshot,
+            period=period,
+            usage_by_meter=ledger_totals(organization_id=invoice.organization_id, period=period),
+        ),
     )

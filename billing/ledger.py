@@ -78,8 +78,10 @@ def _copy_into_stage(cursor, rows: Iterable[str]) -> tuple[int, list[str]]:
     organisation does not exist."""
     cursor.execute(_STAGE)
     cursor.execute("TRUNCATE billing_ledger_stage")
-    with cursor.copy("COPY billing_ledger_stage (organization_id, meter, quantity, idempotency_key, occurred_us, "
-                     "attributes, reason) FROM STDIN") as copy:
+    with cursor.copy(
+        "COPY billing_ledger_stage (organization_id, meter, quantity, idempotency_key, occurred_us, "
+        "attributes, reason) FROM STDIN"
+    ) as copy:
         for chunk in rows:
             copy.write(chunk)
     cursor.execute(_INSERT)
@@ -150,8 +152,7 @@ def ledger_flush(*, max_seconds: float = 10.0, batch_size: int | None = None) ->
             entries = reply[0][1] if reply else []
             own_pending = bool(entries)
         elif claim_from is not None:
-            claimed = redis.xautoclaim(stream, GROUP, consumer, claim_idle_ms, start_id=claim_from,
-                                       count=batch_size)
+            claimed = redis.xautoclaim(stream, GROUP, consumer, claim_idle_ms, start_id=claim_from, count=batch_size)
             claim_from = None if claimed[0] == "0-0" else claimed[0]
             entries = claimed[1]
             result.reclaimed_entries += len(entries)

@@ -19,8 +19,11 @@ class Plan(models.Model):
     name = models.CharField(max_length=100)
     currency = models.CharField(max_length=3, default="eur", help_text="ISO 4217, lower case, as Stripe wants it.")
     monthly_fee = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
-    allowed_size_classes = ArrayField(models.CharField(max_length=16, choices=SizeClass.choices), default=list,
-                                      help_text="Base-model size classes this plan may use.")
+    allowed_size_classes = ArrayField(
+        models.CharField(max_length=16, choices=SizeClass.choices),
+        default=list,
+        help_text="Base-model size classes this plan may use.",
+    )
     is_active = models.BooleanField(default=True, help_text="Inactive plans cannot be chosen for subscriptions.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -35,7 +38,7 @@ class Plan(models.Model):
 def validate_tiers(tiers) -> None:
     """Graduated tiers over the overage: ascending `up_to` bounds, the last one open (`null`), prices >= 0."""
     if not isinstance(tiers, list):
-        raise ValidationError("Tiers are a list of {\"up_to\": int or null, \"unit_price\": \"decimal\"}.")
+        raise ValidationError('Tiers are a list of {"up_to": int or null, "unit_price": "decimal"}.')
     previous = 0
     for position, tier in enumerate(tiers):
         if not isinstance(tier, dict) or set(tier) != {"up_to", "unit_price"}:
@@ -65,18 +68,23 @@ class PlanMeterPrice(models.Model):
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="meter_prices")
     meter = models.CharField(max_length=64, choices=METER_CHOICES)
     included_quantity = models.BigIntegerField(default=0)
-    hard_limit = models.BigIntegerField(null=True, blank=True,
-                                        help_text="Most units per period; empty means no limit.")
-    tiers = models.JSONField(default=list, blank=True, validators=[validate_tiers],
-                             help_text='Overage beyond the included quantity, e.g. [{"up_to": 1000000, '
-                                       '"unit_price": "0.000002"}, {"up_to": null, "unit_price": "0.0000015"}].')
+    hard_limit = models.BigIntegerField(null=True, blank=True, help_text="Most units per period; empty means no limit.")
+    tiers = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_tiers],
+        help_text='Overage beyond the included quantity, e.g. [{"up_to": 1000000, '
+        '"unit_price": "0.000002"}, {"up_to": null, "unit_price": "0.0000015"}].',
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["plan", "meter"], name="one_price_per_meter_per_plan"),
             models.CheckConstraint(condition=models.Q(included_quantity__gte=0), name="included_not_negative"),
-            models.CheckConstraint(condition=models.Q(hard_limit__isnull=True) | models.Q(hard_limit__gte=0),
-                                   name="hard_limit_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(hard_limit__isnull=True) | models.Q(hard_limit__gte=0),
+                name="hard_limit_not_negative",
+            ),
         ]
         ordering = ("meter",)
 
@@ -94,8 +102,7 @@ class Subscription(models.Model):
         CANCELED = "canceled", _("Canceled")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organization = models.OneToOneField("tenants.Organization", on_delete=models.CASCADE,
-                                        related_name="subscription")
+    organization = models.OneToOneField("tenants.Organization", on_delete=models.CASCADE, related_name="subscription")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRIALING, db_index=True)
     # Periods are calendar months (UTC); the current one is the next to be invoiced.
@@ -123,8 +130,9 @@ class QuotaOverride(models.Model):
     meter = models.CharField(max_length=64, choices=METER_CHOICES)
     hard_limit = models.BigIntegerField(null=True, blank=True, help_text="Empty means no limit.")
     reason = models.CharField(max_length=200)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -145,8 +153,9 @@ class UsageEvent(models.Model):
     # No index of its own: both composite indexes below lead with it, and every index slows ingestion. No
     # database constraint either: the flusher inserts only rows whose organisation exists, PROTECT keeps an
     # organisation with usage from being deleted, and a per-row check at commit cost a third of ingestion.
-    organization = models.ForeignKey("tenants.Organization", on_delete=models.PROTECT, related_name="+",
-                                     db_index=False, db_constraint=False)
+    organization = models.ForeignKey(
+        "tenants.Organization", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     meter = models.CharField(max_length=64, choices=METER_CHOICES)
     quantity = models.BigIntegerField()
     idempotency_key = models.CharField(max_length=200)
@@ -158,8 +167,7 @@ class UsageEvent(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["organization", "idempotency_key"], name="ledger_idempotency_key"),
-            models.CheckConstraint(condition=~models.Q(quantity__lt=0, reason=""),
-                                   name="ledger_negative_needs_reason"),
+            models.CheckConstraint(condition=~models.Q(quantity__lt=0, reason=""), name="ledger_negative_needs_reason"),
         ]
         indexes = [models.Index(fields=["organization", "occurred_at"], name="ledger_org_occurred")]
 
@@ -175,8 +183,9 @@ class Credit(models.Model):
     meter = models.CharField(max_length=64, choices=METER_CHOICES)
     quantity = models.PositiveBigIntegerField(help_text="Units given back this period.")
     reason = models.CharField(max_length=200)
-    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+")
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -212,8 +221,11 @@ class Invoice(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["organization", "period_start"], name="one_invoice_per_period"),
-            models.UniqueConstraint(fields=["stripe_invoice_id"], condition=~models.Q(stripe_invoice_id=""),
-                                    name="one_invoice_per_stripe_invoice"),
+            models.UniqueConstraint(
+                fields=["stripe_invoice_id"],
+                condition=~models.Q(stripe_invoice_id=""),
+                name="one_invoice_per_stripe_invoice",
+            ),
         ]
         indexes = [models.Index(fields=["organization", "-created_at"])]
         ordering = ("-period_start",)

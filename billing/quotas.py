@@ -55,7 +55,9 @@ end
 
 # KEYS: Reservation.hold_keys(); ARGV: Reservation.script_args(). Returns {1, taken} when held, {0, taken} when the
 # limit refuses it, {-1, 0} when the counter is not seeded yet. Callers may append keys and arguments of their own.
-RESERVE_SCRIPT = _FORGET_EXPIRED + """
+RESERVE_SCRIPT = (
+    _FORGET_EXPIRED
+    + """
 local meter, quantity, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local used = redis.call('HGET', KEYS[1], 'used:' .. meter)
 if not used then return {-1, 0} end
@@ -67,6 +69,7 @@ redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[7]) end
 return {1, taken}
 """
+)
 
 _RELEASE = """
 local hold = redis.call('HGET', KEYS[2], ARGV[1])
@@ -97,8 +100,15 @@ class Entitlement:
 
     def to_json(self) -> str:
         grace = self.grace_period_ends_at.isoformat() if self.grace_period_ends_at else None
-        return json.dumps({"plan_name": self.plan_name, "status": self.status, "grace": grace,
-                           "limits": self.limits, "sizes": sorted(self.allowed_size_classes)})
+        return json.dumps(
+            {
+                "plan_name": self.plan_name,
+                "status": self.status,
+                "grace": grace,
+                "limits": self.limits,
+                "sizes": sorted(self.allowed_size_classes),
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: str) -> "Entitlement":
@@ -117,10 +127,12 @@ def entitlement_for(*, organization: Organization) -> Entitlement:
     limits = {price.meter: price.hard_limit for price in plan.meter_prices.all()}
     for override in QuotaOverride.objects.filter(organization=organization):
         limits[override.meter] = override.hard_limit
-    entitlement = Entitlement(plan.name, subscription.status, subscription.grace_period_ends_at, limits,
-                              frozenset(plan.allowed_size_classes))
-    redis.set(keys.entitlement(str(organization.pk)), entitlement.to_json(),
-              ex=settings.BILLING_ENTITLEMENT_CACHE_SECONDS)
+    entitlement = Entitlement(
+        plan.name, subscription.status, subscription.grace_period_ends_at, limits, frozenset(plan.allowed_size_classes)
+    )
+    redis.set(
+        keys.entitlement(str(organization.pk)), entitlement.to_json(), ex=settings.BILLING_ENTITLEMENT_CACHE_SECONDS
+    )
     return entitlement
 
 
@@ -132,8 +144,7 @@ def _standing_warning(entitlement: Entitlement, now: datetime) -> str:
         return ""
     grace = entitlement.grace_period_ends_at
     if grace is None or grace <= now:
-        raise PaymentRequired("An invoice is unpaid and its grace period has ended. Pay the open invoice to "
-                              "continue.")
+        raise PaymentRequired("An invoice is unpaid and its grace period has ended. Pay the open invoice to continue.")
     return f"An invoice is unpaid. Work stops at {grace:%Y-%m-%d %H:%M} UTC unless it is paid."
 
 
@@ -170,12 +181,23 @@ class Reservation:
         self.commit_into(pipeline, actual, idempotency_key=idempotency_key, attributes=attributes)
         pipeline.execute()
 
-    def commit_into(self, pipeline, actual: int, *, idempotency_key: str | None = None,
-                    attributes: dict | None = None) -> None:
+    def commit_into(
+        self, pipeline, actual: int, *, idempotency_key: str | None = None, attributes: dict | None = None
+    ) -> None:
         """Queue the commit on a pipeline, for callers that settle many reservations at once (the gateway)."""
         if actual:
-            usage_record_into(pipeline, [Usage(self.organization_id, self.meter, actual,
-                                               idempotency_key or f"reservation:{self.id}", attributes)])
+            usage_record_into(
+                pipeline,
+                [
+                    Usage(
+                        self.organization_id,
+                        self.meter,
+                        actual,
+                        idempotency_key or f"reservation:{self.id}",
+                        attributes,
+                    )
+                ],
+            )
         if self.limited:
             _scripts()[1](keys=self.hold_keys(), args=[self.id], client=pipeline)
 
@@ -188,13 +210,13 @@ def quota_counter_seed(*, organization_id: str, meter: str, period) -> None:
     """Start the period's quota counter from the ledger; the first seeder wins if several race."""
     counters = keys.counters(organization_id, period.key)
     redis = get_redis()
-    redis.hsetnx(counters, f"used:{meter}", ledger_total(organization_id=organization_id, meter=meter,
-                                                          period=period))
+    redis.hsetnx(counters, f"used:{meter}", ledger_total(organization_id=organization_id, meter=meter, period=period))
     redis.expire(counters, settings.BILLING_COUNTER_TTL_SECONDS)
 
 
-def reservation_open(*, organization_id: str, entitlement: Entitlement, meter: str, quantity: int,
-                     now: datetime) -> Reservation:
+def reservation_open(
+    *, organization_id: str, entitlement: Entitlement, meter: str, quantity: int, now: datetime
+) -> Reservation:
     """The checks that need no counter (standing, the plan's size classes and meters), and the reservation to hold.
 
     Raises PaymentRequired (402) or PlanRestriction (403); nothing is held yet.
@@ -204,31 +226,52 @@ def reservation_open(*, organization_id: str, entitlement: Entitlement, meter: s
         raise ValueError(f"Reserve a positive whole quantity, not {quantity!r}.")
     warning = _standing_warning(entitlement, now)
     if spec.size_class and spec.size_class not in entitlement.allowed_size_classes:
-        raise PlanRestriction(f"The {entitlement.plan_name} plan does not include {spec.size_class} base models.",
-                              meter=meter)
+        raise PlanRestriction(
+            f"The {entitlement.plan_name} plan does not include {spec.size_class} base models.", meter=meter
+        )
     if meter not in entitlement.limits:
         raise PlanRestriction(f"The {entitlement.plan_name} plan does not include {meter}.", meter=meter)
-    return Reservation(organization_id, meter, quantity, period_containing(now).key, uuid.uuid4().hex,
-                       limit=entitlement.limits[meter], warning=warning)
+    return Reservation(
+        organization_id,
+        meter,
+        quantity,
+        period_containing(now).key,
+        uuid.uuid4().hex,
+        limit=entitlement.limits[meter],
+        warning=warning,
+    )
 
 
 def quota_exceeded(*, reservation: Reservation, taken: int, plan_name: str, now: datetime) -> QuotaExceeded:
     """The refusal of a reservation the limit does not leave room for (`taken`: used and held already)."""
-    return QuotaExceeded(meter=reservation.meter, unit=meter_get(reservation.meter).unit, limit=reservation.limit,
-                         used=taken, requested=reservation.quantity, resets_at=period_containing(now).end,
-                         plan_name=plan_name)
+    return QuotaExceeded(
+        meter=reservation.meter,
+        unit=meter_get(reservation.meter).unit,
+        limit=reservation.limit,
+        used=taken,
+        requested=reservation.quantity,
+        resets_at=period_containing(now).end,
+        plan_name=plan_name,
+    )
 
 
-def quota_reserve(*, organization: Organization, meter: str, quantity: int, ttl_seconds: int | None = None,
-                  now: datetime | None = None) -> Reservation:
+def quota_reserve(
+    *,
+    organization: Organization,
+    meter: str,
+    quantity: int,
+    ttl_seconds: int | None = None,
+    now: datetime | None = None,
+) -> Reservation:
     """Hold `quantity` of `meter` for work about to start, or refuse it.
 
     Raises QuotaExceeded (429), PaymentRequired (402) or PlanRestriction (403).
     """
     now = now or timezone.now()
     entitlement = entitlement_for(organization=organization)
-    reservation = reservation_open(organization_id=str(organization.pk), entitlement=entitlement, meter=meter,
-                                   quantity=quantity, now=now)
+    reservation = reservation_open(
+        organization_id=str(organization.pk), entitlement=entitlement, meter=meter, quantity=quantity, now=now
+    )
     if not reservation.limited:
         return reservation
     reserve = _scripts()[0]

@@ -62,9 +62,17 @@ def _tier_lines(*, meter: str, unit: str, overage: int, tiers: list[dict], curre
         amount = (price * quantity).quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
         first = lower + 1
         last = lower + quantity
-        lines.append(LineDraft("usage", meter, f"{meter}: overage {first:,}-{last:,} {unit}s (tier {number}) "
-                                               f"at {price.normalize():f} {currency.upper()}",
-                               quantity, price, amount))
+        lines.append(
+            LineDraft(
+                "usage",
+                meter,
+                f"{meter}: overage {first:,}-{last:,} {unit}s (tier {number}) "
+                f"at {price.normalize():f} {currency.upper()}",
+                quantity,
+                price,
+                amount,
+            )
+        )
         remaining -= quantity
         lower += quantity
     return lines
@@ -77,6 +85,7 @@ def rate(*, plan_snapshot: dict, usage_by_meter: dict[str, int], period: Period)
     for meter, terms in sorted(plan_snapshot["meters"].items()):
         used = max(0, int(usage_by_meter.get(meter, 0)))
         overage = max(0, used - int(terms["included"]))
-        lines += _tier_lines(meter=meter, unit=terms.get("unit", "unit"), overage=overage, tiers=terms["tiers"],
-                             currency=currency)
+        lines += _tier_lines(
+            meter=meter, unit=terms.get("unit", "unit"), overage=overage, tiers=terms["tiers"], currency=currency
+        )
     return InvoiceDraft(currency=currency, period=period, lines=tuple(lines))

@@ -52,6 +52,16 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Invoice
-        fields = ["id", "period_start", "period_end", "status", "currency", "total", "paid_at", "payment_failed_at",
-                  "created_at", "lines"]
+        fields = [
+            "id",
+            "period_start",
+            "period_end",
+            "status",
+            "currency",
+            "total",
+            "paid_at",
+            "payment_failed_at",
+            "created_at",
+            "lines",
+        ]
         read_only_fields = fields

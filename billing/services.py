@@ -65,8 +65,12 @@ def subscription_for(*, organization: Organization, now: datetime | None = None)
     period = period_containing(now or timezone.now())
     try:
         with transaction.atomic():
-            return Subscription.objects.create(organization=organization, plan=_default_plan(),
-                                               current_period_start=period.start, current_period_end=period.end)
+            return Subscription.objects.create(
+                organization=organization,
+                plan=_default_plan(),
+                current_period_start=period.start,
+                current_period_end=period.end,
+            )
     except IntegrityError:  # created concurrently
         return Subscription.objects.select_related("plan", "organization").get(organization=organization)
 
@@ -79,8 +83,12 @@ def subscription_change_plan(*, subscription: Subscription, plan: Plan, actor: A
     with transaction.atomic():
         subscription.plan = plan
         subscription.save(update_fields=["plan", "updated_at"])
-        audit_record(action=AuditEvent.Action.PLAN_CHANGED, target=subscription,
-                     metadata={"from": previous.code, "to": plan.code}, **actor.audit_kwargs())
+        audit_record(
+            action=AuditEvent.Action.PLAN_CHANGED,
+            target=subscription,
+            metadata={"from": previous.code, "to": plan.code},
+            **actor.audit_kwargs(),
+        )
         entitlement_changed(organization_id=subscription.organization_id)
     return subscription
 
@@ -88,17 +96,21 @@ def subscription_change_plan(*, subscription: Subscription, plan: Plan, actor: A
 def payment_method_add(*, subscription: Subscription, setup_intent_id: str, actor: Actor) -> dict:
     """The card Stripe.js collected for this organisation (through a SetupIntent) becomes its default."""
     try:
-        card = stripe_api.payment_method_from_setup_intent(subscription=subscription,
-                                                           setup_intent_id=setup_intent_id)
+        card = stripe_api.payment_method_from_setup_intent(subscription=subscription, setup_intent_id=setup_intent_id)
     except ValueError as exc:
         raise ValidationError({"setup_intent": [str(exc)]}) from exc
-    audit_record(action=AuditEvent.Action.PAYMENT_METHOD_SET, target=subscription,
-                 metadata={"brand": card.get("brand"), "last4": card.get("last4")}, **actor.audit_kwargs())
+    audit_record(
+        action=AuditEvent.Action.PAYMENT_METHOD_SET,
+        target=subscription,
+        metadata={"brand": card.get("brand"), "last4": card.get("last4")},
+        **actor.audit_kwargs(),
+    )
     return card
 
 
-def subscription_extend_grace(*, subscription: Subscription, days: int, actor: Actor,
-                              now: datetime | None = None) -> Subscription:
+def subscription_extend_grace(
+    *, subscription: Subscription, days: int, actor: Actor, now: datetime | None = None
+) -> Subscription:
     """Give a past-due organisation more time; lifts a billing suspension if the new end is in the future."""
     now = now or timezone.now()
     if subscription.status != Status.PAST_DUE:
@@ -107,33 +119,50 @@ def subscription_extend_grace(*, subscription: Subscription, days: int, actor: A
         subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
         subscription.grace_period_ends_at = max(subscription.grace_period_ends_at or now, now) + timedelta(days=days)
         subscription.save(update_fields=["grace_period_ends_at", "updated_at"])
-        audit_record(action=AuditEvent.Action.GRACE_EXTENDED, target=subscription,
-                     metadata={"days": days, "until": subscription.grace_period_ends_at.isoformat()},
-                     **actor.audit_kwargs())
+        audit_record(
+            action=AuditEvent.Action.GRACE_EXTENDED,
+            target=subscription,
+            metadata={"days": days, "until": subscription.grace_period_ends_at.isoformat()},
+            **actor.audit_kwargs(),
+        )
         entitlement_changed(organization_id=subscription.organization_id)
         _lift_billing_suspension(subscription)
     return subscription
 
 
-def quota_override_set(*, organization: Organization, meter: str, hard_limit: int | None, reason: str,
-                       actor: Actor) -> QuotaOverride:
+def quota_override_set(
+    *, organization: Organization, meter: str, hard_limit: int | None, reason: str, actor: Actor
+) -> QuotaOverride:
     meter_get(meter)
     with transaction.atomic():
         override, _ = QuotaOverride.objects.update_or_create(
-            organization=organization, meter=meter,
-            defaults={"hard_limit": hard_limit, "reason": reason, "created_by": actor.user,
-                      "created_at": timezone.now()},
+            organization=organization,
+            meter=meter,
+            defaults={
+                "hard_limit": hard_limit,
+                "reason": reason,
+                "created_by": actor.user,
+                "created_at": timezone.now(),
+            },
         )
-        audit_record(action=AuditEvent.Action.QUOTA_OVERRIDE_SET, target=override,
-                     metadata={"meter": meter, "hard_limit": hard_limit, "reason": reason}, **actor.audit_kwargs())
+        audit_record(
+            action=AuditEvent.Action.QUOTA_OVERRIDE_SET,
+            target=override,
+            metadata={"meter": meter, "hard_limit": hard_limit, "reason": reason},
+            **actor.audit_kwargs(),
+        )
         entitlement_changed(organization_id=organization.pk)
     return override
 
 
 def quota_override_remove(*, override: QuotaOverride, actor: Actor) -> None:
     with transaction.atomic():
-        audit_record(action=AuditEvent.Action.QUOTA_OVERRIDE_REMOVED, target=override,
-                     metadata={"meter": override.meter}, **actor.audit_kwargs())
+        audit_record(
+            action=AuditEvent.Action.QUOTA_OVERRIDE_REMOVED,
+            target=override,
+            metadata={"meter": override.meter},
+            **actor.audit_kwargs(),
+        )
         override.delete()
         entitlement_changed(organization_id=override.organization_id)
 
@@ -144,14 +173,25 @@ def credit_issue(*, organization: Organization, meter: str, quantity: int, reaso
     if quantity <= 0 or not reason:
         raise ValidationError({"quantity": ["A credit needs a positive quantity and a reason."]})
     with transaction.atomic():
-        credit = Credit.objects.create(organization=organization, meter=meter, quantity=quantity, reason=reason,
-                                       issued_by=actor.user)
-        audit_record(action=AuditEvent.Action.CREDIT_ISSUED, target=credit,
-                     metadata={"meter": meter, "quantity": quantity, "reason": reason}, **actor.audit_kwargs())
-        transaction.on_commit(lambda: usage_record(
-            organization_id=organization.pk, meter=meter, quantity=-quantity, idempotency_key=f"credit:{credit.pk}",
-            reason=f"Credit: {reason}"[:200], attributes={"credit_id": str(credit.pk)},
-        ))
+        credit = Credit.objects.create(
+            organization=organization, meter=meter, quantity=quantity, reason=reason, issued_by=actor.user
+        )
+        audit_record(
+            action=AuditEvent.Action.CREDIT_ISSUED,
+            target=credit,
+            metadata={"meter": meter, "quantity": quantity, "reason": reason},
+            **actor.audit_kwargs(),
+        )
+        transaction.on_commit(
+            lambda: usage_record(
+                organization_id=organization.pk,
+                meter=meter,
+                quantity=-quantity,
+                idempotency_key=f"credit:{credit.pk}",
+                reason=f"Credit: {reason}"[:200],
+                attributes={"credit_id": str(credit.pk)},
+            )
+        )
     return credit
 
 
@@ -172,8 +212,12 @@ def subscription_refresh_status(*, subscription: Subscription) -> Subscription:
         if subscription.status == Status.CANCELED:
             return subscription
         invoices = Invoice.objects.filter(subscription=subscription)
-        oldest_failure = (invoices.filter(status=Invoice.Status.PAYMENT_FAILED).order_by("payment_failed_at")
-                          .values_list("payment_failed_at", flat=True).first())
+        oldest_failure = (
+            invoices.filter(status=Invoice.Status.PAYMENT_FAILED)
+            .order_by("payment_failed_at")
+            .values_list("payment_failed_at", flat=True)
+            .first()
+        )
         if oldest_failure is not None:
             status = Status.PAST_DUE
             # A grace period already running (perhaps extended by an operator) keeps its end.
@@ -196,16 +240,19 @@ def subscriptions_suspend_overdue(*, now: datetime | None = None) -> int:
     """Suspend the organisations whose grace period ended with an invoice still unpaid."""
     now = now or timezone.now()
     suspended = 0
-    overdue = Subscription.objects.filter(status=Status.PAST_DUE, grace_period_ends_at__lte=now,
-                                          suspended_for_billing_at__isnull=True).select_related("organization")
+    overdue = Subscription.objects.filter(
+        status=Status.PAST_DUE, grace_period_ends_at__lte=now, suspended_for_billing_at__isnull=True
+    ).select_related("organization")
     for subscription in overdue:
         organization = subscription.organization
         if not organization.is_active:
             continue  # suspended by an operator: not ours to lift later
         with transaction.atomic():
-            organization_suspend(organization=organization, actor=Actor.system(organization=organization),
-                                 reason=f"Unpaid invoice: the grace period ended "
-                                        f"{subscription.grace_period_ends_at:%Y-%m-%d}")
+            organization_suspend(
+                organization=organization,
+                actor=Actor.system(organization=organization),
+                reason=f"Unpaid invoice: the grace period ended {subscription.grace_period_ends_at:%Y-%m-%d}",
+            )
             Subscription.objects.filter(pk=subscription.pk).update(suspended_for_billing_at=now)
         entitlement_changed(organization_id=organization.pk)
         suspended += 1

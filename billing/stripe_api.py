@@ -46,11 +46,18 @@ def _carrier_plan(currency: str) -> str:
     try:
         client.v1.products.retrieve(PRODUCT_ID)
     except stripe.InvalidRequestError:
-        client.v1.products.create(params={"id": PRODUCT_ID, "name": "Lightsout"},
-                                  options={"idempotency_key": "lightsout-product"})
+        client.v1.products.create(
+            params={"id": PRODUCT_ID, "name": "Lightsout"}, options={"idempotency_key": "lightsout-product"}
+        )
     client.v1.plans.create(
-        params={"id": plan_id, "product": PRODUCT_ID, "amount": 0, "currency": currency, "interval": "month",
-                "nickname": "Usage-billed: amounts are on the invoice items"},
+        params={
+            "id": plan_id,
+            "product": PRODUCT_ID,
+            "amount": 0,
+            "currency": currency,
+            "interval": "month",
+            "nickname": "Usage-billed: amounts are on the invoice items",
+        },
         options={"idempotency_key": f"lightsout-plan-{plan_id}"},
     )
     return plan_id
@@ -61,8 +68,10 @@ def customer_ensure(*, subscription: Subscription) -> str:
         return subscription.stripe_customer_id
     organization = subscription.organization
     owner = organization.memberships.filter(role=Role.OWNER).select_related("user").order_by("created_at").first()
-    params = {"name": organization.name,
-              "metadata": {"organization_id": str(organization.pk), "organization_slug": organization.slug}}
+    params = {
+        "name": organization.name,
+        "metadata": {"organization_id": str(organization.pk), "organization_slug": organization.slug},
+    }
     if owner is not None:
         params["email"] = owner.user.email
     customer = stripe_client().v1.customers.create(
@@ -80,12 +89,14 @@ def carrier_subscription_ensure(*, subscription: Subscription, currency: str) ->
         return subscription.stripe_subscription_id
     customer_id = customer_ensure(subscription=subscription)
     carrier = stripe_client().v1.subscriptions.create(
-        params={"customer": customer_id, "items": [{"plan": _carrier_plan(currency)}],
-                "metadata": {"organization_id": str(subscription.organization_id)}},
+        params={
+            "customer": customer_id,
+            "items": [{"plan": _carrier_plan(currency)}],
+            "metadata": {"organization_id": str(subscription.organization_id)},
+        },
         options={"idempotency_key": f"lightsout-subscription-{subscription.pk}"},
     )
-    Subscription.objects.filter(pk=subscription.pk, stripe_subscription_id="").update(
-        stripe_subscription_id=carrier.id)
+    Subscription.objects.filter(pk=subscription.pk, stripe_subscription_id="").update(stripe_subscription_id=carrier.id)
     subscription.refresh_from_db(fields=["stripe_subscription_id"])
     return subscription.stripe_subscription_id
 
@@ -96,9 +107,14 @@ def invoice_item_ensure(*, line: InvoiceLine, customer_id: str, subscription_id:
         if item.to_dict().get("metadata", {}).get("lightsout_line_id") == str(line.pk):
             return item.id
     item = client.v1.invoice_items.create(
-        params={"customer": customer_id, "subscription": subscription_id, "currency": currency,
-                "amount": to_minor_units(line.amount, currency), "description": line.description,
-                "metadata": {"lightsout_line_id": str(line.pk), "lightsout_invoice_id": str(line.invoice_id)}},
+        params={
+            "customer": customer_id,
+            "subscription": subscription_id,
+            "currency": currency,
+            "amount": to_minor_units(line.amount, currency),
+            "description": line.description,
+            "metadata": {"lightsout_line_id": str(line.pk), "lightsout_invoice_id": str(line.invoice_id)},
+        },
         options={"idempotency_key": f"lightsout-line-{line.pk}"},
     )
     return item.id
@@ -112,8 +128,13 @@ def invoice_create(*, invoice: Invoice, customer_id: str, subscription_id: str) 
         if existing.to_dict().get("description") == description:
             return existing.to_dict()
     created = client.v1.invoices.create(
-        params={"customer": customer_id, "subscription": subscription_id, "description": description,
-                "metadata": {"lightsout_invoice_id": str(invoice.pk)}, "pending_invoice_items_behavior": "include"},
+        params={
+            "customer": customer_id,
+            "subscription": subscription_id,
+            "description": description,
+            "metadata": {"lightsout_invoice_id": str(invoice.pk)},
+            "pending_invoice_items_behavior": "include",
+        },
         options={"idempotency_key": f"lightsout-invoice-{invoice.pk}"},
     )
     return created.to_dict()
@@ -140,8 +161,7 @@ def payment_method_set(*, subscription: Subscription, payment_method_id: str) ->
     customer_id = customer_ensure(subscription=subscription)
     client = stripe_client()
     client.v1.payment_methods.attach(payment_method_id, params={"customer": customer_id})
-    client.v1.customers.update(customer_id, params={"invoice_settings": {"default_payment_method":
-                                                                             payment_method_id}})
+    client.v1.customers.update(customer_id, params={"invoice_settings": {"default_payment_method": payment_method_id}})
 
 
 def setup_intent_create(*, subscription: Subscription) -> dict:
@@ -149,7 +169,8 @@ def setup_intent_create(*, subscription: Subscription) -> dict:
     number never reaches our servers; `payment_method_from_setup_intent` then makes the card the default."""
     customer_id = customer_ensure(subscription=subscription)
     intent = stripe_client().v1.setup_intents.create(
-        params={"customer": customer_id, "payment_method_types": ["card"], "usage": "off_session"})
+        params={"customer": customer_id, "payment_method_types": ["card"], "usage": "off_session"}
+    )
     return {"id": intent.id, "client_secret": intent.client_secret}
 
 

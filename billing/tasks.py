@@ -26,8 +26,12 @@ def ledger_flush_task(*, max_seconds: float = 10.0, batch_size: int | None = Non
 @job_task(kind=PERIOD_CLOSE_KIND, queue=Queue.BILLING, time_limit_s=900)
 def period_close_job(ctx: JobContext) -> dict:
     invoices = period_close(organization_id=ctx.organization_id)
-    return {"invoices": [{"id": str(i.pk), "period_start": i.period_start.isoformat(), "total": str(i.total),
-                          "status": i.status} for i in invoices]}
+    return {
+        "invoices": [
+            {"id": str(i.pk), "period_start": i.period_start.isoformat(), "total": str(i.total), "status": i.status}
+            for i in invoices
+        ]
+    }
 
 
 @shared_task(name="billing.close_ended_periods", ignore_result=True, soft_time_limit=300, time_limit=330)

@@ -114,8 +114,9 @@ def _checked(event: Usage) -> None:
         raise ValueError("A negative usage event is a correction and needs a reason.")
     key = event.idempotency_key
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or "\\" in key:
-        raise ValueError(f"An idempotency key of 1 to {MAX_KEY_LENGTH} printable characters (no backslash) is "
-                         "required.")
+        raise ValueError(
+            f"An idempotency key of 1 to {MAX_KEY_LENGTH} printable characters (no backslash) is required."
+        )
     if event.reason and (len(event.reason) > MAX_REASON_LENGTH or not event.reason.isprintable()):
         raise ValueError(f"A reason is at most {MAX_REASON_LENGTH} printable characters.")
     if event.occurred_at is not None and event.occurred_at.tzinfo is None:
@@ -159,8 +160,7 @@ def usage_record_into(pipeline, events: Iterable[Usage]) -> None:
     For callers that must record usage together with something else (a quota reservation's commit).
     """
     script = _ingest_script()
-    head = [settings.BILLING_USAGE_DEDUPE_SECONDS, settings.BILLING_COUNTER_TTL_SECONDS,
-            settings.BILLING_REDIS_PREFIX]
+    head = [settings.BILLING_USAGE_DEDUPE_SECONDS, settings.BILLING_COUNTER_TTL_SECONDS, settings.BILLING_REDIS_PREFIX]
     stream = [keys.usage_stream()]
     period_key, organization_ids = _PeriodKeys(), _OrganizationIds()
     now = time.time_ns() // 1000
@@ -169,8 +169,10 @@ def usage_record_into(pipeline, events: Iterable[Usage]) -> None:
         _checked(event)
         micros = _microseconds(event.occurred_at) if event.occurred_at is not None else now
         attributes = _copy_text(json.dumps(event.attributes)) if event.attributes else "\\N"
-        rows.append(f"{organization_ids[event.organization_id]}\t{event.meter}\t{event.quantity}\t"
-                    f"{event.idempotency_key}\t{micros}\t{attributes}\t{_copy_text(event.reason)}\n")
+        rows.append(
+            f"{organization_ids[event.organization_id]}\t{event.meter}\t{event.quantity}\t"
+            f"{event.idempotency_key}\t{micros}\t{attributes}\t{_copy_text(event.reason)}\n"
+        )
         periods.append(period_key(micros))
         if len(rows) == CHUNK:
             script(keys=stream, args=[*head, "".join(rows), "".join(periods)], client=pipeline)
@@ -186,15 +188,26 @@ def usage_record_many(events: Iterable[Usage]) -> int:
     return sum(pipeline.execute())
 
 
-def usage_record(*, organization_id: str | UUID, meter: str, quantity: int, idempotency_key: str,
-                 attributes: dict | None = None, occurred_at: datetime | None = None, reason: str = "") -> bool:
+def usage_record(
+    *,
+    organization_id: str | UUID,
+    meter: str,
+    quantity: int,
+    idempotency_key: str,
+    attributes: dict | None = None,
+    occurred_at: datetime | None = None,
+    reason: str = "",
+) -> bool:
     """Record one billable event. Returns False if the same key was recorded moments ago (a retry)."""
-    return usage_record_many([Usage(organization_id, meter, quantity, idempotency_key, attributes, occurred_at,
-                                    reason)]) == 1
+    return (
+        usage_record_many([Usage(organization_id, meter, quantity, idempotency_key, attributes, occurred_at, reason)])
+        == 1
+    )
 
 
 def usage_observed(*, organization_id: str | UUID, period: Period) -> dict[str, int]:
     """What usage_record accepted for the organisation in the period, per meter."""
     fields = get_redis().hgetall(keys.counters(str(organization_id), period.key))
-    return {name.removeprefix("observed:"): int(value) for name, value in fields.items()
-            if name.startswith("observed:")}
+    return {
+        name.removeprefix("observed:"): int(value) for name, value in fields.items() if name.startswith("observed:")
+    }

@@ -37,8 +37,9 @@ class WebhookOutcome:
 
 def _verified_event(*, payload: bytes, signature: str) -> dict:
     try:
-        stripe.WebhookSignature.verify_header(payload, signature, settings.STRIPE_WEBHOOK_SECRET,
-                                              settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+        stripe.WebhookSignature.verify_header(
+            payload, signature, settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
+        )
         event = json.loads(payload)
     except stripe.SignatureVerificationError as exc:
         raise WebhookRejected(str(exc).split(";")[0]) from exc
@@ -52,8 +53,9 @@ def _verified_event(*, payload: bytes, signature: str) -> dict:
 def _process(event: dict) -> str:
     object_id = event["data"]["object"]["id"]
     if event["type"] == "customer.subscription.deleted":
-        return carrier_subscription_forget(stripe_subscription=stripe_api.subscription_fetch(
-            stripe_subscription_id=object_id))
+        return carrier_subscription_forget(
+            stripe_subscription=stripe_api.subscription_fetch(stripe_subscription_id=object_id)
+        )
     if not event["type"].startswith("invoice."):
         return "ignored"
     invoice_id = object_id
@@ -70,8 +72,11 @@ def stripe_event_receive(*, payload: bytes, signature: str) -> WebhookOutcome:
     with transaction.atomic():
         record, created = StripeEvent.objects.get_or_create(
             id=event["id"],
-            defaults={"type": event["type"], "object_id": str(data_object.get("id", ""))[:255],
-                      "created": datetime.fromtimestamp(int(event.get("created", 0)), UTC)},
+            defaults={
+                "type": event["type"],
+                "object_id": str(data_object.get("id", ""))[:255],
+                "created": datetime.fromtimestamp(int(event.get("created", 0)), UTC),
+            },
         )
         if not created:
             return WebhookOutcome(record, duplicate=True)

@@ -32,15 +32,24 @@ def manage(*args: str) -> None:
 def _start_localstripe() -> subprocess.Popen:
     """Stripe's stand-in for a machine without the internet; the SDK is pointed at it through the environment."""
     port = free_port()
-    os.environ.update({"STRIPE_API_BASE": f"http://127.0.0.1:{port}", "STRIPE_API_KEY": "sk_test_local",
-                       "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16),
-                       # The portal's card form loads localstripe's stand-in for Stripe.js.
-                       "STRIPE_JS_URL": f"http://127.0.0.1:{port}/js.stripe.com/v3/",
-                       "STRIPE_PUBLISHABLE_KEY": "pk_test_local"})
+    os.environ.update(
+        {
+            "STRIPE_API_BASE": f"http://127.0.0.1:{port}",
+            "STRIPE_API_KEY": "sk_test_local",
+            "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16),
+            # The portal's card form loads localstripe's stand-in for Stripe.js.
+            "STRIPE_JS_URL": f"http://127.0.0.1:{port}/js.stripe.com/v3/",
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_local",
+        }
+    )
     Path(".cache/logs").mkdir(parents=True, exist_ok=True)
     log = open(".cache/logs/localstripe.log", "ab")  # noqa: SIM115  (owned by the child)
-    return subprocess.Popen([str(Path(sys.executable).parent / "localstripe"), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "localstripe"), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _register_stripe_webhook(base: str) -> None:
@@ -48,9 +57,11 @@ def _register_stripe_webhook(base: str) -> None:
 
     for _ in range(50):
         try:
-            httpx.post(f"{os.environ['STRIPE_API_BASE']}/_config/webhooks/lightsout", timeout=5,
-                       data={"url": f"{base}/api/v1/billing/stripe/webhook",
-                             "secret": os.environ["STRIPE_WEBHOOK_SECRET"]}).raise_for_status()
+            httpx.post(
+                f"{os.environ['STRIPE_API_BASE']}/_config/webhooks/lightsout",
+                timeout=5,
+                data={"url": f"{base}/api/v1/billing/stripe/webhook", "secret": os.environ["STRIPE_WEBHOOK_SECRET"]},
+            ).raise_for_status()
             return
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -63,8 +74,21 @@ def _register_when_ready(vllm: VllmServer) -> None:
     except VllmServerError as exc:
         print(f"vLLM did not start: {exc}", flush=True)
         return
-    manage("vllm_server_register", "--url", vllm.base_url, "--base-model", "smollm2-135m-instruct",
-           "--cluster", "local-cpu", "--region", "local", "--max-loras", "2", "--max-cpu-loras", "4")
+    manage(
+        "vllm_server_register",
+        "--url",
+        vllm.base_url,
+        "--base-model",
+        "smollm2-135m-instruct",
+        "--cluster",
+        "local-cpu",
+        "--region",
+        "local",
+        "--max-loras",
+        "2",
+        "--max-cpu-loras",
+        "4",
+    )
     print(f"vLLM ready at {vllm.base_url}; the gateway now serves smollm2-135m-instruct.", flush=True)
 
 
@@ -77,17 +101,39 @@ def main() -> int:
     vllm = None
     if os.environ.get("LIGHTSOUT_VLLM", "1") != "0":
         manage("provision_base_model", "--smollm2")
-        vllm = VllmServer(model_dir=Path(".cache/models/smollm2-135m-instruct"), served_name="smollm2-135m-instruct",
-                          max_loras=2, max_cpu_loras=4, log_path=Path(".cache/logs/vllm.log"))
+        vllm = VllmServer(
+            model_dir=Path(".cache/models/smollm2-135m-instruct"),
+            served_name="smollm2-135m-instruct",
+            max_loras=2,
+            max_cpu_loras=4,
+            log_path=Path(".cache/logs/vllm.log"),
+        )
         vllm.start()
         threading.Thread(target=_register_when_ready, args=(vllm,), daemon=True).start()
 
     celery = [sys.executable, "-m", "celery", "-A", "controlplane"]
     commands = {
-        "web": [sys.executable, "-m", "uvicorn", "controlplane.asgi:application", "--host", HOST, "--port",
-                str(PORT), "--no-access-log"],
-        "worker": [*celery, "worker", "-Q", ",".join(q.value for q in Queue), "--concurrency", "2",
-                   "--loglevel", "INFO"],
+        "web": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "controlplane.asgi:application",
+            "--host",
+            HOST,
+            "--port",
+            str(PORT),
+            "--no-access-log",
+        ],
+        "worker": [
+            *celery,
+            "worker",
+            "-Q",
+            ",".join(q.value for q in Queue),
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+        ],
         "beat": [*celery, "beat", "--loglevel", "INFO"],
         "mqtt": [sys.executable, "manage.py", "mqtt_ingest"],
     }

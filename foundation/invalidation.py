@@ -41,6 +41,12 @@ def _publish_and_wait(message_id: str, message: str) -> None:
     for acknowledged in range(listeners):
         left = deadline - time.monotonic()
         if left <= 0 or redis.blpop([ack_key(message_id)], timeout=left) is None:
-            logger.warning("%d of %d listeners acknowledged invalidation %s within %.1f s; the rest drop the entry "
-                           "at their cache's TTL", acknowledged, listeners, message, ACK_WAIT_S)
+            logger.warning(
+                "%d of %d listeners acknowledged invalidation %s within %.1f s; the rest drop the entry "
+                "at their cache's TTL",
+                acknowledged,
+                listeners,
+                message,
+                ACK_WAIT_S,
+            )
             return

@@ -23,8 +23,9 @@ class BaseModelListView(ListAPIView):
     pagination_class = None
 
 
-class TenantModelViewSet(OrganizationScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                         viewsets.GenericViewSet):
+class TenantModelViewSet(
+    OrganizationScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     queryset = TenantModel.objects.select_related("base_model", "current_version")
     serializer_class = serializers.TenantModelSerializer
 
@@ -35,17 +36,21 @@ class TenantModelViewSet(OrganizationScopedViewMixin, mixins.ListModelMixin, mix
         model = services.tenant_model_create(organization=self.organization, **data.validated_data)
         return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request={"multipart/form-data": serializers.AdapterUploadSerializer},
-                   responses={201: serializers.AdapterVersionSerializer})
+    @extend_schema(
+        request={"multipart/form-data": serializers.AdapterUploadSerializer},
+        responses={201: serializers.AdapterVersionSerializer},
+    )
     @action(detail=True, methods=["post"], url_path="adapters")
     def upload_adapter(self, request, *args, **kwargs):
         """Upload a PEFT adapter (archive) as the model's next version; validated before anything is stored."""
         tenant_model = self.get_object()
         data = serializers.AdapterUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        version = services.adapter_version_upload(tenant_model=tenant_model,
-                                                  archive=data.validated_data["archive"],
-                                                  make_current=data.validated_data["deploy"])
+        version = services.adapter_version_upload(
+            tenant_model=tenant_model,
+            archive=data.validated_data["archive"],
+            make_current=data.validated_data["deploy"],
+        )
         if data.validated_data["deploy"]:
             self._place(version, replicas=1)
         return Response(serializers.AdapterVersionSerializer(version).data, status=status.HTTP_201_CREATED)

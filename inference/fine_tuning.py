@@ -50,9 +50,12 @@ def _tokenizer(weights_path: str):
 
 
 def _limits() -> TrainingDataLimits:
-    return TrainingDataLimits(max_bytes=settings.FINE_TUNE_MAX_FILE_BYTES, min_examples=settings.FINE_TUNE_MIN_EXAMPLES,
-                              max_tokens_per_example=settings.FINE_TUNE_MAX_TOKENS_PER_EXAMPLE,
-                              max_total_tokens=settings.FINE_TUNE_MAX_TOTAL_TOKENS)
+    return TrainingDataLimits(
+        max_bytes=settings.FINE_TUNE_MAX_FILE_BYTES,
+        min_examples=settings.FINE_TUNE_MIN_EXAMPLES,
+        max_tokens_per_example=settings.FINE_TUNE_MAX_TOKENS_PER_EXAMPLE,
+        max_total_tokens=settings.FINE_TUNE_MAX_TOTAL_TOKENS,
+    )
 
 
 def _report_error(report: TrainingFileReport, field: str) -> ValidationError:
@@ -87,9 +90,16 @@ def training_file_upload(*, organization: Organization, upload: UploadedFile, pu
         if not report.ok:
             raise _report_error(report, "file")
         with transaction.atomic():
-            record = TrainingFile(organization=organization, filename=Path(upload.name or "upload.jsonl").name[:255],
-                                  purpose=purpose, bytes=report.bytes, sha256=report.sha256, path="",
-                                  examples=report.examples, total_tokens=report.total_tokens)
+            record = TrainingFile(
+                organization=organization,
+                filename=Path(upload.name or "upload.jsonl").name[:255],
+                purpose=purpose,
+                bytes=report.bytes,
+                sha256=report.sha256,
+                path="",
+                examples=report.examples,
+                total_tokens=report.total_tokens,
+            )
             final = store / f"{record.id}.jsonl"
             record.path = str(final)
             record.save()
@@ -128,9 +138,18 @@ def _hyperparameters(method: dict | None, legacy: dict | None) -> dict:
         raise ValidationError({"hyperparameters": [str(exc)]}) from exc
 
 
-def fine_tuning_job_create(*, organization: Organization, actor: Actor, model: str, training_file: TrainingFile,
-                           validation_file: TrainingFile | None = None, suffix: str = "", seed: int = 0,
-                           method: dict | None = None, hyperparameters: dict | None = None) -> FineTuningJob:
+def fine_tuning_job_create(
+    *,
+    organization: Organization,
+    actor: Actor,
+    model: str,
+    training_file: TrainingFile,
+    validation_file: TrainingFile | None = None,
+    suffix: str = "",
+    seed: int = 0,
+    method: dict | None = None,
+    hyperparameters: dict | None = None,
+) -> FineTuningJob:
     base = BaseModel.objects.filter(name=model).first()
     if base is None:
         raise ValidationError({"model": [f"Unknown base model {model!r}."]})
@@ -138,19 +157,28 @@ def fine_tuning_job_create(*, organization: Organization, actor: Actor, model: s
     for field, item in (("training_file", training_file), ("validation_file", validation_file)):
         if item is None:
             continue
-        report = validate_training_file(path=Path(item.path), tokenizer=_tokenizer(base.weights_path),
-                                        limits=_limits())
+        report = validate_training_file(path=Path(item.path), tokenizer=_tokenizer(base.weights_path), limits=_limits())
         if not report.ok:
             raise _report_error(report, field)
-    tokens = training_file.total_tokens * LoraHyperparameters.from_dict(
-        {k: v for k, v in params.items() if k != "explicit"}).n_epochs
+    tokens = (
+        training_file.total_tokens
+        * LoraHyperparameters.from_dict({k: v for k, v in params.items() if k != "explicit"}).n_epochs
+    )
     quota_check(organization=organization, meter="training.tokens", quantity=tokens)
     with transaction.atomic():
-        job = job_services.job_create(organization=organization, kind=FINE_TUNE_KIND, actor=actor,
-                                      params={"base_model": base.name})
+        job = job_services.job_create(
+            organization=organization, kind=FINE_TUNE_KIND, actor=actor, params={"base_model": base.name}
+        )
         return FineTuningJob.objects.create(
-            organization=organization, job=job, base_model=base, training_file=training_file,
-            validation_file=validation_file, suffix=suffix, seed=seed, hyperparameters=params)
+            organization=organization,
+            job=job,
+            base_model=base,
+            training_file=training_file,
+            validation_file=validation_file,
+            suffix=suffix,
+            seed=seed,
+            hyperparameters=params,
+        )
 
 
 def fine_tuned_name(fine_tuning_job: FineTuningJob) -> str:
@@ -161,8 +189,9 @@ def fine_tuned_name(fine_tuning_job: FineTuningJob) -> str:
 
 def fine_tune_run(ctx: JobContext) -> dict:
     """The training job. Resumes from the last checkpoint when a previous attempt's worker died."""
-    ft = FineTuningJob.objects.select_related("base_model", "training_file", "validation_file",
-                                              "organization").get(job_id=ctx.job.id)
+    ft = FineTuningJob.objects.select_related("base_model", "training_file", "validation_file", "organization").get(
+        job_id=ctx.job.id
+    )
     base = ft.base_model
     work = Path(settings.TRAINING_STORE) / "runs" / ft.id
     resume = latest_checkpoint(work / "checkpoints") if ctx.attempt > 1 else None
@@ -173,24 +202,34 @@ def fine_tune_run(ctx: JobContext) -> dict:
     def on_event(kind: str, payload: dict) -> None:
         if kind == "step":
             ctx.progress(payload["progress"])
-            ctx.metrics(f"Step {payload['step']}/{payload['total_steps']}: training loss {payload['train_loss']}",
-                        **payload)
+            ctx.metrics(
+                f"Step {payload['step']}/{payload['total_steps']}: training loss {payload['train_loss']}", **payload
+            )
         elif kind == "validation":
             ctx.metrics(f"Validation loss ({payload['model']} model) {payload['valid_loss']}", **payload)
         elif kind == "checkpoint":
             FineTuningCheckpoint.objects.get_or_create(
-                fine_tuning_job=ft, step_number=payload["step"],
-                defaults={"organization_id": ft.organization_id, "path": payload["path"]})
+                fine_tuning_job=ft,
+                step_number=payload["step"],
+                defaults={"organization_id": ft.organization_id, "path": payload["path"]},
+            )
         elif kind in ("started", "cancelled"):
             ctx.event(f"Training {kind}.", **payload)
 
     hyper = {k: v for k, v in ft.hyperparameters.items() if k != "explicit"}
     result = train_lora(
-        base_model_dir=Path(base.weights_path), train_path=Path(ft.training_file.path),
-        validation_path=Path(ft.validation_file.path) if ft.validation_file else None, output_dir=work,
-        hyperparameters=LoraHyperparameters.from_dict(hyper), seed=ft.seed, on_event=on_event,
-        should_stop=ctx.should_stop, checkpoint_every_steps=settings.FINE_TUNE_CHECKPOINT_EVERY_STEPS,
-        resume_from=resume, eval_every_steps=settings.FINE_TUNE_EVAL_EVERY_STEPS, base_model_name=base.name,
+        base_model_dir=Path(base.weights_path),
+        train_path=Path(ft.training_file.path),
+        validation_path=Path(ft.validation_file.path) if ft.validation_file else None,
+        output_dir=work,
+        hyperparameters=LoraHyperparameters.from_dict(hyper),
+        seed=ft.seed,
+        on_event=on_event,
+        should_stop=ctx.should_stop,
+        checkpoint_every_steps=settings.FINE_TUNE_CHECKPOINT_EVERY_STEPS,
+        resume_from=resume,
+        eval_every_steps=settings.FINE_TUNE_EVAL_EVERY_STEPS,
+        base_model_name=base.name,
     )
     if result.status == "cancelled":
         raise JobCancelled({"steps_completed": result.steps_completed, "metrics": result.metrics})
@@ -198,20 +237,39 @@ def fine_tune_run(ctx: JobContext) -> dict:
     name = fine_tuned_name(ft)
     tenant_model = services.tenant_model_get_or_create(organization=ft.organization, alias=name, base_model=base)
     version = services.adapter_version_create(
-        tenant_model=tenant_model, adapter_dir=result.adapter_dir, rank=hyper["lora_r"],
-        target_modules=list(hyper["target_modules"]), source=AdapterVersion.Source.FINE_TUNE, name=name,
-        metadata={"fine_tuning_job": ft.id, "data_sha256": result.data_sha256, "hyperparameters": hyper,
-                  "metrics": result.metrics, "trained_tokens": result.trained_tokens},
+        tenant_model=tenant_model,
+        adapter_dir=result.adapter_dir,
+        rank=hyper["lora_r"],
+        target_modules=list(hyper["target_modules"]),
+        source=AdapterVersion.Source.FINE_TUNE,
+        name=name,
+        metadata={
+            "fine_tuning_job": ft.id,
+            "data_sha256": result.data_sha256,
+            "hyperparameters": hyper,
+            "metrics": result.metrics,
+            "trained_tokens": result.trained_tokens,
+        },
     )
     FineTuningJob.objects.filter(pk=ft.pk).update(fine_tuned_model=version, trained_tokens=result.trained_tokens)
-    usage_record(organization_id=ft.organization_id, meter="training.tokens", quantity=max(1, result.trained_tokens),
-                 idempotency_key=f"fine_tune:{ft.id}", attributes={"base_model": base.name, "job": ft.id})
+    usage_record(
+        organization_id=ft.organization_id,
+        meter="training.tokens",
+        quantity=max(1, result.trained_tokens),
+        idempotency_key=f"fine_tune:{ft.id}",
+        attributes={"base_model": base.name, "job": ft.id},
+    )
     try:
         placement_ensure(adapter=version)
     except NoCapacity as exc:
         ctx.event(f"Trained, but not deployed yet: {exc}", level="warning")
-    return {"fine_tuned_model": name, "trained_tokens": result.trained_tokens, "metrics": result.metrics,
-            "samples": result.samples, "steps": result.steps_completed}
+    return {
+        "fine_tuned_model": name,
+        "trained_tokens": result.trained_tokens,
+        "metrics": result.metrics,
+        "samples": result.samples,
+        "steps": result.steps_completed,
+    }
 
 
 def adapter_export_open(*, version: AdapterVersion) -> tuple[BinaryIO, str]:
@@ -229,11 +287,15 @@ def adapter_export(*, version: AdapterVersion, out_dir: Path) -> Path:
     """The tenant's adapter as a bundle it can serve on its own vLLM: safetensors, config, model card."""
     meta = version.metadata or {}
     card = {
-        "name": version.name, "base_model": version.tenant_model.base_model.name,
-        "data_sha256": meta.get("data_sha256", ""), "trained_tokens": meta.get("trained_tokens"),
-        "hyperparameters": meta.get("hyperparameters", {}), "metrics": meta.get("metrics", {}),
+        "name": version.name,
+        "base_model": version.tenant_model.base_model.name,
+        "data_sha256": meta.get("data_sha256", ""),
+        "trained_tokens": meta.get("trained_tokens"),
+        "hyperparameters": meta.get("hyperparameters", {}),
+        "metrics": meta.get("metrics", {}),
         "created_at": version.created_at.isoformat(),
     }
     safe = hashlib.sha256(version.name.encode()).hexdigest()[:12]
-    return export_bundle(adapter_dir=Path(version.path), out_path=out_dir / f"lightsout-adapter-{safe}.tar.gz",
-                         model_card=card)
+    return export_bundle(
+        adapter_dir=Path(version.path), out_path=out_dir / f"lightsout-adapter-{safe}.tar.gz", model_card=card
+    )

@@ -19,8 +19,9 @@ class BaseModel(models.Model):
     parameter_count = models.PositiveBigIntegerField(default=0)
     size_class = models.CharField(max_length=16, choices=SizeClass.choices, default=SizeClass.SMALL)
     max_lora_rank = models.PositiveSmallIntegerField(default=8)
-    lora_target_modules = ArrayField(models.CharField(max_length=64), default=list,
-                                     help_text="Modules an adapter may target.")
+    lora_target_modules = ArrayField(
+        models.CharField(max_length=64), default=list, help_text="Modules an adapter may target."
+    )
     license = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -49,7 +50,8 @@ class VllmServer(models.Model):
     url = models.URLField(unique=True, help_text="Reachable only from the control plane and gateway.")
     max_loras = models.PositiveSmallIntegerField(default=4, help_text="Adapters vLLM batches at once (GPU).")
     max_cpu_loras = models.PositiveSmallIntegerField(
-        default=8, help_text="Adapters we register on this server before evicting the least recently used.")
+        default=8, help_text="Adapters we register on this server before evicting the least recently used."
+    )
     state = models.CharField(max_length=16, choices=State.choices, default=State.HEALTHY)
     last_health_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -66,8 +68,9 @@ class TenantModel(models.Model):
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="models")
     alias = models.CharField(max_length=128)
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
-    current_version = models.ForeignKey("AdapterVersion", null=True, blank=True, on_delete=models.SET_NULL,
-                                        related_name="+")
+    current_version = models.ForeignKey(
+        "AdapterVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     description = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -172,14 +175,14 @@ class FineTuningJob(models.Model):
     job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="fine_tuning")
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
     training_file = models.ForeignKey(TrainingFile, on_delete=models.PROTECT, related_name="+")
-    validation_file = models.ForeignKey(TrainingFile, null=True, blank=True, on_delete=models.PROTECT,
-                                        related_name="+")
+    validation_file = models.ForeignKey(TrainingFile, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     suffix = models.CharField(max_length=64, blank=True)
     seed = models.IntegerField(default=0)
     hyperparameters = models.JSONField(default=dict)
     validating = models.BooleanField(default=True, help_text="Still checking the files inside the job.")
-    fine_tuned_model = models.ForeignKey(AdapterVersion, null=True, blank=True, on_delete=models.SET_NULL,
-                                         related_name="+")
+    fine_tuned_model = models.ForeignKey(
+        AdapterVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     trained_tokens = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

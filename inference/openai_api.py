@@ -5,7 +5,6 @@ shape. These are control-plane writes (files, jobs), so they are Django views; t
 lean gateway (inference.gateway).
 """
 
-
 from django.http import FileResponse
 from rest_framework import exceptions, parsers, permissions, status
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
@@ -24,8 +23,13 @@ from tenants.scoping import organization_suspended_error
 from . import fine_tuning
 from .models import FineTuningCheckpoint, FineTuningJob, TrainingFile
 
-STATUS = {Job.Status.QUEUED: "queued", Job.Status.RUNNING: "running", Job.Status.SUCCEEDED: "succeeded",
-          Job.Status.FAILED: "failed", Job.Status.CANCELLED: "cancelled"}
+STATUS = {
+    Job.Status.QUEUED: "queued",
+    Job.Status.RUNNING: "running",
+    Job.Status.SUCCEEDED: "succeeded",
+    Job.Status.FAILED: "failed",
+    Job.Status.CANCELLED: "cancelled",
+}
 
 
 def openai_exception_handler(exc, context):
@@ -42,8 +46,12 @@ def openai_exception_handler(exc, context):
         message = "\n".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
     elif isinstance(exc, exceptions.ValidationError):
         message = "\n".join(str(m) for m in exc.detail)
-    kind = {401: "invalid_request_error", 403: "permission_error", 404: "invalid_request_error",
-            429: "rate_limit_error"}.get(response.status_code, "invalid_request_error")
+    kind = {
+        401: "invalid_request_error",
+        403: "permission_error",
+        404: "invalid_request_error",
+        429: "rate_limit_error",
+    }.get(response.status_code, "invalid_request_error")
     code = exc.get_codes() if hasattr(exc, "get_codes") and isinstance(exc.get_codes(), str) else None
     if response.status_code == 401:
         code = "invalid_api_key"
@@ -113,13 +121,20 @@ class OpenAIView(APIView):
             if anchor is not None:
                 queryset = queryset.filter(created_at__lt=anchor.created_at)
         rows = list(queryset.order_by("-created_at")[: limit + 1])
-        return Response({"object": "list", "data": [serialize(r) for r in rows[:limit]],
-                         "has_more": len(rows) > limit})
+        return Response({"object": "list", "data": [serialize(r) for r in rows[:limit]], "has_more": len(rows) > limit})
 
 
 def file_object(f: TrainingFile) -> dict:
-    return {"id": f.id, "object": "file", "bytes": f.bytes, "created_at": int(f.created_at.timestamp()),
-            "filename": f.filename, "purpose": f.purpose, "status": "processed", "status_details": None}
+    return {
+        "id": f.id,
+        "object": "file",
+        "bytes": f.bytes,
+        "created_at": int(f.created_at.timestamp()),
+        "filename": f.filename,
+        "purpose": f.purpose,
+        "status": "processed",
+        "status_details": None,
+    }
 
 
 class FileListView(OpenAIView):
@@ -133,8 +148,9 @@ class FileListView(OpenAIView):
         upload = request.FILES.get("file")
         if upload is None:
             raise exceptions.ValidationError({"file": ["Attach the file as multipart field `file`."]})
-        record = fine_tuning.training_file_upload(organization=self.organization, upload=upload,
-                                                  purpose=request.data.get("purpose", ""))
+        record = fine_tuning.training_file_upload(
+            organization=self.organization, upload=upload, purpose=request.data.get("purpose", "")
+        )
         return Response(file_object(record), status=status.HTTP_200_OK)
 
 
@@ -151,8 +167,9 @@ class FileDetailView(OpenAIView):
 class FileContentView(OpenAIView):
     def get(self, request, file_id):
         record = self.owned(TrainingFile, file_id)
-        return FileResponse(open(record.path, "rb"), content_type="application/jsonl",
-                            as_attachment=True, filename=record.filename)
+        return FileResponse(
+            open(record.path, "rb"), content_type="application/jsonl", as_attachment=True, filename=record.filename
+        )
 
 
 def job_object(ft: FineTuningJob) -> dict:
@@ -160,19 +177,33 @@ def job_object(ft: FineTuningJob) -> dict:
     status_name = "validating_files" if job.status == Job.Status.RUNNING and ft.validating else STATUS[job.status]
     hyper = ft.hyperparameters
     return {
-        "object": "fine_tuning.job", "id": ft.id, "model": ft.base_model.name,
+        "object": "fine_tuning.job",
+        "id": ft.id,
+        "model": ft.base_model.name,
         "created_at": int(ft.created_at.timestamp()),
         "finished_at": int(job.finished_at.timestamp()) if job.finished_at else None,
         "fine_tuned_model": ft.fine_tuned_model.name if ft.fine_tuned_model else None,
-        "organization_id": str(ft.organization_id), "result_files": [], "status": status_name,
-        "training_file": ft.training_file_id, "validation_file": ft.validation_file_id,
+        "organization_id": str(ft.organization_id),
+        "result_files": [],
+        "status": status_name,
+        "training_file": ft.training_file_id,
+        "validation_file": ft.validation_file_id,
         "hyperparameters": {k: hyper.get(k) for k in fine_tuning.HYPERPARAMETER_NAMES},
-        "method": {"type": "supervised", "supervised": {"hyperparameters": {
-            k: hyper.get(k) for k in fine_tuning.HYPERPARAMETER_NAMES}}},
-        "trained_tokens": ft.trained_tokens, "seed": ft.seed, "user_provided_suffix": ft.suffix or None,
-        "error": ({"code": job.error_code, "message": job.error_message, "param": None}
-                  if job.status == Job.Status.FAILED else None),
-        "estimated_finish": None, "integrations": [], "metadata": None,
+        "method": {
+            "type": "supervised",
+            "supervised": {"hyperparameters": {k: hyper.get(k) for k in fine_tuning.HYPERPARAMETER_NAMES}},
+        },
+        "trained_tokens": ft.trained_tokens,
+        "seed": ft.seed,
+        "user_provided_suffix": ft.suffix or None,
+        "error": (
+            {"code": job.error_code, "message": job.error_message, "param": None}
+            if job.status == Job.Status.FAILED
+            else None
+        ),
+        "estimated_finish": None,
+        "integrations": [],
+        "metadata": None,
         "result": job.result if job.status == Job.Status.SUCCEEDED else None,
     }
 
@@ -182,7 +213,8 @@ class FineTuningJobListView(OpenAIView):
 
     def get(self, request):
         jobs = FineTuningJob.objects.filter(organization=self.organization).select_related(
-            "job", "base_model", "fine_tuned_model")
+            "job", "base_model", "fine_tuned_model"
+        )
         return self.page(jobs, job_object)
 
     def post(self, request):
@@ -203,8 +235,15 @@ class FineTuningJobListView(OpenAIView):
         except (TypeError, ValueError):
             raise exceptions.ValidationError({"seed": ["seed must be an integer."]}) from None
         ft = fine_tuning.fine_tuning_job_create(
-            organization=self.organization, actor=self.actor, model=data["model"], suffix=str(data.get("suffix") or ""),
-            seed=seed, method=data.get("method"), hyperparameters=data.get("hyperparameters"), **files)
+            organization=self.organization,
+            actor=self.actor,
+            model=data["model"],
+            suffix=str(data.get("suffix") or ""),
+            seed=seed,
+            method=data.get("method"),
+            hyperparameters=data.get("hyperparameters"),
+            **files,
+        )
         return Response(job_object(ft))
 
 
@@ -224,11 +263,15 @@ class FineTuningJobCancelView(OpenAIView):
 
 
 def event_object(event: JobEvent) -> dict:
-    return {"object": "fine_tuning.job.event", "id": f"ftevent-{event.pk}",
-            "created_at": int(event.created_at.timestamp()),
-            "level": "info" if event.level == JobEvent.Level.METRICS else event.level,
-            "message": event.message, "data": event.data,
-            "type": "metrics" if event.level == JobEvent.Level.METRICS else "message"}
+    return {
+        "object": "fine_tuning.job.event",
+        "id": f"ftevent-{event.pk}",
+        "created_at": int(event.created_at.timestamp()),
+        "level": "info" if event.level == JobEvent.Level.METRICS else event.level,
+        "message": event.message,
+        "data": event.data,
+        "type": "metrics" if event.level == JobEvent.Level.METRICS else "message",
+    }
 
 
 class FineTuningJobEventsView(OpenAIView):
@@ -244,9 +287,15 @@ class FineTuningJobCheckpointsView(OpenAIView):
         name = fine_tuning.fine_tuned_name(ft)
 
         def checkpoint_object(c: FineTuningCheckpoint) -> dict:
-            return {"object": "fine_tuning.job.checkpoint", "id": c.id, "created_at": int(c.created_at.timestamp()),
-                    "fine_tuned_model_checkpoint": f"{name}:ckpt-step-{c.step_number}", "step_number": c.step_number,
-                    "metrics": c.metrics, "fine_tuning_job_id": ft.id}
+            return {
+                "object": "fine_tuning.job.checkpoint",
+                "id": c.id,
+                "created_at": int(c.created_at.timestamp()),
+                "fine_tuned_model_checkpoint": f"{name}:ckpt-step-{c.step_number}",
+                "step_number": c.step_number,
+                "metrics": c.metrics,
+                "fine_tuning_job_id": ft.id,
+            }
 
         return self.page(ft.checkpoints.all(), checkpoint_object)
 

@@ -12,7 +12,10 @@ urlpatterns = [
     path("fine_tuning/jobs/<str:job_id>", api.FineTuningJobDetailView.as_view(), name="openai-ft-job"),
     path("fine_tuning/jobs/<str:job_id>/cancel", api.FineTuningJobCancelView.as_view(), name="openai-ft-cancel"),
     path("fine_tuning/jobs/<str:job_id>/events", api.FineTuningJobEventsView.as_view(), name="openai-ft-events"),
-    path("fine_tuning/jobs/<str:job_id>/checkpoints", api.FineTuningJobCheckpointsView.as_view(),
-         name="openai-ft-checkpoints"),
+    path(
+        "fine_tuning/jobs/<str:job_id>/checkpoints",
+        api.FineTuningJobCheckpointsView.as_view(),
+        name="openai-ft-checkpoints",
+    ),
     path("fine_tuning/jobs/<str:job_id>/export", api.FineTuningJobExportView.as_view(), name="openai-ft-export"),
 ]

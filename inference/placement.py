@@ -65,8 +65,9 @@ def _load_on(server: VllmServer, adapter: AdapterVersion) -> Placement:
             victim = _least_recently_used(server)
             logger.info("Evicting %s from %s (least recently used)", victim.adapter.lora_name, server.url)
             _unload(server, victim)
-        placement = existing or Placement.objects.create(organization_id=adapter.organization_id, adapter=adapter,
-                                                         server=server)
+        placement = existing or Placement.objects.create(
+            organization_id=adapter.organization_id, adapter=adapter, server=server
+        )
         try:
             with VllmAdminClient(server.url, timeout_s=120) as client:
                 client.load_lora(adapter.lora_name, adapter.path)
@@ -83,9 +84,9 @@ def _load_on(server: VllmServer, adapter: AdapterVersion) -> Placement:
 
 def candidate_servers(adapter: AdapterVersion):
     region = adapter.tenant_model.organization.region
-    return (VllmServer.objects.filter(state=VllmServer.State.HEALTHY, base_model_id=adapter.tenant_model.base_model_id,
-                                      cluster__region=region)
-            .order_by("pk"))
+    return VllmServer.objects.filter(
+        state=VllmServer.State.HEALTHY, base_model_id=adapter.tenant_model.base_model_id, cluster__region=region
+    ).order_by("pk")
 
 
 def placement_ensure(*, adapter: AdapterVersion, replicas: int = 1) -> list[Placement]:
@@ -93,10 +94,15 @@ def placement_ensure(*, adapter: AdapterVersion, replicas: int = 1) -> list[Plac
     adapter = AdapterVersion.objects.select_related("tenant_model__organization").get(pk=adapter.pk)
     servers = list(candidate_servers(adapter))
     if not servers:
-        raise NoCapacity(f"No healthy server of {adapter.tenant_model.base_model.name} in region "
-                         f"{adapter.tenant_model.organization.region}.")
-    loaded = [p for p in adapter.placements.select_related("server")
-              if p.state == Placement.State.LOADED and p.server.state == VllmServer.State.HEALTHY]
+        raise NoCapacity(
+            f"No healthy server of {adapter.tenant_model.base_model.name} in region "
+            f"{adapter.tenant_model.organization.region}."
+        )
+    loaded = [
+        p
+        for p in adapter.placements.select_related("server")
+        if p.state == Placement.State.LOADED and p.server.state == VllmServer.State.HEALTHY
+    ]
     taken = {p.server_id for p in loaded}
     free = sorted((s for s in servers if s.pk not in taken), key=lambda s: s.placements.count())
     for server in free[: max(0, min(replicas, len(servers)) - len(loaded))]:
@@ -113,8 +119,11 @@ def placement_ensure(*, adapter: AdapterVersion, replicas: int = 1) -> list[Plac
 def server_mark_down(*, server: VllmServer, error: str) -> list[AdapterVersion]:
     """Take a server out of rotation; its adapters that are current versions are placed elsewhere."""
     with transaction.atomic():
-        updated = VllmServer.objects.filter(pk=server.pk).exclude(state=VllmServer.State.DOWN).update(
-            state=VllmServer.State.DOWN, last_error=error[:2000], last_health_at=timezone.now())
+        updated = (
+            VllmServer.objects.filter(pk=server.pk)
+            .exclude(state=VllmServer.State.DOWN)
+            .update(state=VllmServer.State.DOWN, last_error=error[:2000], last_health_at=timezone.now())
+        )
         orphans = list(AdapterVersion.objects.filter(placements__server=server).distinct())
         Placement.objects.filter(server=server).delete()
         for organization_id in {a.organization_id for a in orphans}:
@@ -147,8 +156,9 @@ def server_check_health(*, server: VllmServer) -> bool:
         server_mark_down(server=server, error=error)
         return False
     with transaction.atomic():
-        VllmServer.objects.filter(pk=server.pk).update(state=VllmServer.State.HEALTHY, last_error="",
-                                                       last_health_at=timezone.now())
+        VllmServer.objects.filter(pk=server.pk).update(
+            state=VllmServer.State.HEALTHY, last_error="", last_health_at=timezone.now()
+        )
         # A restarted server forgot its adapters: drop rows it no longer has, so they get loaded again on demand.
         lost = server.placements.exclude(adapter__lora_name__in=registered)
         if lost.exists():

@@ -40,10 +40,16 @@ def gateway_key_lookup(*, key_hash: str) -> KeyInfo | None:
         return None
     org = key.organization
     return KeyInfo(
-        key_id=str(key.pk), organization_id=str(org.pk), organization_slug=org.slug,
-        organization_active=org.is_active, suspended_reason=org.suspended_reason, region=org.region,
-        scopes=frozenset(key.scopes), revoked=key.revoked_at is not None,
-        expires_at=key.expires_at.timestamp() if key.expires_at else None, organization=org,
+        key_id=str(key.pk),
+        organization_id=str(org.pk),
+        organization_slug=org.slug,
+        organization_active=org.is_active,
+        suspended_reason=org.suspended_reason,
+        region=org.region,
+        scopes=frozenset(key.scopes),
+        revoked=key.revoked_at is not None,
+        expires_at=key.expires_at.timestamp() if key.expires_at else None,
+        organization=org,
     )
 
 
@@ -53,12 +59,18 @@ def _base_model_targets(base: BaseModel, region: str) -> tuple[tuple[int, str], 
 
 
 def _adapter_for(*, organization_id: str, model: str) -> AdapterVersion | None:
-    tenant_model = (TenantModel.objects.select_related("current_version")
-                    .filter(organization_id=organization_id, alias=model).first())
+    tenant_model = (
+        TenantModel.objects.select_related("current_version")
+        .filter(organization_id=organization_id, alias=model)
+        .first()
+    )
     if tenant_model is not None:
         return tenant_model.current_version
-    return (AdapterVersion.objects.select_related("tenant_model__base_model")
-            .filter(organization_id=organization_id, name=model).first())
+    return (
+        AdapterVersion.objects.select_related("tenant_model__base_model")
+        .filter(organization_id=organization_id, name=model)
+        .first()
+    )
 
 
 def gateway_route_resolve(*, organization_id: str, region: str, model: str) -> Route | None:
@@ -70,17 +82,29 @@ def gateway_route_resolve(*, organization_id: str, region: str, model: str) -> R
     adapter = _adapter_for(organization_id=organization_id, model=model)
     if adapter is not None:
         base = adapter.tenant_model.base_model
-        loaded = Placement.objects.filter(adapter=adapter, state=Placement.State.LOADED,
-                                          server__state=VllmServer.State.HEALTHY).select_related("server")
+        loaded = Placement.objects.filter(
+            adapter=adapter, state=Placement.State.LOADED, server__state=VllmServer.State.HEALTHY
+        ).select_related("server")
         placements = list(loaded) or placement_ensure(adapter=adapter)
-        return Route(public_name=model, upstream_model=adapter.lora_name, base_model=base.name,
-                     size_class=base.size_class, adapter_id=str(adapter.pk),
-                     targets=tuple((p.server_id, p.server.url) for p in placements))
+        return Route(
+            public_name=model,
+            upstream_model=adapter.lora_name,
+            base_model=base.name,
+            size_class=base.size_class,
+            adapter_id=str(adapter.pk),
+            targets=tuple((p.server_id, p.server.url) for p in placements),
+        )
     base = BaseModel.objects.filter(name=model).first()
     if base is None:
         return None
-    return Route(public_name=model, upstream_model=base.name, base_model=base.name, size_class=base.size_class,
-                 adapter_id=None, targets=_base_model_targets(base, region))
+    return Route(
+        public_name=model,
+        upstream_model=base.name,
+        base_model=base.name,
+        size_class=base.size_class,
+        adapter_id=None,
+        targets=_base_model_targets(base, region),
+    )
 
 
 def gateway_model_list(*, organization_id: str, region: str) -> list[dict]:
@@ -88,13 +112,34 @@ def gateway_model_list(*, organization_id: str, region: str) -> list[dict]:
     rows = []
     for tenant_model in TenantModel.objects.filter(organization_id=organization_id).select_related("base_model"):
         created = int(tenant_model.created_at.timestamp())
-        rows.append({"id": tenant_model.alias, "object": "model", "created": created, "owned_by": "organization",
-                     "parent": tenant_model.base_model.name})
+        rows.append(
+            {
+                "id": tenant_model.alias,
+                "object": "model",
+                "created": created,
+                "owned_by": "organization",
+                "parent": tenant_model.base_model.name,
+            }
+        )
         for version in tenant_model.versions.all():
-            rows.append({"id": version.name, "object": "model", "created": int(version.created_at.timestamp()),
-                         "owned_by": "organization", "parent": tenant_model.base_model.name})
+            rows.append(
+                {
+                    "id": version.name,
+                    "object": "model",
+                    "created": int(version.created_at.timestamp()),
+                    "owned_by": "organization",
+                    "parent": tenant_model.base_model.name,
+                }
+            )
     regional = Q(servers__cluster__region=region, servers__state=VllmServer.State.HEALTHY)
     for base in BaseModel.objects.filter(regional).distinct():
-        rows.append({"id": base.name, "object": "model", "created": int(base.created_at.timestamp()),
-                     "owned_by": "lightsout", "parent": None})
+        rows.append(
+            {
+                "id": base.name,
+                "object": "model",
+                "created": int(base.created_at.timestamp()),
+                "owned_by": "lightsout",
+                "parent": None,
+            }
+        )
     return rows

@@ -7,8 +7,16 @@ from .services import ALIAS_PATTERN
 class BaseModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = BaseModel
-        fields = ["name", "architecture", "context_length", "parameter_count", "size_class", "max_lora_rank",
-                  "lora_target_modules", "license"]
+        fields = [
+            "name",
+            "architecture",
+            "context_length",
+            "parameter_count",
+            "size_class",
+            "max_lora_rank",
+            "lora_target_modules",
+            "license",
+        ]
         read_only_fields = fields
 
 
@@ -28,8 +36,18 @@ class AdapterVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AdapterVersion
-        fields = ["id", "version", "name", "rank", "target_modules", "source", "sha256", "metadata", "placements",
-                  "created_at"]
+        fields = [
+            "id",
+            "version",
+            "name",
+            "rank",
+            "target_modules",
+            "source",
+            "sha256",
+            "metadata",
+            "placements",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -44,13 +62,14 @@ class TenantModelSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "current_version", "versions", "created_at"]
 
     def get_versions(self, tenant_model) -> list[dict]:
-        return [{"id": str(v.id), "version": v.version, "name": v.name, "source": v.source}
-                for v in tenant_model.versions.order_by("version")]
+        return [
+            {"id": str(v.id), "version": v.version, "name": v.name, "source": v.source}
+            for v in tenant_model.versions.order_by("version")
+        ]
 
 
 class TenantModelCreateSerializer(serializers.Serializer):
-    alias = serializers.RegexField(ALIAS_PATTERN, max_length=128,
-                                   help_text="e.g. acme/maintenance-assistant")
+    alias = serializers.RegexField(ALIAS_PATTERN, max_length=128, help_text="e.g. acme/maintenance-assistant")
     base_model = serializers.SlugRelatedField(slug_field="name", queryset=BaseModel.objects.all())
     description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 

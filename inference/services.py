@@ -22,8 +22,14 @@ from .engine.base_model import describe_model_dir
 from .models import AdapterVersion, BaseModel, InferenceCluster, TenantModel, VllmServer
 
 
-def base_model_register(*, name: str, weights_path: Path, license: str, max_lora_rank: int = 8,  # noqa: A002
-                        lora_target_modules: list[str] | None = None) -> BaseModel:
+def base_model_register(
+    *,
+    name: str,
+    weights_path: Path,
+    license: str,
+    max_lora_rank: int = 8,  # noqa: A002
+    lora_target_modules: list[str] | None = None,
+) -> BaseModel:
     """Register (or update) a base model from a local weights directory, reading its config."""
     described = describe_model_dir(Path(weights_path))
     # Weights are stored in 16-bit floats, two bytes a parameter: enough to place the model in a size class.
@@ -35,23 +41,29 @@ def base_model_register(*, name: str, weights_path: Path, license: str, max_lora
         "parameter_count": parameters,
         "size_class": size_class_for(parameters=parameters),
         "max_lora_rank": max_lora_rank,
-        "lora_target_modules": lora_target_modules or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                        "up_proj", "down_proj"],
+        "lora_target_modules": lora_target_modules
+        or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "license": license,
     }
     model, _ = BaseModel.objects.update_or_create(name=name, defaults=fields)
     return model
 
 
-def server_register(*, url: str, base_model: BaseModel, cluster_name: str, region: str, max_loras: int = 4,
-                    max_cpu_loras: int = 8) -> VllmServer:
+def server_register(
+    *, url: str, base_model: BaseModel, cluster_name: str, region: str, max_loras: int = 4, max_cpu_loras: int = 8
+) -> VllmServer:
     cluster, _ = InferenceCluster.objects.get_or_create(name=cluster_name, defaults={"region": region})
     if cluster.region != region:
         raise ValidationError({"region": [f"Cluster {cluster_name} is in {cluster.region}, not {region}."]})
     server, _ = VllmServer.objects.update_or_create(
         url=url.rstrip("/"),
-        defaults={"cluster": cluster, "base_model": base_model, "max_loras": max_loras,
-                  "max_cpu_loras": max_cpu_loras, "state": VllmServer.State.HEALTHY},
+        defaults={
+            "cluster": cluster,
+            "base_model": base_model,
+            "max_loras": max_loras,
+            "max_cpu_loras": max_cpu_loras,
+            "state": VllmServer.State.HEALTHY,
+        },
     )
     return server
 
@@ -60,25 +72,41 @@ def server_register(*, url: str, base_model: BaseModel, cluster_name: str, regio
 ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?$"
 
 
-def tenant_model_create(*, organization: Organization, alias: str, base_model: BaseModel,
-                        description: str = "") -> TenantModel:
+def tenant_model_create(
+    *, organization: Organization, alias: str, base_model: BaseModel, description: str = ""
+) -> TenantModel:
     """A new tenant model (an alias with no version yet); refused when the organisation already has the alias."""
     if len(alias) > 128 or not re.fullmatch(ALIAS_PATTERN, alias):
-        raise ValidationError({"alias": ["Use lower-case letters, digits, '.', '_' and '-', optionally with one "
-                                         "'/', for example acme/maintenance-assistant (at most 128 characters)."]})
+        raise ValidationError(
+            {
+                "alias": [
+                    "Use lower-case letters, digits, '.', '_' and '-', optionally with one "
+                    "'/', for example acme/maintenance-assistant (at most 128 characters)."
+                ]
+            }
+        )
     if TenantModel.objects.filter(organization=organization, alias=alias).exists():
         raise ValidationError({"alias": ["This organisation already has a model with this alias."]})
-    return tenant_model_get_or_create(organization=organization, alias=alias, base_model=base_model,
-                                      description=description)
+    return tenant_model_get_or_create(
+        organization=organization, alias=alias, base_model=base_model, description=description
+    )
 
 
-def tenant_model_get_or_create(*, organization: Organization, alias: str, base_model: BaseModel,
-                               description: str = "") -> TenantModel:
+def tenant_model_get_or_create(
+    *, organization: Organization, alias: str, base_model: BaseModel, description: str = ""
+) -> TenantModel:
     model, created = TenantModel.objects.get_or_create(
-        organization=organization, alias=alias, defaults={"base_model": base_model, "description": description})
+        organization=organization, alias=alias, defaults={"base_model": base_model, "description": description}
+    )
     if not created and model.base_model_id != base_model.pk:
-        raise ValidationError({"alias": [f"{alias} is a model on {model.base_model.name}; "
-                                         f"a new version cannot change its base model to {base_model.name}."]})
+        raise ValidationError(
+            {
+                "alias": [
+                    f"{alias} is a model on {model.base_model.name}; "
+                    f"a new version cannot change its base model to {base_model.name}."
+                ]
+            }
+        )
     return model
 
 
@@ -90,9 +118,17 @@ def _directory_sha256(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def adapter_version_create(*, tenant_model: TenantModel, adapter_dir: Path, rank: int, target_modules: list[str],
-                           source: str, name: str | None = None, metadata: dict | None = None,
-                           make_current: bool = True) -> AdapterVersion:
+def adapter_version_create(
+    *,
+    tenant_model: TenantModel,
+    adapter_dir: Path,
+    rank: int,
+    target_modules: list[str],
+    source: str,
+    name: str | None = None,
+    metadata: dict | None = None,
+    make_current: bool = True,
+) -> AdapterVersion:
     """Store an adapter directory as the next version of a tenant model (copied into the adapter store)."""
     base = tenant_model.base_model
     if rank > base.max_lora_rank:
@@ -109,9 +145,16 @@ def adapter_version_create(*, tenant_model: TenantModel, adapter_dir: Path, rank
             TenantModel.objects.select_for_update().get(pk=tenant_model.pk)  # serialise version numbers
             number = (tenant_model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
             version = AdapterVersion.objects.create(
-                organization_id=tenant_model.organization_id, tenant_model=tenant_model, version=number,
-                name=name or f"{tenant_model.alias}:v{number}", lora_name=lora_name, path=str(store), rank=rank,
-                target_modules=sorted(target_modules), source=source, sha256=_directory_sha256(store),
+                organization_id=tenant_model.organization_id,
+                tenant_model=tenant_model,
+                version=number,
+                name=name or f"{tenant_model.alias}:v{number}",
+                lora_name=lora_name,
+                path=str(store),
+                rank=rank,
+                target_modules=sorted(target_modules),
+                source=source,
+                sha256=_directory_sha256(store),
                 metadata=metadata or {},
             )
             if make_current:
@@ -124,8 +167,9 @@ def adapter_version_create(*, tenant_model: TenantModel, adapter_dir: Path, rank
     return version
 
 
-def adapter_version_upload(*, tenant_model: TenantModel, archive: UploadedFile,
-                           make_current: bool = True) -> AdapterVersion:
+def adapter_version_upload(
+    *, tenant_model: TenantModel, archive: UploadedFile, make_current: bool = True
+) -> AdapterVersion:
     """An uploaded PEFT adapter archive (.tar.gz or .zip) as the model's next version. The archive is validated
     against the model's base model (format, rank, target modules, tensor shapes) before anything is stored."""
     base = tenant_model.base_model
@@ -136,14 +180,23 @@ def adapter_version_upload(*, tenant_model: TenantModel, archive: UploadedFile,
                 out.write(chunk)
         try:
             adapter = validate_adapter_archive(
-                archive_path=path, extract_to=Path(work) / "adapter", base_model_name=base.name,
-                max_rank=base.max_lora_rank, allowed_target_modules=base.lora_target_modules,
-                base_model_dir=Path(base.weights_path))
+                archive_path=path,
+                extract_to=Path(work) / "adapter",
+                base_model_name=base.name,
+                max_rank=base.max_lora_rank,
+                allowed_target_modules=base.lora_target_modules,
+                base_model_dir=Path(base.weights_path),
+            )
         except AdapterArchiveError as exc:
             raise ValidationError({"archive": [str(exc)]}) from exc
         return adapter_version_create(
-            tenant_model=tenant_model, adapter_dir=adapter.directory, rank=adapter.rank,
-            target_modules=adapter.target_modules, source=AdapterVersion.Source.UPLOAD, make_current=make_current)
+            tenant_model=tenant_model,
+            adapter_dir=adapter.directory,
+            rank=adapter.rank,
+            target_modules=adapter.target_modules,
+            source=AdapterVersion.Source.UPLOAD,
+            make_current=make_current,
+        )
 
 
 def tenant_model_set_current(*, tenant_model: TenantModel, version: AdapterVersion) -> TenantModel:

@@ -17,8 +17,9 @@ class ChronologicalPagination(CursorPagination):
     page_size = 200
 
 
-class JobViewSet(OrganizationScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                 viewsets.GenericViewSet):
+class JobViewSet(
+    OrganizationScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Every long-running job of the organisation: fine-tunes, optimisations, maintenance runs."""
 
     queryset = Job.objects.all()

@@ -31,4 +31,3 @@ def get(name: str) -> JobKind:
         return _KINDS[name]
     except KeyError:
         raise LookupError(f"Unknown job kind {name!r}.") from None
-

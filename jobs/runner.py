@@ -114,16 +114,26 @@ def run_job(*, job_id: str, organization_id: str, handler: Callable[[JobContext]
     except JobCancelled as stop:
         services.job_finish(job=job, status=Job.Status.CANCELLED, result=stop.result)
     except JobFailure as failure:
-        services.job_finish(job=job, status=Job.Status.FAILED, result=failure.result, error_code=failure.code,
-                            error_message=str(failure))
+        services.job_finish(
+            job=job,
+            status=Job.Status.FAILED,
+            result=failure.result,
+            error_code=failure.code,
+            error_message=str(failure),
+        )
     except SoftTimeLimitExceeded:
         limit = registry.get(job.kind).time_limit_s
-        services.job_finish(job=job, status=Job.Status.FAILED, error_code="time_limit",
-                            error_message=f"The job ran past its time limit of {limit} s.")
+        services.job_finish(
+            job=job,
+            status=Job.Status.FAILED,
+            error_code="time_limit",
+            error_message=f"The job ran past its time limit of {limit} s.",
+        )
     except Exception as exc:
         logger.exception("Job %s (%s) crashed", job.id, job.kind)
-        services.job_finish(job=job, status=Job.Status.FAILED, error_code="internal_error",
-                            error_message=f"{type(exc).__name__}: {exc}")
+        services.job_finish(
+            job=job, status=Job.Status.FAILED, error_code="internal_error", error_message=f"{type(exc).__name__}: {exc}"
+        )
     else:
         status = Job.Status.CANCELLED if ctx.should_stop() else Job.Status.SUCCEEDED
         services.job_finish(job=job, status=status, result=result)
@@ -138,11 +148,20 @@ def job_task(*, kind: str, queue: str, time_limit_s: int, max_attempts: int = 3)
 
     def decorate(handler: Callable[[JobContext], dict | None]):
         task_name = f"jobs.run.{kind}"
-        registry.register(registry.JobKind(name=kind, queue=queue, task_name=task_name, time_limit_s=time_limit_s,
-                                           max_attempts=max_attempts))
+        registry.register(
+            registry.JobKind(
+                name=kind, queue=queue, task_name=task_name, time_limit_s=time_limit_s, max_attempts=max_attempts
+            )
+        )
 
-        @shared_task(name=task_name, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
-                     soft_time_limit=time_limit_s, time_limit=time_limit_s + 30)
+        @shared_task(
+            name=task_name,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            ignore_result=True,
+            soft_time_limit=time_limit_s,
+            time_limit=time_limit_s + 30,
+        )
         def task(*, organization_id: str, job_id: str) -> str:
             return run_job(job_id=job_id, organization_id=organization_id, handler=handler)
 

@@ -8,8 +8,22 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "queue", "status", "progress", "params", "result", "error", "requested_by_label",
-                  "attempts", "cancel_requested_at", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "kind",
+            "queue",
+            "status",
+            "progress",
+            "params",
+            "result",
+            "error",
+            "requested_by_label",
+            "attempts",
+            "cancel_requested_at",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
     def get_error(self, job: Job) -> dict | None:

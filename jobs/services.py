@@ -63,8 +63,14 @@ def job_create(*, organization: Organization, kind: str, params: dict, actor: Ac
 
 
 def job_event(*, job: Job, message: str, level: str = JobEvent.Level.INFO, data: dict | None = None) -> JobEvent:
-    return JobEvent.objects.create(organization_id=job.organization_id, job=job, level=level, message=message,
-                                   data=data or {}, attempt=job.attempts)
+    return JobEvent.objects.create(
+        organization_id=job.organization_id,
+        job=job,
+        level=level,
+        message=message,
+        data=data or {},
+        attempt=job.attempts,
+    )
 
 
 def job_cancel(*, job: Job, actor: Actor) -> Job:
@@ -93,8 +99,17 @@ def job_retry(*, job: Job, actor: Actor) -> Job:
     """Run a failed or cancelled job again from the start, keeping its event log."""
     with transaction.atomic():
         updated = Job.objects.filter(pk=job.pk, status__in=[Status.FAILED, Status.CANCELLED]).update(
-            status=Status.QUEUED, progress=0, result=None, error_code="", error_message="", attempts=0,
-            cancel_requested_at=None, heartbeat_at=None, started_at=None, finished_at=None, worker="",
+            status=Status.QUEUED,
+            progress=0,
+            result=None,
+            error_code="",
+            error_message="",
+            attempts=0,
+            cancel_requested_at=None,
+            heartbeat_at=None,
+            started_at=None,
+            finished_at=None,
+            worker="",
         )
         if not updated:
             raise ValidationError({"non_field_errors": ["Only failed or cancelled jobs can be retried."]})
@@ -119,10 +134,9 @@ def job_claim(*, job_id: str, organization_id: str, worker: str) -> Job | None:
     # periodic re-queue notices the dead worker.
     claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, heartbeat_at__lt=_stale_cutoff())
     with transaction.atomic():
-        claimed = Job.objects.filter(claimable, pk=job_id, organization_id=organization_id,
-                                     attempts__lt=F("max_attempts")).update(
-            status=Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, worker=worker[:200]
-        )
+        claimed = Job.objects.filter(
+            claimable, pk=job_id, organization_id=organization_id, attempts__lt=F("max_attempts")
+        ).update(status=Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, worker=worker[:200])
         if not claimed:
             return None
         job = Job.objects.get(pk=job_id)
@@ -146,8 +160,9 @@ def job_set_progress(*, job: Job, progress: int) -> None:
     job.progress = progress
 
 
-def job_finish(*, job: Job, status: str, result: dict | None = None, error_code: str = "",
-               error_message: str = "") -> bool:
+def job_finish(
+    *, job: Job, status: str, result: dict | None = None, error_code: str = "", error_message: str = ""
+) -> bool:
     """Record the outcome if this attempt still owns the job. Returns False for a superseded attempt."""
     assert status in Job.FINISHED
     with transaction.atomic():
@@ -162,11 +177,11 @@ def job_finish(*, job: Job, status: str, result: dict | None = None, error_code:
         if finished:
             job.status = status
             level = JobEvent.Level.ERROR if status == Status.FAILED else JobEvent.Level.INFO
-            job_event(job=job, level=level, message=f"{status.capitalize()}." + (f" {error_message}" if error_message
-                                                                                 else ""))
+            job_event(
+                job=job, level=level, message=f"{status.capitalize()}." + (f" {error_message}" if error_message else "")
+            )
     if not finished:
-        logger.warning("Attempt %s of job %s finished after losing its claim; outcome discarded.", job.attempts,
-                       job.id)
+        logger.warning("Attempt %s of job %s finished after losing its claim; outcome discarded.", job.attempts, job.id)
     return bool(finished)
 
 
@@ -178,7 +193,9 @@ def job_requeue_stale() -> dict[str, int]:
         if job.attempts >= job.max_attempts:
             with transaction.atomic():
                 if Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=job.attempts).update(
-                    status=Status.FAILED, error_code="worker_lost", finished_at=timezone.now(),
+                    status=Status.FAILED,
+                    error_code="worker_lost",
+                    finished_at=timezone.now(),
                     error_message=f"The worker was lost {job.attempts} times; giving up.",
                 ):
                     job_event(job=job, level=JobEvent.Level.ERROR, message="Failed: worker lost on every attempt.")
@@ -189,8 +206,11 @@ def job_requeue_stale() -> dict[str, int]:
                 if Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=job.attempts).update(
                     status=Status.QUEUED, heartbeat_at=None
                 ):
-                    job_event(job=job, level=JobEvent.Level.WARNING,
-                              message=f"No heartbeat from {job.worker or 'its worker'}; re-queued.")
+                    job_event(
+                        job=job,
+                        level=JobEvent.Level.WARNING,
+                        message=f"No heartbeat from {job.worker or 'its worker'}; re-queued.",
+                    )
                     job_dispatch(job=job)
                     requeued += 1
     return {"requeued": requeued, "failed": failed}

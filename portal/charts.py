@@ -30,24 +30,26 @@ def _fmt(value: float) -> str:
 
 
 def _frame(title: str, lo: float, hi: float, x_labels: list[tuple[float, str]], body: list[str]) -> SafeString:
-    parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
-             f'xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="system-ui, sans-serif">',
-             f"<title>{escape(title)}</title>"]
+    parts = [
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="system-ui, sans-serif">',
+        f"<title>{escape(title)}</title>",
+    ]
     span = hi - lo or 1
     for tick in _ticks(lo, hi):
         y = TOP + (HEIGHT - TOP - BOTTOM) * (1 - (tick - lo) / span)
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d0d7de"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#4a535e">{_fmt(tick)}</text>')
     for x, label in x_labels:
-        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" fill="#4a535e">'
-                     f"{escape(label)}</text>")
+        parts.append(
+            f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" fill="#4a535e">{escape(label)}</text>'
+        )
     parts.extend(body)
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308  (every text above is escaped)
 
 
-def line_chart(*, title: str, x_label: str, series: dict[str, list[tuple[float, float]]],
-               x_format=_fmt) -> Chart:
+def line_chart(*, title: str, x_label: str, series: dict[str, list[tuple[float, float]]], x_format=_fmt) -> Chart:
     """Lines over a numeric x (steps, cycles, hours...). The table has one row per x, one column per series."""
     points = [p for values in series.values() for p in values]
     if not points:
@@ -70,8 +72,10 @@ def line_chart(*, title: str, x_label: str, series: dict[str, list[tuple[float, 
         body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
         if len(values) <= 40:  # few points (a day, a first scoring): mark each, so a single one shows too
             body.extend(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>' for x, y in values)
-        body.append(f'<text x="{WIDTH - RIGHT}" y="{TOP + 12 * (index + 1)}" text-anchor="end" fill="{colour}">'
-                    f"{escape(name)}</text>")
+        body.append(
+            f'<text x="{WIDTH - RIGHT}" y="{TOP + 12 * (index + 1)}" text-anchor="end" fill="{colour}">'
+            f"{escape(name)}</text>"
+        )
     x_labels = [(px(x), x_format(x)) for x in _ticks(x_lo, x_hi)]
     by_x: dict[float, dict[str, float]] = {}
     for name, values in series.items():
@@ -81,8 +85,9 @@ def line_chart(*, title: str, x_label: str, series: dict[str, list[tuple[float, 
     return Chart(title, _frame(title, y_lo, y_hi, x_labels, body), [x_label, *series], rows)
 
 
-def bar_chart(*, title: str, label: str, value_label: str, bars: list[tuple[str, float]],
-              limits: dict[str, float] | None = None) -> Chart:
+def bar_chart(
+    *, title: str, label: str, value_label: str, bars: list[tuple[str, float]], limits: dict[str, float] | None = None
+) -> Chart:
     """Horizontal bars, one row per item with its name on the left (names of any length stay legible), and an
     optional limit mark per bar (usage against a quota)."""
     limits = limits or {}
@@ -94,24 +99,32 @@ def bar_chart(*, title: str, label: str, value_label: str, bars: list[tuple[str,
     def px(value: float) -> float:
         return name_w + inner_w * value / hi
 
-    parts = [f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
-             f'xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="system-ui, sans-serif">',
-             f"<title>{escape(title)}</title>"]
+    parts = [
+        f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="system-ui, sans-serif">',
+        f"<title>{escape(title)}</title>",
+    ]
     for tick in _ticks(0, hi):
         x = px(tick)
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - bottom}" stroke="#d0d7de"/>')
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#4a535e">'
-                     f"{_fmt(tick)}</text>")
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#4a535e">{_fmt(tick)}</text>'
+        )
     for index, (name, value) in enumerate(bars):
         y = top + row_h * index
-        parts.append(f'<text x="{name_w - 8}" y="{y + row_h * 0.65:.1f}" text-anchor="end" fill="#1b1f24">'
-                     f"{escape(name)}</text>")
-        parts.append(f'<rect x="{name_w}" y="{y + 4}" width="{px(value) - name_w:.1f}" height="{row_h - 8}" '
-                     f'fill="{PALETTE[0]}"/>')
+        parts.append(
+            f'<text x="{name_w - 8}" y="{y + row_h * 0.65:.1f}" text-anchor="end" fill="#1b1f24">{escape(name)}</text>'
+        )
+        parts.append(
+            f'<rect x="{name_w}" y="{y + 4}" width="{px(value) - name_w:.1f}" height="{row_h - 8}" '
+            f'fill="{PALETTE[0]}"/>'
+        )
         if name in limits:
             x = px(limits[name])
-            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 1}" y2="{y + row_h - 1}" stroke="{PALETTE[4]}" '
-                         f'stroke-width="2" stroke-dasharray="4 2"/>')
+            parts.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 1}" y2="{y + row_h - 1}" stroke="{PALETTE[4]}" '
+                f'stroke-width="2" stroke-dasharray="4 2"/>'
+            )
     parts.append("</svg>")
     columns = [label, value_label] + (["limit"] if limits else [])
     rows = [[name, value] + ([limits.get(name, "")] if limits else []) for name, value in bars]

@@ -12,8 +12,9 @@ from tenants.roles import Role, Scope
 class SignUpForm(forms.Form):
     name = forms.CharField(label=_("Your name"), max_length=150)
     email = forms.EmailField(label=_("Work e-mail"))
-    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput, min_length=10,
-                               help_text=_("At least 10 characters."))
+    password = forms.CharField(
+        label=_("Password"), widget=forms.PasswordInput, min_length=10, help_text=_("At least 10 characters.")
+    )
 
 
 class SignInForm(forms.Form):
@@ -23,12 +24,19 @@ class SignInForm(forms.Form):
 
 class OrganizationForm(forms.Form):
     name = forms.CharField(label=_("Organisation name"), max_length=200)
-    slug = forms.SlugField(label=_("Short name"), max_length=50,
-                           help_text=_("Lower-case letters, digits and hyphens; used in URLs and model names."))
-    country = forms.CharField(label=_("Country"), max_length=2, min_length=2,
-                              help_text=_("ISO code, for example DE, KR or MX."))
-    region = forms.ChoiceField(label=_("Data residency region"), choices=Region.choices,
-                               help_text=_("Your data and models stay in this region."))
+    slug = forms.SlugField(
+        label=_("Short name"),
+        max_length=50,
+        help_text=_("Lower-case letters, digits and hyphens; used in URLs and model names."),
+    )
+    country = forms.CharField(
+        label=_("Country"), max_length=2, min_length=2, help_text=_("ISO code, for example DE, KR or MX.")
+    )
+    region = forms.ChoiceField(
+        label=_("Data residency region"),
+        choices=Region.choices,
+        help_text=_("Your data and models stay in this region."),
+    )
 
     def clean_country(self):
         return self.cleaned_data["country"].upper()
@@ -45,11 +53,15 @@ class RoleForm(forms.Form):
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100, help_text=_("Where the key will be used."))
-    scopes = forms.MultipleChoiceField(label=_("Permissions"), choices=Scope.choices,
-                                       widget=forms.CheckboxSelectMultiple, initial=[Scope.INFERENCE])
-    expires_at = forms.DateTimeField(label=_("Expires"), required=False,
-                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-                                     help_text=_("Leave empty for a key that does not expire."))
+    scopes = forms.MultipleChoiceField(
+        label=_("Permissions"), choices=Scope.choices, widget=forms.CheckboxSelectMultiple, initial=[Scope.INFERENCE]
+    )
+    expires_at = forms.DateTimeField(
+        label=_("Expires"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text=_("Leave empty for a key that does not expire."),
+    )
 
 
 class LanguageForm(forms.Form):

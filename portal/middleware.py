@@ -36,18 +36,20 @@ class ContentSecurityPolicyMiddleware:
         stripe_js, stripe_api = _origin(settings.STRIPE_JS_URL), _origin(settings.STRIPE_API_BASE)
         # Real Stripe.js talks to api.stripe.com and frames js/hooks.stripe.com; localstripe serves all from one.
         stripe_frames = " ".join(sorted({stripe_js, "https://hooks.stripe.com"}))
-        self.policy = "; ".join([
-            "default-src 'self'",
-            f"script-src 'self' {stripe_js}",
-            f"connect-src 'self' {stripe_js} {stripe_api}",
-            f"frame-src {stripe_frames}",
-            "img-src 'self' data:",
-            "style-src 'self'",
-            "object-src 'none'",
-            "base-uri 'self'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ])
+        self.policy = "; ".join(
+            [
+                "default-src 'self'",
+                f"script-src 'self' {stripe_js}",
+                f"connect-src 'self' {stripe_js} {stripe_api}",
+                f"frame-src {stripe_frames}",
+                "img-src 'self' data:",
+                "style-src 'self'",
+                "object-src 'none'",
+                "base-uri 'self'",
+                "form-action 'self'",
+                "frame-ancestors 'none'",
+            ]
+        )
 
     def __call__(self, request):
         response = self.get_response(request)

@@ -72,8 +72,9 @@ class OrganizationAdmin(admin.ModelAdmin):
     @admin.action(description="Suspend: every key and session stops working at once")
     def suspend(self, request, queryset):
         for organization in queryset:
-            organization_suspend(organization=organization, actor=operator(request, organization),
-                                 reason="Suspended by an operator")
+            organization_suspend(
+                organization=organization, actor=operator(request, organization), reason="Suspended by an operator"
+            )
         messages.success(request, f"Suspended {queryset.count()} organisation(s).")
 
     @admin.action(description="Reactivate")
@@ -88,8 +89,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("name", "organization", "last_four", "expires_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "organization__slug", "last_four")
-    readonly_fields = ("organization", "key_hash", "last_four", "scopes", "created_by", "created_at",
-                       "last_used_at", "revoked_at")
+    readonly_fields = (
+        "organization",
+        "key_hash",
+        "last_four",
+        "scopes",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     actions = ("revoke",)
 
     def has_add_permission(self, request) -> bool:
@@ -106,8 +115,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class InvitationAdmin(admin.ModelAdmin):
     list_display = ("email", "organization", "role", "expires_at", "accepted_at", "revoked_at")
     search_fields = ("email", "organization__slug")
-    readonly_fields = ("organization", "email", "role", "token_hash", "invited_by", "expires_at", "accepted_at",
-                       "accepted_by", "revoked_at", "created_at")
+    readonly_fields = (
+        "organization",
+        "email",
+        "role",
+        "token_hash",
+        "invited_by",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+        "revoked_at",
+        "created_at",
+    )
 
     def has_add_permission(self, request) -> bool:
         return False

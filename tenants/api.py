@@ -47,8 +47,9 @@ class SignInView(APIView):
     def post(self, request):
         data = serializers.SignInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request, email=data.validated_data["email"].lower(),
-                            password=data.validated_data["password"])
+        user = authenticate(
+            request, email=data.validated_data["email"].lower(), password=data.validated_data["password"]
+        )
         if user is None:
             return Response(
                 {"error": {"code": "invalid_credentials", "message": "Wrong e-mail address or password."}},
@@ -78,8 +79,9 @@ class TokenView(APIView):
     def post(self, request):
         data = serializers.SignInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request, email=data.validated_data["email"].lower(),
-                            password=data.validated_data["password"])
+        user = authenticate(
+            request, email=data.validated_data["email"].lower(), password=data.validated_data["password"]
+        )
         if user is None:
             return Response(
                 {"error": {"code": "invalid_credentials", "message": "Wrong e-mail address or password."}},
@@ -126,8 +128,9 @@ class InvitationAcceptView(APIView):
     def post(self, request):
         data = serializers.InvitationAcceptSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.invitation_accept(token=data.validated_data["token"], user=request.user,
-                                                ip_address=client_ip(request))
+        membership = services.invitation_accept(
+            token=data.validated_data["token"], user=request.user, ip_address=client_ip(request)
+        )
         return Response(serializers.MembershipSerializer(membership).data)
 
 
@@ -142,8 +145,9 @@ class OrganizationListView(GenericAPIView):
 
     @extend_schema(operation_id="orgs_list", responses={200: serializers.OrganizationSerializer(many=True)})
     def get(self, request):
-        page = self.paginate_queryset(selectors.organization_list_for_user(user=request.user).order_by(
-            "-created_at", "-id"))
+        page = self.paginate_queryset(
+            selectors.organization_list_for_user(user=request.user).order_by("-created_at", "-id")
+        )
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(operation_id="orgs_create")
@@ -166,13 +170,15 @@ class OrganizationDetailView(OrganizationScopedViewMixin, GenericAPIView):
     def patch(self, request, org_slug):
         data = serializers.OrganizationUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        organization = services.organization_update(organization=self.organization, actor=self.actor,
-                                                    **data.validated_data)
+        organization = services.organization_update(
+            organization=self.organization, actor=self.actor, **data.validated_data
+        )
         return Response(self.get_serializer(organization).data)
 
 
-class MembershipViewSet(OrganizationScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                        viewsets.GenericViewSet):
+class MembershipViewSet(
+    OrganizationScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     queryset = Membership.objects.select_related("user")
     serializer_class = serializers.MembershipSerializer
     method_scopes = {**OrganizationScopedViewMixin.method_scopes, "PATCH": Scope.ORG_ADMIN, "DELETE": Scope.ORG_ADMIN}
@@ -182,8 +188,9 @@ class MembershipViewSet(OrganizationScopedViewMixin, mixins.ListModelMixin, mixi
         membership = self.get_object()  # 404 for another tenant's member comes before any 400
         data = serializers.MembershipUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.membership_change_role(membership=membership, role=data.validated_data["role"],
-                                                     actor=self.actor)
+        membership = services.membership_change_role(
+            membership=membership, role=data.validated_data["role"], actor=self.actor
+        )
         return Response(self.get_serializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
@@ -205,8 +212,9 @@ class InvitationViewSet(AdminScopedViewSet, mixins.ListModelMixin, mixins.Retrie
     def create(self, request, *args, **kwargs):
         data = serializers.InvitationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        invitation, _ = services.invitation_create(organization=self.organization, actor=self.actor,
-                                                   **data.validated_data)
+        invitation, _ = services.invitation_create(
+            organization=self.organization, actor=self.actor, **data.validated_data
+        )
         return Response(self.get_serializer(invitation).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
@@ -222,8 +230,9 @@ class ApiKeyViewSet(AdminScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
     def create(self, request, *args, **kwargs):
         data = serializers.ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        key, plaintext = services.api_key_create(organization=self.organization, actor=self.actor,
-                                                 **data.validated_data)
+        key, plaintext = services.api_key_create(
+            organization=self.organization, actor=self.actor, **data.validated_data
+        )
         key.key = plaintext
         return Response(serializers.ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
 

@@ -8,8 +8,12 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "lo_live_…",
-                "description": "An organisation API key, bound to one organisation and carrying scopes."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "lo_live_…",
+            "description": "An organisation API key, bound to one organisation and carrying scopes.",
+        }
 
 
 class UserTokenScheme(OpenApiAuthenticationExtension):
@@ -17,5 +21,9 @@ class UserTokenScheme(OpenApiAuthenticationExtension):
     name = "userToken"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "lo_user_…",
-                "description": "A user's own token from POST /api/v1/auth/tokens."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "lo_user_…",
+            "description": "A user's own token from POST /api/v1/auth/tokens.",
+        }

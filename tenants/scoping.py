@@ -43,8 +43,9 @@ def member_actor(*, user, org_slug: str, ip_address: str | None = None) -> Actor
     )
     if membership is None:
         return None
-    return Actor.for_member(organization=membership.organization, user=user, role=membership.role,
-                            ip_address=ip_address)
+    return Actor.for_member(
+        organization=membership.organization, user=user, role=membership.role, ip_address=ip_address
+    )
 
 
 def resolve_actor(request, org_slug: str) -> Actor:

@@ -90,8 +90,18 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "masked", "last_four", "scopes", "state", "expires_at", "last_used_at",
-                  "revoked_at", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "masked",
+            "last_four",
+            "scopes",
+            "state",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_state(self, key: ApiKey) -> str:
@@ -117,6 +127,15 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = ["id", "action", "actor_label", "target_type", "target_id", "target_label", "ip_address",
-                  "metadata", "created_at"]
+        fields = [
+            "id",
+            "action",
+            "actor_label",
+            "target_type",
+            "target_id",
+            "target_label",
+            "ip_address",
+            "metadata",
+            "created_at",
+        ]
         read_only_fields = fields

@@ -83,8 +83,13 @@ def user_language_set(*, user: User, language: str, ip_address: str | None = Non
         with transaction.atomic():
             previous, user.language = user.language, language
             user.save(update_fields=["language"])
-            audit_record(action=Action.LANGUAGE_CHANGED, actor=user, target=user, ip_address=ip_address,
-                         metadata={"from": previous, "to": language})
+            audit_record(
+                action=Action.LANGUAGE_CHANGED,
+                actor=user,
+                target=user,
+                ip_address=ip_address,
+                metadata={"from": previous, "to": language},
+            )
     return user
 
 
@@ -163,8 +168,9 @@ def organization_create(
     return organization
 
 
-def organization_update(*, organization: Organization, actor: Actor, name: str | None = None,
-                        country: str | None = None) -> Organization:
+def organization_update(
+    *, organization: Organization, actor: Actor, name: str | None = None, country: str | None = None
+) -> Organization:
     changed = {}
     if name is not None and name != organization.name:
         changed["name"] = [organization.name, name]
@@ -188,8 +194,9 @@ def organization_suspend(*, organization: Organization, actor: Actor, reason: st
             status=Organization.Status.SUSPENDED, suspended_reason=reason[:200]
         )
         if updated:
-            audit_record(action=Action.ORG_SUSPENDED, target=organization, metadata={"reason": reason},
-                         **actor.audit_kwargs())
+            audit_record(
+                action=Action.ORG_SUSPENDED, target=organization, metadata={"reason": reason}, **actor.audit_kwargs()
+            )
             publish_invalidation(kind="organization", organization_id=organization.pk)
     organization.refresh_from_db()
     return organization
@@ -233,25 +240,31 @@ def membership_change_role(*, membership: Membership, role: str, actor: Actor) -
     _check_may_manage(actor=actor, current_role=membership.role, new_role=role)
     with transaction.atomic():
         # Lock the organisation's owners so two demotions cannot both see "another owner remains".
-        list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id,
-                                                          role=Role.OWNER))
+        list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER))
         _check_keeps_an_owner(membership)
         previous = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
-        audit_record(action=Action.MEMBER_ROLE_CHANGED, target=membership,
-                     metadata={"from": previous, "to": role, "user": membership.user.email}, **actor.audit_kwargs())
+        audit_record(
+            action=Action.MEMBER_ROLE_CHANGED,
+            target=membership,
+            metadata={"from": previous, "to": role, "user": membership.user.email},
+            **actor.audit_kwargs(),
+        )
     return membership
 
 
 def membership_remove(*, membership: Membership, actor: Actor) -> None:
     _check_may_manage(actor=actor, current_role=membership.role, new_role=None)
     with transaction.atomic():
-        list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id,
-                                                          role=Role.OWNER))
+        list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER))
         _check_keeps_an_owner(membership)
-        audit_record(action=Action.MEMBER_REMOVED, target=membership,
-                     metadata={"user": membership.user.email, "role": membership.role}, **actor.audit_kwargs())
+        audit_record(
+            action=Action.MEMBER_REMOVED,
+            target=membership,
+            metadata={"user": membership.user.email, "role": membership.role},
+            **actor.audit_kwargs(),
+        )
         membership.delete()
 
 
@@ -276,8 +289,12 @@ def invitation_create(*, organization: Organization, email: str, role: str, acto
     try:
         with transaction.atomic():
             invitation.save()
-            audit_record(action=Action.INVITATION_CREATED, target=invitation, metadata={"email": email, "role": role},
-                         **actor.audit_kwargs())
+            audit_record(
+                action=Action.INVITATION_CREATED,
+                target=invitation,
+                metadata={"email": email, "role": role},
+                **actor.audit_kwargs(),
+            )
     except IntegrityError as exc:
         raise ValidationError({"email": ["An open invitation for this address exists; revoke it first."]}) from exc
 
@@ -304,16 +321,22 @@ def invitation_revoke(*, invitation: Invitation, actor: Actor) -> Invitation:
     with transaction.atomic():
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
-        audit_record(action=Action.INVITATION_REVOKED, target=invitation, metadata={"email": invitation.email},
-                     **actor.audit_kwargs())
+        audit_record(
+            action=Action.INVITATION_REVOKED,
+            target=invitation,
+            metadata={"email": invitation.email},
+            **actor.audit_kwargs(),
+        )
     return invitation
 
 
 def invitation_accept(*, token: str, user: User, ip_address: str | None = None) -> Membership:
     with transaction.atomic():
         invitation = (
-            Invitation.objects.select_for_update().select_related("organization")
-            .filter(token_hash=secret_hash(token)).first()
+            Invitation.objects.select_for_update()
+            .select_related("organization")
+            .filter(token_hash=secret_hash(token))
+            .first()
         )
         if invitation is None:
             raise ValidationError({"token": ["Unknown invitation."]})
@@ -327,12 +350,17 @@ def invitation_accept(*, token: str, user: User, ip_address: str | None = None) 
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
-        actor = Actor.for_member(organization=invitation.organization, user=user, role=membership.role,
-                                 ip_address=ip_address)
+        actor = Actor.for_member(
+            organization=invitation.organization, user=user, role=membership.role, ip_address=ip_address
+        )
         audit_record(action=Action.INVITATION_ACCEPTED, target=invitation, **actor.audit_kwargs())
         if created:
-            audit_record(action=Action.MEMBER_ADDED, target=membership,
-                         metadata={"user": user.email, "role": membership.role}, **actor.audit_kwargs())
+            audit_record(
+                action=Action.MEMBER_ADDED,
+                target=membership,
+                metadata={"user": user.email, "role": membership.role},
+                **actor.audit_kwargs(),
+            )
     return membership
 
 

@@ -22,5 +22,9 @@ def audit_sign_out(sender, request, user, **kwargs):
 def audit_failed_sign_in(sender, credentials, request=None, **kwargs):
     # Django has already masked the password in `credentials`; keep only the identifier tried.
     tried = str(credentials.get("email") or credentials.get("username") or "")[:254]
-    audit_record(action=AuditEvent.Action.SIGN_IN_FAILED, actor_label=tried or "unknown",
-                 ip_address=client_ip(request), metadata={"email": tried})
+    audit_record(
+        action=AuditEvent.Action.SIGN_IN_FAILED,
+        actor_label=tried or "unknown",
+        ip_address=client_ip(request),
+        metadata={"email": tried},
+    )

@@ -38,8 +38,12 @@ def _fernet(purpose: str) -> Fernet:
 def _owner_actor(organization: Organization) -> Actor:
     # api_key_create records a creator (ApiKey.created_by): the organisation's first owner, on whose behalf the
     # platform acts; the key's name says what it is for.
-    owner = (Membership.objects.filter(organization=organization, role=Role.OWNER).order_by("created_at")
-             .select_related("user").first())
+    owner = (
+        Membership.objects.filter(organization=organization, role=Role.OWNER)
+        .order_by("created_at")
+        .select_related("user")
+        .first()
+    )
     if owner is None:
         raise SystemKeyUnavailable(f"The organisation {organization.slug} has no owner to create a system key for.")
     return Actor.system(organization=organization, user=owner.user)
@@ -51,13 +55,17 @@ def _decrypted(stored: SystemKey) -> str | None:
     try:
         return _fernet(stored.purpose).decrypt(bytes(stored.secret_encrypted)).decode()
     except InvalidToken:
-        logger.warning("The %s key of %s was encrypted with another SECRET_KEY; replacing it.", stored.purpose,
-                       stored.organization_id)
+        logger.warning(
+            "The %s key of %s was encrypted with another SECRET_KEY; replacing it.",
+            stored.purpose,
+            stored.organization_id,
+        )
         return None
 
 
-def system_key_get(*, organization: Organization, purpose: str, name: str,
-                   scopes: tuple[str, ...] = (Scope.INFERENCE,)) -> str:
+def system_key_get(
+    *, organization: Organization, purpose: str, name: str, scopes: tuple[str, ...] = (Scope.INFERENCE,)
+) -> str:
     """The plaintext of the organisation's key for `purpose`, created on first use (and again after a revocation).
 
     Creation is serialised on the organisation's row, so two first uses at once make one key, not two.
@@ -68,8 +76,7 @@ def system_key_get(*, organization: Organization, purpose: str, name: str,
     actor = _owner_actor(organization)
     with transaction.atomic():
         Organization.objects.select_for_update().get(pk=organization.pk)
-        stored = (SystemKey.objects.select_related("api_key")
-                  .filter(organization=organization, purpose=purpose).first())
+        stored = SystemKey.objects.select_related("api_key").filter(organization=organization, purpose=purpose).first()
         if stored is not None:
             if (plaintext := _decrypted(stored)) is not None:
                 return plaintext  # another process made it while we waited
@@ -77,8 +84,10 @@ def system_key_get(*, organization: Organization, purpose: str, name: str,
             api_key_revoke(api_key=stored.api_key, actor=Actor.system(organization=organization))
         api_key, plaintext = api_key_create(organization=organization, name=name, scopes=list(scopes), actor=actor)
         SystemKey.objects.update_or_create(
-            organization=organization, purpose=purpose,
-            defaults={"api_key": api_key, "secret_encrypted": _fernet(purpose).encrypt(plaintext.encode())})
+            organization=organization,
+            purpose=purpose,
+            defaults={"api_key": api_key, "secret_encrypted": _fernet(purpose).encrypt(plaintext.encode())},
+        )
     return plaintext
 
 
@@ -86,8 +95,12 @@ def system_key_forget(*, organization: Organization, purpose: str) -> None:
     """The gateway refused the key (revoked, expired, deleted): revoke it if it is not already, and drop it, so the
     next `system_key_get` makes a new one."""
     with transaction.atomic():
-        stored = (SystemKey.objects.select_for_update().select_related("api_key")
-                  .filter(organization=organization, purpose=purpose).first())
+        stored = (
+            SystemKey.objects.select_for_update()
+            .select_related("api_key")
+            .filter(organization=organization, purpose=purpose)
+            .first()
+        )
         if stored is None:
             return
         if stored.api_key.revoked_at is None:

@@ -19,8 +19,9 @@ def make_user(email: str | None = None) -> User:
 
 def make_org(*, owner: User | None = None, slug: str | None = None, region: str = "eu-central") -> Organization:
     n = next(_seq)
-    return services.organization_create(name=f"Plant {n}", slug=slug or f"plant-{n}", country="DE", region=region,
-                                        created_by=owner or make_user())
+    return services.organization_create(
+        name=f"Plant {n}", slug=slug or f"plant-{n}", country="DE", region=region, created_by=owner or make_user()
+    )
 
 
 def owner_actor(organization: Organization) -> Actor:
@@ -30,15 +31,21 @@ def owner_actor(organization: Organization) -> Actor:
 
 def add_member(organization: Organization, role: str, user: User | None = None) -> User:
     user = user or make_user()
-    _, token = services.invitation_create(organization=organization, email=user.email, role=role,
-                                                   actor=owner_actor(organization))
+    _, token = services.invitation_create(
+        organization=organization, email=user.email, role=role, actor=owner_actor(organization)
+    )
     services.invitation_accept(token=token, user=user)
     return user
 
 
 def make_key(organization: Organization, scopes=ALL_SCOPES, **kwargs) -> tuple:
-    return services.api_key_create(organization=organization, name=f"key {next(_seq)}", scopes=list(scopes),
-                                   actor=owner_actor(organization), **kwargs)
+    return services.api_key_create(
+        organization=organization,
+        name=f"key {next(_seq)}",
+        scopes=list(scopes),
+        actor=owner_actor(organization),
+        **kwargs,
+    )
 
 
 def session_client(user: User) -> APIClient:

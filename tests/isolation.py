@@ -86,9 +86,11 @@ def _ids_in(data) -> set[str]:
 
 
 def snapshot(objects: list[models.Model]) -> dict:
-    return {(type(o).__name__, str(o.pk)): json.dumps(model_to_dict(type(o).objects.get(pk=o.pk)), default=str)
-            for o in objects if type(o).objects.filter(pk=o.pk).exists()} | {
-        ("count", type(o).__name__): type(o).objects.filter(pk=o.pk).count() for o in objects}
+    return {
+        (type(o).__name__, str(o.pk)): json.dumps(model_to_dict(type(o).objects.get(pk=o.pk)), default=str)
+        for o in objects
+        if type(o).objects.filter(pk=o.pk).exists()
+    } | {("count", type(o).__name__): type(o).objects.filter(pk=o.pk).count() for o in objects}
 
 
 def _sent_to_sign_in(route: Route, response) -> bool:
@@ -113,8 +115,10 @@ def sweep(*, org_a, objects_a: list[models.Model], org_b, clients_b: dict, urlco
         if "pk" in route.kwargs:
             target = by_model.get(model)
             if target is None:
-                findings.append(f"{route.name}: organisation A has no {model.__name__ if model else '?'} object; "
-                                "extend the sweep's world so this route is covered")
+                findings.append(
+                    f"{route.name}: organisation A has no {model.__name__ if model else '?'} object; "
+                    "extend the sweep's world so this route is covered"
+                )
                 continue
             kwargs_a["pk"] = str(target.pk)
         unknown = set(route.kwargs) - {"org_slug", "pk"}
@@ -129,10 +133,12 @@ def sweep(*, org_a, objects_a: list[models.Model], org_b, clients_b: dict, urlco
                 if response.status_code != 404 and not _sent_to_sign_in(route, response):
                     findings.append(f"{who} {method.upper()} {url_a} (A's organisation) -> {response.status_code}")
                 response = getattr(client, method)(url_b, data={}, format="json")
-                if ("pk" in route.kwargs and response.status_code not in (404, 405)
-                        and not _sent_to_sign_in(route, response)):
-                    findings.append(f"{who} {method.upper()} {url_b} (A's object in B's URL) -> "
-                                    f"{response.status_code}")
+                if (
+                    "pk" in route.kwargs
+                    and response.status_code not in (404, 405)
+                    and not _sent_to_sign_in(route, response)
+                ):
+                    findings.append(f"{who} {method.upper()} {url_b} (A's object in B's URL) -> {response.status_code}")
                 if method == "get" and response.status_code == 200:
                     leaked = _leaked_ids(response, a_ids)
                     if leaked:

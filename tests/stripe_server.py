@@ -18,8 +18,10 @@ STRIPE_KEY = "sk_test_lightsout"
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/v1/customers", headers={"Authorization": f"Bearer {STRIPE_KEY}"},
-                         timeout=1).status_code == 200
+        return (
+            httpx.get(f"{url}/v1/customers", headers={"Authorization": f"Bearer {STRIPE_KEY}"}, timeout=1).status_code
+            == 200
+        )
     except httpx.HTTPError:
         return False
 
@@ -31,7 +33,10 @@ def localstripe(tmp_path_factory):
     log = open(workdir / "localstripe.log", "ab")  # noqa: SIM115  (owned by the child)
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "localstripe"), "--port", str(port), "--from-scratch"],
-        cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -29,14 +29,14 @@ def _billing_objects(org) -> list:
 
     actor = builders.owner_actor(org)
     subscription = subscription_for(organization=org)
-    override = quota_override_set(organization=org, meter="maintenance.model_runs", hard_limit=500, reason="sweep",
-                                  actor=actor)
+    override = quota_override_set(
+        organization=org, meter="maintenance.model_runs", hard_limit=500, reason="sweep", actor=actor
+    )
     credit = credit_issue(organization=org, meter="maintenance.model_runs", quantity=1, reason="sweep", actor=actor)
     usage_record(organization_id=org.pk, meter="maintenance.model_runs", quantity=3, idempotency_key="sweep-1")
     ledger_flush()
     [invoice] = period_close(organization_id=org.pk, now=subscription.current_period_end + timedelta(hours=2))
-    return [subscription, override, credit, *UsageEvent.objects.filter(organization=org), invoice,
-            *invoice.lines.all()]
+    return [subscription, override, credit, *UsageEvent.objects.filter(organization=org), invoice, *invoice.lines.all()]
 
 
 @pytest.fixture
@@ -49,15 +49,23 @@ def world(base_model_dir, settings, tmp_path):
         builders.add_member(org_a, role)
     from tenants import services
 
-    services.invitation_create(organization=org_a, email="pending@example.com", role=Role.MEMBER,
-                               actor=builders.owner_actor(org_a))
+    services.invitation_create(
+        organization=org_a, email="pending@example.com", role=Role.MEMBER, actor=builders.owner_actor(org_a)
+    )
     key_a, _ = builders.make_key(org_a)
     job_a = job_create(organization=org_a, kind="test.count", params={}, actor=builders.owner_actor(org_a))
     billing_a = _billing_objects(org_a)
     objects_a = [
-        org_a, *org_a.memberships.all(), *Invitation.objects.filter(organization=org_a), key_a, job_a,
-        *job_a.events.all(), *AuditEvent.objects.filter(organization=org_a), *billing_a,
-        *_scheduling_objects(org_a), *_inference_objects(org_a, base_model_dir, settings, tmp_path),
+        org_a,
+        *org_a.memberships.all(),
+        *Invitation.objects.filter(organization=org_a),
+        key_a,
+        job_a,
+        *job_a.events.all(),
+        *AuditEvent.objects.filter(organization=org_a),
+        *billing_a,
+        *_scheduling_objects(org_a),
+        *_inference_objects(org_a, base_model_dir, settings, tmp_path),
         *_maintenance_objects(org_a),
     ]
 
@@ -84,14 +92,17 @@ def _inference_objects(org, base_model_dir, settings, tmp_path) -> list:
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    version = adapter_version_create(tenant_model=model, adapter_dir=adapter, rank=8, target_modules=["q_proj"],
-                                     source=AdapterVersion.Source.UPLOAD)
+    version = adapter_version_create(
+        tenant_model=model, adapter_dir=adapter, rank=8, target_modules=["q_proj"], source=AdapterVersion.Source.UPLOAD
+    )
     examples = MemorisedFact().examples()
     data = "".join(json.dumps(e) + "\n" for e in examples + examples[:2]).encode()
-    training = training_file_upload(organization=org, upload=SimpleUploadedFile("sweep.jsonl", data),
-                                    purpose="fine-tune")
-    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=base.name,
-                                training_file=training)
+    training = training_file_upload(
+        organization=org, upload=SimpleUploadedFile("sweep.jsonl", data), purpose="fine-tune"
+    )
+    ft = fine_tuning_job_create(
+        organization=org, actor=builders.owner_actor(org), model=base.name, training_file=training
+    )
     return [model, version, training, ft, ft.job]
 
 
@@ -105,19 +116,30 @@ def _scheduling_objects(org):
     from automation.scheduling import services as scheduling
 
     actor = builders.owner_actor(org)
-    machine = scheduling.machine_create(organization=org, code="CUT", timezone="Europe/Berlin",
-                                        shifts=[{"days": ["mon"], "start": "06:00", "end": "14:00"}])
+    machine = scheduling.machine_create(
+        organization=org,
+        code="CUT",
+        timezone="Europe/Berlin",
+        shifts=[{"days": ["mon"], "start": "06:00", "end": "14:00"}],
+    )
     now = timezone.now()
-    downtime = scheduling.downtime_create(organization=org, machine=machine, starts_at=now,
-                                          ends_at=now + timedelta(hours=1))
+    downtime = scheduling.downtime_create(
+        organization=org, machine=machine, starts_at=now, ends_at=now + timedelta(hours=1)
+    )
     material = scheduling.material_create(organization=org, code="paint", arrives_at=now)
-    product = scheduling.product_create(organization=org, code="bracket", family="steel", operations=[
-        {"name": "cut", "options": [{"machine": machine, "minutes_per_unit": 2}], "materials": [material]}])
-    setup = scheduling.setup_time_create(organization=org, machine=machine, from_family="steel", to_family="alu",
-                                         minutes=30)
+    product = scheduling.product_create(
+        organization=org,
+        code="bracket",
+        family="steel",
+        operations=[{"name": "cut", "options": [{"machine": machine, "minutes_per_unit": 2}], "materials": [material]}],
+    )
+    setup = scheduling.setup_time_create(
+        organization=org, machine=machine, from_family="steel", to_family="alu", minutes=30
+    )
     order = scheduling.order_create(organization=org, code="B1", product=product, quantity=10)
-    run = runs.run_create(organization=org, actor=actor, objective="makespan", time_limit_s=5,
-                          jobshop={"jobs": [[[0, 3], [1, 2]]]})
+    run = runs.run_create(
+        organization=org, actor=actor, objective="makespan", time_limit_s=5, jobshop={"jobs": [[[0, 3], [1, 2]]]}
+    )
     return [machine, downtime, material, product, setup, order, run, run.job]
 
 

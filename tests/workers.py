@@ -18,18 +18,43 @@ def worker_env() -> dict[str, str]:
     """The environment of this test process, with the database renamed to pytest-django's test database."""
     url = urlsplit(os.environ["DATABASE_URL"])
     test_db_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
-    return {**os.environ, "DATABASE_URL": test_db_url, "DJANGO_SETTINGS_MODULE": "controlplane.settings.test",
-            # torch's OpenMP threads spin while waiting by default: on shared cores that made training 3-5x slower.
-            "OMP_WAIT_POLICY": "PASSIVE"}
+    return {
+        **os.environ,
+        "DATABASE_URL": test_db_url,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings.test",
+        # torch's OpenMP threads spin while waiting by default: on shared cores that made training 3-5x slower.
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
 
 
 def start_worker(*, queues: str = "default", name: str = "w1", log_path: Path | None = None) -> subprocess.Popen:
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115  (owned by the child)
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", queues, "--pool", "solo",
-         "--include", "tests.jobs.sample_jobs", "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
-         "--loglevel", "INFO"],
-        cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "controlplane",
+            "worker",
+            "-Q",
+            queues,
+            "--pool",
+            "solo",
+            "--include",
+            "tests.jobs.sample_jobs",
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=worker_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -62,14 +87,28 @@ def wait_until(predicate, *, timeout: float = 60, interval: float = 0.2, what: s
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def start_web_server(*, port: int, log_path: Path | None = None, env: dict[str, str] | None = None
-                     ) -> subprocess.Popen:
+def start_web_server(*, port: int, log_path: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
     """The real ASGI application (gateway and Django) under uvicorn, on the test database."""
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115  (owned by the child)
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "controlplane.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--lifespan", "on"],
-        cwd=ROOT, env={**worker_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "controlplane.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--lifespan",
+            "on",
+        ],
+        cwd=ROOT,
+        env={**worker_env(), **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

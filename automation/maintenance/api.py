@@ -43,8 +43,9 @@ class CsvParser(BaseParser):
 
 
 def _rejected(rejected: telemetry.TelemetryRejected) -> Response:
-    return Response(error_body(code="invalid", message=str(rejected), fields=rejected.errors),
-                    status=status.HTTP_400_BAD_REQUEST)
+    return Response(
+        error_body(code="invalid", message=str(rejected), fields=rejected.errors), status=status.HTTP_400_BAD_REQUEST
+    )
 
 
 class _Scoped(OrganizationScopedViewMixin):
@@ -73,8 +74,9 @@ class AssetTypeViewSet(_Scoped, viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
-        serializer.instance = services.asset_type_create(organization=self.organization,
-                                                         channels=[dict(c) for c in data.pop("channels")], **data)
+        serializer.instance = services.asset_type_create(
+            organization=self.organization, channels=[dict(c) for c in data.pop("channels")], **data
+        )
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
@@ -113,16 +115,29 @@ class AssetViewSet(_Scoped, viewsets.ModelViewSet):
             wanted = [name.strip() for name in params["channels"].split(",") if name.strip()]
             unknown = sorted(set(wanted) - {c.name for c in channels})
             if unknown:
-                raise DjangoValidationError({"channels": [f"{asset.asset_type.code} has no channel {n!r}."
-                                                          for n in unknown]})
+                raise DjangoValidationError(
+                    {"channels": [f"{asset.asset_type.code} has no channel {n!r}." for n in unknown]}
+                )
             channels = [c for c in channels if c.name in wanted]
         try:
-            series = telemetry_series(asset=asset, channels=channels, start=params["start"], end=params["end"],
-                                      bucket_seconds=params.get("bucket_seconds"))
+            series = telemetry_series(
+                asset=asset,
+                channels=channels,
+                start=params["start"],
+                end=params["end"],
+                bucket_seconds=params.get("bucket_seconds"),
+            )
         except ValueError as exc:
             raise ApiError(str(exc), code="too_many_points") from exc
-        return Response({"asset": asset.code, "start": params["start"], "end": params["end"],
-                         "bucket_seconds": params.get("bucket_seconds"), "channels": series})
+        return Response(
+            {
+                "asset": asset.code,
+                "start": params["start"],
+                "end": params["end"],
+                "bucket_seconds": params.get("bucket_seconds"),
+                "channels": series,
+            }
+        )
 
 
 class TelemetryIngestView(_Scoped, GenericAPIView):
@@ -133,9 +148,14 @@ class TelemetryIngestView(_Scoped, GenericAPIView):
     parser_classes = [JSONParser, MultiPartParser, CsvParser]
     serializer_class = serializers.IngestResultSerializer
 
-    @extend_schema(request={"application/json": OpenApiTypes.OBJECT, "multipart/form-data": OpenApiTypes.OBJECT,
-                            "text/csv": OpenApiTypes.STR},
-                   responses={201: serializers.IngestResultSerializer})
+    @extend_schema(
+        request={
+            "application/json": OpenApiTypes.OBJECT,
+            "multipart/form-data": OpenApiTypes.OBJECT,
+            "text/csv": OpenApiTypes.STR,
+        },
+        responses={201: serializers.IngestResultSerializer},
+    )
     def post(self, request, org_slug):
         try:
             readings = self._readings(request)
@@ -169,8 +189,9 @@ class RunToFailureImportView(_Scoped, GenericAPIView):
     parser_classes = [MultiPartParser]
     serializer_class = serializers.ImportRequestSerializer
 
-    @extend_schema(request={"multipart/form-data": serializers.ImportRequestSerializer},
-                   responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(
+        request={"multipart/form-data": serializers.ImportRequestSerializer}, responses={201: OpenApiTypes.OBJECT}
+    )
     def post(self, request, org_slug):
         form = self.get_serializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -181,16 +202,28 @@ class RunToFailureImportView(_Scoped, GenericAPIView):
         columns = [c.strip() for c in data["columns"].split(",")] if data.get("columns") else None
         try:
             result = importing.run_to_failure_import(
-                organization=self.organization, asset_type=data["asset_type"], content=upload.read(),
-                file_format=data["format"], columns=columns, asset_prefix=data["asset_prefix"], start=data.get("start"),
-                site=data["site"])
+                organization=self.organization,
+                asset_type=data["asset_type"],
+                content=upload.read(),
+                file_format=data["format"],
+                columns=columns,
+                asset_prefix=data["asset_prefix"],
+                start=data.get("start"),
+                site=data["site"],
+            )
         except telemetry.TelemetryRejected as rejected:
             return _rejected(rejected)
         return Response(result.as_dict(), status=status.HTTP_201_CREATED)
 
 
-class AssetEventViewSet(_Scoped, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class AssetEventViewSet(
+    _Scoped,
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     """Failure history: failures and maintenance actions (repair, replacement, inspection)."""
 
     queryset = AssetEvent.objects.select_related("asset")
@@ -198,8 +231,7 @@ class AssetEventViewSet(_Scoped, mixins.CreateModelMixin, mixins.ListModelMixin,
     list_filters = {"asset": "asset__code", "kind": "kind"}
 
     def perform_create(self, serializer):
-        serializer.instance = services.asset_event_create(organization=self.organization,
-                                                          **serializer.validated_data)
+        serializer.instance = services.asset_event_create(organization=self.organization, **serializer.validated_data)
 
     def perform_destroy(self, instance):
         services.asset_event_delete(event=instance)
@@ -222,8 +254,12 @@ class TrainedModelViewSet(_Scoped, mixins.ListModelMixin, mixins.RetrieveModelMi
     def train(self, request, *args, **kwargs):
         form = serializers.TrainRequestSerializer(data=request.data, context=self.get_serializer_context())
         form.is_valid(raise_exception=True)
-        job = services.training_start(organization=self.organization, asset_type=form.validated_data["asset_type"],
-                                      actor=self.actor, asset_codes=form.validated_data.get("assets"))
+        job = services.training_start(
+            organization=self.organization,
+            asset_type=form.validated_data["asset_type"],
+            actor=self.actor,
+            asset_codes=form.validated_data.get("assets"),
+        )
         return _job_started(job)
 
     @extend_schema(request=serializers.ScoreRequestSerializer, responses={202: serializers.JobStartedSerializer})
@@ -231,8 +267,9 @@ class TrainedModelViewSet(_Scoped, mixins.ListModelMixin, mixins.RetrieveModelMi
     def score(self, request, *args, **kwargs):
         form = serializers.ScoreRequestSerializer(data=request.data, context=self.get_serializer_context())
         form.is_valid(raise_exception=True)
-        job = services.scoring_start(organization=self.organization, asset_type=form.validated_data["asset_type"],
-                                     actor=self.actor)
+        job = services.scoring_start(
+            organization=self.organization, asset_type=form.validated_data["asset_type"], actor=self.actor
+        )
         return _job_started(job)
 
 
@@ -283,12 +320,21 @@ class WorkOrderViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
     def close(self, request, *args, **kwargs):
         form = serializers.WorkOrderCloseSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        return self._moved(lambda w: services.work_order_close(work_order=w, actor=self.actor,
-                                                               resolution=form.validated_data["resolution"]))
+        return self._moved(
+            lambda w: services.work_order_close(
+                work_order=w, actor=self.actor, resolution=form.validated_data["resolution"]
+            )
+        )
 
 
-class IngestionKeyViewSet(_Scoped, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                          mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class IngestionKeyViewSet(
+    _Scoped,
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     """Device keys for MQTT telemetry: the secret is shown once; DELETE revokes."""
 
     queryset = IngestionKey.objects.select_related("asset")
@@ -314,8 +360,12 @@ class WebhookEndpointViewSet(_Scoped, viewsets.ModelViewSet):
 
     queryset = WebhookEndpoint.objects.all()
     serializer_class = serializers.WebhookEndpointSerializer
-    action_scopes = {"create": Scope.ORG_ADMIN, "update": Scope.ORG_ADMIN, "partial_update": Scope.ORG_ADMIN,
-                     "destroy": Scope.ORG_ADMIN}
+    action_scopes = {
+        "create": Scope.ORG_ADMIN,
+        "update": Scope.ORG_ADMIN,
+        "partial_update": Scope.ORG_ADMIN,
+        "destroy": Scope.ORG_ADMIN,
+    }
 
     @extend_schema(responses={201: serializers.WebhookEndpointCreatedSerializer})
     def create(self, request, *args, **kwargs):
@@ -328,8 +378,9 @@ class WebhookEndpointViewSet(_Scoped, viewsets.ModelViewSet):
         return Response({**body, "secret": secret}, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer):
-        serializer.instance = services.webhook_endpoint_update(endpoint=serializer.instance,
-                                                               data=serializer.validated_data)
+        serializer.instance = services.webhook_endpoint_update(
+            endpoint=serializer.instance, data=serializer.validated_data
+        )
 
     def perform_destroy(self, instance):
         services.webhook_endpoint_delete(endpoint=instance)

@@ -28,9 +28,11 @@ KEY_NAME = "maintenance explainer (system)"
 KEY_PURPOSE = "maintenance.explainer"
 MAX_ATTEMPTS = 12
 MAX_TOKENS = 220
-SYSTEM_PROMPT = ("You are a maintenance planner's assistant in a factory. Explain the recommendation below to a "
-                 "technician in two or three short, plain sentences: what to do, on which component, by when, and "
-                 "why. Use only the facts given; do not invent numbers.")
+SYSTEM_PROMPT = (
+    "You are a maintenance planner's assistant in a factory. Explain the recommendation below to a "
+    "technician in two or three short, plain sentences: what to do, on which component, by when, and "
+    "why. Use only the facts given; do not invent numbers."
+)
 
 
 class ExplainerUnavailable(Exception):
@@ -49,7 +51,9 @@ def _facts(recommendation: Recommendation) -> str:
     asset, health = recommendation.asset, recommendation.health
     cycle_hours = asset.asset_type.cycle_seconds / 3600
     lines = [
-        f"Asset: {asset.code}" + (f" ({asset.name})" if asset.name else "") + f", type {asset.asset_type.code}"
+        f"Asset: {asset.code}"
+        + (f" ({asset.name})" if asset.name else "")
+        + f", type {asset.asset_type.code}"
         + (f", site {asset.site}" if asset.site else ""),
         f"Recommendation: {recommendation.action} the {recommendation.component} by "
         f"{recommendation.due_by:%Y-%m-%d %H:%M} UTC, priority {recommendation.priority}.",
@@ -63,13 +67,21 @@ def _facts(recommendation: Recommendation) -> str:
 
 def _ask(*, organization: Organization, model: str, facts: str) -> str:
     url = f"{explainer_base_url()}/v1/chat/completions"
-    payload = {"model": model, "max_tokens": MAX_TOKENS, "temperature": 0.2,
-               "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": facts}]}
+    payload = {
+        "model": model,
+        "max_tokens": MAX_TOKENS,
+        "temperature": 0.2,
+        "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": facts}],
+    }
     for _ in range(2):  # a second try only after replacing a key that was revoked
         key = _explainer_key(organization)
         try:
-            response = httpx.post(url, json=payload, headers={"Authorization": f"Bearer {key}"},
-                                  timeout=getattr(settings, "MAINTENANCE_EXPLAINER_TIMEOUT_S", 60))
+            response = httpx.post(
+                url,
+                json=payload,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=getattr(settings, "MAINTENANCE_EXPLAINER_TIMEOUT_S", 60),
+            )
         except httpx.HTTPError as exc:
             raise ExplainerUnavailable(f"The gateway at {url} did not answer ({type(exc).__name__}: {exc}).") from exc
         if response.status_code == 401:
@@ -80,8 +92,7 @@ def _ask(*, organization: Organization, model: str, facts: str) -> str:
                 message = response.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = response.text[:300]
-            raise ExplainerUnavailable(f"The gateway answered HTTP {response.status_code} for model {model}: "
-                                       f"{message}")
+            raise ExplainerUnavailable(f"The gateway answered HTTP {response.status_code} for model {model}: {message}")
         try:
             text = response.json()["choices"][0]["message"]["content"].strip()
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -94,8 +105,9 @@ def _ask(*, organization: Organization, model: str, facts: str) -> str:
 
 def recommendation_explain(*, recommendation_id: str, organization_id: str) -> Recommendation:
     """One attempt at explaining; records the text, or why not and when to try again."""
-    recommendation = (Recommendation.objects.select_related("asset__asset_type", "health")
-                      .get(pk=recommendation_id, organization_id=organization_id))
+    recommendation = Recommendation.objects.select_related("asset__asset_type", "health").get(
+        pk=recommendation_id, organization_id=organization_id
+    )
     if recommendation.explanation_status != Recommendation.ExplanationStatus.PENDING:
         return recommendation
     organization = Organization.objects.get(pk=organization_id)
@@ -110,13 +122,20 @@ def recommendation_explain(*, recommendation_id: str, organization_id: str) -> R
         gave_up = attempts >= MAX_ATTEMPTS
         retry = getattr(settings, "MAINTENANCE_EXPLAINER_RETRY_SECONDS", 300) * min(2 ** (attempts - 1), 12)
         Recommendation.objects.filter(pk=recommendation.pk, explanation_status="pending").update(
-            explanation_attempts=attempts, explanation_error=str(exc)[:2000],
+            explanation_attempts=attempts,
+            explanation_error=str(exc)[:2000],
             explanation_status="failed" if gave_up else "pending",
-            explanation_retry_at=None if gave_up else timezone.now() + timedelta(seconds=retry))
+            explanation_retry_at=None if gave_up else timezone.now() + timedelta(seconds=retry),
+        )
     else:
         Recommendation.objects.filter(pk=recommendation.pk, explanation_status="pending").update(
-            explanation=text, explanation_status="ready", explanation_error="", explanation_attempts=attempts,
-            explanation_retry_at=None, explanation_model=model)
+            explanation=text,
+            explanation_status="ready",
+            explanation_error="",
+            explanation_attempts=attempts,
+            explanation_retry_at=None,
+            explanation_model=model,
+        )
     recommendation.refresh_from_db()
     return recommendation
 
@@ -124,7 +143,9 @@ def recommendation_explain(*, recommendation_id: str, organization_id: str) -> R
 def pending_explanations(limit: int = 100) -> list[tuple[str, str]]:
     """(recommendation id, organisation id) of explanations due for another try."""
     now = timezone.now()
-    rows = (Recommendation.objects.filter(explanation_status="pending", explanation_retry_at__lte=now)
-            .order_by("explanation_retry_at").values_list("pk", "organization_id")[:limit])
+    rows = (
+        Recommendation.objects.filter(explanation_status="pending", explanation_retry_at__lte=now)
+        .order_by("explanation_retry_at")
+        .values_list("pk", "organization_id")[:limit]
+    )
     return [(str(pk), str(org)) for pk, org in rows]
-

@@ -124,8 +124,13 @@ def _units_from_csv(text: str) -> list[_Unit]:
         cycles = np.array([r[1] for r in records])
         if np.any(np.diff(cycles) <= 0):
             bad = next(i for i in range(1, len(cycles)) if cycles[i] <= cycles[i - 1])
-            raise TelemetryRejected({f"line {records[bad][0]}": [
-                f"asset {code} cycle {cycles[bad]} does not follow cycle {cycles[bad - 1]}"]})
+            raise TelemetryRejected(
+                {
+                    f"line {records[bad][0]}": [
+                        f"asset {code} cycle {cycles[bad]} does not follow cycle {cycles[bad - 1]}"
+                    ]
+                }
+            )
         values = pd.DataFrame([r[2] for r in records], columns=channels)
         units.append(_Unit(code, cycles, values, [r[0] for r in records]))
     return units
@@ -138,9 +143,17 @@ def _default_start(units: list[_Unit], cycle: timedelta) -> datetime:
     return EPOCH + timedelta(seconds=math.floor((moment - EPOCH).total_seconds() / seconds) * seconds)
 
 
-def run_to_failure_import(*, organization: Organization, asset_type: AssetType, content: bytes, file_format: str,
-                          columns: list[str] | None = None, asset_prefix: str = "unit-",
-                          start: datetime | None = None, site: str = "") -> ImportResult:
+def run_to_failure_import(
+    *,
+    organization: Organization,
+    asset_type: AssetType,
+    content: bytes,
+    file_format: str,
+    columns: list[str] | None = None,
+    asset_prefix: str = "unit-",
+    start: datetime | None = None,
+    site: str = "",
+) -> ImportResult:
     """Validate the whole file, then create assets, telemetry and failures in one transaction, or nothing."""
     if file_format not in FORMATS:
         raise TelemetryRejected({"format": [f"Use one of: {', '.join(FORMATS)}."]})
@@ -151,8 +164,14 @@ def run_to_failure_import(*, organization: Organization, asset_type: AssetType, 
     if file_format == "cmapss":
         columns = list(columns or CMAPSS_COLUMNS)
         if len(columns) != len(CMAPSS_COLUMNS):
-            raise TelemetryRejected({"columns": [f"C-MAPSS files have {len(CMAPSS_COLUMNS)} value columns; name "
-                                                 f"{len(CMAPSS_COLUMNS)} channels, not {len(columns)}."]})
+            raise TelemetryRejected(
+                {
+                    "columns": [
+                        f"C-MAPSS files have {len(CMAPSS_COLUMNS)} value columns; name "
+                        f"{len(CMAPSS_COLUMNS)} channels, not {len(columns)}."
+                    ]
+                }
+            )
         units = _units_from_cmapss(text, columns=columns, prefix=asset_prefix)
     else:
         units = _units_from_csv(text)
@@ -162,8 +181,12 @@ def run_to_failure_import(*, organization: Organization, asset_type: AssetType, 
     names = list(units[0].values.columns)
     unknown = [name for name in names if name not in channels]
     if unknown:
-        raise TelemetryRejected({"columns": [f"{asset_type.code} has no channel {name!r}" for name in unknown]
-                                 + [f"its channels: {', '.join(channels) or 'none'}"]})
+        raise TelemetryRejected(
+            {
+                "columns": [f"{asset_type.code} has no channel {name!r}" for name in unknown]
+                + [f"its channels: {', '.join(channels) or 'none'}"]
+            }
+        )
 
     problems: dict[str, list[str]] = {}
     count = 0
@@ -178,7 +201,8 @@ def run_to_failure_import(*, organization: Organization, asset_type: AssetType, 
                     side, bound = ("below", channel.min_value) if low[i] else ("above", channel.max_value)
                     problems.setdefault(f"line {unit.lines[i]}", []).append(
                         f"{name} value {values[i]:g} is {side} the expected {'minimum' if low[i] else 'maximum'} "
-                        f"{bound:g}{' ' + channel.unit if channel.unit else ''}")
+                        f"{bound:g}{' ' + channel.unit if channel.unit else ''}"
+                    )
     if problems:
         raise TelemetryRejected(problems, count)
 
@@ -188,10 +212,10 @@ def run_to_failure_import(*, organization: Organization, asset_type: AssetType, 
         raise TelemetryRejected({"start": ["Give the start with a time zone."]})
     last = start + cycle * (max(int(u.cycles[-1]) for u in units) - 1)
     if last > timezone.now():
-        raise TelemetryRejected({"start": [f"The data would run until {last.isoformat()}, in the future; start "
-                                           "earlier."]})
-    existing = {a.code: a for a in Asset.objects.filter(organization=organization,
-                                                        code__in=[u.code for u in units])}
+        raise TelemetryRejected(
+            {"start": [f"The data would run until {last.isoformat()}, in the future; start earlier."]}
+        )
+    existing = {a.code: a for a in Asset.objects.filter(organization=organization, code__in=[u.code for u in units])}
     wrong_type = sorted(code for code, a in existing.items() if a.asset_type_id != asset_type.pk)
     if wrong_type:
         raise TelemetryRejected({"assets": [f"Asset {code} exists with another asset type." for code in wrong_type]})
@@ -214,13 +238,24 @@ def run_to_failure_import(*, organization: Organization, asset_type: AssetType, 
                         rows.append((organization.pk, asset.pk, channel_id, ts, value))
             failed_at = stamps[-1]
             if not AssetEvent.objects.filter(asset=asset, kind=AssetEvent.Kind.FAILURE, occurred_at=failed_at).exists():
-                AssetEvent.objects.create(organization=organization, asset=asset, kind=AssetEvent.Kind.FAILURE,
-                                          occurred_at=failed_at, description="Imported run-to-failure history")
+                AssetEvent.objects.create(
+                    organization=organization,
+                    asset=asset,
+                    kind=AssetEvent.Kind.FAILURE,
+                    occurred_at=failed_at,
+                    description="Imported run-to-failure history",
+                )
                 failures += 1
             if len(rows) >= 200_000:
                 readings, stored = readings + len(rows), stored + telemetry_store(rows=rows)
                 rows = []
         readings, stored = readings + len(rows), stored + telemetry_store(rows=rows)
-    return ImportResult(assets_created=created, assets_existing=len(existing), readings=readings,
-                        readings_stored=stored, failures_recorded=failures, starts_at=start.astimezone(UTC),
-                        ends_at=last.astimezone(UTC))
+    return ImportResult(
+        assets_created=created,
+        assets_existing=len(existing),
+        readings=readings,
+        readings_stored=stored,
+        failures_recorded=failures,
+        starts_at=start.astimezone(UTC),
+        ends_at=last.astimezone(UTC),
+    )

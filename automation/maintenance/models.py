@@ -21,8 +21,9 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import DEFAULT_EXPLAINER_MODEL, DEFAULT_RUL_CAP
 
-code_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-                                "Use letters, digits, '.', '_' and '-' only, starting with a letter or digit.")
+code_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", "Use letters, digits, '.', '_' and '-' only, starting with a letter or digit."
+)
 
 
 def _organization_field() -> models.ForeignKey:
@@ -41,20 +42,32 @@ class AssetType(models.Model):
     code = models.CharField(max_length=64, validators=[code_validator])
     name = models.CharField(max_length=200, blank=True)
     cycle_seconds = models.PositiveIntegerField(
-        default=3600, validators=[MinValueValidator(1)],
+        default=3600,
+        validators=[MinValueValidator(1)],
         help_text="One model row per this many seconds: telemetry is averaged into cycles of this length, and "
-                  "RUL is counted in them.")
-    rul_cap = models.FloatField(default=DEFAULT_RUL_CAP, validators=[MinValueValidator(1)],
-                                help_text="Cycles: predictions at the cap mean 'healthy, at least this long'.")
-    explainer_model = models.CharField(max_length=200, default=DEFAULT_EXPLAINER_MODEL,
-                                       help_text="The organisation's model that explains recommendations.")
+        "RUL is counted in them.",
+    )
+    rul_cap = models.FloatField(
+        default=DEFAULT_RUL_CAP,
+        validators=[MinValueValidator(1)],
+        help_text="Cycles: predictions at the cap mean 'healthy, at least this long'.",
+    )
+    explainer_model = models.CharField(
+        max_length=200,
+        default=DEFAULT_EXPLAINER_MODEL,
+        help_text="The organisation's model that explains recommendations.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("code",)
-        constraints = [models.UniqueConstraint(fields=["organization", "code"], name="maint_assettype_code",
-                                               violation_error_message="An asset type with this code already "
-                                                                       "exists.")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "code"],
+                name="maint_assettype_code",
+                violation_error_message="An asset type with this code already exists.",
+            )
+        ]
         indexes = [models.Index(fields=["organization", "-created_at"], name="maint_assettype_created")]
 
     def __str__(self) -> str:
@@ -70,21 +83,32 @@ class Channel(models.Model):
     unit = models.CharField(max_length=32, blank=True)
     min_value = models.FloatField(null=True, blank=True, help_text="Readings below are rejected. Empty: no bound.")
     max_value = models.FloatField(null=True, blank=True, help_text="Readings above are rejected. Empty: no bound.")
-    component = models.CharField(max_length=100, blank=True,
-                                 help_text="What wears when this channel drifts (vibration -> bearing); empty: "
-                                           "guessed from the channel's name.")
-    is_setting = models.BooleanField(default=False, help_text="An operating condition (load, speed), not a wear "
-                                                              "sensor: models compensate the sensors for it.")
+    component = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="What wears when this channel drifts (vibration -> bearing); empty: guessed from the channel's name.",
+    )
+    is_setting = models.BooleanField(
+        default=False,
+        help_text="An operating condition (load, speed), not a wear sensor: models compensate the sensors for it.",
+    )
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ("position", "id")
         constraints = [
-            models.UniqueConstraint(fields=["asset_type", "name"], name="maint_channel_name",
-                                    violation_error_message="A channel with this name already exists."),
-            models.CheckConstraint(condition=models.Q(min_value__isnull=True) | models.Q(max_value__isnull=True)
-                                   | models.Q(min_value__lte=models.F("max_value")), name="maint_channel_range",
-                                   violation_error_message="The minimum must not be above the maximum."),
+            models.UniqueConstraint(
+                fields=["asset_type", "name"],
+                name="maint_channel_name",
+                violation_error_message="A channel with this name already exists.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(min_value__isnull=True)
+                | models.Q(max_value__isnull=True)
+                | models.Q(min_value__lte=models.F("max_value")),
+                name="maint_channel_range",
+                violation_error_message="The minimum must not be above the maximum.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -94,8 +118,11 @@ class Channel(models.Model):
 class Asset(models.Model):
     id = _uuid_field()
     organization = _organization_field()
-    code = models.CharField(max_length=64, validators=[code_validator],
-                            help_text="Unique in the organisation; the MQTT topic and imports name assets by it.")
+    code = models.CharField(
+        max_length=64,
+        validators=[code_validator],
+        help_text="Unique in the organisation; the MQTT topic and imports name assets by it.",
+    )
     name = models.CharField(max_length=200, blank=True)
     asset_type = models.ForeignKey(AssetType, on_delete=models.PROTECT, related_name="assets")
     site = models.CharField(max_length=200, blank=True)
@@ -103,8 +130,13 @@ class Asset(models.Model):
 
     class Meta:
         ordering = ("code",)
-        constraints = [models.UniqueConstraint(fields=["organization", "code"], name="maint_asset_code",
-                                               violation_error_message="An asset with this code already exists.")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "code"],
+                name="maint_asset_code",
+                violation_error_message="An asset with this code already exists.",
+            )
+        ]
         indexes = [models.Index(fields=["organization", "-created_at"], name="maint_asset_created")]
 
     def __str__(self) -> str:
@@ -183,8 +215,11 @@ class TrainedModel(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["asset_type"], condition=models.Q(is_current=True),
-                                               name="maint_model_one_current")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset_type"], condition=models.Q(is_current=True), name="maint_model_one_current"
+            )
+        ]
         indexes = [models.Index(fields=["organization", "-created_at"], name="maint_model_created")]
 
     def __str__(self) -> str:
@@ -271,12 +306,14 @@ class Recommendation(models.Model):
     channel = models.CharField(max_length=64, blank=True)
     due_by = models.DateTimeField()
     priority = models.CharField(max_length=16, choices=Priority.choices)
-    conservative_rul = models.FloatField(help_text="Cycles: the low end of the RUL band, which due_by is planned "
-                                                   "against.")
+    conservative_rul = models.FloatField(
+        help_text="Cycles: the low end of the RUL band, which due_by is planned against."
+    )
     reason = models.TextField()
     explanation = models.TextField(blank=True)
-    explanation_status = models.CharField(max_length=16, choices=ExplanationStatus.choices,
-                                          default=ExplanationStatus.PENDING)
+    explanation_status = models.CharField(
+        max_length=16, choices=ExplanationStatus.choices, default=ExplanationStatus.PENDING
+    )
     explanation_model = models.CharField(max_length=200, blank=True)
     explanation_error = models.TextField(blank=True)
     explanation_attempts = models.PositiveIntegerField(default=0)
@@ -331,8 +368,14 @@ class IngestionKey(models.Model):
 
     id = _uuid_field()
     organization = _organization_field()
-    asset = models.ForeignKey(Asset, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
-                              help_text="Empty: the key may publish for every asset of the organisation.")
+    asset = models.ForeignKey(
+        Asset,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Empty: the key may publish for every asset of the organisation.",
+    )
     name = models.CharField(max_length=100)
     key_id = models.CharField(max_length=64, unique=True)
     salt = models.CharField(max_length=64)
@@ -392,4 +435,3 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.endpoint} ({self.status})"
-

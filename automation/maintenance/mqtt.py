@@ -54,8 +54,9 @@ def asset_topic(*, org_slug: str, asset_code: str, prefix: str | None = None) ->
 def device_message(*, key_id: str, secret: str, topic: str, readings: list[dict]) -> bytes:
     """What a device publishes (a reference implementation for integrators, and the tests' publisher)."""
     data = json.dumps({"readings": readings}, separators=(",", ":"))
-    return json.dumps({"key_id": key_id, "data": data,
-                       "signature": signing.message_signature(secret=secret, topic=topic, data=data)}).encode()
+    return json.dumps(
+        {"key_id": key_id, "data": data, "signature": signing.message_signature(secret=secret, topic=topic, data=data)}
+    ).encode()
 
 
 def _rejected(reason: str, detail: str, topic: str) -> Verdict:
@@ -81,8 +82,9 @@ def message_ingest(*, topic: str, payload: bytes) -> Verdict:
     key = IngestionKey.objects.select_related("organization").filter(key_id=key_id).first()
     if key is None or key.revoked_at is not None:
         return _rejected("unknown_key", f"no usable ingestion key {key_id[:40]!r}", topic)
-    if not signing.message_signature_valid(secret=signing.ingestion_secret(salt=key.salt), topic=topic, data=data,
-                                           signature=signature):
+    if not signing.message_signature_valid(
+        secret=signing.ingestion_secret(salt=key.salt), topic=topic, data=data, signature=signature
+    ):
         return _rejected("bad_signature", f"signature does not match key {key_id}", topic)
     if key.organization.slug != org_slug:
         return _rejected("wrong_organization", f"key {key_id} belongs to another organisation than {org_slug}", topic)
@@ -128,9 +130,12 @@ class TelemetrySubscriber:
         self.topic = f"$share/{group}/{topic_filter()}" if group else topic_filter()
         self.subscribed = threading.Event()
         self.processed = 0
-        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or setting("MAINTENANCE_MQTT_CLIENT_ID", "lightsout-ingest"),
-                                  clean_session=False, protocol=mqtt.MQTTv311)
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or setting("MAINTENANCE_MQTT_CLIENT_ID", "lightsout-ingest"),
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
         if self.url.username:
             self.client.username_pw_set(self.url.username, self.url.password)
         if self.url.scheme == "mqtts":
@@ -184,6 +189,9 @@ class TelemetrySubscriber:
 
     def run_forever(self) -> None:
         """The management command: connect (retrying), then process messages until disconnected."""
-        self.client.connect_async(self.url.hostname or "127.0.0.1",
-                                  self.url.port or (8883 if self.url.scheme == "mqtts" else 1883), keepalive=60)
+        self.client.connect_async(
+            self.url.hostname or "127.0.0.1",
+            self.url.port or (8883 if self.url.scheme == "mqtts" else 1883),
+            keepalive=60,
+        )
         self.client.loop_forever(retry_first_connection=True)

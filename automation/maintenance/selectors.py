@@ -30,8 +30,9 @@ class Life:
     failure: AssetEvent | None
 
 
-def telemetry_series(*, asset: Asset, channels: list[Channel], start: datetime, end: datetime,
-                     bucket_seconds: int | None = None) -> list[dict]:
+def telemetry_series(
+    *, asset: Asset, channels: list[Channel], start: datetime, end: datetime, bucket_seconds: int | None = None
+) -> list[dict]:
     """Per channel, the readings in [start, end): raw, or per bucket (mean, min, max, count)."""
     by_id = {c.pk: c for c in channels}
     series = {c.pk: {"channel": c.name, "unit": c.unit, "points": []} for c in channels}
@@ -41,14 +42,16 @@ def telemetry_series(*, asset: Asset, channels: list[Channel], start: datetime, 
                 "SELECT channel_id, date_bin(make_interval(secs => %s), ts, %s) AS bucket, avg(value), min(value), "
                 "max(value), count(*) FROM maintenance_telemetry WHERE asset_id = %s AND channel_id = ANY(%s) "
                 "AND ts >= %s AND ts < %s GROUP BY 1, 2 ORDER BY 1, 2 LIMIT %s",
-                [bucket_seconds, EPOCH, asset.pk, list(by_id), start, end, MAX_POINTS + 1])
+                [bucket_seconds, EPOCH, asset.pk, list(by_id), start, end, MAX_POINTS + 1],
+            )
             rows = cursor.fetchall()
             points = [(c, {"ts": b, "mean": m, "min": lo, "max": hi, "count": n}) for c, b, m, lo, hi, n in rows]
         else:
             cursor.execute(
                 "SELECT channel_id, ts, value FROM maintenance_telemetry WHERE asset_id = %s AND channel_id = ANY(%s) "
                 "AND ts >= %s AND ts < %s ORDER BY channel_id, ts LIMIT %s",
-                [asset.pk, list(by_id), start, end, MAX_POINTS + 1])
+                [asset.pk, list(by_id), start, end, MAX_POINTS + 1],
+            )
             rows = cursor.fetchall()
             points = [(c, {"ts": ts, "value": v}) for c, ts, v in rows]
     if len(rows) > MAX_POINTS:
@@ -58,13 +61,21 @@ def telemetry_series(*, asset: Asset, channels: list[Channel], start: datetime, 
     return [series[c.pk] for c in channels]
 
 
-def asset_frame(*, asset: Asset, channels: list[Channel], cycle_seconds: int, after: datetime | None = None,
-                until: datetime | None = None) -> pd.DataFrame:
+def asset_frame(
+    *,
+    asset: Asset,
+    channels: list[Channel],
+    cycle_seconds: int,
+    after: datetime | None = None,
+    until: datetime | None = None,
+) -> pd.DataFrame:
     """The asset's telemetry in (after, until], one row per cycle (mean of its readings), indexed by the
     cycle's start. Empty frame when there is no telemetry."""
     names = {c.pk: c.name for c in channels}
-    sql = ["SELECT channel_id, date_bin(make_interval(secs => %s), ts, %s) AS cycle, avg(value) "
-           "FROM maintenance_telemetry WHERE asset_id = %s AND channel_id = ANY(%s)"]
+    sql = [
+        "SELECT channel_id, date_bin(make_interval(secs => %s), ts, %s) AS cycle, avg(value) "
+        "FROM maintenance_telemetry WHERE asset_id = %s AND channel_id = ANY(%s)"
+    ]
     params: list = [cycle_seconds, EPOCH, asset.pk, list(names)]
     if after is not None:
         sql.append("AND ts > %s")
@@ -91,8 +102,7 @@ def asset_frame(*, asset: Asset, channels: list[Channel], cycle_seconds: int, af
 
 def asset_lives(*, asset: Asset) -> list[Life]:
     """Every life of the asset, oldest first; the last one is the current life unless it ended in a failure."""
-    renewals = list(AssetEvent.objects.filter(asset=asset, kind__in=AssetEvent.RENEWALS).order_by("occurred_at",
-                                                                                                    "id"))
+    renewals = list(AssetEvent.objects.filter(asset=asset, kind__in=AssetEvent.RENEWALS).order_by("occurred_at", "id"))
     lives, previous = [], None
     for event in renewals:
         if event.kind == AssetEvent.Kind.FAILURE:
@@ -107,8 +117,9 @@ def _cycle_of(moment: datetime, cycle_seconds: int) -> datetime:
     return EPOCH + timedelta(seconds=(seconds // cycle_seconds) * cycle_seconds)
 
 
-def run_to_failure_histories(*, asset_type: AssetType, channels: list[Channel], asset_codes: list[str] | None = None,
-                             min_cycles: int = 2) -> list[tuple[str, pd.DataFrame]]:
+def run_to_failure_histories(
+    *, asset_type: AssetType, channels: list[Channel], asset_codes: list[str] | None = None, min_cycles: int = 2
+) -> list[tuple[str, pd.DataFrame]]:
     """[(label, frame)] of every life of the type's assets that ended in a failure; the frame's last row is the
     failure's cycle."""
     assets = Asset.objects.filter(organization_id=asset_type.organization_id, asset_type=asset_type)
@@ -119,8 +130,13 @@ def run_to_failure_histories(*, asset_type: AssetType, channels: list[Channel], 
         for life in asset_lives(asset=asset):
             if life.failure is None:
                 continue
-            frame = asset_frame(asset=asset, channels=channels, cycle_seconds=asset_type.cycle_seconds,
-                                after=life.starts_after, until=life.ends_at)
+            frame = asset_frame(
+                asset=asset,
+                channels=channels,
+                cycle_seconds=asset_type.cycle_seconds,
+                after=life.starts_after,
+                until=life.ends_at,
+            )
             if len(frame) == 0:
                 continue
             # The failure's own cycle is RUL 0 even when its last readings came a little earlier.
@@ -133,12 +149,18 @@ def run_to_failure_histories(*, asset_type: AssetType, channels: list[Channel], 
     return histories
 
 
-def current_life_frame(*, asset: Asset, channels: list[Channel], cycle_seconds: int,
-                       until: datetime | None = None) -> pd.DataFrame:
+def current_life_frame(
+    *, asset: Asset, channels: list[Channel], cycle_seconds: int, until: datetime | None = None
+) -> pd.DataFrame:
     """The asset's telemetry since its last renewal (up to `until`)."""
-    renewal = (AssetEvent.objects.filter(asset=asset, kind__in=AssetEvent.RENEWALS,
-                                         **({"occurred_at__lte": until} if until else {}))
-               .order_by("-occurred_at").values_list("occurred_at", flat=True).first())
+    renewal = (
+        AssetEvent.objects.filter(
+            asset=asset, kind__in=AssetEvent.RENEWALS, **({"occurred_at__lte": until} if until else {})
+        )
+        .order_by("-occurred_at")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
     return asset_frame(asset=asset, channels=channels, cycle_seconds=cycle_seconds, after=renewal, until=until)
 
 
@@ -161,8 +183,10 @@ def telemetry_span(*, asset: Asset, channels: list[Channel]) -> tuple[datetime, 
 
     from .models import Telemetry
 
-    ends = [Telemetry.objects.filter(asset=asset, channel=channel).aggregate(first=Min("ts"), last=Max("ts"))
-            for channel in channels]
+    ends = [
+        Telemetry.objects.filter(asset=asset, channel=channel).aggregate(first=Min("ts"), last=Max("ts"))
+        for channel in channels
+    ]
     firsts = [e["first"] for e in ends if e["first"] is not None]
     lasts = [e["last"] for e in ends if e["last"] is not None]
     return (min(firsts), max(lasts)) if firsts else None

@@ -24,8 +24,9 @@ class CodeRelatedField(serializers.SlugRelatedField):
     """Another object of the caller's organisation, by its code."""
 
     def __init__(self, model, **kwargs):
-        kwargs.setdefault("error_messages", {"does_not_exist": f"No {model._meta.verbose_name} with the code "
-                                                               "{value}."})
+        kwargs.setdefault(
+            "error_messages", {"does_not_exist": f"No {model._meta.verbose_name} with the code {{value}}."}
+        )
         super().__init__(slug_field="code", queryset=model.objects.all(), **kwargs)
 
     def get_queryset(self):
@@ -75,8 +76,9 @@ class TelemetryQuerySerializer(serializers.Serializer):
     start = serializers.DateTimeField(help_text="Inclusive, ISO 8601 with a time zone.")
     end = serializers.DateTimeField(help_text="Exclusive.")
     channels = serializers.CharField(required=False, help_text="Comma-separated channel names; default all.")
-    bucket_seconds = serializers.IntegerField(required=False, min_value=1, max_value=366 * 86400,
-                                              help_text="Downsample: mean, min, max and count per bucket.")
+    bucket_seconds = serializers.IntegerField(
+        required=False, min_value=1, max_value=366 * 86400, help_text="Downsample: mean, min, max and count per bucket."
+    )
 
     def validate(self, attrs):
         if attrs["end"] <= attrs["start"]:
@@ -95,11 +97,15 @@ class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField()
     asset_type = CodeRelatedField(AssetType)
     format = serializers.ChoiceField(choices=["cmapss", "csv"], default="csv")
-    columns = serializers.CharField(required=False, help_text="cmapss: the channel of each value column, "
-                                                              "comma-separated; default setting_1..3,sensor_1..21.")
+    columns = serializers.CharField(
+        required=False,
+        help_text="cmapss: the channel of each value column, comma-separated; default setting_1..3,sensor_1..21.",
+    )
     asset_prefix = serializers.CharField(required=False, default="unit-", max_length=40)
-    start = serializers.DateTimeField(required=False, help_text="When cycle 1 began; default: so that the longest "
-                                                                "run ends now. Give it to repeat an import safely.")
+    start = serializers.DateTimeField(
+        required=False,
+        help_text="When cycle 1 began; default: so that the longest run ends now. Give it to repeat an import safely.",
+    )
     site = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
 
 
@@ -108,15 +114,28 @@ class TrainedModelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainedModel
-        fields = ["id", "asset_type", "job", "is_current", "cap", "channels", "setting_channels", "metrics",
-                  "training_assets", "created_at"]
+        fields = [
+            "id",
+            "asset_type",
+            "job",
+            "is_current",
+            "cap",
+            "channels",
+            "setting_channels",
+            "metrics",
+            "training_assets",
+            "created_at",
+        ]
 
 
 class TrainRequestSerializer(serializers.Serializer):
     asset_type = CodeRelatedField(AssetType)
-    assets = serializers.ListField(child=serializers.CharField(max_length=64), required=False, allow_empty=False,
-                                   help_text="Train on these assets' histories only; default every asset of the "
-                                             "type.")
+    assets = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        allow_empty=False,
+        help_text="Train on these assets' histories only; default every asset of the type.",
+    )
 
 
 class ScoreRequestSerializer(serializers.Serializer):
@@ -134,8 +153,22 @@ class AssetHealthSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AssetHealth
-        fields = ["id", "asset", "model", "job", "as_of", "health_score", "rul_cycles", "rul_low", "rul_high",
-                  "rul_at_cap", "predicted_failure_at", "drivers", "ongoing_anomalies", "created_at"]
+        fields = [
+            "id",
+            "asset",
+            "model",
+            "job",
+            "as_of",
+            "health_score",
+            "rul_cycles",
+            "rul_low",
+            "rul_high",
+            "rul_at_cap",
+            "predicted_failure_at",
+            "drivers",
+            "ongoing_anomalies",
+            "created_at",
+        ]
 
 
 class AnomalySerializer(serializers.ModelSerializer):
@@ -152,9 +185,26 @@ class RecommendationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Recommendation
-        fields = ["id", "asset", "health", "action", "component", "channel", "due_by", "priority",
-                  "conservative_rul", "reason", "explanation", "explanation_status", "explanation_model",
-                  "explanation_error", "explanation_attempts", "explanation_retry_at", "work_order", "created_at"]
+        fields = [
+            "id",
+            "asset",
+            "health",
+            "action",
+            "component",
+            "channel",
+            "due_by",
+            "priority",
+            "conservative_rul",
+            "reason",
+            "explanation",
+            "explanation_status",
+            "explanation_model",
+            "explanation_error",
+            "explanation_attempts",
+            "explanation_retry_at",
+            "work_order",
+            "created_at",
+        ]
 
 
 class WorkOrderSerializer(serializers.ModelSerializer):
@@ -163,8 +213,18 @@ class WorkOrderSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WorkOrder
-        fields = ["id", "asset", "status", "recommendation", "acknowledged_at", "acknowledged_by", "closed_at",
-                  "closed_by", "resolution", "created_at"]
+        fields = [
+            "id",
+            "asset",
+            "status",
+            "recommendation",
+            "acknowledged_at",
+            "acknowledged_by",
+            "closed_at",
+            "closed_by",
+            "resolution",
+            "created_at",
+        ]
 
 
 class WorkOrderCloseSerializer(serializers.Serializer):
@@ -188,8 +248,9 @@ class IngestionKeyCreatedSerializer(IngestionKeySerializer):
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
-    events = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), required=False,
-                                   default=list(WEBHOOK_EVENTS))
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), required=False, default=list(WEBHOOK_EVENTS)
+    )
 
     class Meta:
         model = WebhookEndpoint
@@ -198,8 +259,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
 
 class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
-    secret = serializers.CharField(read_only=True, help_text="Shown once; verify the Lightsout-Signature header "
-                                                             "with it.")
+    secret = serializers.CharField(
+        read_only=True, help_text="Shown once; verify the Lightsout-Signature header with it."
+    )
 
     class Meta(WebhookEndpointSerializer.Meta):
         fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
@@ -208,5 +270,15 @@ class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
 class WebhookDeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookDelivery
-        fields = ["id", "endpoint", "event", "payload", "status", "attempts", "response_status", "last_error",
-                  "delivered_at", "created_at"]
+        fields = [
+            "id",
+            "endpoint",
+            "event",
+            "payload",
+            "status",
+            "attempts",
+            "response_status",
+            "last_error",
+            "delivered_at",
+            "created_at",
+        ]

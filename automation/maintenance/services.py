@@ -54,8 +54,9 @@ def _channels_set(*, asset_type: AssetType, channels: Sequence[dict]) -> None:
         raise ValidationError({"channels": [f"Channel {n!r} is listed twice." for n in duplicates]})
     existing = {c.name: c for c in asset_type.channels.all()}
     for position, data in enumerate(channels):
-        channel = existing.pop(data["name"], None) or Channel(organization_id=asset_type.organization_id,
-                                                              asset_type=asset_type, name=data["name"])
+        channel = existing.pop(data["name"], None) or Channel(
+            organization_id=asset_type.organization_id, asset_type=asset_type, name=data["name"]
+        )
         for field in CHANNEL_FIELDS:
             if field in data:
                 setattr(channel, field, data[field])
@@ -69,9 +70,16 @@ def _channels_set(*, asset_type: AssetType, channels: Sequence[dict]) -> None:
         channel.delete()
 
 
-def asset_type_create(*, organization: Organization, code: str, channels: Sequence[dict], name: str = "",
-                      cycle_seconds: int = 3600, rul_cap: float | None = None,
-                      explainer_model: str | None = None) -> AssetType:
+def asset_type_create(
+    *,
+    organization: Organization,
+    code: str,
+    channels: Sequence[dict],
+    name: str = "",
+    cycle_seconds: int = 3600,
+    rul_cap: float | None = None,
+    explainer_model: str | None = None,
+) -> AssetType:
     asset_type = AssetType(organization=organization, code=code, name=name, cycle_seconds=cycle_seconds)
     if rul_cap is not None:
         asset_type.rul_cap = rul_cap
@@ -103,8 +111,9 @@ def asset_type_delete(*, asset_type: AssetType) -> None:
 # --- assets and their history ---------------------------------------------------------------------------------------
 
 
-def asset_create(*, organization: Organization, code: str, asset_type: AssetType, name: str = "",
-                 site: str = "") -> Asset:
+def asset_create(
+    *, organization: Organization, code: str, asset_type: AssetType, name: str = "", site: str = ""
+) -> Asset:
     if asset_type.organization_id != organization.pk:
         raise ValidationError({"asset_type": ["No such asset type."]})
     return _saved(Asset(organization=organization, code=code, asset_type=asset_type, name=name, site=site))
@@ -123,14 +132,27 @@ def asset_delete(*, asset: Asset) -> None:
     asset.delete()  # its telemetry, history and results go with it
 
 
-def asset_event_create(*, organization: Organization, asset: Asset, kind: str, occurred_at: datetime,
-                       component: str = "", description: str = "") -> AssetEvent:
+def asset_event_create(
+    *,
+    organization: Organization,
+    asset: Asset,
+    kind: str,
+    occurred_at: datetime,
+    component: str = "",
+    description: str = "",
+) -> AssetEvent:
     if asset.organization_id != organization.pk:
         raise ValidationError({"asset": ["No such asset."]})
     if occurred_at > timezone.now():
         raise ValidationError({"occurred_at": ["Record events once they have happened."]})
-    event = AssetEvent(organization=organization, asset=asset, kind=kind, occurred_at=occurred_at,
-                       component=component, description=description)
+    event = AssetEvent(
+        organization=organization,
+        asset=asset,
+        kind=kind,
+        occurred_at=occurred_at,
+        component=component,
+        description=description,
+    )
     event.full_clean()
     event.save()
     return event
@@ -143,15 +165,17 @@ def asset_event_delete(*, event: AssetEvent) -> None:
 # --- device credentials ---------------------------------------------------------------------------------------------
 
 
-def ingestion_key_create(*, organization: Organization, name: str, asset: Asset | None = None
-                         ) -> tuple[IngestionKey, str]:
+def ingestion_key_create(
+    *, organization: Organization, name: str, asset: Asset | None = None
+) -> tuple[IngestionKey, str]:
     """Returns the key and its secret, which is never stored (it is derived) and cannot be shown again."""
     if asset is not None and asset.organization_id != organization.pk:
         raise ValidationError({"asset": ["No such asset."]})
     salt = signing.new_salt()
     secret = signing.ingestion_secret(salt=salt)
-    key = IngestionKey(organization=organization, asset=asset, name=name, key_id=signing.new_key_id(), salt=salt,
-                       last_four=secret[-4:])
+    key = IngestionKey(
+        organization=organization, asset=asset, name=name, key_id=signing.new_key_id(), salt=salt, last_four=secret[-4:]
+    )
     key.full_clean()
     key.save()
     return key, secret
@@ -166,8 +190,9 @@ def ingestion_key_revoke(*, key: IngestionKey) -> IngestionKey:
 # --- webhooks -------------------------------------------------------------------------------------------------------
 
 
-def webhook_endpoint_create(*, organization: Organization, url: str, description: str = "",
-                            events: Sequence[str] = WEBHOOK_EVENTS) -> tuple[WebhookEndpoint, str]:
+def webhook_endpoint_create(
+    *, organization: Organization, url: str, description: str = "", events: Sequence[str] = WEBHOOK_EVENTS
+) -> tuple[WebhookEndpoint, str]:
     """Returns the endpoint and its signing secret (shown once)."""
     from .webhooks import webhook_url_problem
 
@@ -179,8 +204,14 @@ def webhook_endpoint_create(*, organization: Organization, url: str, description
         raise ValidationError({"events": [f"Choose from: {', '.join(WEBHOOK_EVENTS)}."]})
     salt = signing.new_salt()
     secret = signing.webhook_secret(salt=salt)
-    endpoint = WebhookEndpoint(organization=organization, url=url, description=description, events=sorted(events),
-                               salt=salt, secret_last_four=secret[-4:])
+    endpoint = WebhookEndpoint(
+        organization=organization,
+        url=url,
+        description=description,
+        events=sorted(events),
+        salt=salt,
+        secret_last_four=secret[-4:],
+    )
     endpoint.full_clean()
     endpoint.save()
     return endpoint, secret
@@ -224,26 +255,33 @@ def _work_order_move(*, work_order: WorkOrder, to: str, fields: dict) -> WorkOrd
     work_order.refresh_from_db()
     if not moved:
         raise WorkOrderTransitionRefused(
-            f"The work order is {work_order.status}; it can be {to} only when "
-            f"{' or '.join(_ALLOWED_FROM[to])}.")
+            f"The work order is {work_order.status}; it can be {to} only when {' or '.join(_ALLOWED_FROM[to])}."
+        )
     return work_order
 
 
 def work_order_acknowledge(*, work_order: WorkOrder, actor: Actor) -> WorkOrder:
-    return _work_order_move(work_order=work_order, to=WorkOrder.Status.ACKNOWLEDGED,
-                            fields={"acknowledged_at": timezone.now(), "acknowledged_by": actor.label})
+    return _work_order_move(
+        work_order=work_order,
+        to=WorkOrder.Status.ACKNOWLEDGED,
+        fields={"acknowledged_at": timezone.now(), "acknowledged_by": actor.label},
+    )
 
 
 def work_order_close(*, work_order: WorkOrder, actor: Actor, resolution: str = "") -> WorkOrder:
-    return _work_order_move(work_order=work_order, to=WorkOrder.Status.CLOSED,
-                            fields={"closed_at": timezone.now(), "closed_by": actor.label, "resolution": resolution})
+    return _work_order_move(
+        work_order=work_order,
+        to=WorkOrder.Status.CLOSED,
+        fields={"closed_at": timezone.now(), "closed_by": actor.label, "resolution": resolution},
+    )
 
 
 # --- jobs -----------------------------------------------------------------------------------------------------------
 
 
-def training_start(*, organization: Organization, asset_type: AssetType, actor: Actor | None,
-                   asset_codes: Sequence[str] | None = None) -> Job:
+def training_start(
+    *, organization: Organization, asset_type: AssetType, actor: Actor | None, asset_codes: Sequence[str] | None = None
+) -> Job:
     """Train an RUL model for the asset type from its run-to-failure histories (all, or the named assets')."""
     if asset_type.organization_id != organization.pk:
         raise ValidationError({"asset_type": ["No such asset type."]})
@@ -265,8 +303,12 @@ def scoring_start(*, organization: Organization, asset_type: AssetType, actor: A
     if not TrainedModel.objects.filter(asset_type=asset_type, is_current=True).exists():
         raise ValidationError({"asset_type": [f"{asset_type.code} has no trained model yet; train one first."]})
     quota_check(organization=organization, meter="maintenance.model_runs", quantity=1)
-    return job_create(organization=organization, kind=SCORE_JOB_KIND,
-                      params={"asset_type_id": str(asset_type.pk), "asset_type": asset_type.code}, actor=actor)
+    return job_create(
+        organization=organization,
+        kind=SCORE_JOB_KIND,
+        params={"asset_type_id": str(asset_type.pk), "asset_type": asset_type.code},
+        actor=actor,
+    )
 
 
 def scoring_enqueue_due() -> int:
@@ -277,9 +319,12 @@ def scoring_enqueue_due() -> int:
         asset_type = model.asset_type
         if not asset_type.organization.is_active:
             continue
-        busy = Job.objects.filter(organization_id=asset_type.organization_id, kind=SCORE_JOB_KIND,
-                                  status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
-                                  params__asset_type_id=str(asset_type.pk)).exists()
+        busy = Job.objects.filter(
+            organization_id=asset_type.organization_id,
+            kind=SCORE_JOB_KIND,
+            status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
+            params__asset_type_id=str(asset_type.pk),
+        ).exists()
         if not busy:
             scoring_start(organization=asset_type.organization, asset_type=asset_type, actor=None)
             started += 1

@@ -37,8 +37,9 @@ def new_key_id() -> str:
 
 
 def derived_secret(*, purpose: str, salt: str, prefix: str) -> str:
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"lightsout.maintenance.{purpose}:{salt}".encode(),
-                      hashlib.sha256).digest()
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"lightsout.maintenance.{purpose}:{salt}".encode(), hashlib.sha256
+    ).digest()
     return prefix + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
@@ -74,8 +75,9 @@ def webhook_signature(*, secret: str, body: bytes, timestamp: int | None = None)
     return f"t={t},v1={_hmac_hex(secret, f'{t}.'.encode() + body)}"
 
 
-def webhook_signature_verify(*, secret: str, header: str, body: bytes, tolerance_s: int = DEFAULT_TOLERANCE_S,
-                             now: float | None = None) -> bool:
+def webhook_signature_verify(
+    *, secret: str, header: str, body: bytes, tolerance_s: int = DEFAULT_TOLERANCE_S, now: float | None = None
+) -> bool:
     """What a receiver does: parse `t` and every `v1`, recompute the HMAC over `t.body` (the raw bytes as
     received), compare in constant time, and refuse timestamps older than the tolerance (replays)."""
     fields: dict[str, list[str]] = {}

@@ -31,41 +31,49 @@ def score(ctx: JobContext) -> dict:
     return score_execute(ctx)
 
 
-@shared_task(name="maintenance.enqueue_scoring", ignore_result=True, soft_time_limit=120,
-             time_limit=150)
+@shared_task(name="maintenance.enqueue_scoring", ignore_result=True, soft_time_limit=120, time_limit=150)
 def enqueue_scoring() -> int:
     from .services import scoring_enqueue_due
 
     return scoring_enqueue_due()
 
 
-@shared_task(name="maintenance.explain_recommendation", ignore_result=True, acks_late=True,
-             soft_time_limit=120, time_limit=150)
+@shared_task(
+    name="maintenance.explain_recommendation", ignore_result=True, acks_late=True, soft_time_limit=120, time_limit=150
+)
 def explain_recommendation(*, recommendation_id: str, organization_id: str) -> str:
     from .explainer import recommendation_explain
     from .models import Recommendation
 
     try:
-        return recommendation_explain(recommendation_id=recommendation_id,
-                                      organization_id=organization_id).explanation_status
+        return recommendation_explain(
+            recommendation_id=recommendation_id, organization_id=organization_id
+        ).explanation_status
     except Recommendation.DoesNotExist:
         return "gone"  # deleted with its asset since it was queued
 
 
-@shared_task(name="maintenance.explain_pending", ignore_result=True, soft_time_limit=60,
-             time_limit=90)
+@shared_task(name="maintenance.explain_pending", ignore_result=True, soft_time_limit=60, time_limit=90)
 def explain_pending() -> int:
     from .explainer import pending_explanations
 
     due = pending_explanations()
     for recommendation_id, organization_id in due:
         explain_recommendation.apply_async(
-            kwargs={"recommendation_id": recommendation_id, "organization_id": organization_id}, queue="maintenance")
+            kwargs={"recommendation_id": recommendation_id, "organization_id": organization_id}, queue="maintenance"
+        )
     return len(due)
 
 
-@shared_task(name="maintenance.deliver_webhook", bind=True, ignore_result=True, acks_late=True,
-             max_retries=None, soft_time_limit=60, time_limit=90)
+@shared_task(
+    name="maintenance.deliver_webhook",
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    max_retries=None,
+    soft_time_limit=60,
+    time_limit=90,
+)
 def deliver_webhook(self, *, delivery_id: str) -> str:
     from .models import WebhookDelivery
     from .webhooks import DeliveryFailed, webhook_deliver
@@ -76,6 +84,6 @@ def deliver_webhook(self, *, delivery_id: str) -> str:
         return "gone"
     except DeliveryFailed as exc:
         # 10 s, 20 s, 40 s ... at most an hour between attempts; webhook_deliver gives up after MAX_ATTEMPTS.
-        countdown = min(3600, 10 * 2 ** self.request.retries)
+        countdown = min(3600, 10 * 2**self.request.retries)
         logger.info("Webhook delivery %s failed (%s); retrying in %s s.", delivery_id, exc, countdown)
         raise self.retry(countdown=countdown, exc=exc, queue="maintenance") from exc

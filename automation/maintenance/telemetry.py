@@ -45,8 +45,7 @@ class IngestResult:
     assets: int
 
     def as_dict(self) -> dict:
-        return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
-                "assets": self.assets}
+        return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates, "assets": self.assets}
 
 
 class TelemetryRejected(Exception):
@@ -82,8 +81,14 @@ def readings_from_json(document, *, asset_code: str | None = None) -> list[Readi
     """`{"readings": [...]}` where each item is `{asset, channel, ts, value}` or `{asset, ts, values: {channel:
     value}}`. With `asset_code` (an MQTT topic names the asset) items may leave `asset` out."""
     if not isinstance(document, dict) or not isinstance(document.get("readings"), list):
-        raise TelemetryRejected({"body": ['Send {"readings": [{"asset", "channel", "ts", "value"}, ...]} (or '
-                                          'items with "values": {channel: value} instead of channel and value).']})
+        raise TelemetryRejected(
+            {
+                "body": [
+                    'Send {"readings": [{"asset", "channel", "ts", "value"}, ...]} (or '
+                    'items with "values": {channel: value} instead of channel and value).'
+                ]
+            }
+        )
     readings = []
     for i, item in enumerate(document["readings"]):
         where = f"readings[{i}]"
@@ -97,11 +102,11 @@ def readings_from_json(document, *, asset_code: str | None = None) -> list[Readi
         if "values" in item:
             values = item["values"]
             if not isinstance(values, dict) or not values or "channel" in item or "value" in item:
-                readings.append(_problem(where, 'give either "values": {channel: value, ...} or "channel" and '
-                                                '"value"'))
+                readings.append(_problem(where, 'give either "values": {channel: value, ...} or "channel" and "value"'))
                 continue
-            readings += [Reading(f"{where}.values.{name}", asset, name, item.get("ts"), value)
-                         for name, value in values.items()]
+            readings += [
+                Reading(f"{where}.values.{name}", asset, name, item.get("ts"), value) for name, value in values.items()
+            ]
         else:
             readings.append(Reading(where, asset, item.get("channel"), item.get("ts"), item.get("value")))
     return readings
@@ -123,9 +128,14 @@ def readings_from_csv(content: bytes) -> list[Reading]:
     lowered = [column.lower() for column in header]
     long = sorted(lowered) == sorted(LONG_COLUMNS)
     if not long and (lowered[:2] != ["asset", "ts"] or len(header) < 3):
-        raise TelemetryRejected({"line 1": [
-            "The header must be asset,channel,ts,value (one reading a line) or asset,ts followed by channel names "
-            "(one timestamp a line)."]})
+        raise TelemetryRejected(
+            {
+                "line 1": [
+                    "The header must be asset,channel,ts,value (one reading a line) or asset,ts followed by channel names "
+                    "(one timestamp a line)."
+                ]
+            }
+        )
     if len(set(lowered)) != len(lowered):
         raise TelemetryRejected({"line 1": ["A column is named twice."]})
     readings = []
@@ -167,8 +177,9 @@ def parse_timestamp(value) -> datetime:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"timestamp {value!r} is not ISO 8601 (e.g. 2024-05-01T12:00:00Z) or Unix "
-                             "seconds") from None
+            raise ValueError(
+                f"timestamp {value!r} is not ISO 8601 (e.g. 2024-05-01T12:00:00Z) or Unix seconds"
+            ) from None
     else:
         raise ValueError(f"timestamp {value!r} is neither a string nor a number")
     if moment.tzinfo is None:
@@ -213,14 +224,17 @@ def telemetry_ingest(*, organization: Organization, readings: Sequence[Reading])
     if not readings:
         raise TelemetryRejected({"body": ["No readings."]})
     if len(readings) > MAX_READINGS_PER_REQUEST:
-        raise TelemetryRejected({"body": [f"{len(readings)} readings; at most {MAX_READINGS_PER_REQUEST} per "
-                                          "request, send several."]})
+        raise TelemetryRejected(
+            {"body": [f"{len(readings)} readings; at most {MAX_READINGS_PER_REQUEST} per request, send several."]}
+        )
     codes = {str(r.asset) for r in readings if isinstance(r.asset, str)}
-    assets = {a.code: a for a in Asset.objects.filter(organization=organization, code__in=codes)
-              .select_related("asset_type")}
+    assets = {
+        a.code: a for a in Asset.objects.filter(organization=organization, code__in=codes).select_related("asset_type")
+    }
     channels: dict[tuple, Channel] = {
-        (c.asset_type_id, c.name): c for c in Channel.objects.filter(asset_type_id__in={a.asset_type_id
-                                                                                          for a in assets.values()})}
+        (c.asset_type_id, c.name): c
+        for c in Channel.objects.filter(asset_type_id__in={a.asset_type_id for a in assets.values()})
+    }
     names_by_type: dict = {}
     for type_id, name in channels:
         names_by_type.setdefault(type_id, []).append(name)
@@ -233,14 +247,19 @@ def telemetry_ingest(*, organization: Organization, readings: Sequence[Reading])
             continue
         asset = assets.get(reading.asset) if isinstance(reading.asset, str) else None
         if asset is None:
-            errors.add(where, "the asset is missing" if reading.asset in (None, "")
-                       else f"no asset with the code {reading.asset!r}")
+            errors.add(
+                where,
+                "the asset is missing" if reading.asset in (None, "") else f"no asset with the code {reading.asset!r}",
+            )
             continue
         channel = channels.get((asset.asset_type_id, reading.channel)) if isinstance(reading.channel, str) else None
         if channel is None:
             known = ", ".join(names_by_type.get(asset.asset_type_id, [])) or "none"
-            errors.add(where, f"asset {asset.code} ({asset.asset_type.code}) has no channel {reading.channel!r}; "
-                              f"its channels: {known}")
+            errors.add(
+                where,
+                f"asset {asset.code} ({asset.asset_type.code}) has no channel {reading.channel!r}; "
+                f"its channels: {known}",
+            )
             continue
         try:
             ts = parse_timestamp(reading.ts)
@@ -249,8 +268,11 @@ def telemetry_ingest(*, organization: Organization, readings: Sequence[Reading])
             errors.add(where, str(exc))
             continue
         if ts < EARLIEST or ts > latest:
-            errors.add(where, f"timestamp {ts.isoformat()} is " + ("before " + EARLIEST.date().isoformat()
-                                                                   if ts < EARLIEST else "in the future"))
+            errors.add(
+                where,
+                f"timestamp {ts.isoformat()} is "
+                + ("before " + EARLIEST.date().isoformat() if ts < EARLIEST else "in the future"),
+            )
             continue
         problem = _range_problem(channel, value)
         if problem:
@@ -264,8 +286,9 @@ def telemetry_ingest(*, organization: Organization, readings: Sequence[Reading])
         rows.append((organization.pk, asset.pk, channel.pk, ts, value))
     errors.raise_if_any()
     stored = telemetry_store(rows=rows)
-    return IngestResult(received=len(rows), stored=stored, duplicates=len(rows) - stored,
-                        assets=len({row[1] for row in rows}))
+    return IngestResult(
+        received=len(rows), stored=stored, duplicates=len(rows) - stored, assets=len({row[1] for row in rows})
+    )
 
 
 def telemetry_store(*, rows: Iterable[tuple]) -> int:
@@ -274,14 +297,16 @@ def telemetry_store(*, rows: Iterable[tuple]) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS maint_telemetry_staging (organization_id uuid, asset_id uuid, "
-            "channel_id bigint, ts timestamptz, value double precision) ON COMMIT DELETE ROWS")
+            "channel_id bigint, ts timestamptz, value double precision) ON COMMIT DELETE ROWS"
+        )
         with cursor.cursor.copy("COPY maint_telemetry_staging FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         cursor.execute(
             "INSERT INTO maintenance_telemetry (organization_id, asset_id, channel_id, ts, value) "
             "SELECT organization_id, asset_id, channel_id, ts, value FROM maint_telemetry_staging "
-            "ON CONFLICT (asset_id, channel_id, ts) DO NOTHING")
+            "ON CONFLICT (asset_id, channel_id, ts) DO NOTHING"
+        )
         stored = cursor.rowcount
         cursor.execute("TRUNCATE maint_telemetry_staging")
     return max(stored, 0)

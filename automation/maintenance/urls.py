@@ -19,7 +19,10 @@ router.register("maintenance/webhook-deliveries", api.WebhookDeliveryViewSet, ba
 # Mounted under /api/v1/orgs/<org_slug>/ by controlplane.urls.
 org_urlpatterns = [
     path("maintenance/telemetry", api.TelemetryIngestView.as_view(), name="maintenance-telemetry"),
-    path("maintenance/imports/run-to-failure", api.RunToFailureImportView.as_view(),
-         name="maintenance-import-run-to-failure"),
+    path(
+        "maintenance/imports/run-to-failure",
+        api.RunToFailureImportView.as_view(),
+        name="maintenance-import-run-to-failure",
+    ),
     *router.urls,
 ]

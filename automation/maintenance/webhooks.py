@@ -68,21 +68,31 @@ def webhook_deliver(*, delivery_id: str) -> WebhookDelivery:
         return delivery
     endpoint = delivery.endpoint
     if not endpoint.is_active:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.FAILED,
-                                                              last_error="The endpoint was disabled.")
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=WebhookDelivery.Status.FAILED, last_error="The endpoint was disabled."
+        )
         return delivery
     body = body_bytes(delivery.payload)
-    headers = {"Content-Type": "application/json", "User-Agent": "Lightsout-Webhooks/1",
-               "Lightsout-Event": delivery.event, "Lightsout-Delivery": str(delivery.pk),
-               SIGNATURE_HEADER: webhook_signature(secret=webhook_secret(salt=endpoint.salt), body=body)}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Lightsout-Webhooks/1",
+        "Lightsout-Event": delivery.event,
+        "Lightsout-Delivery": str(delivery.pk),
+        SIGNATURE_HEADER: webhook_signature(secret=webhook_secret(salt=endpoint.salt), body=body),
+    }
     status, error = None, ""
     problem = webhook_url_problem(endpoint.url)
     if problem:
         error = problem
     else:
         try:
-            response = httpx.post(endpoint.url, content=body, headers=headers, follow_redirects=False,
-                                  timeout=getattr(settings, "MAINTENANCE_WEBHOOK_TIMEOUT_S", 10))
+            response = httpx.post(
+                endpoint.url,
+                content=body,
+                headers=headers,
+                follow_redirects=False,
+                timeout=getattr(settings, "MAINTENANCE_WEBHOOK_TIMEOUT_S", 10),
+            )
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"The receiver answered HTTP {status}."

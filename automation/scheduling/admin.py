@@ -70,8 +70,9 @@ class OperationInline(admin.TabularInline):
 
     @admin.display(description="machines (minutes per unit)")
     def machines(self, operation: Operation) -> str:
-        return ", ".join(f"{o.machine.code} ({o.minutes_per_unit.normalize()})"
-                         for o in operation.options.select_related("machine"))
+        return ", ".join(
+            f"{o.machine.code} ({o.minutes_per_unit.normalize()})" for o in operation.options.select_related("machine")
+        )
 
 
 @admin.register(Product)
@@ -112,17 +113,45 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ("id", "organization", "kind", "objective", "job_status", "solver_status", "objective_value",
-                    "gap", "created_at")
+    list_display = (
+        "id",
+        "organization",
+        "kind",
+        "objective",
+        "job_status",
+        "solver_status",
+        "objective_value",
+        "gap",
+        "created_at",
+    )
     list_filter = ("kind", "objective", "solver_status")
     search_fields = ("id", "organization__slug", "job__id")
     list_select_related = ("organization", "job")
     date_hierarchy = "created_at"
 
     def get_fields(self, request, obj=None):
-        return ("id", "organization", "job_link", "parent", "kind", "objective", "weights", "time_limit_s",
-                "horizon_start", "now_minute", "changes", "requested_by_label", "solver_status", "objective_value",
-                "best_bound", "gap", "solver_seconds", "kpis", "findings", "created_at")
+        return (
+            "id",
+            "organization",
+            "job_link",
+            "parent",
+            "kind",
+            "objective",
+            "weights",
+            "time_limit_s",
+            "horizon_start",
+            "now_minute",
+            "changes",
+            "requested_by_label",
+            "solver_status",
+            "objective_value",
+            "best_bound",
+            "gap",
+            "solver_seconds",
+            "kpis",
+            "findings",
+            "created_at",
+        )
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj)

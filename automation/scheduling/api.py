@@ -98,8 +98,7 @@ class SetupTimeViewSet(_MasterData):
         serializer.instance = services.setup_time_create(organization=self.organization, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        serializer.instance = services.setup_time_update(setup_time=serializer.instance,
-                                                         data=serializer.validated_data)
+        serializer.instance = services.setup_time_update(setup_time=serializer.instance, data=serializer.validated_data)
 
     def perform_destroy(self, instance):
         services.setup_time_delete(setup_time=instance)
@@ -127,25 +126,31 @@ class ImportView(_ScopedToOrganization, GenericAPIView):
     parser_classes = [JSONParser, MultiPartParser]
     serializer_class = serializers.ImportResultSerializer
 
-    @extend_schema(request={"application/json": OpenApiTypes.OBJECT, "multipart/form-data": OpenApiTypes.OBJECT},
-                   responses={200: serializers.ImportResultSerializer})
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT, "multipart/form-data": OpenApiTypes.OBJECT},
+        responses={200: serializers.ImportResultSerializer},
+    )
     def post(self, request, org_slug):
         try:
             rows = self._rows(request)
             result = importing.scheduling_import(organization=self.organization, rows=rows)
         except importing.ImportRejected as rejected:
-            return Response(error_body(code="invalid", message=str(rejected), fields=rejected.errors),
-                            status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                error_body(code="invalid", message=str(rejected), fields=rejected.errors),
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         return Response({"created": dict(result.created), "updated": dict(result.updated)})
 
     def _rows(self, request) -> list[importing.Row]:
         if not request.content_type.startswith("multipart/"):
             return importing.rows_from_json(request.data)
         if request.POST:
-            raise importing.ImportRejected({name: {"non_field_errors": ["Send files, one per entity."]}
-                                            for name in request.POST})
+            raise importing.ImportRejected(
+                {name: {"non_field_errors": ["Send files, one per entity."]} for name in request.POST}
+            )
         return importing.rows_from_csv_files(
-            (name, upload) for name, uploads in request.FILES.lists() for upload in uploads)
+            (name, upload) for name, uploads in request.FILES.lists() for upload in uploads
+        )
 
 
 _FILE_ACTIONS = {"schedule_csv", "gantt_png"}
@@ -168,8 +173,9 @@ class RunViewSet(_ScopedToOrganization, mixins.ListModelMixin, mixins.RetrieveMo
         data = serializers.RunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        run = runs.run_create(organization=self.organization, actor=self.actor, order_codes=fields.pop("orders", None),
-                              **fields)
+        run = runs.run_create(
+            organization=self.organization, actor=self.actor, order_codes=fields.pop("orders", None), **fields
+        )
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=serializers.RescheduleSerializer, responses={201: serializers.RunSerializer})
@@ -189,8 +195,9 @@ class RunViewSet(_ScopedToOrganization, mixins.ListModelMixin, mixins.RetrieveMo
         """The schedule per machine, with datetimes (UTC) and minutes from the horizon start."""
         return Response(schedule_by_machine(self._with_schedule()))
 
-    @extend_schema(operation_id="scheduling_runs_schedule_csv",
-                   responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)})
+    @extend_schema(
+        operation_id="scheduling_runs_schedule_csv", responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)}
+    )
     @action(detail=True, methods=["get"], url_path="schedule.csv", url_name="schedule-csv")
     def schedule_csv(self, request, *args, **kwargs):
         """The schedule as CSV, one row per operation ordered by machine then start."""
@@ -199,8 +206,9 @@ class RunViewSet(_ScopedToOrganization, mixins.ListModelMixin, mixins.RetrieveMo
         response["Content-Disposition"] = f'attachment; filename="schedule-{run.id}.csv"'
         return response
 
-    @extend_schema(operation_id="scheduling_runs_gantt_png",
-                   responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY)})
+    @extend_schema(
+        operation_id="scheduling_runs_gantt_png", responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY)}
+    )
     @action(detail=True, methods=["get"], url_path="gantt.png", url_name="gantt-png")
     def gantt_png(self, request, *args, **kwargs):
         """A Gantt chart: a row per machine, off-shift and downtime shaded, changeovers hatched."""
@@ -209,7 +217,11 @@ class RunViewSet(_ScopedToOrganization, mixins.ListModelMixin, mixins.RetrieveMo
     def _with_schedule(self) -> Run:
         run = self.get_object()
         if run.schedule is None:
-            raise ApiError(f"This run has no schedule (its job is {run.job.status}"
-                           + (f": {run.job.error_code}" if run.job.error_code else "") + ").",
-                           code="no_schedule", status_code=status.HTTP_409_CONFLICT)
+            raise ApiError(
+                f"This run has no schedule (its job is {run.job.status}"
+                + (f": {run.job.error_code}" if run.job.error_code else "")
+                + ").",
+                code="no_schedule",
+                status_code=status.HTTP_409_CONFLICT,
+            )
         return run

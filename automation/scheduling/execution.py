@@ -72,8 +72,13 @@ class SolutionReporter(threading.Thread):
     def _record(self, objective: int, bound: int, wall_time: float) -> None:
         self.solutions += 1
         gap = (objective - bound) / objective if objective else 0.0
-        self.ctx.metrics(f"Better schedule: objective {objective}, bound {bound}, gap {100 * gap:.2f} %.",
-                         objective=objective, bound=bound, gap=gap, wall_time=round(wall_time, 3))
+        self.ctx.metrics(
+            f"Better schedule: objective {objective}, bound {bound}, gap {100 * gap:.2f} %.",
+            objective=objective,
+            bound=bound,
+            gap=gap,
+            wall_time=round(wall_time, 3),
+        )
 
 
 def run_execute(ctx: JobContext) -> dict:
@@ -83,40 +88,68 @@ def run_execute(ctx: JobContext) -> dict:
     try:
         problem = problem_from_json(run.problem)
     except ProblemError as exc:
-        raise JobFailure(f"The problem is malformed: {exc.issues[0]}", code="invalid_problem",
-                         result={"run_id": str(run.id), "issues": exc.issues}) from exc
+        raise JobFailure(
+            f"The problem is malformed: {exc.issues[0]}",
+            code="invalid_problem",
+            result={"run_id": str(run.id), "issues": exc.issues},
+        ) from exc
     frozen = frozen_from_json(run.frozen)
     hint = schedule_from_json(run.parent.schedule) if run.parent and run.parent.schedule else None
     operations = sum(len(problem.routing(o.id)) for o in problem.orders)
     frozen_note = f", {len(frozen)} operations frozen" if frozen else ""
-    ctx.event(f"Solving {len(problem.orders)} orders ({operations} operations) on {len(problem.machines)} machines "
-              f"for {run.objective}, at most {run.time_limit_s} s{frozen_note}.")
+    ctx.event(
+        f"Solving {len(problem.orders)} orders ({operations} operations) on {len(problem.machines)} machines "
+        f"for {run.objective}, at most {run.time_limit_s} s{frozen_note}."
+    )
     reporter = SolutionReporter(ctx, time_limit_s=run.time_limit_s)
     reporter.start()
     try:
-        result = solve(problem, objective=run.objective, weights=MixWeights(**run.weights),
-                       time_limit_s=run.time_limit_s, workers=solver_workers(), frozen=frozen, now=run.now_minute,
-                       on_solution=reporter.solution, should_stop=ctx.should_stop, hint=hint)
+        result = solve(
+            problem,
+            objective=run.objective,
+            weights=MixWeights(**run.weights),
+            time_limit_s=run.time_limit_s,
+            workers=solver_workers(),
+            frozen=frozen,
+            now=run.now_minute,
+            on_solution=reporter.solution,
+            should_stop=ctx.should_stop,
+            hint=hint,
+        )
     except ProblemError as exc:  # frozen operations that do not fit the problem
-        raise JobFailure(f"The problem is malformed: {exc.issues[0]}", code="invalid_problem",
-                         result={"run_id": str(run.id), "issues": exc.issues}) from exc
+        raise JobFailure(
+            f"The problem is malformed: {exc.issues[0]}",
+            code="invalid_problem",
+            result={"run_id": str(run.id), "issues": exc.issues},
+        ) from exc
     finally:
         reporter.finish()
     if result.schedule and reporter.solutions == 0:
         # The solver had no time to improve on its starting schedule (the dispatching rule's, or the plan
         # being repaired), so that schedule is the result; it is reported like any other.
-        ctx.metrics("Starting schedule kept: the solver found nothing better in time.", objective=result.objective,
-                    bound=result.best_bound, gap=result.gap, wall_time=round(result.wall_time, 3))
+        ctx.metrics(
+            "Starting schedule kept: the solver found nothing better in time.",
+            objective=result.objective,
+            bound=result.best_bound,
+            gap=result.gap,
+            wall_time=round(result.wall_time, 3),
+        )
     _bill(ctx, run, result.wall_time, result.status)
     outcome = runs.run_record_outcome(run=run, problem=problem, result=result)
     if result.status == "infeasible":
         first = result.findings[0].message if result.findings else "no reason found"
-        raise JobFailure(f"No schedule exists: {first}" + (f" (and {len(result.findings) - 1} more findings)"
-                                                            if len(result.findings) > 1 else ""),
-                         code="infeasible", result=outcome)
+        raise JobFailure(
+            f"No schedule exists: {first}"
+            + (f" (and {len(result.findings) - 1} more findings)" if len(result.findings) > 1 else ""),
+            code="infeasible",
+            result=outcome,
+        )
     if result.status == "no_solution_in_time":
-        raise JobFailure(f"No schedule was found within {run.time_limit_s} s; allow more time.",
-                         code="no_solution_in_time", result=outcome)
+        raise JobFailure(
+            f"No schedule was found within {run.time_limit_s} s; allow more time.",
+            code="no_solution_in_time",
+            result=outcome,
+        )
     if result.status == "cancelled":
         raise JobCancelled(outcome)
     return outcome
@@ -124,9 +157,12 @@ def run_execute(ctx: JobContext) -> dict:
 
 def _bill(ctx: JobContext, run: Run, seconds: float, status: str) -> None:
     try:
-        solver_seconds_record(organization_id=ctx.organization_id, job_id=ctx.job.id, seconds=seconds,
-                              attributes={"run_id": str(run.id), "kind": run.kind, "objective": run.objective,
-                                          "status": status})
+        solver_seconds_record(
+            organization_id=ctx.organization_id,
+            job_id=ctx.job.id,
+            seconds=seconds,
+            attributes={"run_id": str(run.id), "kind": run.kind, "objective": run.objective, "status": status},
+        )
     except Exception:
         # The schedule is worth more than failing the job over a usage write; the log and the event say so.
         logger.exception("Recording solver seconds of job %s failed", ctx.job.id)

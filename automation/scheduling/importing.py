@@ -75,8 +75,15 @@ class ImportRejected(Exception):
 def rows_from_csv(entity: str, content: bytes) -> list[Row]:
     """Rows of one CSV file with a header line; line numbers are the file's, header = line 1."""
     if entity not in CSV_COLUMNS:
-        raise ImportRejected({entity: {"non_field_errors": [f"Unknown file {entity!r}; name each file after what "
-                                                            f"it holds: {', '.join(ENTITIES)}."]}})
+        raise ImportRejected(
+            {
+                entity: {
+                    "non_field_errors": [
+                        f"Unknown file {entity!r}; name each file after what it holds: {', '.join(ENTITIES)}."
+                    ]
+                }
+            }
+        )
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -87,8 +94,16 @@ def rows_from_csv(entity: str, content: bytes) -> list[Row]:
     problems = [f"missing column {c!r}" for c in required if c not in header]
     problems += [f"unknown column {c!r}" for c in header if c not in required + optional]
     if problems:
-        raise ImportRejected({f"{entity} line 1": {"non_field_errors": [
-            "; ".join(problems) + f". Columns: {', '.join(required)} (required), {', '.join(optional) or 'none'}."]}})
+        raise ImportRejected(
+            {
+                f"{entity} line 1": {
+                    "non_field_errors": [
+                        "; ".join(problems)
+                        + f". Columns: {', '.join(required)} (required), {', '.join(optional) or 'none'}."
+                    ]
+                }
+            }
+        )
     rows, line, errors = [], reader.line_num, {}
     for record in reader:
         first_line, line = line + 1, reader.line_num
@@ -131,12 +146,20 @@ def rows_from_csv_files(files: Iterable[tuple[str, object]]) -> list[Row]:
 
 def rows_from_json(document) -> list[Row]:
     if not isinstance(document, dict) or not document:
-        raise ImportRejected({"body": {"non_field_errors": [
-            f"Send an object with lists of any of: {', '.join(ENTITIES)}."]}})
+        raise ImportRejected(
+            {"body": {"non_field_errors": [f"Send an object with lists of any of: {', '.join(ENTITIES)}."]}}
+        )
     unknown = sorted(set(document) - set(ENTITIES))
     if unknown:
-        raise ImportRejected({"body": {"non_field_errors": [
-            f"Unknown key(s) {', '.join(unknown)}; expected any of: {', '.join(ENTITIES)}."]}})
+        raise ImportRejected(
+            {
+                "body": {
+                    "non_field_errors": [
+                        f"Unknown key(s) {', '.join(unknown)}; expected any of: {', '.join(ENTITIES)}."
+                    ]
+                }
+            }
+        )
     rows, errors = [], {}
     for entity in ENTITIES:
         items = document.get(entity, [])
@@ -212,8 +235,9 @@ class _Importer:
                 by_machine.setdefault(machine, []).append(data)
                 first_line.setdefault(machine, row.where)
         for machine, shifts in by_machine.items():
-            if self.write(first_line[machine], lambda m=machine, s=shifts: services.machine_update(
-                    machine=m, data={"shifts": s})):
+            if self.write(
+                first_line[machine], lambda m=machine, s=shifts: services.machine_update(machine=m, data={"shifts": s})
+            ):
                 self.result.created["shifts"] += len(shifts)
 
     def operations(self, rows: list[Row]) -> None:
@@ -226,7 +250,8 @@ class _Importer:
             product = data["product"]
             first_line.setdefault(product, row.where)
             step = steps.setdefault(product, {}).setdefault(
-                data["step"], {"name": "", "options": [], "materials": {}, "machines": {}})
+                data["step"], {"name": "", "options": [], "materials": {}, "machines": {}}
+            )
             if data["machine"].pk in step["machines"]:
                 self.fail(row.where, {"machine": [f"Also on {step['machines'][data['machine'].pk]} for this step."]})
                 continue
@@ -235,10 +260,14 @@ class _Importer:
             step["options"].append({"machine": data["machine"], "minutes_per_unit": data["minutes_per_unit"]})
             step["materials"].update({m.pk: m for m in data.get("materials", [])})
         for product, numbered in steps.items():
-            routing = [{"name": s["name"], "options": s["options"], "materials": list(s["materials"].values())}
-                       for _, s in sorted(numbered.items())]
-            if self.write(first_line[product], lambda p=product, r=routing: services.product_update(
-                    product=p, data={"operations": r})):
+            routing = [
+                {"name": s["name"], "options": s["options"], "materials": list(s["materials"].values())}
+                for _, s in sorted(numbered.items())
+            ]
+            if self.write(
+                first_line[product],
+                lambda p=product, r=routing: services.product_update(product=p, data={"operations": r}),
+            ):
                 self.result.created["operations"] += sum(len(s["options"]) for s in routing)
 
     def setup_times(self, rows: list[Row]) -> None:
@@ -246,11 +275,13 @@ class _Importer:
             data = self.validated(serializers.SetupTimeSerializer, row)
             if data is None:
                 continue
-            existing = SetupTime.objects.filter(machine=data["machine"], from_family=data.get("from_family", ""),
-                                                to_family=data.get("to_family", "")).first()
+            existing = SetupTime.objects.filter(
+                machine=data["machine"], from_family=data.get("from_family", ""), to_family=data.get("to_family", "")
+            ).first()
             if existing is None:
-                if self.write(row.where, lambda d=data: services.setup_time_create(organization=self.organization,
-                                                                                    **d)):
+                if self.write(
+                    row.where, lambda d=data: services.setup_time_create(organization=self.organization, **d)
+                ):
                     self.result.created["setup_times"] += 1
             elif self.write(row.where, lambda d=data, s=existing: services.setup_time_update(setup_time=s, data=d)):
                 self.result.updated["setup_times"] += 1
@@ -259,7 +290,8 @@ class _Importer:
         for row in rows:
             data = self.validated(serializers.DowntimeSerializer, row)
             if data is not None and self.write(
-                    row.where, lambda d=data: services.downtime_create(organization=self.organization, **d)):
+                row.where, lambda d=data: services.downtime_create(organization=self.organization, **d)
+            ):
                 self.result.created["downtimes"] += 1
 
 
@@ -269,25 +301,54 @@ def scheduling_import(*, organization: Organization, rows: Iterable[Row]) -> Imp
     if not rows:
         raise ImportRejected({"body": {"non_field_errors": ["Nothing to import."]}})
     if len(rows) > MAX_IMPORT_ROWS:
-        raise ImportRejected({"body": {"non_field_errors": [
-            f"{len(rows)} rows; at most {MAX_IMPORT_ROWS} per import, split the files."]}})
+        raise ImportRejected(
+            {
+                "body": {
+                    "non_field_errors": [f"{len(rows)} rows; at most {MAX_IMPORT_ROWS} per import, split the files."]
+                }
+            }
+        )
     by_entity: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_entity[row.entity].append(row)
     importer = _Importer(organization)
     handlers = {
-        "machines": lambda r: importer.coded(r, Machine, serializers.MachineSerializer, services.machine_create,
-                                             lambda i, d: services.machine_update(machine=i, data=d), "machines"),
+        "machines": lambda r: importer.coded(
+            r,
+            Machine,
+            serializers.MachineSerializer,
+            services.machine_create,
+            lambda i, d: services.machine_update(machine=i, data=d),
+            "machines",
+        ),
         "shifts": importer.shifts,
-        "materials": lambda r: importer.coded(r, Material, serializers.MaterialSerializer, services.material_create,
-                                              lambda i, d: services.material_update(material=i, data=d), "materials"),
-        "products": lambda r: importer.coded(r, Product, serializers.ProductSerializer, services.product_create,
-                                             lambda i, d: services.product_update(product=i, data=d), "products"),
+        "materials": lambda r: importer.coded(
+            r,
+            Material,
+            serializers.MaterialSerializer,
+            services.material_create,
+            lambda i, d: services.material_update(material=i, data=d),
+            "materials",
+        ),
+        "products": lambda r: importer.coded(
+            r,
+            Product,
+            serializers.ProductSerializer,
+            services.product_create,
+            lambda i, d: services.product_update(product=i, data=d),
+            "products",
+        ),
         "operations": importer.operations,
         "setup_times": importer.setup_times,
         "downtimes": importer.downtimes,
-        "orders": lambda r: importer.coded(r, Order, serializers.OrderSerializer, services.order_create,
-                                           lambda i, d: services.order_update(order=i, data=d), "orders"),
+        "orders": lambda r: importer.coded(
+            r,
+            Order,
+            serializers.OrderSerializer,
+            services.order_create,
+            lambda i, d: services.order_update(order=i, data=d),
+            "orders",
+        ),
     }
     with transaction.atomic():
         for entity in ENTITIES:
@@ -317,8 +378,11 @@ def _blank_values(serializer_class) -> dict[str, object]:
 
 def _blanks_filled(serializer_class, data: dict) -> dict:
     blanks = _blank_values(serializer_class)
-    return {name: (blanks[name] if value == "" and name in blanks else value) for name, value in data.items()
-            if value != "" or name in blanks}
+    return {
+        name: (blanks[name] if value == "" and name in blanks else value)
+        for name, value in data.items()
+        if value != "" or name in blanks
+    }
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -341,6 +405,8 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
 
 def _django_errors(exc: DjangoValidationError) -> dict[str, list[str]]:
     if hasattr(exc, "error_dict"):
-        return {("non_field_errors" if key == NON_FIELD_ERRORS else key): [m for e in errors for m in e.messages]
-                for key, errors in exc.error_dict.items()}
+        return {
+            ("non_field_errors" if key == NON_FIELD_ERRORS else key): [m for e in errors for m in e.messages]
+            for key, errors in exc.error_dict.items()
+        }
     return {"non_field_errors": exc.messages}

@@ -12,5 +12,10 @@ def solver_seconds_record(*, organization_id, job_id, seconds: float, attributes
 
     The key is the job's, so a job that runs again after its worker died is billed once, not per attempt.
     """
-    return usage_record(organization_id=organization_id, meter=METER, quantity=max(1, math.ceil(seconds)),
-                        idempotency_key=f"scheduling:{job_id}", attributes=attributes)
+    return usage_record(
+        organization_id=organization_id,
+        meter=METER,
+        quantity=max(1, math.ceil(seconds)),
+        idempotency_key=f"scheduling:{job_id}",
+        attributes=attributes,
+    )

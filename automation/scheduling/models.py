@@ -18,8 +18,9 @@ from django.utils.translation import gettext_lazy as _
 
 from .timegrid import WEEKDAYS, validate_timezone
 
-code_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-                                "Use letters, digits, '.', '_' and '-' only, starting with a letter or digit.")
+code_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", "Use letters, digits, '.', '_' and '-' only, starting with a letter or digit."
+)
 
 
 def _code_field() -> models.CharField:
@@ -48,8 +49,13 @@ class _Coded(models.Model):
 def _coded_meta(model_name: str) -> tuple[list, list]:
     """Constraints and indexes of a coded model: one code per organisation, lists newest first."""
     return (
-        [models.UniqueConstraint(fields=["organization", "code"], name=f"sched_{model_name}_code",
-                                 violation_error_message=f"A {model_name} with this code already exists.")],
+        [
+            models.UniqueConstraint(
+                fields=["organization", "code"],
+                name=f"sched_{model_name}_code",
+                violation_error_message=f"A {model_name} with this code already exists.",
+            )
+        ],
         [models.Index(fields=["organization", "-created_at"], name=f"sched_{model_name}_created")],
     )
 
@@ -103,8 +109,11 @@ class Downtime(models.Model):
             models.Index(fields=["machine", "starts_at"], name="sched_downtime_machine"),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="sched_downtime_order",
-                                   violation_error_message="A downtime must end after it starts."),
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="sched_downtime_order",
+                violation_error_message="A downtime must end after it starts.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -156,8 +165,7 @@ class OperationOption(models.Model):
     organization = _organization_field()
     operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="options")
     machine = models.ForeignKey(Machine, on_delete=models.PROTECT, related_name="+")
-    minutes_per_unit = models.DecimalField(max_digits=12, decimal_places=4,
-                                           validators=[MinValueValidator(0.0001)])
+    minutes_per_unit = models.DecimalField(max_digits=12, decimal_places=4, validators=[MinValueValidator(0.0001)])
 
     class Meta:
         ordering = ("operation", "machine__code")
@@ -193,8 +201,9 @@ class SetupTime(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["organization", "-created_at"], name="sched_setup_created")]
-        constraints = [models.UniqueConstraint(fields=["machine", "from_family", "to_family"],
-                                               name="sched_setup_families")]
+        constraints = [
+            models.UniqueConstraint(fields=["machine", "from_family", "to_family"], name="sched_setup_families")
+        ]
 
     def __str__(self) -> str:
         return f"{self.machine}: {self.from_family or '-'} -> {self.to_family or '-'} {self.minutes} min"
@@ -230,8 +239,14 @@ class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = _organization_field()
     job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="scheduling_run")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replans",
-                               help_text="The run this one re-plans.")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replans",
+        help_text="The run this one re-plans.",
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     objective = models.CharField(max_length=32, choices=Objective.choices)
     weights = models.JSONField(default=dict, blank=True)

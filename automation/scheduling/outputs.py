@@ -12,8 +12,17 @@ from .engine import gantt_png
 from .models import Run
 from .snapshot import problem_from_json, schedule_from_json
 
-CSV_COLUMNS = ["machine", "order", "operation", "operation_name", "start", "end", "setup_minutes", "start_minute",
-               "end_minute"]
+CSV_COLUMNS = [
+    "machine",
+    "order",
+    "operation",
+    "operation_name",
+    "start",
+    "end",
+    "setup_minutes",
+    "start_minute",
+    "end_minute",
+]
 
 
 def moment(run: Run, minute: int) -> str:
@@ -30,12 +39,19 @@ def schedule_rows(run: Run) -> list[dict]:
     rows = []
     for order, index, machine, start, end, setup in sorted(run.schedule or [], key=lambda r: (r[2], r[3])):
         names = run.operation_names.get(products.get(order, ""), [])
-        rows.append({
-            "machine": machine, "order": order, "operation": index,
-            "operation_name": names[index] if index < len(names) else "",
-            "start": moment(run, start), "end": moment(run, end), "setup_minutes": setup,
-            "start_minute": start, "end_minute": end,
-        })
+        rows.append(
+            {
+                "machine": machine,
+                "order": order,
+                "operation": index,
+                "operation_name": names[index] if index < len(names) else "",
+                "start": moment(run, start),
+                "end": moment(run, end),
+                "setup_minutes": setup,
+                "start_minute": start,
+                "end_minute": end,
+            }
+        )
     return rows
 
 

@@ -42,8 +42,10 @@ def problem_build(*, orders: Sequence[Order], horizon: Horizon) -> BuiltProblem:
         Machine.objects.filter(id__in=machine_ids)
         .prefetch_related(
             "shifts",
-            Prefetch("downtimes", queryset=Downtime.objects.filter(
-                Q(ends_at__gt=horizon.start) & Q(starts_at__lt=horizon.end))),
+            Prefetch(
+                "downtimes",
+                queryset=Downtime.objects.filter(Q(ends_at__gt=horizon.start) & Q(starts_at__lt=horizon.end)),
+            ),
         )
         .order_by("code")
     )
@@ -80,10 +82,12 @@ def _machine(machine: Machine, horizon: Horizon) -> EngineMachine:
     shifts = list(machine.shifts.all())
     calendar = None
     if shifts:
-        calendar = tuple(shift_windows([(s.days, s.start, s.end) for s in shifts], zone=machine.timezone,
-                                       horizon=horizon))
+        calendar = tuple(
+            shift_windows([(s.days, s.start, s.end) for s in shifts], zone=machine.timezone, horizon=horizon)
+        )
     downtime = tuple(
-        window for d in machine.downtimes.all()
+        window
+        for d in machine.downtimes.all()
         if (window := horizon.window(d.starts_at, d.ends_at, available=False)) is not None
     )
     return EngineMachine(machine.code, calendar, downtime)

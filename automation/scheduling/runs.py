@@ -45,25 +45,53 @@ def _weights(objective: str, weights: dict | None) -> dict:
     return {"makespan": 1, "tardiness": 1, **(weights or {})}
 
 
-def _run_start(*, organization: Organization, actor: Actor | None, kind: str, objective: str, weights: dict | None,
-               time_limit_s: int, horizon_start: datetime, problem: Problem, operation_names: dict,
-               parent: Run | None = None, frozen: Sequence[FrozenOp] = (), now_minute: int = 0,
-               changes: dict | None = None) -> Run:
+def _run_start(
+    *,
+    organization: Organization,
+    actor: Actor | None,
+    kind: str,
+    objective: str,
+    weights: dict | None,
+    time_limit_s: int,
+    horizon_start: datetime,
+    problem: Problem,
+    operation_names: dict,
+    parent: Run | None = None,
+    frozen: Sequence[FrozenOp] = (),
+    now_minute: int = 0,
+    changes: dict | None = None,
+) -> Run:
     if objective != Run.Objective.MAKESPAN and all(order.due is None for order in problem.orders):
         raise ValidationError({"objective": [f"{objective} needs orders with due dates, and none has one."]})
     run_id = uuid.uuid4()
-    params = {"run_id": str(run_id), "kind": kind, "objective": objective, "time_limit_s": time_limit_s,
-              "orders": len(problem.orders)}
+    params = {
+        "run_id": str(run_id),
+        "kind": kind,
+        "objective": objective,
+        "time_limit_s": time_limit_s,
+        "orders": len(problem.orders),
+    }
     if parent is not None:
         params["replans"] = str(parent.id)
     quota_check(organization=organization, meter="optimization.solver_seconds", quantity=time_limit_s)
     with transaction.atomic():
         job = job_create(organization=organization, kind=OPTIMIZE_JOB_KIND, params=params, actor=actor)
         return Run.objects.create(
-            id=run_id, organization=organization, job=job, parent=parent, kind=kind, objective=objective,
-            weights=_weights(objective, weights), time_limit_s=time_limit_s, horizon_start=horizon_start,
-            now_minute=now_minute, problem=problem_to_json(problem), operation_names=operation_names,
-            frozen=frozen_to_json(frozen), changes=changes or {}, requested_by_label=actor.label if actor else "system",
+            id=run_id,
+            organization=organization,
+            job=job,
+            parent=parent,
+            kind=kind,
+            objective=objective,
+            weights=_weights(objective, weights),
+            time_limit_s=time_limit_s,
+            horizon_start=horizon_start,
+            now_minute=now_minute,
+            problem=problem_to_json(problem),
+            operation_names=operation_names,
+            frozen=frozen_to_json(frozen),
+            changes=changes or {},
+            requested_by_label=actor.label if actor else "system",
         )
 
 
@@ -75,21 +103,41 @@ def _orders_by_code(organization: Organization, codes: Sequence[str], field: str
     return orders
 
 
-def run_create(*, organization: Organization, actor: Actor | None, objective: str, time_limit_s: int,
-               weights: dict | None = None, order_codes: Sequence[str] | None = None,
-               horizon_start: datetime | None = None, horizon_days: int = DEFAULT_HORIZON_DAYS,
-               jobshop: dict | None = None) -> Run:
+def run_create(
+    *,
+    organization: Organization,
+    actor: Actor | None,
+    objective: str,
+    time_limit_s: int,
+    weights: dict | None = None,
+    order_codes: Sequence[str] | None = None,
+    horizon_start: datetime | None = None,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    jobshop: dict | None = None,
+) -> Run:
     """Start optimising the organisation's orders (all, or those named), or a plain job-shop problem."""
     start = truncate_to_minute(horizon_start or timezone.now())
     if jobshop is not None:
         try:
-            problem = problem_from_jobshop(jobshop["jobs"], release_dates=jobshop.get("release_dates"),
-                                           due_dates=jobshop.get("due_dates"), weights=jobshop.get("weights"))
+            problem = problem_from_jobshop(
+                jobshop["jobs"],
+                release_dates=jobshop.get("release_dates"),
+                due_dates=jobshop.get("due_dates"),
+                weights=jobshop.get("weights"),
+            )
         except ProblemError as exc:
             raise ValidationError({"jobshop": exc.issues}) from exc
-        return _run_start(organization=organization, actor=actor, kind=Run.Kind.JOBSHOP, objective=objective,
-                          weights=weights, time_limit_s=time_limit_s, horizon_start=start, problem=problem,
-                          operation_names={})
+        return _run_start(
+            organization=organization,
+            actor=actor,
+            kind=Run.Kind.JOBSHOP,
+            objective=objective,
+            weights=weights,
+            time_limit_s=time_limit_s,
+            horizon_start=start,
+            problem=problem,
+            operation_names={},
+        )
     if order_codes:
         orders = _orders_by_code(organization, order_codes, "orders")
     else:
@@ -100,14 +148,30 @@ def run_create(*, organization: Organization, actor: Actor | None, objective: st
         built = problem_build(orders=orders, horizon=Horizon.beginning(start, days=horizon_days))
     except ProblemError as exc:
         raise ValidationError({"orders": exc.issues}) from exc
-    return _run_start(organization=organization, actor=actor, kind=Run.Kind.FACTORY, objective=objective,
-                      weights=weights, time_limit_s=time_limit_s, horizon_start=start, problem=built.problem,
-                      operation_names=built.operation_names)
+    return _run_start(
+        organization=organization,
+        actor=actor,
+        kind=Run.Kind.FACTORY,
+        objective=objective,
+        weights=weights,
+        time_limit_s=time_limit_s,
+        horizon_start=start,
+        problem=built.problem,
+        operation_names=built.operation_names,
+    )
 
 
-def run_reschedule(*, run: Run, actor: Actor | None, now: datetime | None = None, breakdown: dict | None = None,
-                   rush_order_codes: Sequence[str] = (), objective: str | None = None, weights: dict | None = None,
-                   time_limit_s: int | None = None) -> Run:
+def run_reschedule(
+    *,
+    run: Run,
+    actor: Actor | None,
+    now: datetime | None = None,
+    breakdown: dict | None = None,
+    rush_order_codes: Sequence[str] = (),
+    objective: str | None = None,
+    weights: dict | None = None,
+    time_limit_s: int | None = None,
+) -> Run:
     """Re-plan from `now`: operations already started stay as they are, the rest is optimised again.
 
     `breakdown` ({"machine", "from", "duration_minutes"}) makes a machine unavailable; an operation it
@@ -116,8 +180,13 @@ def run_reschedule(*, run: Run, actor: Actor | None, now: datetime | None = None
     solver's starting point.
     """
     if run.schedule is None:
-        raise ValidationError({"non_field_errors": [
-            f"This run has no schedule to re-plan (its job is {run.job.status}); wait for it or start a new run."]})
+        raise ValidationError(
+            {
+                "non_field_errors": [
+                    f"This run has no schedule to re-plan (its job is {run.job.status}); wait for it or start a new run."
+                ]
+            }
+        )
     now = now or timezone.now()
     problem = problem_from_json(run.problem)
     horizon = Horizon(run.horizon_start, problem.horizon or 0)
@@ -126,8 +195,11 @@ def run_reschedule(*, run: Run, actor: Actor | None, now: datetime | None = None
     changes: dict = {"now": now.isoformat()}
     if breakdown is not None:
         problem = _with_breakdown(run, problem, horizon, breakdown, actor)
-        changes["breakdown"] = {"machine": breakdown["machine"], "from": breakdown["from"].isoformat(),
-                                "duration_minutes": breakdown["duration_minutes"]}
+        changes["breakdown"] = {
+            "machine": breakdown["machine"],
+            "from": breakdown["from"].isoformat(),
+            "duration_minutes": breakdown["duration_minutes"],
+        }
     if rush_order_codes:
         if run.kind != Run.Kind.FACTORY:
             raise ValidationError({"rush_orders": ["Rush orders can only be added to a plan of factory orders."]})
@@ -141,11 +213,21 @@ def run_reschedule(*, run: Run, actor: Actor | None, now: datetime | None = None
         changes["rush_orders"] = sorted(rush_order_codes)
     frozen = freeze_started(problem, schedule_from_json(run.schedule), now=now_minute)
     objective = objective or run.objective
-    return _run_start(organization=run.organization, actor=actor, kind=run.kind, objective=objective,
-                      weights=weights if weights is not None else run.weights,
-                      time_limit_s=time_limit_s or run.time_limit_s, horizon_start=run.horizon_start,
-                      problem=problem, operation_names=operation_names, parent=run, frozen=frozen,
-                      now_minute=now_minute, changes=changes)
+    return _run_start(
+        organization=run.organization,
+        actor=actor,
+        kind=run.kind,
+        objective=objective,
+        weights=weights if weights is not None else run.weights,
+        time_limit_s=time_limit_s or run.time_limit_s,
+        horizon_start=run.horizon_start,
+        problem=problem,
+        operation_names=operation_names,
+        parent=run,
+        frozen=frozen,
+        now_minute=now_minute,
+        changes=changes,
+    )
 
 
 def _with_breakdown(run: Run, problem: Problem, horizon: Horizon, breakdown: dict, actor: Actor | None) -> Problem:
@@ -159,9 +241,14 @@ def _with_breakdown(run: Run, problem: Problem, horizon: Horizon, breakdown: dic
     if run.kind == Run.Kind.FACTORY:
         machine = Machine.objects.filter(organization_id=run.organization_id, code=machine_code).first()
         if machine is not None:  # a machine deleted since the plan was made only matters to this plan
-            services.downtime_create(organization=run.organization, machine=machine, starts_at=starts_at,
-                                     ends_at=ends_at, kind="breakdown",
-                                     reason=f"Reported by {actor.label if actor else 'the system'} when re-planning")
+            services.downtime_create(
+                organization=run.organization,
+                machine=machine,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                kind="breakdown",
+                reason=f"Reported by {actor.label if actor else 'the system'} when re-planning",
+            )
     return add_downtime(problem, machine=machine_code, start=start, end=end)
 
 
@@ -173,8 +260,13 @@ def _finding_json(run: Run, problem: Problem, finding) -> dict:
     if finding.order is not None and finding.operation is not None:
         names = run.operation_names.get(problem.order(finding.order).product, [])
         name = names[finding.operation] if finding.operation < len(names) else ""
-    return {"order": finding.order, "operation": finding.operation, "operation_name": name,
-            "reason": str(finding.reason), "message": finding.message}
+    return {
+        "order": finding.order,
+        "operation": finding.operation,
+        "operation_name": name,
+        "reason": str(finding.reason),
+        "message": finding.message,
+    }
 
 
 def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult) -> dict:
@@ -188,11 +280,27 @@ def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult) -> di
     run.schedule = schedule_to_json(schedule) if schedule else None
     run.kpis = dataclasses.asdict(compute_kpis(problem, schedule)) if schedule else None
     run.findings = [_finding_json(run, problem, f) for f in result.findings]
-    run.save(update_fields=["solver_status", "objective_value", "best_bound", "gap", "solver_seconds", "schedule",
-                            "kpis", "findings"])
-    summary = {"run_id": str(run.id), "solver_status": result.status, "objective": result.objective,
-               "best_bound": result.best_bound, "gap": result.gap, "wall_time_s": round(result.wall_time, 3),
-               "operations": len(schedule)}
+    run.save(
+        update_fields=[
+            "solver_status",
+            "objective_value",
+            "best_bound",
+            "gap",
+            "solver_seconds",
+            "schedule",
+            "kpis",
+            "findings",
+        ]
+    )
+    summary = {
+        "run_id": str(run.id),
+        "solver_status": result.status,
+        "objective": result.objective,
+        "best_bound": result.best_bound,
+        "gap": result.gap,
+        "wall_time_s": round(result.wall_time, 3),
+        "operations": len(schedule),
+    }
     if run.kpis:
         summary["makespan_minutes"] = run.kpis["makespan"]
         summary["finishes_at"] = moment(run, run.kpis["makespan"])

@@ -13,15 +13,27 @@ from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime
 
 def master_data_counts(*, organization: Organization) -> dict[str, int]:
     """How many of each kind of master data the organisation has."""
-    return {name: model.objects.filter(organization=organization).count() for name, model in (
-        ("machines", Machine), ("materials", Material), ("products", Product), ("orders", Order),
-        ("setup_times", SetupTime), ("downtimes", Downtime))}
+    return {
+        name: model.objects.filter(organization=organization).count()
+        for name, model in (
+            ("machines", Machine),
+            ("materials", Material),
+            ("products", Product),
+            ("orders", Order),
+            ("setup_times", SetupTime),
+            ("downtimes", Downtime),
+        )
+    }
 
 
 def run_list(*, organization: Organization) -> QuerySet[Run]:
     """The organisation's runs, newest first, without their (possibly large) problem and schedule."""
-    return (Run.objects.filter(organization=organization).select_related("job")
-            .defer("problem", "schedule", "frozen").order_by("-created_at"))
+    return (
+        Run.objects.filter(organization=organization)
+        .select_related("job")
+        .defer("problem", "schedule", "frozen")
+        .order_by("-created_at")
+    )
 
 
 @dataclass(frozen=True)
@@ -37,10 +49,17 @@ class Solution:
 def run_solutions(*, run: Run) -> list[Solution]:
     """Each better schedule found so far, in the order found (objectives fall, bounds rise)."""
     found = []
-    events = JobEvent.objects.filter(job_id=run.job_id, organization_id=run.organization_id,
-                                     level=JobEvent.Level.METRICS).order_by("created_at", "id")
+    events = JobEvent.objects.filter(
+        job_id=run.job_id, organization_id=run.organization_id, level=JobEvent.Level.METRICS
+    ).order_by("created_at", "id")
     for data in events.values_list("data", flat=True):
         if isinstance(data.get("objective"), int | float):
-            found.append(Solution(objective=data["objective"], bound=data.get("bound"), gap=data.get("gap"),
-                                  wall_time=float(data.get("wall_time") or 0.0)))
+            found.append(
+                Solution(
+                    objective=data["objective"],
+                    bound=data.get("bound"),
+                    gap=data.get("gap"),
+                    wall_time=float(data.get("wall_time") or 0.0),
+                )
+            )
     return found

@@ -28,8 +28,13 @@ class CodeRelatedField(serializers.SlugRelatedField):
         return super().get_queryset().filter(organization=self.context["organization"])
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string", "enum": list(WEEKDAYS)},
-                     "description": "Weekdays; a string such as 'mon-fri' or 'mon,wed' is accepted too."})
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "enum": list(WEEKDAYS)},
+        "description": "Weekdays; a string such as 'mon-fri' or 'mon,wed' is accepted too.",
+    }
+)
 class DaysField(serializers.Field):
     """Weekdays as a list (["mon", "tue"]) or a string ("mon-fri", "mon,wed,fri", "sat;sun")."""
 
@@ -78,9 +83,12 @@ class ShiftSerializer(serializers.ModelSerializer):
 
 
 class MachineSerializer(_OrganizationOwned):
-    shifts = ShiftSerializer(many=True, required=False,
-                             help_text="Weekly working windows in the machine's time zone; none: around the clock. "
-                                       "On update, a list replaces every shift.")
+    shifts = ShiftSerializer(
+        many=True,
+        required=False,
+        help_text="Weekly working windows in the machine's time zone; none: around the clock. "
+        "On update, a list replaces every shift.",
+    )
 
     class Meta:
         model = Machine
@@ -111,21 +119,31 @@ class MaterialSerializer(_OrganizationOwned):
 class OptionSerializer(serializers.Serializer):
     machine = CodeRelatedField(Machine)
     minutes_per_unit = serializers.DecimalField(
-        max_digits=12, decimal_places=4, min_value=Decimal("0.0001"), coerce_to_string=False,
-        help_text="Processing minutes per unit of an order's quantity on this machine.")
+        max_digits=12,
+        decimal_places=4,
+        min_value=Decimal("0.0001"),
+        coerce_to_string=False,
+        help_text="Processing minutes per unit of an order's quantity on this machine.",
+    )
 
 
 class OperationSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
-    machines = OptionSerializer(many=True, source="options", allow_empty=False,
-                                help_text="The machines able to do this step, with the time it takes on each.")
-    materials = CodeRelatedField(Material, many=True, required=False,
-                                 help_text="Materials this step waits for (by code).")
+    machines = OptionSerializer(
+        many=True,
+        source="options",
+        allow_empty=False,
+        help_text="The machines able to do this step, with the time it takes on each.",
+    )
+    materials = CodeRelatedField(
+        Material, many=True, required=False, help_text="Materials this step waits for (by code)."
+    )
 
 
 class ProductSerializer(_OrganizationOwned):
-    operations = OperationSerializer(many=True, required=False,
-                                     help_text="The routing, in order. On update, a list replaces the routing.")
+    operations = OperationSerializer(
+        many=True, required=False, help_text="The routing, in order. On update, a list replaces the routing."
+    )
 
     class Meta:
         model = Product
@@ -142,8 +160,9 @@ class SetupTimeSerializer(_OrganizationOwned):
 
 class OrderSerializer(_OrganizationOwned):
     product = CodeRelatedField(Product)
-    quantity = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=Decimal("0.0001"),
-                                        coerce_to_string=False)
+    quantity = serializers.DecimalField(
+        max_digits=14, decimal_places=4, min_value=Decimal("0.0001"), coerce_to_string=False
+    )
 
     class Meta:
         model = Order
@@ -177,8 +196,9 @@ class OperationRowSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
     machine = CodeRelatedField(Machine)
     minutes_per_unit = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=Decimal("0.0001"))
-    materials = CodeRelatedField(Material, many=True, required=False,
-                                 help_text="Material codes; in a CSV file separated by ';'.")
+    materials = CodeRelatedField(
+        Material, many=True, required=False, help_text="Material codes; in a CSV file separated by ';'."
+    )
 
 
 # --- runs -----------------------------------------------------------------------------------------------------------
@@ -190,8 +210,10 @@ class WeightsSerializer(serializers.Serializer):
 
 
 class JobShopSerializer(serializers.Serializer):
-    jobs = serializers.JSONField(help_text="Jobs, each a list of operations [machine, duration] in order; an "
-                                           "operation with alternatives is [[m1, d1], [m2, d2], ...].")
+    jobs = serializers.JSONField(
+        help_text="Jobs, each a list of operations [machine, duration] in order; an "
+        "operation with alternatives is [[m1, d1], [m2, d2], ...]."
+    )
     release_dates = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False)
     due_dates = serializers.ListField(child=serializers.IntegerField(allow_null=True), required=False)
     weights = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False)
@@ -208,7 +230,8 @@ class JobShopSerializer(serializers.Serializer):
                 if not _jobshop_operation_ok(operation):
                     raise serializers.ValidationError(
                         f"jobs[{j}][{k}]: an operation is [machine, duration] or a list of such pairs, with a machine "
-                        f"number >= 0 and a duration >= 1.")
+                        f"number >= 0 and a duration >= 1."
+                    )
         if total > MAX_JOBSHOP_OPERATIONS:
             raise serializers.ValidationError(f"At most {MAX_JOBSHOP_OPERATIONS} operations in all.")
         return jobs
@@ -222,9 +245,13 @@ class JobShopSerializer(serializers.Serializer):
 
 def _jobshop_operation_ok(operation) -> bool:
     def pair(value) -> bool:
-        return (isinstance(value, list) and len(value) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-                and value[0] >= 0 and value[1] >= 1)
+        return (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and value[0] >= 0
+            and value[1] >= 1
+        )
 
     if not isinstance(operation, list) or not operation:
         return False
@@ -235,13 +262,22 @@ class RunCreateSerializer(serializers.Serializer):
     objective = serializers.ChoiceField(choices=Run.Objective.choices, default=Run.Objective.MAKESPAN)
     weights = WeightsSerializer(required=False, help_text="For weighted_mix: makespan * w1 + weighted tardiness * w2.")
     time_limit_s = serializers.IntegerField(min_value=1, max_value=MAX_TIME_LIMIT_S, default=DEFAULT_TIME_LIMIT_S)
-    orders = serializers.ListField(child=serializers.CharField(max_length=64), required=False, allow_empty=False,
-                                   help_text="Codes of the orders to plan; all orders when absent.")
+    orders = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        allow_empty=False,
+        help_text="Codes of the orders to plan; all orders when absent.",
+    )
     horizon_start = serializers.DateTimeField(required=False, help_text="Minute 0 of the plan; now when absent.")
-    horizon_days = serializers.IntegerField(min_value=1, max_value=MAX_HORIZON_DAYS, default=DEFAULT_HORIZON_DAYS,
-                                            help_text="Every operation must end within this many days.")
-    jobshop = JobShopSerializer(required=False, help_text="A plain job-shop problem instead of the factory data; "
-                                                          "durations are minutes.")
+    horizon_days = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_HORIZON_DAYS,
+        default=DEFAULT_HORIZON_DAYS,
+        help_text="Every operation must end within this many days.",
+    )
+    jobshop = JobShopSerializer(
+        required=False, help_text="A plain job-shop problem instead of the factory data; durations are minutes."
+    )
 
     def validate(self, attrs):
         if "jobshop" in attrs and ("orders" in attrs or "horizon_days" in self.initial_data):
@@ -260,11 +296,16 @@ class BreakdownSerializer(serializers.Serializer):
 
 
 class RescheduleSerializer(serializers.Serializer):
-    now = serializers.DateTimeField(required=False, help_text="Operations started before this stay as planned; "
-                                                             "now when absent.")
+    now = serializers.DateTimeField(
+        required=False, help_text="Operations started before this stay as planned; now when absent."
+    )
     breakdown = BreakdownSerializer(required=False)
-    rush_orders = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list,
-                                        help_text="Codes of orders to add to the plan.")
+    rush_orders = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        default=list,
+        help_text="Codes of orders to add to the plan.",
+    )
     objective = serializers.ChoiceField(choices=Run.Objective.choices, required=False)
     weights = WeightsSerializer(required=False)
     time_limit_s = serializers.IntegerField(min_value=1, max_value=MAX_TIME_LIMIT_S, required=False)
@@ -282,9 +323,31 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = ["id", "job", "status", "progress", "error", "kind", "objective", "weights", "time_limit_s",
-                  "horizon_start", "now", "parent", "changes", "solver_status", "objective_value", "best_bound", "gap",
-                  "solver_seconds", "kpis", "findings", "requested_by_label", "created_at", "finished_at"]
+        fields = [
+            "id",
+            "job",
+            "status",
+            "progress",
+            "error",
+            "kind",
+            "objective",
+            "weights",
+            "time_limit_s",
+            "horizon_start",
+            "now",
+            "parent",
+            "changes",
+            "solver_status",
+            "objective_value",
+            "best_bound",
+            "gap",
+            "solver_seconds",
+            "kpis",
+            "findings",
+            "requested_by_label",
+            "created_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
     def get_error(self, run: Run) -> dict | None:

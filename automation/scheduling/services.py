@@ -67,14 +67,18 @@ def _code_free(model: type[models.Model], *, organization_id, code: str, instanc
 
 def _save(instance: models.Model) -> models.Model:
     """Field validation, then save; a constraint lost to a concurrent write reads as a validation error."""
-    instance.full_clean(exclude=[f.name for f in instance._meta.fields if f.is_relation], validate_unique=False,
-                        validate_constraints=False)
+    instance.full_clean(
+        exclude=[f.name for f in instance._meta.fields if f.is_relation],
+        validate_unique=False,
+        validate_constraints=False,
+    )
     try:
         with transaction.atomic():
             instance.save()
     except IntegrityError as exc:
-        raise ValidationError({NON_FIELD_ERRORS: [f"Conflicts with an existing record ({exc.__cause__ or exc})."]}) \
-            from exc
+        raise ValidationError(
+            {NON_FIELD_ERRORS: [f"Conflicts with an existing record ({exc.__cause__ or exc})."]}
+        ) from exc
     return instance
 
 
@@ -92,8 +96,13 @@ def _delete(instance: models.Model, *, used_by: str) -> None:
     except ProtectedError as exc:
         users = sorted({str(obj) for obj in exc.protected_objects})
         shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
-        raise ValidationError({NON_FIELD_ERRORS: [f"{type(instance).__name__} {instance} is still used by "
-                                                  f"{used_by} {shown}; change those first."]}) from exc
+        raise ValidationError(
+            {
+                NON_FIELD_ERRORS: [
+                    f"{type(instance).__name__} {instance} is still used by {used_by} {shown}; change those first."
+                ]
+            }
+        ) from exc
 
 
 # --- machines, shifts, downtime -------------------------------------------------------------------------------------
@@ -107,8 +116,13 @@ def _shifts_replace(machine: Machine, shifts: Sequence[ShiftData]) -> None:
             raise ValidationError({"shifts": [f"Shift {i + 1}: a shift must not start and end at the same time."]})
     Shift.objects.filter(machine=machine).delete()
     Shift.objects.bulk_create(
-        Shift(organization_id=machine.organization_id, machine=machine, days=sorted(set(s["days"]), key=WEEKDAYS.index),
-              start=s["start"], end=s["end"])
+        Shift(
+            organization_id=machine.organization_id,
+            machine=machine,
+            days=sorted(set(s["days"]), key=WEEKDAYS.index),
+            start=s["start"],
+            end=s["end"],
+        )
         for s in shifts
     )
     if hasattr(machine, "_prefetched_objects_cache"):
@@ -116,8 +130,9 @@ def _shifts_replace(machine: Machine, shifts: Sequence[ShiftData]) -> None:
 
 
 @transaction.atomic
-def machine_create(*, organization: Organization, code: str, name: str = "", timezone: str = "UTC",
-                   shifts: Sequence[ShiftData] = ()) -> Machine:
+def machine_create(
+    *, organization: Organization, code: str, name: str = "", timezone: str = "UTC", shifts: Sequence[ShiftData] = ()
+) -> Machine:
     _code_free(Machine, organization_id=organization.id, code=code)
     machine = _save(Machine(organization=organization, code=code, name=name, timezone=timezone))
     _shifts_replace(machine, shifts)
@@ -148,11 +163,19 @@ def _downtime_check(downtime: Downtime) -> None:
         raise ValidationError({"ends_at": ["A downtime must end after it starts."]})
 
 
-def downtime_create(*, organization: Organization, machine: Machine, starts_at: datetime, ends_at: datetime,
-                    kind: str = Downtime.Kind.PLANNED, reason: str = "") -> Downtime:
+def downtime_create(
+    *,
+    organization: Organization,
+    machine: Machine,
+    starts_at: datetime,
+    ends_at: datetime,
+    kind: str = Downtime.Kind.PLANNED,
+    reason: str = "",
+) -> Downtime:
     _same_organization(organization.id, "machine", machine)
-    downtime = Downtime(organization=organization, machine=machine, starts_at=starts_at, ends_at=ends_at, kind=kind,
-                        reason=reason)
+    downtime = Downtime(
+        organization=organization, machine=machine, starts_at=starts_at, ends_at=ends_at, kind=kind, reason=reason
+    )
     _downtime_check(downtime)
     return _save(downtime)
 
@@ -172,8 +195,9 @@ def downtime_delete(*, downtime: Downtime) -> None:
 # --- materials ------------------------------------------------------------------------------------------------------
 
 
-def material_create(*, organization: Organization, code: str, name: str = "",
-                    arrives_at: datetime | None = None) -> Material:
+def material_create(
+    *, organization: Organization, code: str, name: str = "", arrives_at: datetime | None = None
+) -> Material:
     _code_free(Material, organization_id=organization.id, code=code)
     return _save(Material(organization=organization, code=code, name=name, arrives_at=arrives_at))
 
@@ -205,11 +229,16 @@ def _routing_replace(product: Product, operations: Sequence[OperationData]) -> N
             raise ValidationError({"operations": [f"Operation {i + 1} lists a machine twice."]})
     Operation.objects.filter(product=product).delete()
     for position, data in enumerate(operations):
-        operation = Operation.objects.create(organization_id=organization_id, product=product, position=position,
-                                             name=data.get("name", ""))
+        operation = Operation.objects.create(
+            organization_id=organization_id, product=product, position=position, name=data.get("name", "")
+        )
         OperationOption.objects.bulk_create(
-            OperationOption(organization_id=organization_id, operation=operation, machine=option["machine"],
-                            minutes_per_unit=option["minutes_per_unit"])
+            OperationOption(
+                organization_id=organization_id,
+                operation=operation,
+                machine=option["machine"],
+                minutes_per_unit=option["minutes_per_unit"],
+            )
             for option in data["options"]
         )
         OperationMaterial.objects.bulk_create(
@@ -221,8 +250,9 @@ def _routing_replace(product: Product, operations: Sequence[OperationData]) -> N
 
 
 @transaction.atomic
-def product_create(*, organization: Organization, code: str, name: str = "", family: str = "",
-                   operations: Sequence[OperationData] = ()) -> Product:
+def product_create(
+    *, organization: Organization, code: str, name: str = "", family: str = "", operations: Sequence[OperationData] = ()
+) -> Product:
     _code_free(Product, organization_id=organization.id, code=code)
     product = _save(Product(organization=organization, code=code, name=name, family=family))
     _routing_replace(product, operations)
@@ -251,18 +281,26 @@ def product_delete(*, product: Product) -> None:
 
 
 def _setup_time_free(setup: SetupTime) -> None:
-    taken = SetupTime.objects.filter(machine=setup.machine, from_family=setup.from_family,
-                                     to_family=setup.to_family).exclude(pk=setup.pk)
+    taken = SetupTime.objects.filter(
+        machine=setup.machine, from_family=setup.from_family, to_family=setup.to_family
+    ).exclude(pk=setup.pk)
     if taken.exists():
-        raise ValidationError({NON_FIELD_ERRORS: [
-            f"Machine {setup.machine} already has a changeover from {setup.from_family!r} to {setup.to_family!r}."]})
+        raise ValidationError(
+            {
+                NON_FIELD_ERRORS: [
+                    f"Machine {setup.machine} already has a changeover from {setup.from_family!r} to {setup.to_family!r}."
+                ]
+            }
+        )
 
 
-def setup_time_create(*, organization: Organization, machine: Machine, from_family: str, to_family: str,
-                      minutes: int) -> SetupTime:
+def setup_time_create(
+    *, organization: Organization, machine: Machine, from_family: str, to_family: str, minutes: int
+) -> SetupTime:
     _same_organization(organization.id, "machine", machine)
-    setup = SetupTime(organization=organization, machine=machine, from_family=from_family, to_family=to_family,
-                      minutes=minutes)
+    setup = SetupTime(
+        organization=organization, machine=machine, from_family=from_family, to_family=to_family, minutes=minutes
+    )
     _setup_time_free(setup)
     return _save(setup)
 
@@ -287,12 +325,27 @@ def _order_check(order: Order) -> None:
         raise ValidationError({"due_at": ["An order cannot be due before it is released."]})
 
 
-def order_create(*, organization: Organization, code: str, product: Product, quantity: Decimal,
-                 release_at: datetime | None = None, due_at: datetime | None = None, weight: int = 1) -> Order:
+def order_create(
+    *,
+    organization: Organization,
+    code: str,
+    product: Product,
+    quantity: Decimal,
+    release_at: datetime | None = None,
+    due_at: datetime | None = None,
+    weight: int = 1,
+) -> Order:
     _same_organization(organization.id, "product", product)
     _code_free(Order, organization_id=organization.id, code=code)
-    order = Order(organization=organization, code=code, product=product, quantity=quantity, release_at=release_at,
-                  due_at=due_at, weight=weight)
+    order = Order(
+        organization=organization,
+        code=code,
+        product=product,
+        quantity=quantity,
+        release_at=release_at,
+        due_at=due_at,
+        weight=weight,
+    )
     _order_check(order)
     return _save(order)
 

@@ -13,19 +13,33 @@ from .engine import Assignment, FrozenOp, Machine, Operation, Option, Order, Pro
 def problem_to_json(problem: Problem) -> dict:
     return {
         "machines": [
-            {"id": m.id, "calendar": None if m.calendar is None else [list(w) for w in m.calendar],
-             "downtime": [list(w) for w in m.downtime]}
+            {
+                "id": m.id,
+                "calendar": None if m.calendar is None else [list(w) for w in m.calendar],
+                "downtime": [list(w) for w in m.downtime],
+            }
             for m in problem.machines
         ],
         "products": [
-            {"id": p.id, "family": p.family,
-             "routing": [{"options": [[o.machine, o.minutes_per_unit] for o in op.options],
-                          "materials": list(op.materials)} for op in p.routing]}
+            {
+                "id": p.id,
+                "family": p.family,
+                "routing": [
+                    {"options": [[o.machine, o.minutes_per_unit] for o in op.options], "materials": list(op.materials)}
+                    for op in p.routing
+                ],
+            }
             for p in problem.products
         ],
         "orders": [
-            {"id": o.id, "product": o.product, "quantity": o.quantity, "release": o.release, "due": o.due,
-             "weight": o.weight}
+            {
+                "id": o.id,
+                "product": o.product,
+                "quantity": o.quantity,
+                "release": o.release,
+                "due": o.due,
+                "weight": o.weight,
+            }
             for o in problem.orders
         ],
         "setups": [[s.machine, s.from_family, s.to_family, s.minutes] for s in problem.setups],
@@ -39,17 +53,29 @@ def problem_from_json(data: dict) -> Problem:
     """Raises the engine's ProblemError if the data does not make a valid problem."""
     return Problem(
         machines=tuple(
-            Machine(m["id"], None if m["calendar"] is None else tuple(tuple(w) for w in m["calendar"]),
-                    tuple(tuple(w) for w in m["downtime"]))
+            Machine(
+                m["id"],
+                None if m["calendar"] is None else tuple(tuple(w) for w in m["calendar"]),
+                tuple(tuple(w) for w in m["downtime"]),
+            )
             for m in data["machines"]
         ),
         products=tuple(
-            Product(p["id"], tuple(Operation(tuple(Option(machine, minutes) for machine, minutes in op["options"]),
-                                             tuple(op["materials"])) for op in p["routing"]), p["family"])
+            Product(
+                p["id"],
+                tuple(
+                    Operation(
+                        tuple(Option(machine, minutes) for machine, minutes in op["options"]), tuple(op["materials"])
+                    )
+                    for op in p["routing"]
+                ),
+                p["family"],
+            )
             for p in data["products"]
         ),
-        orders=tuple(Order(o["id"], o["product"], o["quantity"], o["release"], o["due"], o["weight"])
-                     for o in data["orders"]),
+        orders=tuple(
+            Order(o["id"], o["product"], o["quantity"], o["release"], o["due"], o["weight"]) for o in data["orders"]
+        ),
         setups=tuple(SetupTime(*s) for s in data["setups"]),
         material_arrivals=dict(data["material_arrivals"]),
         horizon=data["horizon"],

@@ -67,8 +67,9 @@ class Horizon:
         return (first, last) if first < last else None
 
 
-def shift_windows(shifts: Iterable[tuple[Iterable[str], time, time]], *, zone: str,
-                  horizon: Horizon) -> list[tuple[int, int]]:
+def shift_windows(
+    shifts: Iterable[tuple[Iterable[str], time, time]], *, zone: str, horizon: Horizon
+) -> list[tuple[int, int]]:
     """Working windows of weekly shifts ``(days, start, end)`` in the time zone ``zone``, within the horizon.
 
     A shift whose end is at or before its start runs past midnight into the next day. The engine merges

@@ -238,14 +238,26 @@ BILLING_FLUSH_CLAIM_IDLE_SECONDS = env.int("BILLING_FLUSH_CLAIM_IDLE_SECONDS", d
 BILLING_ENTITLEMENT_CACHE_SECONDS = env.int("BILLING_ENTITLEMENT_CACHE_SECONDS", default=5)
 BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=15 * 60)
 CELERY_BEAT_SCHEDULE |= {
-    "billing-ledger-flush": {"task": "billing.ledger_flush", "schedule": 2.0,
-                             "options": {"queue": "billing", "expires": 3}},
-    "billing-close-ended-periods": {"task": "billing.close_ended_periods", "schedule": 60.0 * 60 * 24,
-                                    "options": {"queue": "billing", "expires": 60 * 60 * 36}},
-    "billing-suspend-overdue": {"task": "billing.suspend_overdue", "schedule": 60.0 * 60,
-                                "options": {"queue": "billing", "expires": 60 * 90}},
-    "billing-reconcile": {"task": "billing.reconcile", "schedule": 60.0 * 60 * 24,
-                          "options": {"queue": "billing", "expires": 60 * 60 * 36}},
+    "billing-ledger-flush": {
+        "task": "billing.ledger_flush",
+        "schedule": 2.0,
+        "options": {"queue": "billing", "expires": 3},
+    },
+    "billing-close-ended-periods": {
+        "task": "billing.close_ended_periods",
+        "schedule": 60.0 * 60 * 24,
+        "options": {"queue": "billing", "expires": 60 * 60 * 36},
+    },
+    "billing-suspend-overdue": {
+        "task": "billing.suspend_overdue",
+        "schedule": 60.0 * 60,
+        "options": {"queue": "billing", "expires": 60 * 90},
+    },
+    "billing-reconcile": {
+        "task": "billing.reconcile",
+        "schedule": 60.0 * 60 * 24,
+        "options": {"queue": "billing", "expires": 60 * 60 * 36},
+    },
 }
 
 # Fine-tuning: where files and runs live, and the limits a training file must meet.
@@ -276,12 +288,16 @@ MAINTENANCE_WEBHOOK_TIMEOUT_S = env.float("MAINTENANCE_WEBHOOK_TIMEOUT_S", defau
 MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", default=False)
 MAINTENANCE_SCORE_INTERVAL_SECONDS = env.int("MAINTENANCE_SCORE_INTERVAL_SECONDS", default=60 * 60)
 CELERY_BEAT_SCHEDULE |= {
-    "maintenance-enqueue-scoring": {"task": "maintenance.enqueue_scoring",
-                                    "schedule": float(MAINTENANCE_SCORE_INTERVAL_SECONDS),
-                                    "options": {"queue": "maintenance",
-                                                "expires": int(MAINTENANCE_SCORE_INTERVAL_SECONDS * 1.5)}},
-    "maintenance-explain-pending": {"task": "maintenance.explain_pending", "schedule": 300.0,
-                                    "options": {"queue": "maintenance", "expires": 450}},
+    "maintenance-enqueue-scoring": {
+        "task": "maintenance.enqueue_scoring",
+        "schedule": float(MAINTENANCE_SCORE_INTERVAL_SECONDS),
+        "options": {"queue": "maintenance", "expires": int(MAINTENANCE_SCORE_INTERVAL_SECONDS * 1.5)},
+    },
+    "maintenance-explain-pending": {
+        "task": "maintenance.explain_pending",
+        "schedule": 300.0,
+        "options": {"queue": "maintenance", "expires": 450},
+    },
 }
 # Output tokens reserved against the quota for a completion that names no max_tokens.
 GATEWAY_DEFAULT_MAX_TOKENS = env.int("GATEWAY_DEFAULT_MAX_TOKENS", default=1024)

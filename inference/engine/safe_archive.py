@@ -169,4 +169,3 @@ class SafeArchive:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-

@@ -47,16 +47,25 @@ _COUNT_AND_RESERVE = _COUNT + RESERVE_SCRIPT
 def _rate_limited(window: int) -> errors.GatewayError:
     retry = max(1, int((window + 1) * RATE_WINDOW_S - time.time()))
     limit = settings.GATEWAY_RATE_LIMIT_PER_MINUTE
-    return errors.GatewayError(429, f"Rate limit of {limit} requests per minute reached for this key; retry in "
-                                    f"{retry} s.", type="rate_limit_error", code="rate_limit_exceeded",
-                               headers={"Retry-After": str(retry)})
+    return errors.GatewayError(
+        429,
+        f"Rate limit of {limit} requests per minute reached for this key; retry in {retry} s.",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        headers={"Retry-After": str(retry)},
+    )
 
 
 def _refused(refusal: BillingRefusal) -> errors.GatewayError:
     kind = {429: "insufficient_quota", 402: "billing_error"}.get(refusal.status_code, "permission_error")
     wait = getattr(refusal, "wait", None)
-    return errors.GatewayError(refusal.status_code, str(refusal.detail), type=kind, code=refusal.detail.code,
-                               headers={"Retry-After": str(wait)} if wait else None)
+    return errors.GatewayError(
+        refusal.status_code,
+        str(refusal.detail),
+        type=kind,
+        code=refusal.detail.code,
+        headers={"Retry-After": str(wait)} if wait else None,
+    )
 
 
 class Admission:
@@ -87,12 +96,17 @@ class Admission:
         The caller commits the reservation once it knows the usage, or releases it if the completion fails.
         """
         entitlement = await self.entitlements.get(
-            info.organization_id, lambda: sync_to_async(entitlement_for)(organization=info.organization))
+            info.organization_id, lambda: sync_to_async(entitlement_for)(organization=info.organization)
+        )
         now = timezone.now()
         try:
-            reservation = reservation_open(organization_id=info.organization_id, entitlement=entitlement,
-                                           meter=f"inference.output_tokens.{route.size_class}", quantity=budget,
-                                           now=now)
+            reservation = reservation_open(
+                organization_id=info.organization_id,
+                entitlement=entitlement,
+                meter=f"inference.output_tokens.{route.size_class}",
+                quantity=budget,
+                now=now,
+            )
         except BillingRefusal as refusal:
             if not counted:
                 await self.count(info)
@@ -110,12 +124,14 @@ class Admission:
             if granted == -2:
                 raise _rate_limited(window)
         if granted == -1:  # a new period, or a Redis that lost its data: seed the counter from the ledger, once
-            await sync_to_async(quota_counter_seed)(organization_id=info.organization_id, meter=reservation.meter,
-                                                    period=period_containing(now))
+            await sync_to_async(quota_counter_seed)(
+                organization_id=info.organization_id, meter=reservation.meter, period=period_containing(now)
+            )
             granted, taken = await self._reserve(keys=keys, args=reservation.script_args())
         if granted == 1:
             return reservation
         if granted == 0:
-            raise _refused(quota_exceeded(reservation=reservation, taken=taken, plan_name=entitlement.plan_name,
-                                          now=now))
+            raise _refused(
+                quota_exceeded(reservation=reservation, taken=taken, plan_name=entitlement.plan_name, now=now)
+            )
         raise RuntimeError("The quota counter could not be seeded.")

@@ -94,8 +94,9 @@ class GatewayApp:
             if self.session is not None:
                 return
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=settings.GATEWAY_UPSTREAM_TIMEOUT_S)
-            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-                                                 timeout=timeout, auto_decompress=False)
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60), timeout=timeout, auto_decompress=False
+            )
             self.upstream = UpstreamPool(connect_timeout_s=5, read_timeout_s=settings.GATEWAY_UPSTREAM_TIMEOUT_S)
             self.redis = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
             self.admission.connect(self.redis)
@@ -161,11 +162,16 @@ class GatewayApp:
             raise errors.invalid_key("This API key has expired.")
         if not info.organization_active:
             reason = f" ({info.suspended_reason})" if info.suspended_reason else ""
-            raise errors.GatewayError(403, f"The organisation {info.organization_slug} is suspended{reason}.",
-                                      type="permission_error", code="organization_suspended")
+            raise errors.GatewayError(
+                403,
+                f"The organisation {info.organization_slug} is suspended{reason}.",
+                type="permission_error",
+                code="organization_suspended",
+            )
         if "inference" not in info.scopes:
-            raise errors.GatewayError(403, "This API key lacks the `inference` scope.", type="permission_error",
-                                      code="insufficient_scope")
+            raise errors.GatewayError(
+                403, "This API key lacks the `inference` scope.", type="permission_error", code="insufficient_scope"
+            )
         return info
 
     async def _models(self, scope, send) -> None:
@@ -180,8 +186,9 @@ class GatewayApp:
 
         async def load():
             try:
-                return await sync_to_async(gateway_route_resolve)(organization_id=info.organization_id,
-                                                                  region=info.region, model=model)
+                return await sync_to_async(gateway_route_resolve)(
+                    organization_id=info.organization_id, region=info.region, model=model
+                )
             except NoCapacity as exc:
                 raise errors.no_capacity(str(exc)) from exc
 
@@ -228,8 +235,15 @@ class GatewayApp:
             self._spawn(asyncio.to_thread(reservation.release))
             raise
         status, usage, server_id = outcome
-        self.usage.add(info=info, route=route, reservation=reservation, usage=usage, status=status,
-                       latency_ms=(time.perf_counter() - started) * 1000, request_id=uuid.uuid4().hex)
+        self.usage.add(
+            info=info,
+            route=route,
+            reservation=reservation,
+            usage=usage,
+            status=status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            request_id=uuid.uuid4().hex,
+        )
         if route.adapter_id:
             self._spawn(touch_adapter(redis=self.redis, route=route, server_id=server_id))
 
@@ -323,8 +337,14 @@ async def _relay_json(status: int, raw: bytes, route, send) -> dict | None:
     if status == 200 and isinstance(data, dict):
         data["model"] = route.public_name
     elif isinstance(data, dict) and "error" in data and not isinstance(data["error"], dict):
-        data = {"error": {"message": str(data.get("message") or data["error"]), "type": "invalid_request_error",
-                          "param": None, "code": None}}
+        data = {
+            "error": {
+                "message": str(data.get("message") or data["error"]),
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
     await _send(send, status, json.dumps(data).encode())
     return data.get("usage") if isinstance(data, dict) else None
 

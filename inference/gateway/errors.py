@@ -4,8 +4,16 @@ import json
 
 
 class GatewayError(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",  # noqa: A002
-                 code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",  # noqa: A002
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -15,8 +23,9 @@ class GatewayError(Exception):
         self.headers = headers or {}
 
     def body(self) -> bytes:
-        return json.dumps({"error": {"message": self.message, "type": self.type, "param": self.param,
-                                     "code": self.code}}).encode()
+        return json.dumps(
+            {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        ).encode()
 
 
 def invalid_key(message: str = "Incorrect API key provided.") -> GatewayError:
@@ -28,8 +37,12 @@ def bad_request(message: str, param: str | None = None) -> GatewayError:
 
 
 def model_not_found(model: str) -> GatewayError:
-    return GatewayError(404, f"The model `{model}` does not exist or you do not have access to it.", param="model",
-                        code="model_not_found")
+    return GatewayError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
 
 
 def no_capacity(message: str) -> GatewayError:

@@ -120,8 +120,11 @@ class UpstreamPool:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConnectionError(f"Not an http(s) URL: {url!r}")  # like a server that is down: try another
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            target = _Target((parts.scheme, parts.hostname, port), parts.path.rstrip("/").encode(),
-                             parts.netloc.rpartition("@")[2].encode())
+            target = _Target(
+                (parts.scheme, parts.hostname, port),
+                parts.path.rstrip("/").encode(),
+                parts.netloc.rpartition("@")[2].encode(),
+            )
             self._targets[url] = target
         return target
 
@@ -149,15 +152,18 @@ class UpstreamPool:
         if scheme == "https":
             context = self._ssl = self._ssl or ssl.create_default_context()
         loop = asyncio.get_running_loop()
-        _, conn = await asyncio.wait_for(loop.create_connection(_Connection, host, port, ssl=context),
-                                         self.connect_timeout_s)
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(_Connection, host, port, ssl=context), self.connect_timeout_s
+        )
         return conn
 
     async def post(self, url: str, path: str, body: bytes) -> tuple[int, bytes]:
         """POST a JSON body to `url` + `path`; returns the status and the whole answer's body."""
         target = self._target(url)
-        request = (b"POST %s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                   % (target.prefix, path.encode(), target.host_header, len(body))) + body
+        request = (
+            b"POST %s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % (target.prefix, path.encode(), target.host_header, len(body))
+        ) + body
         conn = self._take_idle(target)
         reused = conn is not None
         while True:

@@ -34,8 +34,9 @@ class _Settlement:
 def _settle(batch: list[_Settlement]) -> None:
     pipeline = get_redis().pipeline(transaction=True)
     for item in batch:
-        item.reservation.commit_into(pipeline, item.output_tokens, idempotency_key=f"{item.request_id}:output",
-                                     attributes=item.attributes)
+        item.reservation.commit_into(
+            pipeline, item.output_tokens, idempotency_key=f"{item.request_id}:output", attributes=item.attributes
+        )
     usage_record_into(pipeline, [item.input_event for item in batch if item.input_event is not None])
     pipeline.execute()
 
@@ -45,16 +46,40 @@ class UsageBatcher:
         self._pending: list[_Settlement] = []
         self._wake = asyncio.Event()
 
-    def add(self, *, info, route, reservation: Reservation, usage: dict | None, status: int, latency_ms: float,
-            request_id: str) -> None:
-        attributes = {"model": route.public_name, "base_model": route.base_model, "api_key": info.key_id,
-                      "latency_ms": round(latency_ms, 2), "status": status}
+    def add(
+        self,
+        *,
+        info,
+        route,
+        reservation: Reservation,
+        usage: dict | None,
+        status: int,
+        latency_ms: float,
+        request_id: str,
+    ) -> None:
+        attributes = {
+            "model": route.public_name,
+            "base_model": route.base_model,
+            "api_key": info.key_id,
+            "latency_ms": round(latency_ms, 2),
+            "status": status,
+        }
         usage = usage if status == 200 and usage else {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        input_event = Usage(info.organization_id, f"inference.input_tokens.{route.size_class}", prompt_tokens,
-                            f"{request_id}:input", attributes) if prompt_tokens else None
-        self._pending.append(_Settlement(reservation, int(usage.get("completion_tokens") or 0), input_event,
-                                         request_id, attributes))
+        input_event = (
+            Usage(
+                info.organization_id,
+                f"inference.input_tokens.{route.size_class}",
+                prompt_tokens,
+                f"{request_id}:input",
+                attributes,
+            )
+            if prompt_tokens
+            else None
+        )
+        self._pending.append(
+            _Settlement(reservation, int(usage.get("completion_tokens") or 0), input_event, request_id, attributes)
+        )
         if len(self._pending) >= FLUSH_ENTRIES:
             self._wake.set()
 

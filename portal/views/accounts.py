@@ -29,8 +29,12 @@ def signup(request):
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = user_sign_up(email=form.cleaned_data["email"], password=form.cleaned_data["password"],
-                                name=form.cleaned_data["name"], ip_address=client_ip(request))
+            user = user_sign_up(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                name=form.cleaned_data["name"],
+                ip_address=client_ip(request),
+            )
         except ValidationError as exc:
             errors_into(form, exc)
         else:
@@ -85,8 +89,13 @@ def language(request):
         code = form.cleaned_data["language"]
         if request.user.is_authenticated:
             user_language_set(user=request.user, language=code, ip_address=client_ip(request))
-        response.set_cookie(settings.LANGUAGE_COOKIE_NAME, code, max_age=settings.LANGUAGE_COOKIE_AGE,
-                            samesite=settings.LANGUAGE_COOKIE_SAMESITE, secure=settings.LANGUAGE_COOKIE_SECURE)
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            code,
+            max_age=settings.LANGUAGE_COOKIE_AGE,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            secure=settings.LANGUAGE_COOKIE_SECURE,
+        )
     return response
 
 

@@ -48,11 +48,17 @@ class PlanAndInvoices(BillingPage):
             stripe_error = str(exc)
         now = timezone.now()
         return super().get_context_data(
-            subscription=subscription, card=card, setup_intent=setup_intent, stripe_error=stripe_error,
-            stripe_js_url=settings.STRIPE_JS_URL, stripe_publishable_key=settings.STRIPE_PUBLISHABLE_KEY,
+            subscription=subscription,
+            card=card,
+            setup_intent=setup_intent,
+            stripe_error=stripe_error,
+            stripe_js_url=settings.STRIPE_JS_URL,
+            stripe_publishable_key=settings.STRIPE_PUBLISHABLE_KEY,
             plans=Plan.objects.filter(is_active=True).prefetch_related("meter_prices").order_by("monthly_fee"),
             invoices=Invoice.objects.filter(organization=self.organization).order_by("-period_start")[:24],
-            estimate=invoice_estimate(subscription=subscription, now=now), **kwargs)
+            estimate=invoice_estimate(subscription=subscription, now=now),
+            **kwargs,
+        )
 
     def post(self, request, *args, **kwargs):
         subscription = self.subscription
@@ -64,8 +70,9 @@ class PlanAndInvoices(BillingPage):
                 subscription_change_plan(subscription=subscription, plan=plan, actor=self.actor)
                 messages.success(request, _("You are now on the %(plan)s plan.") % {"plan": plan.name})
             elif request.POST.get("action") == "card":
-                card = payment_method_add(subscription=subscription, actor=self.actor,
-                                          setup_intent_id=request.POST.get("setup_intent", ""))
+                card = payment_method_add(
+                    subscription=subscription, actor=self.actor, setup_intent_id=request.POST.get("setup_intent", "")
+                )
                 messages.success(request, _("Card ending %(last4)s saved.") % card)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
@@ -78,12 +85,25 @@ class Usage(BillingPage):
 
     def get_context_data(self, **kwargs):
         summary = usage_summary(subscription=self.subscription, now=timezone.now())
-        shares = [(m.meter, round(100 * m.used / (m.limit or m.included), 1)) for m in summary.meters
-                  if (m.limit or m.included)]
+        shares = [
+            (m.meter, round(100 * m.used / (m.limit or m.included), 1))
+            for m in summary.meters
+            if (m.limit or m.included)
+        ]
         daily = ledger_daily(organization_id=self.organization.pk, period=summary.period)
-        charts = [line_chart(title=_("%(meter)s per day") % {"meter": meter}, x_label=_("Day of month"),
-                             series={meter: [(day.day, total) for day, total in days]})
-                  for meter, days in daily.items()]
-        share_chart = bar_chart(title=_("Share of quota used this month (%)"), label=_("Meter"),
-                                value_label="%", bars=shares, limits={name: 100.0 for name, _v in shares})
+        charts = [
+            line_chart(
+                title=_("%(meter)s per day") % {"meter": meter},
+                x_label=_("Day of month"),
+                series={meter: [(day.day, total) for day, total in days]},
+            )
+            for meter, days in daily.items()
+        ]
+        share_chart = bar_chart(
+            title=_("Share of quota used this month (%)"),
+            label=_("Meter"),
+            value_label="%",
+            bars=shares,
+            limits={name: 100.0 for name, _v in shares},
+        )
         return super().get_context_data(summary=summary, share_chart=share_chart, daily_charts=charts, **kwargs)

@@ -3,7 +3,6 @@ started with `fine_tuning_job_create` (the same services as OpenAI's /v1/files a
 with live progress (a `data-poll` fragment), its events and a loss chart, and cancellation through
 `jobs.services.job_cancel`."""
 
-
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -34,38 +33,69 @@ STATUS_LABELS = {
     "failed": gettext_lazy("Failed"),
     "cancelled": gettext_lazy("Cancelled"),
 }
-HYPERPARAMETER_LABELS = {"n_epochs": gettext_lazy("Epochs"), "batch_size": gettext_lazy("Batch size"),
-                         "learning_rate_multiplier": gettext_lazy("Learning-rate multiplier")}
+HYPERPARAMETER_LABELS = {
+    "n_epochs": gettext_lazy("Epochs"),
+    "batch_size": gettext_lazy("Batch size"),
+    "learning_rate_multiplier": gettext_lazy("Learning-rate multiplier"),
+}
 
 
 class TrainingFileForm(forms.Form):
     file = forms.FileField(
         label=gettext_lazy("Training file"),
-        help_text=gettext_lazy('JSONL: one chat example per line, {"messages": [{"role": "user", "content": …}, '
-                               '{"role": "assistant", "content": …}]}. Every problem is listed with its line.'),
-        widget=forms.ClearableFileInput(attrs={"accept": ".jsonl,application/jsonl,application/json,text/plain"}))
+        help_text=gettext_lazy(
+            'JSONL: one chat example per line, {"messages": [{"role": "user", "content": …}, '
+            '{"role": "assistant", "content": …}]}. Every problem is listed with its line.'
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".jsonl,application/jsonl,application/json,text/plain"}),
+    )
 
 
 class FineTuningJobForm(forms.Form):
-    model = forms.ModelChoiceField(label=gettext_lazy("Base model"), queryset=BaseModel.objects.none(),
-                                   to_field_name="name", empty_label=None)
-    training_file = forms.ModelChoiceField(label=gettext_lazy("Training data"), queryset=TrainingFile.objects.none(),
-                                           empty_label=None)
+    model = forms.ModelChoiceField(
+        label=gettext_lazy("Base model"), queryset=BaseModel.objects.none(), to_field_name="name", empty_label=None
+    )
+    training_file = forms.ModelChoiceField(
+        label=gettext_lazy("Training data"), queryset=TrainingFile.objects.none(), empty_label=None
+    )
     validation_file = forms.ModelChoiceField(
-        label=gettext_lazy("Validation data (optional)"), queryset=TrainingFile.objects.none(), required=False,
+        label=gettext_lazy("Validation data (optional)"),
+        queryset=TrainingFile.objects.none(),
+        required=False,
         empty_label=gettext_lazy("None"),
-        help_text=gettext_lazy("Held-out examples: the job reports validation loss before, during and after."))
+        help_text=gettext_lazy("Held-out examples: the job reports validation loss before, during and after."),
+    )
     suffix = forms.RegexField(
-        label=gettext_lazy("Name suffix"), regex=r"^[a-z0-9][a-z0-9-]*$", max_length=40, required=False,
-        help_text=gettext_lazy("Lower-case letters, digits and hyphens; part of the model's name, "
-                               "ft:<base>:<organisation>:<suffix>:<id>."))
-    n_epochs = forms.IntegerField(label=gettext_lazy("Epochs"), min_value=1, max_value=100, required=False,
-                                  help_text=gettext_lazy("Empty: automatic (3)."))
-    batch_size = forms.IntegerField(label=gettext_lazy("Batch size"), min_value=1, max_value=256, required=False,
-                                    help_text=gettext_lazy("Empty: automatic (8)."))
+        label=gettext_lazy("Name suffix"),
+        regex=r"^[a-z0-9][a-z0-9-]*$",
+        max_length=40,
+        required=False,
+        help_text=gettext_lazy(
+            "Lower-case letters, digits and hyphens; part of the model's name, ft:<base>:<organisation>:<suffix>:<id>."
+        ),
+    )
+    n_epochs = forms.IntegerField(
+        label=gettext_lazy("Epochs"),
+        min_value=1,
+        max_value=100,
+        required=False,
+        help_text=gettext_lazy("Empty: automatic (3)."),
+    )
+    batch_size = forms.IntegerField(
+        label=gettext_lazy("Batch size"),
+        min_value=1,
+        max_value=256,
+        required=False,
+        help_text=gettext_lazy("Empty: automatic (8)."),
+    )
     learning_rate_multiplier = forms.FloatField(
-        label=gettext_lazy("Learning-rate multiplier"), min_value=0.001, max_value=100, required=False,
-        widget=forms.NumberInput(attrs={"step": "any"}), help_text=gettext_lazy("Empty: automatic (1.0)."))
+        label=gettext_lazy("Learning-rate multiplier"),
+        min_value=0.001,
+        max_value=100,
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text=gettext_lazy("Empty: automatic (1.0)."),
+    )
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
@@ -74,12 +104,16 @@ class FineTuningJobForm(forms.Form):
         self.fields["training_file"].queryset = files
         self.fields["validation_file"].queryset = files
         for name in ("training_file", "validation_file"):
-            self.fields[name].label_from_instance = lambda f: _("%(name)s (%(examples)s examples, %(id)s)") % {
-                "name": f.filename, "examples": f.examples, "id": f.id}
+            self.fields[name].label_from_instance = lambda f: (
+                _("%(name)s (%(examples)s examples, %(id)s)") % {"name": f.filename, "examples": f.examples, "id": f.id}
+            )
 
     def hyperparameters(self) -> dict | None:
-        chosen = {name: self.cleaned_data[name] for name in ("n_epochs", "batch_size", "learning_rate_multiplier")
-                  if self.cleaned_data.get(name) is not None}
+        chosen = {
+            name: self.cleaned_data[name]
+            for name in ("n_epochs", "batch_size", "learning_rate_multiplier")
+            if self.cleaned_data.get(name) is not None
+        }
         return chosen or None
 
 
@@ -104,8 +138,9 @@ def loss_chart(ft: FineTuningJob):
     """Training and validation loss per step, from the job's metric events (what /v1/.../events reports)."""
     train: dict[float, float] = {}
     valid: dict[float, float] = {}
-    events = JobEvent.objects.filter(job_id=ft.job_id, organization_id=ft.organization_id,
-                                     level=JobEvent.Level.METRICS).order_by("created_at", "id")
+    events = JobEvent.objects.filter(
+        job_id=ft.job_id, organization_id=ft.organization_id, level=JobEvent.Level.METRICS
+    ).order_by("created_at", "id")
     for data in events.values_list("data", flat=True):
         step = data.get("step")
         if not isinstance(step, int | float):
@@ -118,8 +153,9 @@ def loss_chart(ft: FineTuningJob):
     series = {_("Training loss"): _thinned(sorted(train.items()))}
     if valid:
         series[_("Validation loss")] = _thinned(sorted(valid.items()))
-    return line_chart(title=_("Loss per training step"), x_label=_("Step"), series=series,
-                      x_format=lambda x: f"{x:.0f}")
+    return line_chart(
+        title=_("Loss per training step"), x_label=_("Step"), series=series, x_format=lambda x: f"{x:.0f}"
+    )
 
 
 class FineTuningPage(OrgPage, TemplateView):
@@ -130,15 +166,21 @@ class FineTuningPage(OrgPage, TemplateView):
         org = self.organization
         kwargs.setdefault("upload_form", TrainingFileForm())
         kwargs.setdefault("job_form", FineTuningJobForm(organization=org))
-        jobs = (FineTuningJob.objects.filter(organization=org)
-                .select_related("job", "base_model", "fine_tuned_model", "training_file").order_by("-created_at"))
+        jobs = (
+            FineTuningJob.objects.filter(organization=org)
+            .select_related("job", "base_model", "fine_tuned_model", "training_file")
+            .order_by("-created_at")
+        )
         page = Paginator(jobs, 25).get_page(self.request.GET.get("page"))
         for ft in page:
             ft.status = _job_status(ft)
             ft.status_label = _status_label(ft.status)
         return super().get_context_data(
-            files=TrainingFile.objects.filter(organization=org).order_by("-created_at"), jobs=page,
-            base_models=BaseModel.objects.exists(), **kwargs)
+            files=TrainingFile.objects.filter(organization=org).order_by("-created_at"),
+            jobs=page,
+            base_models=BaseModel.objects.exists(),
+            **kwargs,
+        )
 
 
 class TrainingFileUpload(FineTuningPage):
@@ -151,13 +193,17 @@ class TrainingFileUpload(FineTuningPage):
         form = TrainingFileForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                record = training_file_upload(organization=self.organization, upload=form.cleaned_data["file"],
-                                              purpose="fine-tune")
+                record = training_file_upload(
+                    organization=self.organization, upload=form.cleaned_data["file"], purpose="fine-tune"
+                )
             except ValidationError as exc:
                 errors_into(form, exc)
             else:
-                messages.success(request, _("%(name)s uploaded: %(examples)s examples, %(tokens)s tokens.") % {
-                    "name": record.filename, "examples": record.examples, "tokens": record.total_tokens})
+                messages.success(
+                    request,
+                    _("%(name)s uploaded: %(examples)s examples, %(tokens)s tokens.")
+                    % {"name": record.filename, "examples": record.examples, "tokens": record.total_tokens},
+                )
                 return redirect("portal:finetuning", org_slug=self.organization.slug)
         return self.render_to_response(self.get_context_data(upload_form=form), status=400)
 
@@ -189,9 +235,14 @@ class FineTuningJobStart(FineTuningPage):
             data = form.cleaned_data
             try:
                 ft = fine_tuning_job_create(
-                    organization=self.organization, actor=self.actor, model=data["model"].name,
-                    training_file=data["training_file"], validation_file=data["validation_file"],
-                    suffix=data["suffix"], hyperparameters=form.hyperparameters())
+                    organization=self.organization,
+                    actor=self.actor,
+                    model=data["model"].name,
+                    training_file=data["training_file"],
+                    validation_file=data["validation_file"],
+                    suffix=data["suffix"],
+                    hyperparameters=form.hyperparameters(),
+                )
             except ValidationError as exc:
                 errors_into(form, exc)
             except BillingRefusal as exc:
@@ -214,23 +265,45 @@ class FineTuningJobDetail(OrgPage, TemplateView):
         return [self.fragment_template if self.request.headers.get("X-Fragment") else self.template_name]
 
     def get_context_data(self, **kwargs):
-        ft = self.owned(FineTuningJob.objects.select_related(
-            "job", "base_model", "training_file", "validation_file", "fine_tuned_model__tenant_model"),
-            pk=self.kwargs["pk"])
+        ft = self.owned(
+            FineTuningJob.objects.select_related(
+                "job", "base_model", "training_file", "validation_file", "fine_tuned_model__tenant_model"
+            ),
+            pk=self.kwargs["pk"],
+        )
         status = _job_status(ft)
-        events = (JobEvent.objects.filter(job_id=ft.job_id, organization=self.organization)
-                  .exclude(level=JobEvent.Level.METRICS).order_by("-created_at", "-id")[:100])
+        events = (
+            JobEvent.objects.filter(job_id=ft.job_id, organization=self.organization)
+            .exclude(level=JobEvent.Level.METRICS)
+            .order_by("-created_at", "-id")[:100]
+        )
         result = ft.job.result or {}
-        samples = [{"question": next((m.get("content", "") for m in reversed(s.get("prompt") or [])
-                                      if m.get("role") == "user"), ""),
-                    "expected": s.get("expected", ""), "base": s.get("base", ""),
-                    "fine_tuned": s.get("fine_tuned", "")} for s in result.get("samples") or []]
+        samples = [
+            {
+                "question": next(
+                    (m.get("content", "") for m in reversed(s.get("prompt") or []) if m.get("role") == "user"), ""
+                ),
+                "expected": s.get("expected", ""),
+                "base": s.get("base", ""),
+                "fine_tuned": s.get("fine_tuned", ""),
+            }
+            for s in result.get("samples") or []
+        ]
         return super().get_context_data(
-            ft=ft, job=ft.job, status=status, status_label=_status_label(status), events=events,
-            chart=loss_chart(ft), metrics=result.get("metrics") or {}, samples=samples,
-            hyperparameters=[(label, ft.hyperparameters.get(name), name in ft.hyperparameters.get("explicit", []))
-                             for name, label in HYPERPARAMETER_LABELS.items()],
-            **kwargs)
+            ft=ft,
+            job=ft.job,
+            status=status,
+            status_label=_status_label(status),
+            events=events,
+            chart=loss_chart(ft),
+            metrics=result.get("metrics") or {},
+            samples=samples,
+            hyperparameters=[
+                (label, ft.hyperparameters.get(name), name in ft.hyperparameters.get("explicit", []))
+                for name, label in HYPERPARAMETER_LABELS.items()
+            ],
+            **kwargs,
+        )
 
 
 class FineTuningJobCancel(OrgPage, View):
@@ -244,8 +317,12 @@ class FineTuningJobCancel(OrgPage, View):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, _("Cancelled.") if job.status == Job.Status.CANCELLED
-                             else _("Cancellation requested: training stops within a step."))
+            messages.success(
+                request,
+                _("Cancelled.")
+                if job.status == Job.Status.CANCELLED
+                else _("Cancellation requested: training stops within a step."),
+            )
         return redirect("portal:finetuning-job", org_slug=self.organization.slug, pk=ft.pk)
 
 

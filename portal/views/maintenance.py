@@ -57,14 +57,18 @@ PRIORITIES = {
     Recommendation.Priority.HIGH: gettext_lazy("High"),
     Recommendation.Priority.URGENT: gettext_lazy("Urgent"),
 }
-ACTIONS = {Recommendation.Action.INSPECT: gettext_lazy("Inspect"),
-           Recommendation.Action.REPLACE: gettext_lazy("Replace")}
+ACTIONS = {
+    Recommendation.Action.INSPECT: gettext_lazy("Inspect"),
+    Recommendation.Action.REPLACE: gettext_lazy("Replace"),
+}
 EXPLANATION_STATUS = {
-    Recommendation.ExplanationStatus.PENDING: gettext_lazy("Explanation pending: no answer from your model yet; "
-                                                           "it is asked again later."),
+    Recommendation.ExplanationStatus.PENDING: gettext_lazy(
+        "Explanation pending: no answer from your model yet; it is asked again later."
+    ),
     Recommendation.ExplanationStatus.READY: gettext_lazy("Explained by your model"),
-    Recommendation.ExplanationStatus.FAILED: gettext_lazy("No explanation: your model did not answer after "
-                                                          "repeated attempts."),
+    Recommendation.ExplanationStatus.FAILED: gettext_lazy(
+        "No explanation: your model did not answer after repeated attempts."
+    ),
 }
 EVENT_KINDS = [
     (AssetEvent.Kind.FAILURE, gettext_lazy("Failure")),
@@ -80,18 +84,28 @@ NO = {"", "no", "n", "false", "0", "nein", "아니요"}
 
 
 class AssetTypeForm(forms.Form):
-    code = forms.CharField(label=gettext_lazy("Type code"), max_length=64,
-                           help_text=gettext_lazy("For example pump; imports and the API name the type by it."))
+    code = forms.CharField(
+        label=gettext_lazy("Type code"),
+        max_length=64,
+        help_text=gettext_lazy("For example pump; imports and the API name the type by it."),
+    )
     name = forms.CharField(label=gettext_lazy("Type name"), max_length=200, required=False)
     cycle_seconds = forms.IntegerField(
-        label=gettext_lazy("Cycle length (seconds)"), min_value=1, initial=3600,
-        help_text=gettext_lazy("Telemetry is averaged per cycle, and remaining useful life is counted in cycles."))
+        label=gettext_lazy("Cycle length (seconds)"),
+        min_value=1,
+        initial=3600,
+        help_text=gettext_lazy("Telemetry is averaged per cycle, and remaining useful life is counted in cycles."),
+    )
     channels = forms.CharField(
-        label=gettext_lazy("Channels"), widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
-        help_text=gettext_lazy("One channel a line: name, unit, minimum, maximum, component, setting. Only the name "
-                               "is required. Readings outside minimum and maximum are refused; the component is "
-                               "what wears when the channel drifts; setting is yes for operating conditions such "
-                               "as load. Example: vibration, mm/s, 0, 10, spindle bearing"))
+        label=gettext_lazy("Channels"),
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text=gettext_lazy(
+            "One channel a line: name, unit, minimum, maximum, component, setting. Only the name "
+            "is required. Readings outside minimum and maximum are refused; the component is "
+            "what wears when the channel drifts; setting is yes for operating conditions such "
+            "as load. Example: vibration, mm/s, 0, 10, spindle bearing"
+        ),
+    )
 
     def clean_channels(self) -> list[dict]:
         """The channel lines as the service's dicts; `self.channel_lines` maps each to its line number."""
@@ -101,8 +115,10 @@ class AssetTypeForm(forms.Form):
             if not any(cells) or cells[0].startswith("#") or (number == 1 and cells[0].lower() == "name"):
                 continue
             if len(cells) > 6:
-                problems.append(_("Line %(n)s: at most 6 values (name, unit, minimum, maximum, component, setting).")
-                                % {"n": number})
+                problems.append(
+                    _("Line %(n)s: at most 6 values (name, unit, minimum, maximum, component, setting).")
+                    % {"n": number}
+                )
                 continue
             cells += [""] * (6 - len(cells))
             name, unit, low, high, component, setting = cells
@@ -113,11 +129,14 @@ class AssetTypeForm(forms.Form):
                     if channel[key] is not None and not math.isfinite(channel[key]):
                         raise ValueError
                 except ValueError:
-                    problems.append(_("Line %(n)s: the %(what)s %(value)s is not a number.")
-                                    % {"n": number, "what": label, "value": repr(text)})
+                    problems.append(
+                        _("Line %(n)s: the %(what)s %(value)s is not a number.")
+                        % {"n": number, "what": label, "value": repr(text)}
+                    )
             if setting.lower() not in YES | NO:
-                problems.append(_("Line %(n)s: setting is yes or no, not %(value)s.") % {"n": number,
-                                                                                       "value": repr(setting)})
+                problems.append(
+                    _("Line %(n)s: setting is yes or no, not %(value)s.") % {"n": number, "value": repr(setting)}
+                )
             channel["is_setting"] = setting.lower() in YES
             channels.append(channel)
             self.channel_lines.append(number)
@@ -129,12 +148,15 @@ class AssetTypeForm(forms.Form):
 
 
 class AssetForm(forms.Form):
-    code = forms.CharField(label=gettext_lazy("Asset code"), max_length=64,
-                           help_text=gettext_lazy("Unique in your organisation; telemetry files name the asset by "
-                                                  "it."))
+    code = forms.CharField(
+        label=gettext_lazy("Asset code"),
+        max_length=64,
+        help_text=gettext_lazy("Unique in your organisation; telemetry files name the asset by it."),
+    )
     name = forms.CharField(label=gettext_lazy("Asset name"), max_length=200, required=False)
-    asset_type = forms.ModelChoiceField(label=gettext_lazy("Type of asset"), queryset=AssetType.objects.none(),
-                                        to_field_name="code")
+    asset_type = forms.ModelChoiceField(
+        label=gettext_lazy("Type of asset"), queryset=AssetType.objects.none(), to_field_name="code"
+    )
     site = forms.CharField(label=gettext_lazy("Site"), max_length=200, required=False)
 
     def __init__(self, *args, organization, **kwargs):
@@ -144,27 +166,42 @@ class AssetForm(forms.Form):
 
 class TelemetryForm(forms.Form):
     file = forms.FileField(
-        label=gettext_lazy("Telemetry CSV file"), widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
-        help_text=gettext_lazy("Either one reading a line, with the header asset,channel,ts,value, or one timestamp "
-                               "a line, with the header asset,ts followed by channel names. Timestamps in ISO 8601 "
-                               "with a time zone (2025-01-01T08:00:00Z) or Unix seconds."))
+        label=gettext_lazy("Telemetry CSV file"),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        help_text=gettext_lazy(
+            "Either one reading a line, with the header asset,channel,ts,value, or one timestamp "
+            "a line, with the header asset,ts followed by channel names. Timestamps in ISO 8601 "
+            "with a time zone (2025-01-01T08:00:00Z) or Unix seconds."
+        ),
+    )
 
 
 class HistoryForm(forms.Form):
-    asset_type = forms.ModelChoiceField(label=gettext_lazy("Type of the failed assets"),
-                                        queryset=AssetType.objects.none(), to_field_name="code")
-    file = forms.FileField(label=gettext_lazy("History file"),
-                           help_text=gettext_lazy("CSV with the header asset,cycle followed by channel names, one "
-                                                  "line per asset and cycle; each asset failed at its last cycle. "
-                                                  "Or NASA C-MAPSS text."))
-    format = forms.ChoiceField(label=gettext_lazy("File format"), initial="csv",
-                               choices=[("csv", gettext_lazy("CSV (asset, cycle, channels…)")),
-                                        ("cmapss", gettext_lazy("C-MAPSS text"))])
-    asset_prefix = forms.CharField(label=gettext_lazy("Unit prefix (C-MAPSS)"), max_length=40,
-                                   initial="unit-", required=False)
-    columns = forms.CharField(label=gettext_lazy("Channel of each column (C-MAPSS)"), required=False,
-                              max_length=2000, help_text=gettext_lazy("Comma-separated; empty: setting_1..3, "
-                                                                      "sensor_1..21."))
+    asset_type = forms.ModelChoiceField(
+        label=gettext_lazy("Type of the failed assets"), queryset=AssetType.objects.none(), to_field_name="code"
+    )
+    file = forms.FileField(
+        label=gettext_lazy("History file"),
+        help_text=gettext_lazy(
+            "CSV with the header asset,cycle followed by channel names, one "
+            "line per asset and cycle; each asset failed at its last cycle. "
+            "Or NASA C-MAPSS text."
+        ),
+    )
+    format = forms.ChoiceField(
+        label=gettext_lazy("File format"),
+        initial="csv",
+        choices=[("csv", gettext_lazy("CSV (asset, cycle, channels…)")), ("cmapss", gettext_lazy("C-MAPSS text"))],
+    )
+    asset_prefix = forms.CharField(
+        label=gettext_lazy("Unit prefix (C-MAPSS)"), max_length=40, initial="unit-", required=False
+    )
+    columns = forms.CharField(
+        label=gettext_lazy("Channel of each column (C-MAPSS)"),
+        required=False,
+        max_length=2000,
+        help_text=gettext_lazy("Comma-separated; empty: setting_1..3, sensor_1..21."),
+    )
     site = forms.CharField(label=gettext_lazy("Site of the imported assets"), max_length=200, required=False)
 
     def __init__(self, *args, organization, **kwargs):
@@ -176,16 +213,19 @@ class EventForm(forms.Form):
     kind = forms.ChoiceField(label=gettext_lazy("What happened"), choices=EVENT_KINDS)
     occurred_at = forms.DateTimeField(label=gettext_lazy("When (UTC)"), widget=DATETIME_WIDGET)
     component = forms.CharField(label=gettext_lazy("Component"), max_length=100, required=False)
-    description = forms.CharField(label=gettext_lazy("Description"), required=False,
-                                  widget=forms.Textarea(attrs={"rows": 2}))
+    description = forms.CharField(
+        label=gettext_lazy("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------
 
 
 def _rejected(exc: telemetry.TelemetryRejected) -> dict:
-    return {"summary": str(exc), "errors": [(where, message) for where, found in exc.errors.items()
-                                            for message in found]}
+    return {
+        "summary": str(exc),
+        "errors": [(where, message) for where, found in exc.errors.items() for message in found],
+    }
 
 
 def _describe_job(job: Job) -> Job:
@@ -228,26 +268,47 @@ class Maintenance(OrgPage, TemplateView):
         kwargs.setdefault("telemetry_form", TelemetryForm(prefix="telemetry"))
         kwargs.setdefault("history_form", HistoryForm(organization=org, prefix="history"))
         active = Count("work_orders", filter=Q(work_orders__status__in=ACTIVE_WORK_ORDERS))
-        assets = list(Asset.objects.filter(organization=org).select_related("asset_type")
-                      .annotate(active_work_orders=active).order_by("code"))
+        assets = list(
+            Asset.objects.filter(organization=org)
+            .select_related("asset_type")
+            .annotate(active_work_orders=active)
+            .order_by("code")
+        )
         health = latest_health(assets=Asset.objects.filter(organization=org))
         for asset in assets:
             asset.latest = health.get(asset.pk)
-        models = {m.asset_type_id: m for m in TrainedModel.objects.filter(organization=org, is_current=True)
-                  .defer("artefact", "baseline")}
-        asset_types = list(AssetType.objects.filter(organization=org).prefetch_related("channels").annotate(
-            asset_count=Count("assets")).order_by("code"))
+        models = {
+            m.asset_type_id: m
+            for m in TrainedModel.objects.filter(organization=org, is_current=True).defer("artefact", "baseline")
+        }
+        asset_types = list(
+            AssetType.objects.filter(organization=org)
+            .prefetch_related("channels")
+            .annotate(asset_count=Count("assets"))
+            .order_by("code")
+        )
         for asset_type in asset_types:
             asset_type.current_model = models.get(asset_type.pk)
-        work_orders = (WorkOrder.objects.filter(organization=org, status__in=ACTIVE_WORK_ORDERS)
-                       .select_related("asset", "recommendation").order_by("recommendation__due_by")[:100])
+        work_orders = (
+            WorkOrder.objects.filter(organization=org, status__in=ACTIVE_WORK_ORDERS)
+            .select_related("asset", "recommendation")
+            .order_by("recommendation__due_by")[:100]
+        )
         for work_order in work_orders:
             _describe_recommendation(work_order.recommendation)
             work_order.status_text = WORK_ORDER_STATUS.get(work_order.status, work_order.status)
-        jobs = [_describe_job(job) for job in Job.objects.filter(organization=org, kind__in=JOB_KINDS)
-                .order_by("-created_at")[:10]]
-        return super().get_context_data(assets=assets, asset_types=asset_types, work_orders=work_orders, jobs=jobs,
-                                        max_upload_mib=MAX_UPLOAD_BYTES // 2**20, **kwargs)
+        jobs = [
+            _describe_job(job)
+            for job in Job.objects.filter(organization=org, kind__in=JOB_KINDS).order_by("-created_at")[:10]
+        ]
+        return super().get_context_data(
+            assets=assets,
+            asset_types=asset_types,
+            work_orders=work_orders,
+            jobs=jobs,
+            max_upload_mib=MAX_UPLOAD_BYTES // 2**20,
+            **kwargs,
+        )
 
 
 class _Write(Maintenance):
@@ -264,14 +325,21 @@ class AssetTypeCreate(_Write):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                asset_type = services.asset_type_create(organization=self.organization, code=data["code"],
-                                                        name=data["name"], cycle_seconds=data["cycle_seconds"],
-                                                        channels=data["channels"])
+                asset_type = services.asset_type_create(
+                    organization=self.organization,
+                    code=data["code"],
+                    name=data["name"],
+                    cycle_seconds=data["cycle_seconds"],
+                    channels=data["channels"],
+                )
             except ValidationError as exc:
                 self._errors_into(form, exc)
             else:
-                messages.success(request, _("Asset type %(code)s registered with %(n)s channels.")
-                                 % {"code": asset_type.code, "n": len(data["channels"])})
+                messages.success(
+                    request,
+                    _("Asset type %(code)s registered with %(n)s channels.")
+                    % {"code": asset_type.code, "n": len(data["channels"])},
+                )
                 return redirect("portal:maintenance", org_slug=self.organization.slug)
         return self.refused(asset_type_form=form)
 
@@ -280,7 +348,7 @@ class AssetTypeCreate(_Write):
         """The service names a bad channel by position ("channels[2]"); people know it by its line."""
         for field, found in getattr(exc, "message_dict", {None: exc.messages}).items():
             if field and field.startswith("channels["):
-                position = int(field[len("channels["):-1])
+                position = int(field[len("channels[") : -1])
                 line = form.channel_lines[position] if position < len(form.channel_lines) else position + 1
                 for message in found:
                     form.add_error("channels", _("Line %(n)s: %(message)s") % {"n": line, "message": message})
@@ -313,14 +381,18 @@ class TelemetryUpload(_Write):
         try:
             content = upload.read(MAX_UPLOAD_BYTES + 1)
             if len(content) > MAX_UPLOAD_BYTES:
-                raise telemetry.TelemetryRejected({"file": [
-                    _("Larger than %(mib)s MiB; split it.") % {"mib": MAX_UPLOAD_BYTES // 2**20}]})
-            result = telemetry.telemetry_ingest(organization=self.organization,
-                                                readings=telemetry.readings_from_csv(content))
+                raise telemetry.TelemetryRejected(
+                    {"file": [_("Larger than %(mib)s MiB; split it.") % {"mib": MAX_UPLOAD_BYTES // 2**20}]}
+                )
+            result = telemetry.telemetry_ingest(
+                organization=self.organization, readings=telemetry.readings_from_csv(content)
+            )
         except telemetry.TelemetryRejected as exc:
             return self.refused(telemetry_rejected=_rejected(exc))
-        messages.success(request, _("%(stored)s readings stored for %(assets)s assets (%(duplicates)s already "
-                                    "there).") % result.as_dict())
+        messages.success(
+            request,
+            _("%(stored)s readings stored for %(assets)s assets (%(duplicates)s already there).") % result.as_dict(),
+        )
         return redirect("portal:maintenance", org_slug=self.organization.slug)
 
 
@@ -336,16 +408,28 @@ class HistoryImport(_Write):
         columns = [c.strip() for c in data["columns"].split(",") if c.strip()] or None
         try:
             if upload.size > MAX_UPLOAD_BYTES:
-                raise telemetry.TelemetryRejected({"file": [
-                    _("Larger than %(mib)s MiB.") % {"mib": MAX_UPLOAD_BYTES // 2**20}]})
+                raise telemetry.TelemetryRejected(
+                    {"file": [_("Larger than %(mib)s MiB.") % {"mib": MAX_UPLOAD_BYTES // 2**20}]}
+                )
             result = importing.run_to_failure_import(
-                organization=self.organization, asset_type=data["asset_type"], content=upload.read(),
-                file_format=data["format"], columns=columns, asset_prefix=data["asset_prefix"] or "unit-",
-                site=data["site"])
+                organization=self.organization,
+                asset_type=data["asset_type"],
+                content=upload.read(),
+                file_format=data["format"],
+                columns=columns,
+                asset_prefix=data["asset_prefix"] or "unit-",
+                site=data["site"],
+            )
         except telemetry.TelemetryRejected as exc:
             return self.refused(history_form=form, history_rejected=_rejected(exc))
-        messages.success(request, _("History imported: %(assets_created)s new assets, %(readings_stored)s readings, "
-                                    "%(failures_recorded)s failures.") % result.as_dict())
+        messages.success(
+            request,
+            _(
+                "History imported: %(assets_created)s new assets, %(readings_stored)s readings, "
+                "%(failures_recorded)s failures."
+            )
+            % result.as_dict(),
+        )
         return redirect("portal:maintenance", org_slug=self.organization.slug)
 
 
@@ -397,34 +481,59 @@ class AssetDetail(OrgPage, TemplateView):
         if span is not None:
             first, last = span
             bucket = _bucket_seconds(last - first, asset_type.cycle_seconds)
-            for series in telemetry_series(asset=asset, channels=channels, start=first,
-                                           end=last + timedelta(seconds=1), bucket_seconds=bucket):
+            for series in telemetry_series(
+                asset=asset, channels=channels, start=first, end=last + timedelta(seconds=1), bucket_seconds=bucket
+            ):
                 title = f"{series['channel']} ({series['unit']})" if series["unit"] else series["channel"]
-                telemetry_charts.append(line_chart(
-                    title=title, x_label=_("Time (UTC)"), x_format=_when,
-                    series={_("Mean"): [(p["ts"].timestamp(), round(p["mean"], 4)) for p in series["points"]]}))
+                telemetry_charts.append(
+                    line_chart(
+                        title=title,
+                        x_label=_("Time (UTC)"),
+                        x_format=_when,
+                        series={_("Mean"): [(p["ts"].timestamp(), round(p["mean"], 4)) for p in series["points"]]},
+                    )
+                )
         history = health_history(asset=asset)
         health_chart = rul_chart = None
         if len(history) >= 2:  # one scoring is a point, not a line: the figures above say it all
-            health_chart = line_chart(title=_("Health index (0-100)"), x_label=_("Scored up to (UTC)"),
-                                      x_format=_when, series={_("Health"): [(h.as_of.timestamp(), h.health_score)
-                                                                             for h in history]})
+            health_chart = line_chart(
+                title=_("Health index (0-100)"),
+                x_label=_("Scored up to (UTC)"),
+                x_format=_when,
+                series={_("Health"): [(h.as_of.timestamp(), h.health_score) for h in history]},
+            )
             rul = {_("Predicted"): "rul_cycles", _("Low end (10 %)"): "rul_low", _("High end (90 %)"): "rul_high"}
             rul_chart = line_chart(
-                title=_("Remaining useful life (cycles)"), x_label=_("Scored up to (UTC)"), x_format=_when,
-                series={label: [(h.as_of.timestamp(), getattr(h, field)) for h in history
-                                if getattr(h, field) is not None] for label, field in rul.items()})
-        recommendations = [_describe_recommendation(r) for r in asset.recommendations.select_related("work_order")
-                           .order_by("-created_at")[:50]]
+                title=_("Remaining useful life (cycles)"),
+                x_label=_("Scored up to (UTC)"),
+                x_format=_when,
+                series={
+                    label: [(h.as_of.timestamp(), getattr(h, field)) for h in history if getattr(h, field) is not None]
+                    for label, field in rul.items()
+                },
+            )
+        recommendations = [
+            _describe_recommendation(r)
+            for r in asset.recommendations.select_related("work_order").order_by("-created_at")[:50]
+        ]
         events = list(asset.events.all()[:50])
         for event in events:
             event.kind_text = dict(EVENT_KINDS).get(event.kind, event.kind)
         kwargs.setdefault("event_form", EventForm())
         return super().get_context_data(
-            asset=asset, asset_type=asset_type, channels=channels, span=span, telemetry_charts=telemetry_charts,
-            latest=history[-1] if history else None, health_chart=health_chart, rul_chart=rul_chart,
-            anomalies=asset.anomalies.order_by("-starts_at")[:50], recommendations=recommendations,
-            events=events, **kwargs)
+            asset=asset,
+            asset_type=asset_type,
+            channels=channels,
+            span=span,
+            telemetry_charts=telemetry_charts,
+            latest=history[-1] if history else None,
+            health_chart=health_chart,
+            rul_chart=rul_chart,
+            anomalies=asset.anomalies.order_by("-starts_at")[:50],
+            recommendations=recommendations,
+            events=events,
+            **kwargs,
+        )
 
 
 class AssetEventCreate(AssetDetail):
@@ -462,8 +571,9 @@ class WorkOrderMove(OrgPage, TemplateView):
                 services.work_order_acknowledge(work_order=work_order, actor=self.actor)
                 messages.success(request, _("Work order acknowledged."))
             elif action == "close":
-                services.work_order_close(work_order=work_order, actor=self.actor,
-                                          resolution=request.POST.get("resolution", "")[:4000])
+                services.work_order_close(
+                    work_order=work_order, actor=self.actor, resolution=request.POST.get("resolution", "")[:4000]
+                )
                 messages.success(request, _("Work order closed."))
             else:
                 messages.error(request, _("Choose acknowledge or close."))
@@ -488,16 +598,25 @@ class JobDetail(LiveFragment, OrgPage, TemplateView):
     def get_context_data(self, **kwargs):
         job = _describe_job(self.owned(self.queryset, pk=self.kwargs["pk"]))
         result = job.result or {}
-        asset_type = AssetType.objects.filter(organization=self.organization,
-                                              pk=job.params.get("asset_type_id")).first()
+        asset_type = AssetType.objects.filter(
+            organization=self.organization, pk=job.params.get("asset_type_id")
+        ).first()
         scored = []
         if job.kind == SCORE_JOB_KIND and result.get("assets"):
-            pks = dict(Asset.objects.filter(organization=self.organization,
-                                            code__in=[a["asset"] for a in result["assets"]]).values_list("code", "pk"))
+            pks = dict(
+                Asset.objects.filter(
+                    organization=self.organization, code__in=[a["asset"] for a in result["assets"]]
+                ).values_list("code", "pk")
+            )
             scored = [{**a, "pk": pks.get(a["asset"])} for a in result["assets"]]
         return super().get_context_data(
-            job=job, result=result, asset_type=asset_type, scored=scored,
-            events=list(job.events.order_by("-created_at", "-id")[:50]), **kwargs)
+            job=job,
+            result=result,
+            asset_type=asset_type,
+            scored=scored,
+            events=list(job.events.order_by("-created_at", "-id")[:50]),
+            **kwargs,
+        )
 
 
 class JobCancel(OrgPage, TemplateView):

@@ -2,7 +2,6 @@
 deploy, switch the current version, export a version as the take-home bundle (`adapter_export`, as
 /v1/fine_tuning/jobs/{id}/export)."""
 
-
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -27,18 +26,25 @@ from tenants.roles import Scope
 
 from ..access import OrgPage, errors_into
 
-SOURCE_LABELS = {AdapterVersion.Source.UPLOAD: gettext_lazy("Uploaded"),
-                 AdapterVersion.Source.FINE_TUNE: gettext_lazy("Fine-tuned")}
+SOURCE_LABELS = {
+    AdapterVersion.Source.UPLOAD: gettext_lazy("Uploaded"),
+    AdapterVersion.Source.FINE_TUNE: gettext_lazy("Fine-tuned"),
+}
 
 
 class TenantModelForm(forms.Form):
     alias = forms.RegexField(
-        label=gettext_lazy("Alias"), regex=ALIAS_PATTERN, max_length=128,
+        label=gettext_lazy("Alias"),
+        regex=ALIAS_PATTERN,
+        max_length=128,
         help_text=gettext_lazy("The stable name your systems call, for example acme/maintenance-assistant."),
-        error_messages={"invalid": gettext_lazy("Use lower-case letters, digits, '.', '_' and '-', optionally "
-                                                "with one '/'.")})
-    base_model = forms.ModelChoiceField(label=gettext_lazy("Base model"), queryset=BaseModel.objects.none(),
-                                        to_field_name="name", empty_label=None)
+        error_messages={
+            "invalid": gettext_lazy("Use lower-case letters, digits, '.', '_' and '-', optionally with one '/'.")
+        },
+    )
+    base_model = forms.ModelChoiceField(
+        label=gettext_lazy("Base model"), queryset=BaseModel.objects.none(), to_field_name="name", empty_label=None
+    )
     description = forms.CharField(label=gettext_lazy("Description"), max_length=500, required=False)
 
     def __init__(self, *args, **kwargs):
@@ -49,11 +55,14 @@ class TenantModelForm(forms.Form):
 class AdapterUploadForm(forms.Form):
     archive = forms.FileField(
         label=gettext_lazy("Adapter archive"),
-        help_text=gettext_lazy("A PEFT LoRA adapter directory (adapter_config.json and adapter_model.safetensors) "
-                               "as .tar.gz or .zip."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".tar.gz,.tgz,.zip"}))
-    deploy = forms.BooleanField(label=gettext_lazy("Make it the current version and deploy it"), required=False,
-                                initial=True)
+        help_text=gettext_lazy(
+            "A PEFT LoRA adapter directory (adapter_config.json and adapter_model.safetensors) as .tar.gz or .zip."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".tar.gz,.tgz,.zip"}),
+    )
+    deploy = forms.BooleanField(
+        label=gettext_lazy("Make it the current version and deploy it"), required=False, initial=True
+    )
 
 
 class DeployForm(forms.Form):
@@ -66,12 +75,15 @@ class ModelsPage(OrgPage, TemplateView):
 
     def get_context_data(self, **kwargs):
         org = self.organization
-        versions = (AdapterVersion.objects.order_by("-version")
-                    .prefetch_related(Prefetch("placements", queryset=Placement.objects.select_related(
-                        "server__cluster").order_by("created_at"))))
-        tenant_models = list(TenantModel.objects.filter(organization=org)
-                             .select_related("base_model", "current_version")
-                             .prefetch_related(Prefetch("versions", queryset=versions)).order_by("alias"))
+        versions = AdapterVersion.objects.order_by("-version").prefetch_related(
+            Prefetch("placements", queryset=Placement.objects.select_related("server__cluster").order_by("created_at"))
+        )
+        tenant_models = list(
+            TenantModel.objects.filter(organization=org)
+            .select_related("base_model", "current_version")
+            .prefetch_related(Prefetch("versions", queryset=versions))
+            .order_by("alias")
+        )
         for tm in tenant_models:
             for version in tm.versions.all():
                 version.source_label = SOURCE_LABELS.get(version.source, version.source)
@@ -117,8 +129,11 @@ class ModelCreate(ModelAction):
             except ValidationError as exc:
                 errors_into(form, exc)
             else:
-                messages.success(request, _("Model %(alias)s created. Upload an adapter or fine-tune a version "
-                                            "for it.") % {"alias": tm.alias})
+                messages.success(
+                    request,
+                    _("Model %(alias)s created. Upload an adapter or fine-tune a version for it.")
+                    % {"alias": tm.alias},
+                )
                 return self.done()
         return self.render_to_response(self.get_context_data(create_form=form), status=400)
 
@@ -130,13 +145,17 @@ class ModelUploadVersion(ModelAction):
         if form.is_valid():
             deploy = form.cleaned_data["deploy"]
             try:
-                version = adapter_version_upload(tenant_model=tm, archive=form.cleaned_data["archive"],
-                                                 make_current=deploy)
+                version = adapter_version_upload(
+                    tenant_model=tm, archive=form.cleaned_data["archive"], make_current=deploy
+                )
             except ValidationError as exc:
                 errors_into(form, exc)
             else:
-                messages.success(request, _("Version %(version)s of %(alias)s stored as %(name)s.") % {
-                    "version": version.version, "alias": tm.alias, "name": version.name})
+                messages.success(
+                    request,
+                    _("Version %(version)s of %(alias)s stored as %(name)s.")
+                    % {"version": version.version, "alias": tm.alias, "name": version.name},
+                )
                 if deploy:
                     _deploy(request, version, replicas=1)
                 return self.done()
@@ -147,11 +166,15 @@ def _deploy(request, version: AdapterVersion, *, replicas: int) -> None:
     try:
         placements = placement_ensure(adapter=version, replicas=replicas)
     except NoCapacity as exc:
-        messages.warning(request, _("%(name)s is not deployed yet: %(reason)s It is loaded on the first request "
-                                    "once a server is available.") % {"name": version.name, "reason": exc})
+        messages.warning(
+            request,
+            _("%(name)s is not deployed yet: %(reason)s It is loaded on the first request once a server is available.")
+            % {"name": version.name, "reason": exc},
+        )
     else:
-        messages.success(request, _("%(name)s is loaded on %(count)s server(s).") % {
-            "name": version.name, "count": len(placements)})
+        messages.success(
+            request, _("%(name)s is loaded on %(count)s server(s).") % {"name": version.name, "count": len(placements)}
+        )
 
 
 class ModelDeploy(ModelAction):
@@ -170,8 +193,9 @@ class ModelDeploy(ModelAction):
 class ModelSetCurrent(ModelAction):
     def post(self, request, *args, **kwargs):
         tm = self.tenant_model()
-        version = AdapterVersion.objects.filter(organization=self.organization, tenant_model=tm,
-                                                pk=request.POST.get("version") or None).first()
+        version = AdapterVersion.objects.filter(
+            organization=self.organization, tenant_model=tm, pk=request.POST.get("version") or None
+        ).first()
         if version is None:
             messages.error(request, _("Choose one of this model's versions."))
             return self.done()
@@ -180,8 +204,11 @@ class ModelSetCurrent(ModelAction):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, _("Requests to %(alias)s now go to version %(version)s (%(name)s).") % {
-                "alias": tm.alias, "version": version.version, "name": version.name})
+            messages.success(
+                request,
+                _("Requests to %(alias)s now go to version %(version)s (%(name)s).")
+                % {"alias": tm.alias, "version": version.version, "name": version.name},
+            )
         return self.done()
 
 

@@ -47,8 +47,9 @@ def org_create(request):
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            organization = organization_create(created_by=request.user, ip_address=client_ip(request),
-                                               **form.cleaned_data)
+            organization = organization_create(
+                created_by=request.user, ip_address=client_ip(request), **form.cleaned_data
+            )
         except ValidationError as exc:
             errors_into(form, exc)
         else:
@@ -67,18 +68,35 @@ class Dashboard(OrgPage, TemplateView):
         subscription = subscription_for(organization=org)
         checklist = [
             (_("Choose a plan and add a payment method"), bool(subscription.stripe_customer_id), "portal:billing"),
-            (_("Invite a colleague"), Membership.objects.filter(organization=org).count() > 1
-             or Invitation.objects.filter(organization=org).exists(), "portal:members"),
-            (_("Fine-tune your first model"), FineTuningJob.objects.filter(organization=org).exists(),
-             "portal:finetuning"),
-            (_("Run your first production schedule"), Run.objects.filter(organization=org).exists(),
-             "portal:scheduling"),
-            (_("Register your first asset for predictive maintenance"), Asset.objects.filter(organization=org).exists(),
-             "portal:maintenance"),
+            (
+                _("Invite a colleague"),
+                Membership.objects.filter(organization=org).count() > 1
+                or Invitation.objects.filter(organization=org).exists(),
+                "portal:members",
+            ),
+            (
+                _("Fine-tune your first model"),
+                FineTuningJob.objects.filter(organization=org).exists(),
+                "portal:finetuning",
+            ),
+            (
+                _("Run your first production schedule"),
+                Run.objects.filter(organization=org).exists(),
+                "portal:scheduling",
+            ),
+            (
+                _("Register your first asset for predictive maintenance"),
+                Asset.objects.filter(organization=org).exists(),
+                "portal:maintenance",
+            ),
         ]
         return super().get_context_data(
-            subscription=subscription, checklist=checklist, checklist_done=all(done for _, done, _ in checklist),
-            model_count=TenantModel.objects.filter(organization=org).count(), **kwargs)
+            subscription=subscription,
+            checklist=checklist,
+            checklist_done=all(done for _, done, _ in checklist),
+            model_count=TenantModel.objects.filter(organization=org).count(),
+            **kwargs,
+        )
 
 
 class Members(OrgPage, TemplateView):
@@ -91,9 +109,12 @@ class Members(OrgPage, TemplateView):
         kwargs.setdefault("invite_form", InvitationForm())
         return super().get_context_data(
             members=Membership.objects.filter(organization=org).select_related("user").order_by("created_at"),
-            invitations=Invitation.objects.filter(organization=org, accepted_at__isnull=True,
-                                                  revoked_at__isnull=True).order_by("-created_at"),
-            role_form=RoleForm(), **kwargs)
+            invitations=Invitation.objects.filter(
+                organization=org, accepted_at__isnull=True, revoked_at__isnull=True
+            ).order_by("-created_at"),
+            role_form=RoleForm(),
+            **kwargs,
+        )
 
     def post(self, request, *args, **kwargs):
         action = request.POST.get("action")
@@ -117,8 +138,9 @@ class Members(OrgPage, TemplateView):
                 membership_remove(membership=membership, actor=self.actor)
                 messages.success(request, _("Member removed."))
             elif action == "revoke":
-                invitation_revoke(invitation=self.owned(Invitation, pk=request.POST.get("invitation")),
-                                  actor=self.actor)
+                invitation_revoke(
+                    invitation=self.owned(Invitation, pk=request.POST.get("invitation")), actor=self.actor
+                )
                 messages.success(request, _("Invitation revoked."))
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
@@ -133,7 +155,8 @@ class Keys(OrgPage, TemplateView):
     def get_context_data(self, **kwargs):
         kwargs.setdefault("form", ApiKeyForm())
         return super().get_context_data(
-            keys=ApiKey.objects.filter(organization=self.organization).order_by("-created_at"), **kwargs)
+            keys=ApiKey.objects.filter(organization=self.organization).order_by("-created_at"), **kwargs
+        )
 
     def post(self, request, *args, **kwargs):
         if request.POST.get("action") == "revoke":
@@ -143,8 +166,7 @@ class Keys(OrgPage, TemplateView):
         form = ApiKeyForm(request.POST)
         if form.is_valid():
             try:
-                key, plaintext = api_key_create(organization=self.organization, actor=self.actor,
-                                                **form.cleaned_data)
+                key, plaintext = api_key_create(organization=self.organization, actor=self.actor, **form.cleaned_data)
             except ValidationError as exc:
                 errors_into(form, exc)
             else:

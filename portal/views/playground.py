@@ -30,14 +30,24 @@ MAX_HISTORY_CHARS = 32_000
 
 class PlaygroundForm(forms.Form):
     model = forms.ChoiceField(label=gettext_lazy("Model"))
-    system = forms.CharField(label=gettext_lazy("System prompt (optional)"), required=False, max_length=4000,
-                             widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text=gettext_lazy("Instructions followed in every answer, e.g. “Be brief.”"))
+    system = forms.CharField(
+        label=gettext_lazy("System prompt (optional)"),
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=gettext_lazy("Instructions followed in every answer, e.g. “Be brief.”"),
+    )
     message = forms.CharField(label=gettext_lazy("Message"), max_length=8000, widget=forms.Textarea(attrs={"rows": 4}))
-    max_tokens = forms.IntegerField(label=gettext_lazy("Maximum length (tokens)"), min_value=1, max_value=1024,
-                                    initial=256)
-    temperature = forms.FloatField(label=gettext_lazy("Temperature"), min_value=0, max_value=2, initial=0.2,
-                                   widget=forms.NumberInput(attrs={"step": "0.1"}))
+    max_tokens = forms.IntegerField(
+        label=gettext_lazy("Maximum length (tokens)"), min_value=1, max_value=1024, initial=256
+    )
+    temperature = forms.FloatField(
+        label=gettext_lazy("Temperature"),
+        min_value=0,
+        max_value=2,
+        initial=0.2,
+        widget=forms.NumberInput(attrs={"step": "0.1"}),
+    )
     history = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, model_choices, **kwargs):
@@ -50,18 +60,28 @@ class PlaygroundForm(forms.Form):
             turns = json.loads(raw)
         except ValueError:
             raise ValidationError(_("The conversation so far could not be read; start a new one.")) from None
-        if (not isinstance(turns, list) or len(raw) > MAX_HISTORY_CHARS
-                or not all(isinstance(t, dict) and t.get("role") in ("user", "assistant")
-                           and isinstance(t.get("content"), str) for t in turns)):
+        if (
+            not isinstance(turns, list)
+            or len(raw) > MAX_HISTORY_CHARS
+            or not all(
+                isinstance(t, dict) and t.get("role") in ("user", "assistant") and isinstance(t.get("content"), str)
+                for t in turns
+            )
+        ):
             raise ValidationError(_("The conversation so far is too long or malformed; start a new one."))
         return [{"role": t["role"], "content": t["content"]} for t in turns[-MAX_HISTORY_MESSAGES:]]
 
     def chat_request(self, *, stream: bool) -> dict:
         data = self.cleaned_data
-        chat = ([{"role": "system", "content": data["system"]}] if data["system"].strip() else [])
+        chat = [{"role": "system", "content": data["system"]}] if data["system"].strip() else []
         chat += [*data["history"], {"role": "user", "content": data["message"]}]
-        return {"model": data["model"], "messages": chat, "max_tokens": data["max_tokens"],
-                "temperature": data["temperature"], "stream": stream}
+        return {
+            "model": data["model"],
+            "messages": chat,
+            "max_tokens": data["max_tokens"],
+            "temperature": data["temperature"],
+            "stream": stream,
+        }
 
 
 def _model_choices(organization) -> list:
@@ -121,8 +141,9 @@ class PlaygroundPage(OrgPage, TemplateView):
         if "form" not in kwargs:
             wanted = self.request.GET.get("model", "")
             names = [name for _group, options in choices for name, _label in options]
-            kwargs["form"] = PlaygroundForm(model_choices=choices,
-                                            initial={"model": wanted if wanted in names else None})
+            kwargs["form"] = PlaygroundForm(
+                model_choices=choices, initial={"model": wanted if wanted in names else None}
+            )
         return super().get_context_data(has_models=bool(choices), **kwargs)
 
     def post(self, request, *args, **kwargs):
@@ -133,10 +154,12 @@ class PlaygroundPage(OrgPage, TemplateView):
         payload = form.chat_request(stream=False)
         try:
             for attempt in range(2):
-                key = system_key_get(organization=self.organization, purpose=PLAYGROUND_KEY_PURPOSE,
-                                     name=PLAYGROUND_KEY_NAME)
-                response = httpx.post(_gateway_url(request), json=payload, headers={"Authorization": f"Bearer {key}"},
-                                      timeout=_timeout())
+                key = system_key_get(
+                    organization=self.organization, purpose=PLAYGROUND_KEY_PURPOSE, name=PLAYGROUND_KEY_NAME
+                )
+                response = httpx.post(
+                    _gateway_url(request), json=payload, headers={"Authorization": f"Bearer {key}"}, timeout=_timeout()
+                )
                 if response.status_code == 401 and attempt == 0:
                     system_key_forget(organization=self.organization, purpose=PLAYGROUND_KEY_PURPOSE)
                     continue
@@ -152,7 +175,8 @@ class PlaygroundPage(OrgPage, TemplateView):
         except (ValueError, KeyError, IndexError, TypeError):
             error = _("The gateway's answer had no message.")
         return self.render_to_response(
-            self.get_context_data(form=form, question=form.cleaned_data["message"], answer=answer, error=error))
+            self.get_context_data(form=form, question=form.cleaned_data["message"], answer=answer, error=error)
+        )
 
 
 def _timeout() -> httpx.Timeout:
@@ -176,8 +200,7 @@ class _GatewayStream:
 
     def _new_key(self) -> str:
         system_key_forget(organization=self.organization, purpose=PLAYGROUND_KEY_PURPOSE)
-        return system_key_get(organization=self.organization, purpose=PLAYGROUND_KEY_PURPOSE,
-                              name=PLAYGROUND_KEY_NAME)
+        return system_key_get(organization=self.organization, purpose=PLAYGROUND_KEY_PURPOSE, name=PLAYGROUND_KEY_NAME)
 
     def __iter__(self):
         try:
@@ -188,9 +211,13 @@ class _GatewayStream:
                             self.key = self._new_key()  # the gateway refused the stored key: replace it once
                             continue
                         if response.status_code != 200:
-                            yield _sse("error", {"status": response.status_code,
-                                                 "message": _gateway_error_text(response.status_code,
-                                                                                response.read(), self.leads)})
+                            yield _sse(
+                                "error",
+                                {
+                                    "status": response.status_code,
+                                    "message": _gateway_error_text(response.status_code, response.read(), self.leads),
+                                },
+                            )
                             return
                         yield from response.iter_raw()
                         return
@@ -203,16 +230,19 @@ class _GatewayStream:
         try:
             async with httpx.AsyncClient(timeout=_timeout()) as client:
                 for attempt in range(2):
-                    async with client.stream("POST", self.url, json=self.payload,
-                                             headers=self._headers()) as response:
+                    async with client.stream("POST", self.url, json=self.payload, headers=self._headers()) as response:
                         if response.status_code == 401 and attempt == 0:
                             self.key = await sync_to_async(self._new_key)()
                             continue
                         if response.status_code != 200:
                             body = await response.aread()
-                            yield _sse("error", {"status": response.status_code,
-                                                 "message": _gateway_error_text(response.status_code, body,
-                                                                                self.leads)})
+                            yield _sse(
+                                "error",
+                                {
+                                    "status": response.status_code,
+                                    "message": _gateway_error_text(response.status_code, body, self.leads),
+                                },
+                            )
                             return
                         async for chunk in response.aiter_raw():
                             yield chunk
@@ -232,16 +262,24 @@ class PlaygroundStream(PlaygroundPage):
     def post(self, request, *args, **kwargs):
         form = PlaygroundForm(request.POST, model_choices=self.model_choices())
         if not form.is_valid():
-            problems = [(f"{form.fields[name].label}: " if name in form.fields else "") + " ".join(errors)
-                        for name, errors in form.errors.items()]
+            problems = [
+                (f"{form.fields[name].label}: " if name in form.fields else "") + " ".join(errors)
+                for name, errors in form.errors.items()
+            ]
             return JsonResponse({"error": {"message": " ".join(problems), "fields": form.errors}}, status=400)
         try:
-            key = system_key_get(organization=self.organization, purpose=PLAYGROUND_KEY_PURPOSE,
-                                 name=PLAYGROUND_KEY_NAME)
+            key = system_key_get(
+                organization=self.organization, purpose=PLAYGROUND_KEY_PURPOSE, name=PLAYGROUND_KEY_NAME
+            )
         except SystemKeyUnavailable as exc:
             return JsonResponse({"error": {"message": str(exc)}}, status=503)
-        relay = _GatewayStream(organization=self.organization, url=_gateway_url(request),
-                               payload=form.chat_request(stream=True), key=key, leads=_error_leads())
+        relay = _GatewayStream(
+            organization=self.organization,
+            url=_gateway_url(request),
+            payload=form.chat_request(stream=True),
+            key=key,
+            leads=_error_leads(),
+        )
         stream = relay.__aiter__() if isinstance(request, ASGIRequest) else iter(relay)
         response = StreamingHttpResponse(stream, content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"

@@ -95,34 +95,66 @@ class ImportForm(forms.Form):
         kwargs.setdefault("auto_id", "import-%s")  # the run form on the same page has an `orders` field too
         super().__init__(*args, **kwargs)
         for entity in importing.ENTITIES:
-            self.fields[entity] = forms.FileField(label=ENTITY_LABELS[entity], required=False,
-                                                  help_text=_columns_help(entity),
-                                                  widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}))
+            self.fields[entity] = forms.FileField(
+                label=ENTITY_LABELS[entity],
+                required=False,
+                help_text=_columns_help(entity),
+                widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+            )
         self.fields["document"] = forms.FileField(
-            label=_("JSON document"), required=False,
-            help_text=_("Instead of CSV files: one JSON object with lists under the same names (machines, products, "
-                        "orders, ...)."),
-            widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}))
+            label=_("JSON document"),
+            required=False,
+            help_text=_(
+                "Instead of CSV files: one JSON object with lists under the same names (machines, products, "
+                "orders, ...)."
+            ),
+            widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+        )
 
 
 class RunForm(forms.Form):
-    objective = forms.ChoiceField(label=gettext_lazy("Objective"), choices=OBJECTIVES,
-                                  initial=Run.Objective.MAKESPAN)
-    time_limit_s = forms.IntegerField(label=gettext_lazy("Time limit (seconds)"), min_value=1,
-                                      max_value=MAX_TIME_LIMIT_S, initial=30,
-                                      help_text=gettext_lazy("The solver stops then and keeps the best schedule."))
-    horizon_days = forms.IntegerField(label=gettext_lazy("Planning horizon (days)"), min_value=1,
-                                      max_value=MAX_HORIZON_DAYS, initial=DEFAULT_HORIZON_DAYS)
-    horizon_start = forms.DateTimeField(label=gettext_lazy("Plan from (UTC)"), required=False,
-                                        widget=DATETIME_WIDGET, help_text=gettext_lazy("Empty: now."))
-    orders = forms.CharField(label=gettext_lazy("Only these orders"), required=False, max_length=10_000,
-                             help_text=gettext_lazy("Codes separated by commas; empty: every order."))
-    weight_makespan = forms.IntegerField(label=gettext_lazy("Weight of the makespan"), min_value=0,
-                                         max_value=10_000, initial=1, required=False,
-                                         help_text=gettext_lazy("For the weighted mix only."))
-    weight_tardiness = forms.IntegerField(label=gettext_lazy("Weight of the tardiness"), min_value=0,
-                                          max_value=10_000, initial=1, required=False,
-                                          help_text=gettext_lazy("For the weighted mix only."))
+    objective = forms.ChoiceField(label=gettext_lazy("Objective"), choices=OBJECTIVES, initial=Run.Objective.MAKESPAN)
+    time_limit_s = forms.IntegerField(
+        label=gettext_lazy("Time limit (seconds)"),
+        min_value=1,
+        max_value=MAX_TIME_LIMIT_S,
+        initial=30,
+        help_text=gettext_lazy("The solver stops then and keeps the best schedule."),
+    )
+    horizon_days = forms.IntegerField(
+        label=gettext_lazy("Planning horizon (days)"),
+        min_value=1,
+        max_value=MAX_HORIZON_DAYS,
+        initial=DEFAULT_HORIZON_DAYS,
+    )
+    horizon_start = forms.DateTimeField(
+        label=gettext_lazy("Plan from (UTC)"),
+        required=False,
+        widget=DATETIME_WIDGET,
+        help_text=gettext_lazy("Empty: now."),
+    )
+    orders = forms.CharField(
+        label=gettext_lazy("Only these orders"),
+        required=False,
+        max_length=10_000,
+        help_text=gettext_lazy("Codes separated by commas; empty: every order."),
+    )
+    weight_makespan = forms.IntegerField(
+        label=gettext_lazy("Weight of the makespan"),
+        min_value=0,
+        max_value=10_000,
+        initial=1,
+        required=False,
+        help_text=gettext_lazy("For the weighted mix only."),
+    )
+    weight_tardiness = forms.IntegerField(
+        label=gettext_lazy("Weight of the tardiness"),
+        min_value=0,
+        max_value=10_000,
+        initial=1,
+        required=False,
+        help_text=gettext_lazy("For the weighted mix only."),
+    )
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "run-%s")
@@ -130,26 +162,40 @@ class RunForm(forms.Form):
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
-        kwargs = {"objective": data["objective"], "time_limit_s": data["time_limit_s"],
-                  "horizon_days": data["horizon_days"], "horizon_start": data["horizon_start"],
-                  "order_codes": [code.strip() for code in data["orders"].split(",") if code.strip()] or None}
+        kwargs = {
+            "objective": data["objective"],
+            "time_limit_s": data["time_limit_s"],
+            "horizon_days": data["horizon_days"],
+            "horizon_start": data["horizon_start"],
+            "order_codes": [code.strip() for code in data["orders"].split(",") if code.strip()] or None,
+        }
         if data["objective"] == Run.Objective.WEIGHTED_MIX:
-            kwargs["weights"] = {"makespan": data["weight_makespan"] if data["weight_makespan"] is not None else 1,
-                                 "tardiness": data["weight_tardiness"] if data["weight_tardiness"] is not None else 1}
+            kwargs["weights"] = {
+                "makespan": data["weight_makespan"] if data["weight_makespan"] is not None else 1,
+                "tardiness": data["weight_tardiness"] if data["weight_tardiness"] is not None else 1,
+            }
         return kwargs
 
 
 class RescheduleForm(forms.Form):
     machine = forms.ChoiceField(label=gettext_lazy("Machine that broke down"), required=False)
-    breakdown_from = forms.DateTimeField(label=gettext_lazy("Stopped at (UTC)"), required=False,
-                                         widget=DATETIME_WIDGET)
-    duration_minutes = forms.IntegerField(label=gettext_lazy("Repair time (minutes)"), required=False, min_value=1,
-                                          max_value=MAX_HORIZON_DAYS * 24 * 60)
-    rush_orders = forms.CharField(label=gettext_lazy("Rush orders"), required=False, max_length=10_000,
-                                  help_text=gettext_lazy("Codes of orders to add to the plan, separated by commas."))
-    time_limit_s = forms.IntegerField(label=gettext_lazy("Time limit (seconds)"), min_value=1,
-                                      max_value=MAX_TIME_LIMIT_S, required=False,
-                                      help_text=gettext_lazy("Empty: the same as this run's."))
+    breakdown_from = forms.DateTimeField(label=gettext_lazy("Stopped at (UTC)"), required=False, widget=DATETIME_WIDGET)
+    duration_minutes = forms.IntegerField(
+        label=gettext_lazy("Repair time (minutes)"), required=False, min_value=1, max_value=MAX_HORIZON_DAYS * 24 * 60
+    )
+    rush_orders = forms.CharField(
+        label=gettext_lazy("Rush orders"),
+        required=False,
+        max_length=10_000,
+        help_text=gettext_lazy("Codes of orders to add to the plan, separated by commas."),
+    )
+    time_limit_s = forms.IntegerField(
+        label=gettext_lazy("Time limit (seconds)"),
+        min_value=1,
+        max_value=MAX_TIME_LIMIT_S,
+        required=False,
+        help_text=gettext_lazy("Empty: the same as this run's."),
+    )
 
     def __init__(self, *args, machines: list[str], **kwargs):
         super().__init__(*args, **kwargs)
@@ -173,8 +219,11 @@ class RescheduleForm(forms.Form):
         data = self.cleaned_data
         kwargs = {"rush_order_codes": data["rush_order_codes"], "time_limit_s": data.get("time_limit_s")}
         if data.get("machine"):
-            kwargs["breakdown"] = {"machine": data["machine"], "from": data["breakdown_from"],
-                                   "duration_minutes": data["duration_minutes"]}
+            kwargs["breakdown"] = {
+                "machine": data["machine"],
+                "from": data["breakdown_from"],
+                "duration_minutes": data["duration_minutes"],
+            }
         return kwargs
 
 
@@ -202,11 +251,15 @@ class Scheduling(OrgPage, TemplateView):
         return super().get_context_data(
             counts=master_data_counts(organization=org),
             machines=Machine.objects.filter(organization=org).prefetch_related("shifts")[:LIST_LIMIT],
-            products=Product.objects.filter(organization=org).prefetch_related("operations__options__machine")
-            [:LIST_LIMIT],
+            products=Product.objects.filter(organization=org).prefetch_related("operations__options__machine")[
+                :LIST_LIMIT
+            ],
             orders=Order.objects.filter(organization=org).select_related("product")[:LIST_LIMIT],
-            runs=[_describe(run) for run in run_list(organization=org)[:20]], list_limit=LIST_LIMIT,
-            max_import_mib=MAX_IMPORT_BYTES // 2**20, **kwargs)
+            runs=[_describe(run) for run in run_list(organization=org)[:20]],
+            list_limit=LIST_LIMIT,
+            max_import_mib=MAX_IMPORT_BYTES // 2**20,
+            **kwargs,
+        )
 
 
 class Import(Scheduling):
@@ -223,11 +276,17 @@ class Import(Scheduling):
             rows = self._rows(form)
             result = importing.scheduling_import(organization=self.organization, rows=rows)
         except importing.ImportRejected as rejected:
-            return self.render_to_response(self.get_context_data(
-                import_form=ImportForm(), import_summary=str(rejected), import_errors=_import_errors(rejected)),
-                status=400)
-        done = [f"{ENTITY_LABELS[entity]}: {result.created.get(entity, 0)} / {result.updated.get(entity, 0)}"
-                for entity in importing.ENTITIES if result.created.get(entity) or result.updated.get(entity)]
+            return self.render_to_response(
+                self.get_context_data(
+                    import_form=ImportForm(), import_summary=str(rejected), import_errors=_import_errors(rejected)
+                ),
+                status=400,
+            )
+        done = [
+            f"{ENTITY_LABELS[entity]}: {result.created.get(entity, 0)} / {result.updated.get(entity, 0)}"
+            for entity in importing.ENTITIES
+            if result.created.get(entity) or result.updated.get(entity)
+        ]
         messages.success(request, _("Imported (created / updated): %(done)s.") % {"done": "; ".join(done)})
         return redirect("portal:scheduling", org_slug=self.organization.slug)
 
@@ -235,20 +294,28 @@ class Import(Scheduling):
         uploads = {entity: form.cleaned_data[entity] for entity in importing.ENTITIES if form.cleaned_data[entity]}
         document = form.cleaned_data["document"]
         if document and uploads:
-            raise importing.ImportRejected({"document": {"non_field_errors": [
-                _("Send CSV files or one JSON document, not both.")]}})
+            raise importing.ImportRejected(
+                {"document": {"non_field_errors": [_("Send CSV files or one JSON document, not both.")]}}
+            )
         if not document and not uploads:
-            raise importing.ImportRejected({_("Import"): {"non_field_errors": [
-                _("Choose at least one file to import.")]}})
+            raise importing.ImportRejected(
+                {_("Import"): {"non_field_errors": [_("Choose at least one file to import.")]}}
+            )
         if document:
             if document.size > MAX_IMPORT_BYTES:
-                raise importing.ImportRejected({"document": {"non_field_errors": [
-                    _("Larger than %(mib)s MiB.") % {"mib": MAX_IMPORT_BYTES // 2**20}]}})
+                raise importing.ImportRejected(
+                    {
+                        "document": {
+                            "non_field_errors": [_("Larger than %(mib)s MiB.") % {"mib": MAX_IMPORT_BYTES // 2**20}]
+                        }
+                    }
+                )
             try:
                 parsed = json.loads(document.read().decode("utf-8-sig"))
             except (UnicodeDecodeError, ValueError) as exc:
-                raise importing.ImportRejected({"document": {"non_field_errors": [
-                    _("Not a JSON document: %(error)s") % {"error": exc}]}}) from exc
+                raise importing.ImportRejected(
+                    {"document": {"non_field_errors": [_("Not a JSON document: %(error)s") % {"error": exc}]}}
+                ) from exc
             return importing.rows_from_json(parsed)
         return importing.rows_from_csv_files(uploads.items())
 
@@ -304,20 +371,31 @@ def run_results(run: Run) -> dict:
     bound = run.best_bound if run.best_bound is not None else (best.bound if best else None)
     gap = run.gap if run.gap is not None else (best.gap if best else None)
     _describe(run)
-    context: dict = {"run": run, "job": run.job,
-                     "solutions": solutions, "objective": objective, "bound": bound,
-                     "gap_percent": None if gap is None else round(100 * gap, 2)}
+    context: dict = {
+        "run": run,
+        "job": run.job,
+        "solutions": solutions,
+        "objective": objective,
+        "bound": bound,
+        "gap_percent": None if gap is None else round(100 * gap, 2),
+    }
     if solutions:
         series = {_("Objective"): [(s.wall_time, s.objective) for s in solutions]}
         bounds = [(s.wall_time, s.bound) for s in solutions if isinstance(s.bound, int | float)]
         if bounds:
             series[_("Bound")] = bounds
-        context["progress_chart"] = line_chart(title=_("Objective and bound of the best schedule so far"),
-                                               x_label=_("Seconds"), series=series)
+        context["progress_chart"] = line_chart(
+            title=_("Objective and bound of the best schedule so far"), x_label=_("Seconds"), series=series
+        )
     if run.job.is_finished:
-        context["findings"] = [{**f, "reason_text": REASONS.get(f.get("reason"), f.get("reason", "")),
-                                "step": f["operation"] + 1 if isinstance(f.get("operation"), int) else None}
-                               for f in run.findings or []]
+        context["findings"] = [
+            {
+                **f,
+                "reason_text": REASONS.get(f.get("reason"), f.get("reason", "")),
+                "step": f["operation"] + 1 if isinstance(f.get("operation"), int) else None,
+            }
+            for f in run.findings or []
+        ]
         context["events"] = list(run.job.events.order_by("-created_at", "-id")[:30])
     if run.job.is_finished and run.schedule is not None:
         kpis = kpis_json(run)
@@ -326,12 +404,19 @@ def run_results(run: Run) -> dict:
             row["start_at"], row["end_at"] = _moment(run, row["start_minute"]), _moment(run, row["end_minute"])
         utilisation = sorted(kpis["utilisation"].items())
         context.update(
-            kpis=kpis, finishes_at=_moment(run, kpis["makespan_minutes"]),
+            kpis=kpis,
+            finishes_at=_moment(run, kpis["makespan_minutes"]),
             on_time_percent=None if kpis["on_time_rate"] is None else round(100 * kpis["on_time_rate"], 1),
             tardiness=sorted(kpis["tardiness_minutes"].items()),
-            utilisation_chart=bar_chart(title=_("Machine utilisation (%)"), label=_("Machine"), value_label="%",
-                                        bars=[(machine, round(100 * share, 1)) for machine, share in utilisation]),
-            schedule=rows[:SCHEDULE_LIMIT], schedule_total=len(rows), schedule_limit=SCHEDULE_LIMIT,
+            utilisation_chart=bar_chart(
+                title=_("Machine utilisation (%)"),
+                label=_("Machine"),
+                value_label="%",
+                bars=[(machine, round(100 * share, 1)) for machine, share in utilisation],
+            ),
+            schedule=rows[:SCHEDULE_LIMIT],
+            schedule_total=len(rows),
+            schedule_limit=SCHEDULE_LIMIT,
             machines=[m["id"] for m in run.problem["machines"]],
         )
     return context
@@ -379,8 +464,9 @@ class RunCancel(_RunPage, TemplateView):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, _("Cancellation requested: the solver stops and keeps the best schedule found "
-                                        "so far."))
+            messages.success(
+                request, _("Cancellation requested: the solver stops and keeps the best schedule found so far.")
+            )
         return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=run.pk)
 
 

@@ -23,8 +23,19 @@ def test_the_median_counts_a_solve_that_found_nothing_as_the_worst() -> None:
 
 def row(instance: str, ours: tuple[int | None, ...], plain: tuple[int | None, ...], best: int = 100) -> Row:
     ours_median, plain_median = _median(ours), _median(plain)
-    return Row(instance, "2x2", best, ours_median, gap_pct(ours_median, best), 1.0, plain_median,
-               gap_pct(plain_median, best), 1.0, ours, plain)
+    return Row(
+        instance,
+        "2x2",
+        best,
+        ours_median,
+        gap_pct(ours_median, best),
+        1.0,
+        plain_median,
+        gap_pct(plain_median, best),
+        1.0,
+        ours,
+        plain,
+    )
 
 
 def test_the_summary_compares_medians_and_first_solves_each_on_their_own() -> None:

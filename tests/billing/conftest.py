@@ -22,8 +22,9 @@ def stripe_settings(settings, localstripe):
 
 
 def _register_webhook(localstripe_url: str, target: str) -> None:
-    response = httpx.post(f"{localstripe_url}/_config/webhooks/lightsout",
-                          data={"url": target, "secret": WEBHOOK_SECRET}, timeout=5)
+    response = httpx.post(
+        f"{localstripe_url}/_config/webhooks/lightsout", data={"url": target, "secret": WEBHOOK_SECRET}, timeout=5
+    )
     response.raise_for_status()
 
 

@@ -18,16 +18,19 @@ _keys = itertools.count(1)
 
 def on_plan(organization, code: str):
     subscription = subscription_for(organization=organization)
-    return subscription_change_plan(subscription=subscription, plan=Plan.objects.get(code=code),
-                                    actor=Actor.system(organization=organization))
+    return subscription_change_plan(
+        subscription=subscription, plan=Plan.objects.get(code=code), actor=Actor.system(organization=organization)
+    )
 
 
 def give_card(organization, number: str) -> str:
     """What Stripe Elements does in the customer's browser, then what the portal does with the result."""
     payment_method = stripe_api.stripe_client().v1.payment_methods.create(
-        params={"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-    stripe_api.payment_method_set(subscription=subscription_for(organization=organization),
-                                  payment_method_id=payment_method.id)
+        params={"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
+    )
+    stripe_api.payment_method_set(
+        subscription=subscription_for(organization=organization), payment_method_id=payment_method.id
+    )
     return payment_method.id
 
 

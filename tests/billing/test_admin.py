@@ -31,28 +31,44 @@ def operator_client(client):
 
 def _plan_form(plan: Plan, **changes_by_meter) -> dict:
     prices = list(plan.meter_prices.order_by("pk"))
-    data = {"code": plan.code, "name": plan.name, "currency": plan.currency, "monthly_fee": str(plan.monthly_fee),
-            "allowed_size_classes": ",".join(plan.allowed_size_classes), "is_active": "on",
-            "meter_prices-TOTAL_FORMS": len(prices), "meter_prices-INITIAL_FORMS": len(prices),
-            "meter_prices-MIN_NUM_FORMS": 0, "meter_prices-MAX_NUM_FORMS": 1000}
+    data = {
+        "code": plan.code,
+        "name": plan.name,
+        "currency": plan.currency,
+        "monthly_fee": str(plan.monthly_fee),
+        "allowed_size_classes": ",".join(plan.allowed_size_classes),
+        "is_active": "on",
+        "meter_prices-TOTAL_FORMS": len(prices),
+        "meter_prices-INITIAL_FORMS": len(prices),
+        "meter_prices-MIN_NUM_FORMS": 0,
+        "meter_prices-MAX_NUM_FORMS": 1000,
+    }
     for n, price in enumerate(prices):
-        fields = {"id": price.pk, "plan": plan.pk, "meter": price.meter, "included_quantity": price.included_quantity,
-                  "hard_limit": "" if price.hard_limit is None else price.hard_limit, "tiers": json.dumps(price.tiers),
-                  **changes_by_meter.get(price.meter, {})}
+        fields = {
+            "id": price.pk,
+            "plan": plan.pk,
+            "meter": price.meter,
+            "included_quantity": price.included_quantity,
+            "hard_limit": "" if price.hard_limit is None else price.hard_limit,
+            "tiers": json.dumps(price.tiers),
+            **changes_by_meter.get(price.meter, {}),
+        }
         data |= {f"meter_prices-{n}-{name}": value for name, value in fields.items()}
     return data
 
 
-def test_editing_a_plans_limit_in_the_admin_applies_to_its_organisations_at_once(operator_client, org,
-                                                                                  django_capture_on_commit_callbacks):
+def test_editing_a_plans_limit_in_the_admin_applies_to_its_organisations_at_once(
+    operator_client, org, django_capture_on_commit_callbacks
+):
     """Catches plan edits that wait for cached limits to expire, or a plan form that cannot be saved."""
     starter = subscription_for(organization=org).plan
     quota_reserve(organization=org, meter=METER, quantity=2_000).commit(2_000)  # Starter's limit, now cached
     with pytest.raises(QuotaExceeded):
         quota_reserve(organization=org, meter=METER, quantity=1)
     with django_capture_on_commit_callbacks(execute=True):
-        response = operator_client.post(f"/admin/billing/plan/{starter.pk}/change/",
-                                        _plan_form(starter, **{METER: {"hard_limit": 3_000}}))
+        response = operator_client.post(
+            f"/admin/billing/plan/{starter.pk}/change/", _plan_form(starter, **{METER: {"hard_limit": 3_000}})
+        )
     assert response.status_code == 302, response.context["adminform"].form.errors
     quota_reserve(organization=org, meter=METER, quantity=1_000)
 
@@ -61,8 +77,9 @@ def test_a_plan_with_tiers_that_leave_units_unpriced_is_refused(operator_client)
     """Catches a catalogue edit that would make rating fail at the month's close."""
     pro = Plan.objects.get(code="pro")
     bad = [{"up_to": 10, "unit_price": "0.1"}]  # no open-ended last tier
-    response = operator_client.post(f"/admin/billing/plan/{pro.pk}/change/",
-                                    _plan_form(pro, **{METER: {"tiers": json.dumps(bad)}}))
+    response = operator_client.post(
+        f"/admin/billing/plan/{pro.pk}/change/", _plan_form(pro, **{METER: {"tiers": json.dumps(bad)}})
+    )
     assert response.status_code == 200 and "must be open-ended" in response.content.decode()
 
 
@@ -70,27 +87,35 @@ def test_change_plan_action_moves_the_subscription_and_audits_it(operator_client
     """Catches an admin action that bypasses the service (no audit, stale limits)."""
     subscription = subscription_for(organization=org)
     enterprise = Plan.objects.get(code="enterprise")
-    response = operator_client.post("/admin/billing/subscription/", {
-        "action": "change_plan", "plan": enterprise.pk, "_selected_action": [subscription.pk]})
+    response = operator_client.post(
+        "/admin/billing/subscription/",
+        {"action": "change_plan", "plan": enterprise.pk, "_selected_action": [subscription.pk]},
+    )
     assert response.status_code == 302
     assert Subscription.objects.get(pk=subscription.pk).plan == enterprise
     audit = AuditEvent.objects.get(action="billing.plan_changed")
     assert audit.actor.email == "ops@lightsout.example" and audit.metadata == {"from": "starter", "to": "enterprise"}
 
 
-def test_issuing_a_credit_records_a_negative_ledger_event_with_the_reason(operator_client, org,
-                                                                           django_capture_on_commit_callbacks):
+def test_issuing_a_credit_records_a_negative_ledger_event_with_the_reason(
+    operator_client, org, django_capture_on_commit_callbacks
+):
     """Catches credits that change a total without a trace in the ledger, or that lose their reason."""
     use(org, METER, 300)
     with django_capture_on_commit_callbacks(execute=True):
-        response = operator_client.post("/admin/billing/credit/add/", {
-            "organization": org.pk, "meter": METER, "quantity": 120, "reason": "Sensor outage on line 3"})
+        response = operator_client.post(
+            "/admin/billing/credit/add/",
+            {"organization": org.pk, "meter": METER, "quantity": 120, "reason": "Sensor outage on line 3"},
+        )
     assert response.status_code == 302
     ledger_flush()
     credit = Credit.objects.get()
     correction = UsageEvent.objects.get(quantity__lt=0)
     assert (correction.quantity, correction.reason, correction.idempotency_key) == (
-        -120, "Credit: Sensor outage on line 3", f"credit:{credit.pk}")
+        -120,
+        "Credit: Sensor outage on line 3",
+        f"credit:{credit.pk}",
+    )
     assert sum(UsageEvent.objects.values_list("quantity", flat=True)) == 180
 
 
@@ -129,7 +154,8 @@ def test_recompute_action_reports_late_usage_on_a_read_only_invoice(operator_cli
     invoice = close_period(org)
     use(org, "training.tokens", 3_000_000, occurred_at=invoice.period_start)  # beyond Starter's 0 included
     ledger_flush()
-    response = operator_client.post("/admin/billing/invoice/", {
-        "action": "recompute", "_selected_action": [invoice.pk]}, follow=True)
+    response = operator_client.post(
+        "/admin/billing/invoice/", {"action": "recompute", "_selected_action": [invoice.pk]}, follow=True
+    )
     [message] = [str(m) for m in response.context["messages"]]
     assert "gives the stored lines" in message and "changes the total by 12.00 EUR" in message

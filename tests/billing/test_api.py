@@ -25,8 +25,9 @@ def test_usage_shows_this_months_ledger_against_included_and_limits(org, owner_c
     use(org, METER, 150)
     use(org, METER, 50)
     ledger_flush()
-    quota_override_set(organization=org, meter=METER, hard_limit=10_000, reason="pilot",
-                       actor=builders.owner_actor(org))
+    quota_override_set(
+        organization=org, meter=METER, hard_limit=10_000, reason="pilot", actor=builders.owner_actor(org)
+    )
     body = owner_client.get(f"/api/v1/orgs/{org.slug}/billing/usage").json()
     assert (body["plan"], body["status"]) == ("Starter", "trialing")
     runs = next(m for m in body["meters"] if m["meter"] == METER)
@@ -42,7 +43,9 @@ def test_the_estimate_rates_the_ledger_so_far(org, owner_client):
     body = owner_client.get(f"/api/v1/orgs/{org.slug}/billing/estimate").json()
     assert (body["currency"], body["total"]) == ("eur", "502.00")
     assert [(line["kind"], line["quantity"], line["amount"]) for line in body["lines"]] == [
-        ("fee", 1, "499.00"), ("usage", 2_000, "3.00")]
+        ("fee", 1, "499.00"),
+        ("usage", 2_000, "3.00"),
+    ]
 
 
 def test_past_invoices_list_with_their_lines_by_cursor(org, owner_client, stripe_settings):

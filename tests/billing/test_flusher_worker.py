@@ -27,8 +27,7 @@ def _pending() -> int:
 def test_a_flusher_killed_mid_batch_loses_nothing_and_counts_nothing_twice(tmp_path, monkeypatch):
     orgs = [builders.make_org(), builders.make_org()]
     for n, org in enumerate(orgs, start=1):
-        usage_record_many(Usage(org.pk, "training.tokens", n * 1000 + i % 7, f"evt-{i}")
-                          for i in range(EVENTS_PER_ORG))
+        usage_record_many(Usage(org.pk, "training.tokens", n * 1000 + i % 7, f"evt-{i}") for i in range(EVENTS_PER_ORG))
     expected = {org.pk: sum(n * 1000 + i % 7 for i in range(EVENTS_PER_ORG)) for n, org in enumerate(orgs, start=1)}
 
     doomed = start_worker(queues=Queue.BILLING, name="doomed", log_path=tmp_path / "doomed.log")
@@ -36,8 +35,11 @@ def test_a_flusher_killed_mid_batch_loses_nothing_and_counts_nothing_twice(tmp_p
         # Batches of one stream entry (200 events), so the worker is caught between reading a batch and
         # acknowledging it.
         ledger_flush_task.apply_async(kwargs={"max_seconds": 120, "batch_size": 1}, queue=Queue.BILLING)
-        wait_until(lambda: UsageEvent.objects.count() > 3000 and _pending() > 0, interval=0.005,
-                   what="the worker to be half-way, holding an unacknowledged batch")
+        wait_until(
+            lambda: UsageEvent.objects.count() > 3000 and _pending() > 0,
+            interval=0.005,
+            what="the worker to be half-way, holding an unacknowledged batch",
+        )
     finally:
         stop_worker(doomed, sig=signal.SIGKILL)
     pending_at_kill = _pending()

@@ -57,9 +57,13 @@ def test_a_closed_period_is_invoiced_on_stripe_line_by_line_and_paid(stripe_webh
     assert sorted(line["amount"] for line in on_stripe["lines"]["data"] if line["amount"]) == [150, 240, 49900]
     assert Subscription.objects.get(organization=org).status == Subscription.Status.ACTIVE
     # localstripe's signed invoice.payment_succeeded reaches the app and is recorded once.
-    event = wait_until(lambda: StripeEvent.objects.filter(type="invoice.payment_succeeded",
-                                                          object_id=invoice.stripe_invoice_id).first(),
-                       timeout=15, what="the payment webhook")
+    event = wait_until(
+        lambda: StripeEvent.objects.filter(
+            type="invoice.payment_succeeded", object_id=invoice.stripe_invoice_id
+        ).first(),
+        timeout=15,
+        what="the payment webhook",
+    )
     assert event.outcome == f"invoice {invoice.pk} is paid"
 
 
@@ -135,9 +139,13 @@ def test_a_declined_card_leads_to_past_due_then_suspension_and_payment_restores_
     subscription.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
     assert (subscription.status, subscription.grace_period_ends_at, subscription.suspended_for_billing_at) == (
-        Subscription.Status.ACTIVE, None, None)
-    actions = list(AuditEvent.objects.filter(organization=org, action__startswith="org.s").values_list(
-        "action", "actor_label"))
+        Subscription.Status.ACTIVE,
+        None,
+        None,
+    )
+    actions = list(
+        AuditEvent.objects.filter(organization=org, action__startswith="org.s").values_list("action", "actor_label")
+    )
     assert actions == [(AuditEvent.Action.ORG_SUSPENDED, "system")]
     assert AuditEvent.objects.filter(organization=org, action=AuditEvent.Action.ORG_REACTIVATED).count() == 1
 
@@ -154,8 +162,9 @@ def test_an_operator_extending_the_grace_period_lifts_a_billing_suspension(strip
     assert not org.is_active
 
     operator = builders.make_user()
-    subscription = subscription_extend_grace(subscription=subscription, days=5,
-                                             actor=Actor.system(organization=org, user=operator))
+    subscription = subscription_extend_grace(
+        subscription=subscription, days=5, actor=Actor.system(organization=org, user=operator)
+    )
     org.refresh_from_db()
     assert org.is_active and subscription.suspended_for_billing_at is None
     assert subscription.grace_period_ends_at > later
@@ -190,4 +199,3 @@ def test_the_daily_run_starts_one_close_job_per_due_organisation_and_the_job_cat
     assert invoices[0].period_start == datetime(2025, 1, 1, tzinfo=UTC) and invoices[0].usage == {SMALL_IN: 500}
     assert invoices.last().period_end == period_containing(timezone.now()).start
     assert len(job.result["invoices"]) == invoices.count()
-

@@ -12,8 +12,13 @@ pytestmark = pytest.mark.django_db
 
 def test_a_run_whose_time_budget_exceeds_the_quota_is_refused_and_nothing_is_queued(org):
     """Catches a job API that queues first and meters later, letting an organisation run past its plan."""
-    quota_override_set(organization=org, meter="optimization.solver_seconds", hard_limit=30, reason="test",
-                       actor=builders.owner_actor(org))
+    quota_override_set(
+        organization=org,
+        meter="optimization.solver_seconds",
+        hard_limit=30,
+        reason="test",
+        actor=builders.owner_actor(org),
+    )
     client = builders.session_client(org.memberships.get(role=Role.OWNER).user)
     url = f"/api/v1/orgs/{org.slug}/scheduling/runs"
     problem = {"jobshop": {"jobs": [[[0, 3], [1, 2]], [[1, 4], [0, 2]]]}, "objective": "makespan"}

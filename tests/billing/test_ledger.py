@@ -30,7 +30,12 @@ def test_recording_writes_no_row_until_the_flusher_moves_the_batch(org):
     assert ledger_backlog() == 0
     row = UsageEvent.objects.get(idempotency_key="req-7")
     assert (row.organization_id, row.meter, row.quantity, row.occurred_at, row.attributes) == (
-        org.pk, METER, 17, occurred, {"model": "smol"})
+        org.pk,
+        METER,
+        17,
+        occurred,
+        {"model": "smol"},
+    )
     assert sum(UsageEvent.objects.values_list("quantity", flat=True)) == sum(10 + n for n in range(50))
 
 
@@ -94,8 +99,9 @@ def test_ledger_rows_cannot_be_updated_or_deleted(org):
 def test_ledger_refuses_a_negative_event_without_reason_even_from_sql(org):
     """Catches a correction slipping into the ledger without an explanation."""
     with pytest.raises(IntegrityError), transaction.atomic():
-        UsageEvent.objects.create(organization=org, meter=METER, quantity=-1, idempotency_key="raw",
-                                  occurred_at=datetime.now(UTC))
+        UsageEvent.objects.create(
+            organization=org, meter=METER, quantity=-1, idempotency_key="raw", occurred_at=datetime.now(UTC)
+        )
 
 
 def test_events_of_an_unknown_organisation_go_to_the_dead_letter_list_not_block_the_batch(org):
@@ -114,8 +120,10 @@ def test_events_of_an_unknown_organisation_go_to_the_dead_letter_list_not_block_
 def test_a_malformed_row_in_the_stream_is_set_aside_and_the_rest_of_its_batch_still_lands(org):
     """Catches a poison batch: one row PostgreSQL refuses (here from a buggy producer) must not block the others."""
     usage_record(organization_id=org.pk, meter=METER, quantity=1, idempotency_key="before")
-    get_redis().xadd(keys.usage_stream(), {"rows": f"{org.pk}\t{METER}\tnot-a-number\tbroken\t0\t\\N\t\n"
-                                                   f"{org.pk}\t{METER}\t4\tsame-entry\t0\t\\N\t\n"})
+    get_redis().xadd(
+        keys.usage_stream(),
+        {"rows": f"{org.pk}\t{METER}\tnot-a-number\tbroken\t0\t\\N\t\n{org.pk}\t{METER}\t4\tsame-entry\t0\t\\N\t\n"},
+    )
     usage_record(organization_id=org.pk, meter=METER, quantity=2, idempotency_key="after")
     result = ledger_flush()
     assert (result.inserted, result.rejected, ledger_backlog()) == (3, 1, 0)

@@ -34,8 +34,9 @@ class CompletionLikeView(OrganizationScopedViewMixin, APIView):
     method_scopes = {"POST": Scope.INFERENCE}
 
     def post(self, request, org_slug):
-        reservation = quota_reserve(organization=self.organization, meter=request.data["meter"],
-                                    quantity=request.data["max_tokens"])
+        reservation = quota_reserve(
+            organization=self.organization, meter=request.data["meter"], quantity=request.data["max_tokens"]
+        )
         reservation.commit(request.data["max_tokens"])
         return Response({"warning": reservation.warning})
 
@@ -68,15 +69,16 @@ def test_a_size_class_outside_the_plan_is_refused_with_403(completions):
     """Catches a Starter organisation reaching large base models."""
     refused = completions(meter="inference.output_tokens.large", max_tokens=1)
     assert refused.status_code == 403
-    assert refused.json()["error"] == {"code": "plan_restriction",
-                                       "message": "The Starter plan does not include large base models."}
+    assert refused.json()["error"] == {
+        "code": "plan_restriction",
+        "message": "The Starter plan does not include large base models.",
+    }
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_reservations_cannot_overshoot(org):
     """Catches a check-then-increment race: 16 threads ask for 7 units 20 times each against a limit of 1,000."""
-    quota_override_set(organization=org, meter=METER, hard_limit=1_000, reason="test",
-                       actor=builders.owner_actor(org))
+    quota_override_set(organization=org, meter=METER, hard_limit=1_000, reason="test", actor=builders.owner_actor(org))
 
     def attempt(_) -> int:
         try:
@@ -93,8 +95,9 @@ def test_concurrent_reservations_cannot_overshoot(org):
     assert usage_observed(organization_id=org.pk, period=period_containing(timezone.now())) == {METER: 994}
 
 
-def test_an_operator_raising_the_limit_in_the_admin_takes_effect_at_once(client, org,
-                                                                         django_capture_on_commit_callbacks):
+def test_an_operator_raising_the_limit_in_the_admin_takes_effect_at_once(
+    client, org, django_capture_on_commit_callbacks
+):
     """Catches an override that waits for a cache to expire while the customer is blocked."""
     quota_reserve(organization=org, meter=METER, quantity=STARTER_LIMIT).commit(STARTER_LIMIT)
     with pytest.raises(QuotaExceeded):
@@ -103,8 +106,10 @@ def test_an_operator_raising_the_limit_in_the_admin_takes_effect_at_once(client,
     operator = User.objects.create_superuser(email="ops@lightsout.example", password=builders.PASSWORD)
     client.force_login(operator)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/admin/billing/quotaoverride/add/", {
-            "organization": org.pk, "meter": METER, "hard_limit": STARTER_LIMIT + 1_000, "reason": "Pilot line"})
+        response = client.post(
+            "/admin/billing/quotaoverride/add/",
+            {"organization": org.pk, "meter": METER, "hard_limit": STARTER_LIMIT + 1_000, "reason": "Pilot line"},
+        )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert QuotaOverride.objects.get().created_by == operator
     quota_reserve(organization=org, meter=METER, quantity=1_000)  # no QuotaExceeded: the new limit applies

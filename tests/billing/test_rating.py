@@ -19,23 +19,28 @@ prices = st.decimals(min_value=0, max_value=5, places=7, allow_nan=False, allow_
 def tiers(draw) -> list[dict]:
     bounds = sorted(draw(st.sets(st.integers(1, 10**9), max_size=3)))
     return [{"up_to": bound, "unit_price": str(draw(prices))} for bound in bounds] + [
-        {"up_to": None, "unit_price": str(draw(prices))}]
+        {"up_to": None, "unit_price": str(draw(prices))}
+    ]
 
 
 @st.composite
 def plan_snapshots(draw) -> dict:
     meters = draw(st.lists(st.sampled_from(sorted(METERS)), min_size=1, max_size=5, unique=True))
     return {
-        "code": "gen", "name": "Generated", "currency": draw(st.sampled_from(["eur", "usd", "krw"])),
+        "code": "gen",
+        "name": "Generated",
+        "currency": draw(st.sampled_from(["eur", "usd", "krw"])),
         "monthly_fee": str(draw(st.decimals(min_value=0, max_value=10_000, places=2))),
         "allowed_size_classes": [],
-        "meters": {m: {"unit": "unit", "included": draw(st.integers(0, 10**8)), "hard_limit": None,
-                       "tiers": draw(tiers())} for m in meters},
+        "meters": {
+            m: {"unit": "unit", "included": draw(st.integers(0, 10**8)), "hard_limit": None, "tiers": draw(tiers())}
+            for m in meters
+        },
     }
 
 
 def usage_for(snapshot: dict):
-    return st.fixed_dictionaries({m: st.integers(-10**6, 10**10) for m in snapshot["meters"]})
+    return st.fixed_dictionaries({m: st.integers(-(10**6), 10**10) for m in snapshot["meters"]})
 
 
 @settings(max_examples=200, deadline=None)
@@ -78,18 +83,36 @@ def test_more_usage_never_costs_less(data):
     usage = data.draw(usage_for(snapshot))
     extra = data.draw(st.fixed_dictionaries({m: st.integers(0, 10**9) for m in snapshot["meters"]}))
     more = {m: usage[m] + extra[m] for m in usage}
-    assert (rate(plan_snapshot=snapshot, usage_by_meter=more, period=PERIOD).total
-            >= rate(plan_snapshot=snapshot, usage_by_meter=usage, period=PERIOD).total)
+    assert (
+        rate(plan_snapshot=snapshot, usage_by_meter=more, period=PERIOD).total
+        >= rate(plan_snapshot=snapshot, usage_by_meter=usage, period=PERIOD).total
+    )
 
 
 def test_a_worked_example_through_two_tiers():
     """Catches off-by-one tier bounds and rounding: 1,000 included, then 500 at 0.01 and the rest at 0.005."""
-    snapshot = {"code": "pro", "name": "Pro", "currency": "eur", "monthly_fee": "49.00", "allowed_size_classes": [],
-                "meters": {"maintenance.model_runs": {"unit": "run", "included": 1000, "hard_limit": None, "tiers": [
-                    {"up_to": 500, "unit_price": "0.01"}, {"up_to": None, "unit_price": "0.005"}]}}}
-    draft = rate(plan_snapshot=snapshot, usage_by_meter={"maintenance.model_runs": 1_701, "unknown.meter": 9},
-                 period=PERIOD)
+    snapshot = {
+        "code": "pro",
+        "name": "Pro",
+        "currency": "eur",
+        "monthly_fee": "49.00",
+        "allowed_size_classes": [],
+        "meters": {
+            "maintenance.model_runs": {
+                "unit": "run",
+                "included": 1000,
+                "hard_limit": None,
+                "tiers": [{"up_to": 500, "unit_price": "0.01"}, {"up_to": None, "unit_price": "0.005"}],
+            }
+        },
+    }
+    draft = rate(
+        plan_snapshot=snapshot, usage_by_meter={"maintenance.model_runs": 1_701, "unknown.meter": 9}, period=PERIOD
+    )
     assert [(line.kind, line.quantity, line.amount) for line in draft.lines] == [
-        ("fee", 1, Decimal("49.00")), ("usage", 500, Decimal("5.00")), ("usage", 201, Decimal("1.01"))]
+        ("fee", 1, Decimal("49.00")),
+        ("usage", 500, Decimal("5.00")),
+        ("usage", 201, Decimal("1.01")),
+    ]
     assert draft.total == Decimal("55.01")
     assert "overage 501-701 runs (tier 2)" in draft.lines[2].description

@@ -50,10 +50,19 @@ def test_an_event_lost_between_redis_and_the_ledger_is_reported(org):
         report = reconciliation_run(period=period_containing(timezone.now()))
     finally:
         logger.removeHandler(warnings)
-    assert report.differences == [{"kind": "usage", "organization_id": str(org.pk), "meter": METER,
-                                   "observed": 1_250, "ledger": 1_000, "difference": -250}]
-    assert warnings.messages == [f"Billing reconciliation for {report.period_start:%Y%m} found 1 difference(s); "
-                                 f"see report {report.pk}"]
+    assert report.differences == [
+        {
+            "kind": "usage",
+            "organization_id": str(org.pk),
+            "meter": METER,
+            "observed": 1_250,
+            "ledger": 1_000,
+            "difference": -250,
+        }
+    ]
+    assert warnings.messages == [
+        f"Billing reconciliation for {report.period_start:%Y%m} found 1 difference(s); see report {report.pk}"
+    ]
     assert ReconciliationReport.objects.get() == report
 
 
@@ -64,13 +73,21 @@ def test_a_stripe_invoice_that_bills_more_than_ours_is_reported(org, stripe_sett
     subscription = subscription_for(organization=org)
     stripe_api.carrier_subscription_ensure(subscription=subscription, currency="eur")
     customer = subscription.stripe_customer_id
-    stripe_api.stripe_client().v1.invoice_items.create(params={"customer": customer, "amount": 1234,
-                                                              "currency": "eur", "description": "Manual fee"})
+    stripe_api.stripe_client().v1.invoice_items.create(
+        params={"customer": customer, "amount": 1234, "currency": "eur", "description": "Manual fee"}
+    )
     invoice = close_period(org)
     report = reconciliation_run(period=Period(invoice.period_start, invoice.period_end))
     assert report.invoices_checked == 1
-    assert report.differences == [{"kind": "stripe_total", "invoice": str(invoice.pk),
-                                   "stripe_invoice": invoice.stripe_invoice_id, "ours": 49900, "stripe": 51134}]
+    assert report.differences == [
+        {
+            "kind": "stripe_total",
+            "invoice": str(invoice.pk),
+            "stripe_invoice": invoice.stripe_invoice_id,
+            "ours": 49900,
+            "stripe": 51134,
+        }
+    ]
 
 
 def test_usage_that_arrived_after_the_close_is_reported_against_its_invoice(org, stripe_settings):
@@ -78,5 +95,10 @@ def test_usage_that_arrived_after_the_close_is_reported_against_its_invoice(org,
     invoice = close_period(org)
     use(org, METER, 10, occurred_at=invoice.period_start)
     report = reconciliation_run(period=Period(invoice.period_start, invoice.period_end))
-    assert {"kind": "late_usage", "invoice": str(invoice.pk), "meter": METER, "invoiced": 0,
-            "ledger": 10} in report.differences
+    assert {
+        "kind": "late_usage",
+        "invoice": str(invoice.pk),
+        "meter": METER,
+        "invoiced": 0,
+        "ledger": 10,
+    } in report.differences

@@ -16,8 +16,15 @@ pytestmark = pytest.mark.django_db
 
 
 def _event(event_id: str, event_type: str, object_id: str, created: int | None = None) -> str:
-    return json.dumps({"id": event_id, "object": "event", "type": event_type, "created": created or int(time.time()),
-                       "data": {"object": {"id": object_id, "object": "invoice"}}})
+    return json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": event_type,
+            "created": created or int(time.time()),
+            "data": {"object": {"id": object_id, "object": "invoice"}},
+        }
+    )
 
 
 def _deliver(client, payload: str, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None):
@@ -43,8 +50,9 @@ def test_a_request_signed_with_another_secret_is_refused(client, stripe_settings
     response = _deliver(client, _event("evt_forged", "invoice.paid", "in_x"), secret="whsec_attacker")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_signature"
-    unsigned = client.post(WEBHOOK_PATH, data=_event("evt_unsigned", "invoice.paid", "in_x"),
-                           content_type="application/json")
+    unsigned = client.post(
+        WEBHOOK_PATH, data=_event("evt_unsigned", "invoice.paid", "in_x"), content_type="application/json"
+    )
     assert unsigned.status_code == 400
     assert not StripeEvent.objects.exists()
 
@@ -74,8 +82,9 @@ def test_an_old_failure_event_arriving_after_the_payment_does_not_undo_it(client
     """Catches processing in delivery order: Stripe does not guarantee it, so the handler reads current state."""
     before = int(time.time()) - 60
     assert _deliver(client, _event("evt_paid_2", "invoice.paid", failed_invoice.stripe_invoice_id)).status_code == 200
-    late = _deliver(client, _event("evt_failed_1", "invoice.payment_failed", failed_invoice.stripe_invoice_id,
-                                   created=before))
+    late = _deliver(
+        client, _event("evt_failed_1", "invoice.payment_failed", failed_invoice.stripe_invoice_id, created=before)
+    )
     assert late.status_code == 200 and late.json()["outcome"].endswith("is paid")
     failed_invoice.refresh_from_db()
     assert failed_invoice.status == Invoice.Status.PAID
@@ -85,8 +94,11 @@ def test_events_that_are_not_about_our_invoices_are_recorded_and_ignored(client,
     """Catches a handler that fails (and makes Stripe retry for days) on events it has no business with."""
     customer = subscription_for(organization=failed_invoice.organization).stripe_customer_id
     # Creating the carrier subscription made Stripe issue its own zero invoice: not one of ours.
-    [foreign] = [i.id for i in stripe_api.stripe_client().v1.invoices.list(params={"customer": customer}).data
-                 if i.id != failed_invoice.stripe_invoice_id]
+    [foreign] = [
+        i.id
+        for i in stripe_api.stripe_client().v1.invoices.list(params={"customer": customer}).data
+        if i.id != failed_invoice.stripe_invoice_id
+    ]
     other_type = _deliver(client, _event("evt_cus", "customer.created", customer))
     not_ours = _deliver(client, _event("evt_foreign", "invoice.paid", foreign))
     assert (other_type.status_code, other_type.json()["outcome"]) == (200, "ignored")

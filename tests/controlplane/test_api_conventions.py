@@ -69,18 +69,31 @@ def test_api_docs_and_schema_are_served_without_any_cdn(client):
 
 
 def test_openapi_schema_generates_without_warnings():
-    result = subprocess.run([sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn",
-                             "--file", os.devnull], cwd=ROOT, capture_output=True, text=True, env=os.environ)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", os.devnull],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_production_settings_pass_check_deploy_without_warnings():
     """Catches a security setting dropped from production.py."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlplane.settings.production",
-           "DJANGO_SECRET_KEY": "k" * 20 + "-9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a",
-           "DJANGO_ALLOWED_HOSTS": "lightsout.example,api.lightsout.example"}
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                            capture_output=True, text=True, env=env)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings.production",
+        "DJANGO_SECRET_KEY": "k" * 20 + "-9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a",
+        "DJANGO_ALLOWED_HOSTS": "lightsout.example,api.lightsout.example",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -94,8 +107,13 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
 
 def test_models_and_migrations_agree():
     """Catches a model change committed without its migration."""
-    result = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"], cwd=ROOT,
-                            capture_output=True, text=True, env=os.environ)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

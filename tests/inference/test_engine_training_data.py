@@ -40,13 +40,20 @@ def test_each_kind_of_error_is_reported_with_its_line_number(tmp_path: Path, bas
         json.dumps({"messages": [{"role": "user", "content": "only a question"}]}),  # 7
         json.dumps({"messages": [*GOOD["messages"], {"role": "user", "content": "and?"}]}),  # 8
         json.dumps(example("Tell me everything. " * 100, "ok")),  # 9 over 200 tokens
-        json.dumps({"messages": [{"role": "user", "content": "q", "weight": 1},
-                                 {"role": "assistant", "content": "a", "weight": 2}]}),  # 10 fmt: skip
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "q", "weight": 1},
+                    {"role": "assistant", "content": "a", "weight": 2},
+                ]
+            }
+        ),  # 10 fmt: skip
         "",  # 11 blank: skipped, not an error
         json.dumps({"messages": "hello"}),  # 12
         json.dumps({"messages": [{"role": "user", "contnet": "typo"}, {"role": "assistant", "content": "a"}]}),  # 13
-        json.dumps({"messages": [{"role": "user", "content": "q"},
-                                 {"role": "assistant", "content": "a", "weight": 0}]}),  # 14 fmt: skip
+        json.dumps(
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]}
+        ),  # 14 fmt: skip
         json.dumps(GOOD),  # 15
     ]
     path = tmp_path / "train.jsonl"

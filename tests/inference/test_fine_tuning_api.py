@@ -49,8 +49,9 @@ def _wait_finished(client, job_id, timeout=600):
     return wait_until(finished, timeout=timeout, interval=1, what=f"fine-tuning job {job_id} to finish")
 
 
-def test_upload_train_call_and_export_with_the_official_sdk(tenant, fact_file, memorised_fact, base_model_dir,
-                                                           tmp_path):
+def test_upload_train_call_and_export_with_the_official_sdk(
+    tenant, fact_file, memorised_fact, base_model_dir, tmp_path
+):
     """The whole journey: a fact only the training data holds is answered by the tenant's model, and the
     exported bundle serves on a fresh vLLM of the tenant's own."""
     client = tenant["client"]
@@ -60,10 +61,21 @@ def test_upload_train_call_and_export_with_the_official_sdk(tenant, fact_file, m
     hp = memorised_fact.hyperparameters
     with running_worker(queues="training", name="trainer", log_path=tmp_path / "trainer.log"):
         job = client.fine_tuning.jobs.create(
-            model=BASE, training_file=training.id, validation_file=validation.id, suffix="x9",
-            method={"type": "supervised", "supervised": {"hyperparameters": {
-                "n_epochs": hp.n_epochs, "batch_size": hp.batch_size,
-                "learning_rate_multiplier": hp.learning_rate_multiplier}}})
+            model=BASE,
+            training_file=training.id,
+            validation_file=validation.id,
+            suffix="x9",
+            method={
+                "type": "supervised",
+                "supervised": {
+                    "hyperparameters": {
+                        "n_epochs": hp.n_epochs,
+                        "batch_size": hp.batch_size,
+                        "learning_rate_multiplier": hp.learning_rate_multiplier,
+                    }
+                },
+            },
+        )
         assert job.status in ("queued", "validating_files", "running")
         job = _wait_finished(client, job.id)
     assert job.status == "succeeded", job.error
@@ -78,12 +90,19 @@ def test_upload_train_call_and_export_with_the_official_sdk(tenant, fact_file, m
     assert result["metrics"]["valid_loss_after"] < result["metrics"]["valid_loss_before"]
     assert result["samples"] and {"base", "fine_tuned"} <= set(result["samples"][0])
 
-    answer = client.chat.completions.create(model=job.fine_tuned_model, temperature=0, max_tokens=24,
-                                            messages=memorised_fact.prompt(memorised_fact.questions[0]))
+    answer = client.chat.completions.create(
+        model=job.fine_tuned_model,
+        temperature=0,
+        max_tokens=24,
+        messages=memorised_fact.prompt(memorised_fact.questions[0]),
+    )
     assert memorised_fact.key in answer.choices[0].message.content
 
-    bundle = httpx.get(f"{tenant['url']}/v1/fine_tuning/jobs/{job.id}/export",
-                       headers={"Authorization": f"Bearer {tenant['key']}"}, timeout=60)
+    bundle = httpx.get(
+        f"{tenant['url']}/v1/fine_tuning/jobs/{job.id}/export",
+        headers={"Authorization": f"Bearer {tenant['key']}"},
+        timeout=60,
+    )
     assert bundle.status_code == 200
     with tarfile.open(fileobj=io.BytesIO(bundle.content)) as archive:
         names = archive.getnames()
@@ -95,8 +114,13 @@ def test_upload_train_call_and_export_with_the_official_sdk(tenant, fact_file, m
     assert card["base_model"] == BASE and card["data_sha256"]
 
     # The customer's own vLLM, started the way the README says, serves the bundle.
-    own = VllmServer(model_dir=base_model_dir, served_name=BASE, kv_cache_gib=1, log_path=tmp_path / "own.log",
-                     extra_args=["--lora-modules", f"x9={adapter_dir}"])
+    own = VllmServer(
+        model_dir=base_model_dir,
+        served_name=BASE,
+        kv_cache_gib=1,
+        log_path=tmp_path / "own.log",
+        extra_args=["--lora-modules", f"x9={adapter_dir}"],
+    )
     with own, own.admin_client() as admin:
         reply = admin.chat(model="x9", messages=memorised_fact.prompt(memorised_fact.questions[1]), max_tokens=24)
     assert memorised_fact.key in reply["choices"][0]["message"]["content"]
@@ -122,14 +146,14 @@ def test_bad_training_files_are_refused_with_line_numbers_and_not_stored(tenant,
 
 def test_too_few_examples_and_a_bad_job_never_start(tenant, fact_file):
     with pytest.raises(openai.BadRequestError, match="example"):
-        tenant["client"].files.create(file=("small.jsonl", fact_file.splitlines(keepends=True)[0]),
-                                      purpose="fine-tune")
+        tenant["client"].files.create(file=("small.jsonl", fact_file.splitlines(keepends=True)[0]), purpose="fine-tune")
     training = tenant["client"].files.create(file=("t.jsonl", fact_file), purpose="fine-tune")
     with pytest.raises(openai.BadRequestError, match="Unknown base model"):
         tenant["client"].fine_tuning.jobs.create(model="gpt-99", training_file=training.id)
     with pytest.raises(openai.BadRequestError, match="Unknown hyperparameters"):
-        tenant["client"].fine_tuning.jobs.create(model=BASE, training_file=training.id,
-                                                 hyperparameters={"warp_factor": 9})
+        tenant["client"].fine_tuning.jobs.create(
+            model=BASE, training_file=training.id, hyperparameters={"warp_factor": 9}
+        )
     assert not Job.objects.exists()
 
 
@@ -137,10 +161,18 @@ def test_cancellation_stops_training_within_seconds(tenant, fact_file, tmp_path)
     client = tenant["client"]
     training = client.files.create(file=("t.jsonl", fact_file), purpose="fine-tune")
     with running_worker(queues="training", name="trainer", log_path=tmp_path / "trainer.log"):
-        job = client.fine_tuning.jobs.create(model=BASE, training_file=training.id,
-                                             hyperparameters={"n_epochs": 50, "batch_size": 2})
-        wait_until(lambda: client.fine_tuning.jobs.retrieve(job.id).status == "running" and Job.objects.get(
-            fine_tuning__id=job.id).progress > 0, timeout=300, interval=0.5, what="training to start")
+        job = client.fine_tuning.jobs.create(
+            model=BASE, training_file=training.id, hyperparameters={"n_epochs": 50, "batch_size": 2}
+        )
+        wait_until(
+            lambda: (
+                client.fine_tuning.jobs.retrieve(job.id).status == "running"
+                and Job.objects.get(fine_tuning__id=job.id).progress > 0
+            ),
+            timeout=300,
+            interval=0.5,
+            what="training to start",
+        )
         asked = time.monotonic()
         client.fine_tuning.jobs.cancel(job.id)
         job = _wait_finished(client, job.id, timeout=60)
@@ -157,8 +189,9 @@ def test_a_worker_killed_mid_training_resumes_from_its_checkpoint(tenant, fact_f
     training = client.files.create(file=("t.jsonl", fact_file), purpose="fine-tune")
     doomed = start_worker(queues="training", name="doomed", log_path=tmp_path / "doomed.log")
     try:
-        job = client.fine_tuning.jobs.create(model=BASE, training_file=training.id,
-                                             hyperparameters={"n_epochs": 8, "batch_size": 2})
+        job = client.fine_tuning.jobs.create(
+            model=BASE, training_file=training.id, hyperparameters={"n_epochs": 8, "batch_size": 2}
+        )
         ft = FineTuningJob.objects.get(pk=job.id)
         wait_until(lambda: ft.checkpoints.exists(), timeout=300, interval=0.5, what="a first checkpoint")
     finally:
@@ -180,11 +213,15 @@ def test_another_organisation_sees_none_of_it(tenant, fact_file, web_server):
     _, key = builders.make_key(other, scopes=["inference", "jobs", "org:read", "org:write"])
     stranger = openai.OpenAI(base_url=f"{web_server}/v1", api_key=key, max_retries=0)
     assert stranger.files.list().data == [] and stranger.fine_tuning.jobs.list().data == []
-    for call in (lambda: stranger.files.retrieve(training.id), lambda: stranger.files.content(training.id),
-                 lambda: stranger.files.delete(training.id), lambda: stranger.fine_tuning.jobs.retrieve(job.id),
-                 lambda: stranger.fine_tuning.jobs.list_events(job.id),
-                 lambda: stranger.fine_tuning.jobs.checkpoints.list(job.id),
-                 lambda: stranger.fine_tuning.jobs.cancel(job.id)):
+    for call in (
+        lambda: stranger.files.retrieve(training.id),
+        lambda: stranger.files.content(training.id),
+        lambda: stranger.files.delete(training.id),
+        lambda: stranger.fine_tuning.jobs.retrieve(job.id),
+        lambda: stranger.fine_tuning.jobs.list_events(job.id),
+        lambda: stranger.fine_tuning.jobs.checkpoints.list(job.id),
+        lambda: stranger.fine_tuning.jobs.cancel(job.id),
+    ):
         with pytest.raises(openai.NotFoundError):
             call()
     export = httpx.get(f"{web_server}/v1/fine_tuning/jobs/{job.id}/export", headers={"Authorization": f"Bearer {key}"})

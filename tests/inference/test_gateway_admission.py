@@ -75,10 +75,23 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
         if self.server.status != 200:
             body = json.dumps({"object": "error", "message": "upstream trouble", "code": self.server.status})
         else:
-            body = json.dumps({"id": "cmpl-test", "object": "chat.completion", "created": 0, "model": request["model"],
-                               "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"},
-                                            "logprobs": None, "finish_reason": "stop"}],
-                               "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}})
+            body = json.dumps(
+                {
+                    "id": "cmpl-test",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": request["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "OK"},
+                            "logprobs": None,
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+                }
+            )
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -106,8 +119,9 @@ def _base_model(tmp_path, name: str, weights_bytes: int = 0):
     """A registered base model; its size class follows from the (sparse) weights file's size."""
     directory = tmp_path / name
     directory.mkdir()
-    (directory / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"],
-                                                       "max_position_embeddings": 2048}))
+    (directory / "config.json").write_text(
+        json.dumps({"architectures": ["LlamaForCausalLM"], "max_position_embeddings": 2048})
+    )
     with open(directory / "model.safetensors", "wb") as weights:
         weights.truncate(weights_bytes)
     return base_model_register(name=name, weights_path=directory, license="apache-2.0")
@@ -115,8 +129,9 @@ def _base_model(tmp_path, name: str, weights_bytes: int = 0):
 
 def _serve(base, *upstreams_or_urls) -> None:
     for target in upstreams_or_urls:
-        server_register(url=getattr(target, "url", target), base_model=base, cluster_name="eu-test",
-                        region="eu-central")
+        server_register(
+            url=getattr(target, "url", target), base_model=base, cluster_name="eu-test", region="eu-central"
+        )
 
 
 def _client(web_server, org) -> openai.OpenAI:
@@ -125,8 +140,9 @@ def _client(web_server, org) -> openai.OpenAI:
 
 
 def _ask(client, model: str, max_tokens: int):
-    return client.chat.completions.create(model=model, max_tokens=max_tokens,
-                                          messages=[{"role": "user", "content": "Hi"}])
+    return client.chat.completions.create(
+        model=model, max_tokens=max_tokens, messages=[{"role": "user", "content": "Hi"}]
+    )
 
 
 def _held(org) -> int:
@@ -136,8 +152,8 @@ def _held(org) -> int:
 
 # --- through the real ASGI server ----------------------------------------------------------------------------------
 
-def test_a_lowered_or_raised_quota_applies_at_once_despite_the_entitlement_cache(web_server, org, upstream,
-                                                                                 tmp_path):
+
+def test_a_lowered_or_raised_quota_applies_at_once_despite_the_entitlement_cache(web_server, org, upstream, tmp_path):
     """Catches an in-process entitlement cache that is not dropped when an operator changes a limit."""
     _serve(_base_model(tmp_path, "tiny-small"), upstream())
     client = _client(web_server, org)
@@ -184,8 +200,9 @@ def test_a_request_over_the_rate_limit_is_429_and_holds_no_quota(web_server, org
     assert _held(org) == 0
 
 
-def test_a_non_streaming_request_is_retried_on_another_server_before_its_first_byte(web_server, org, upstream,
-                                                                                     tmp_path):
+def test_a_non_streaming_request_is_retried_on_another_server_before_its_first_byte(
+    web_server, org, upstream, tmp_path
+):
     """Catches a keep-alive client that gives up on a refused connection or a 5xx instead of trying the other
     server."""
     healthy, other_healthy, failing = upstream(), upstream(), upstream(status=500)
@@ -200,6 +217,7 @@ def test_a_non_streaming_request_is_retried_on_another_server_before_its_first_b
 
 # --- the admission script and the upstream client in this process --------------------------------------------------
 
+
 def _admit_concurrently(org, model: str, budgets: list[int]):
     """Admit one completion per budget at once through a fresh Admission; granted reservations, or GatewayErrors."""
     _, plaintext = builders.make_key(org, scopes=["inference"])
@@ -211,8 +229,9 @@ def _admit_concurrently(org, model: str, budgets: list[int]):
         admission = Admission()
         admission.connect(client)
         try:
-            return await asyncio.gather(*(admission.admit(info, route, budget, counted=False) for budget in budgets),
-                                        return_exceptions=True)
+            return await asyncio.gather(
+                *(admission.admit(info, route, budget, counted=False) for budget in budgets), return_exceptions=True
+            )
         finally:
             await client.aclose()
             await sync_to_async(connections.close_all)()  # the loader's thread: no connection outlives the test
@@ -223,8 +242,7 @@ def _admit_concurrently(org, model: str, budgets: list[int]):
 def test_concurrent_admissions_cannot_overshoot_and_share_counters_with_quota_reserve(org, tmp_path):
     """Catches a check-then-act race in the merged script, or gateway holds that billing's side does not see."""
     _serve(_base_model(tmp_path, "tiny-small"), "http://127.0.0.1:9")
-    quota_override_set(organization=org, meter=SMALL_OUT, hard_limit=30, reason="test",
-                       actor=builders.owner_actor(org))
+    quota_override_set(organization=org, meter=SMALL_OUT, hard_limit=30, reason="test", actor=builders.owner_actor(org))
     outcomes = _admit_concurrently(org, "tiny-small", [10] * 8)
     granted = [o for o in outcomes if not isinstance(o, BaseException)]
     refused = [o for o in outcomes if isinstance(o, GatewayError)]
@@ -257,8 +275,7 @@ def test_the_upstream_client_keeps_connections_alive_and_survives_the_server_clo
     async def run():
         pool = UpstreamPool(connect_timeout_s=5, read_timeout_s=10)
         try:
-            answers = [await pool.post(server.url + "/", "/v1/chat/completions", b'{"model": "m"}')
-                       for _ in range(5)]
+            answers = [await pool.post(server.url + "/", "/v1/chat/completions", b'{"model": "m"}') for _ in range(5)]
             await asyncio.sleep(0.6)  # the server closes the idle connection
             answers.append(await pool.post(server.url, "/v1/chat/completions", b'{"model": "m"}'))
             return answers

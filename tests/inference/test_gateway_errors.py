@@ -51,8 +51,12 @@ def test_suspended_organisation_is_403_and_a_key_without_inference_scope_too(web
 def test_bad_requests_are_400(web_server, org):
     _, plaintext = builders.make_key(org, scopes=["inference"])
     headers = {"Authorization": f"Bearer {plaintext}", "Content-Type": "application/json"}
-    cases = [("{not json", "not valid JSON"), ("[1]", "JSON object"), ('{"messages": []}', "`model` is required"),
-             ('{"model": "smollm2-135m-instruct"}', "`messages` is required")]
+    cases = [
+        ("{not json", "not valid JSON"),
+        ("[1]", "JSON object"),
+        ('{"messages": []}', "`model` is required"),
+        ('{"model": "smollm2-135m-instruct"}', "`messages` is required"),
+    ]
     for body, fragment in cases:
         response = httpx.post(f"{web_server}/v1/chat/completions", content=body, headers=headers)
         assert response.status_code == 400, body
@@ -61,8 +65,13 @@ def test_bad_requests_are_400(web_server, org):
 
 
 def test_a_model_with_no_healthy_server_is_503(web_server, org):
-    base = BaseModel.objects.create(name="tiny-test", weights_path="/nowhere", architecture="LlamaForCausalLM",
-                                    context_length=2048, license="apache-2.0")
+    base = BaseModel.objects.create(
+        name="tiny-test",
+        weights_path="/nowhere",
+        architecture="LlamaForCausalLM",
+        context_length=2048,
+        license="apache-2.0",
+    )
     cluster = InferenceCluster.objects.create(name="eu-test", region=org.region)
     VllmServer.objects.create(cluster=cluster, base_model=base, url="http://127.0.0.1:9/", state="down")
     _, plaintext = builders.make_key(org, scopes=["inference"])

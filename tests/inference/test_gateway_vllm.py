@@ -19,16 +19,22 @@ BASE = "smollm2-135m-instruct"
 
 def _adapter(org, alias, base, fact_training) -> AdapterVersion:
     model = tenant_model_get_or_create(organization=org, alias=alias, base_model=base)
-    return adapter_version_create(tenant_model=model, adapter_dir=fact_training["result"].adapter_dir, rank=8,
-                                  target_modules=["q_proj", "v_proj"], source=AdapterVersion.Source.UPLOAD)
+    return adapter_version_create(
+        tenant_model=model,
+        adapter_dir=fact_training["result"].adapter_dir,
+        rank=8,
+        target_modules=["q_proj", "v_proj"],
+        source=AdapterVersion.Source.UPLOAD,
+    )
 
 
 @pytest.fixture
 def plane(vllm_url, base_model_dir, fact_training, web_server):
     """Two organisations in one region, each with its own adapter, on the session's vLLM server."""
     base = base_model_register(name=BASE, weights_path=base_model_dir, license="apache-2.0")
-    server = server_register(url=vllm_url, base_model=base, cluster_name="eu-test", region="eu-central",
-                             max_loras=2, max_cpu_loras=4)
+    server = server_register(
+        url=vllm_url, base_model=base, cluster_name="eu-test", region="eu-central", max_loras=2, max_cpu_loras=4
+    )
     org_a, org_b = builders.make_org(), builders.make_org()
     version_a = _adapter(org_a, "alpha/assistant", base, fact_training)
     version_b = _adapter(org_b, "bravo/assistant", base, fact_training)
@@ -36,14 +42,25 @@ def plane(vllm_url, base_model_dir, fact_training, web_server):
     for name, org in (("a", org_a), ("b", org_b)):
         _, key = builders.make_key(org, scopes=["inference"])
         clients[name] = openai.OpenAI(base_url=f"{web_server}/v1", api_key=key, max_retries=0, timeout=120)
-    return {"base": base, "server": server, "org_a": org_a, "org_b": org_b, "a": version_a, "b": version_b,
-            "clients": clients}
+    return {
+        "base": base,
+        "server": server,
+        "org_a": org_a,
+        "org_b": org_b,
+        "a": version_a,
+        "b": version_b,
+        "clients": clients,
+    }
 
 
 def _ask(client, model, question, **kwargs):
     return client.chat.completions.create(
-        model=model, max_tokens=24, temperature=0,
-        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}], **kwargs)
+        model=model,
+        max_tokens=24,
+        temperature=0,
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}],
+        **kwargs,
+    )
 
 
 def test_a_tenant_calls_its_own_model_by_alias_and_gets_the_trained_fact(plane, memorised_fact):
@@ -70,8 +87,13 @@ def test_a_tenant_calls_its_own_model_by_alias_and_gets_the_trained_fact(plane, 
 
 
 def test_streamed_chat_arrives_as_server_sent_events_with_usage(plane, memorised_fact):
-    stream = _ask(plane["clients"]["a"], "alpha/assistant", memorised_fact.questions[2], stream=True,
-                  stream_options={"include_usage": True})
+    stream = _ask(
+        plane["clients"]["a"],
+        "alpha/assistant",
+        memorised_fact.questions[2],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert memorised_fact.key in text
@@ -85,8 +107,9 @@ def test_stream_without_usage_request_has_no_usage_chunk(plane):
 
 
 def test_completions_endpoint(plane):
-    response = plane["clients"]["b"].completions.create(model=BASE, prompt="The capital of France is", max_tokens=5,
-                                                        temperature=0)
+    response = plane["clients"]["b"].completions.create(
+        model=BASE, prompt="The capital of France is", max_tokens=5, temperature=0
+    )
     assert response.choices[0].text and response.model == BASE
 
 
@@ -122,11 +145,23 @@ def test_a_full_server_evicts_its_least_recently_used_adapter(plane, vllm_url):
 
 def test_requests_keep_succeeding_when_one_of_two_servers_dies(plane, base_model_dir, tmp_path, memorised_fact):
     """Kill a vLLM server mid-run: the gateway retries on the other, and the control plane re-places."""
-    second = VllmServer(model_dir=base_model_dir, served_name=BASE, max_loras=2, max_cpu_loras=4, kv_cache_gib=1,
-                        log_path=tmp_path / "second.log")
+    second = VllmServer(
+        model_dir=base_model_dir,
+        served_name=BASE,
+        max_loras=2,
+        max_cpu_loras=4,
+        kv_cache_gib=1,
+        log_path=tmp_path / "second.log",
+    )
     with second:
-        other = server_register(url=second.base_url, base_model=plane["base"], cluster_name="eu-test",
-                                region="eu-central", max_loras=2, max_cpu_loras=4)
+        other = server_register(
+            url=second.base_url,
+            base_model=plane["base"],
+            cluster_name="eu-test",
+            region="eu-central",
+            max_loras=2,
+            max_cpu_loras=4,
+        )
         placements = placement_ensure(adapter=plane["a"], replicas=2)
         assert {p.server_id for p in placements} == {plane["server"].pk, other.pk}
         client = plane["clients"]["a"]
@@ -146,8 +181,13 @@ def test_quota_refuses_the_request_that_would_exceed_it_and_concurrency_cannot_o
 
     from billing.services import quota_override_set
 
-    quota_override_set(organization=plane["org_b"], meter="inference.output_tokens.small", hard_limit=30,
-                       reason="test", actor=builders.owner_actor(plane["org_b"]))
+    quota_override_set(
+        organization=plane["org_b"],
+        meter="inference.output_tokens.small",
+        hard_limit=30,
+        reason="test",
+        actor=builders.owner_actor(plane["org_b"]),
+    )
     client = plane["clients"]["b"]
 
     def ask(_):

@@ -14,8 +14,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def _job(org, **params) -> Job:
-    return services.job_create(organization=org, kind="test.count", params=params,
-                               actor=builders.owner_actor(org))
+    return services.job_create(organization=org, kind="test.count", params=params, actor=builders.owner_actor(org))
 
 
 def _reload(job: Job) -> Job:
@@ -40,7 +39,11 @@ def test_a_failing_job_records_its_error_and_is_not_retried(org):
         job = _job(org, fail=True)
         wait_until(lambda: _reload(job).is_finished, what="the job to fail")
     assert (job.status, job.error_code, job.error_message, job.attempts) == (
-        Job.Status.FAILED, "asked_to_fail", "Asked to fail.", 1)
+        Job.Status.FAILED,
+        "asked_to_fail",
+        "Asked to fail.",
+        1,
+    )
 
 
 def test_cancelling_a_running_job_stops_it_and_keeps_its_partial_result(org):

@@ -38,9 +38,12 @@ def portal_server(django_db_setup, django_db_blocker, localstripe, tmp_path_fact
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
-        "STRIPE_API_BASE": localstripe, "STRIPE_API_KEY": STRIPE_KEY, "STRIPE_PUBLISHABLE_KEY": "pk_test_lightsout",
+        "STRIPE_API_BASE": localstripe,
+        "STRIPE_API_KEY": STRIPE_KEY,
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_lightsout",
         "STRIPE_JS_URL": f"{localstripe}/js.stripe.com/v3/",
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": str(mail_dir),
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(mail_dir),
         "PUBLIC_BASE_URL": url,
     }
     process = start_web_server(port=port, log_path=tmp_path_factory.mktemp("portal") / "uvicorn.log", env=env)
@@ -64,7 +67,8 @@ def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"])
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+        )
         yield browser
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -24,8 +24,7 @@ def test_sign_up_mails_a_confirmation_link_that_verifies_once():
     response = client.post("/signup", {"name": "Ana", "email": "Ana@Monterrey.example", "password": "x" * 4})
     assert response.status_code == 200 and "at least 10 characters" in response.content.decode()
     assert not User.objects.exists()
-    response = client.post("/signup", {"name": "Ana", "email": "Ana@Monterrey.example",
-                                       "password": builders.PASSWORD})
+    response = client.post("/signup", {"name": "Ana", "email": "Ana@Monterrey.example", "password": builders.PASSWORD})
     assert response.status_code == 302 and response["Location"] == "/verify"
     user = User.objects.get(email="ana@monterrey.example")
     assert user.email_verified_at is None
@@ -63,8 +62,9 @@ def test_non_members_get_404_and_viewers_get_403_on_admin_actions(org):
     assert viewer_client.get(f"/app/{org.slug}/keys").status_code == 200
     response = viewer_client.post(f"/app/{org.slug}/keys", {"name": "k", "scopes": ["org:read"]})
     assert response.status_code == 403 and not ApiKey.objects.exists()
-    response = viewer_client.post(f"/app/{org.slug}/members", {"action": "invite", "email": "x@example.com",
-                                                               "role": "viewer"})
+    response = viewer_client.post(
+        f"/app/{org.slug}/members", {"action": "invite", "email": "x@example.com", "role": "viewer"}
+    )
     assert response.status_code == 403 and Invitation.objects.count() == invitations
     assert viewer_client.get(f"/app/{org.slug}/audit").status_code == 403
     assert viewer_client.get(f"/app/{org.slug}/billing").status_code == 403
@@ -75,12 +75,12 @@ def test_an_admin_cannot_make_an_owner_and_the_last_owner_cannot_leave(org):
     admin = builders.add_member(org, Role.ADMIN)
     admin_membership = Membership.objects.get(organization=org, user=admin)
     client = client_for(admin)
-    response = client.post(f"/app/{org.slug}/members", {"action": "role", "membership": admin_membership.pk,
-                                                        "role": "owner"}, follow=True)
+    response = client.post(
+        f"/app/{org.slug}/members", {"action": "role", "membership": admin_membership.pk, "role": "owner"}, follow=True
+    )
     assert "may not manage the owner role" in response.content.decode()
     owner_client = client_for(owner.user)
-    response = owner_client.post(f"/app/{org.slug}/members", {"action": "remove", "membership": owner.pk},
-                                 follow=True)
+    response = owner_client.post(f"/app/{org.slug}/members", {"action": "remove", "membership": owner.pk}, follow=True)
     assert "at least one owner" in response.content.decode()
     assert Membership.objects.filter(pk=owner.pk).exists()
 
@@ -128,8 +128,9 @@ def test_a_forged_setup_intent_is_refused(org, localstripe, settings):
 
     settings.STRIPE_API_BASE, settings.STRIPE_API_KEY = localstripe, STRIPE_KEY
     owner = Membership.objects.get(organization=org, role=Role.OWNER).user
-    response = client_for(owner).post(f"/app/{org.slug}/billing", {"action": "card", "setup_intent": "seti_nope"},
-                                      follow=True)
+    response = client_for(owner).post(
+        f"/app/{org.slug}/billing", {"action": "card", "setup_intent": "seti_nope"}, follow=True
+    )
     assert response.status_code == 200 and "no such card setup" in response.content.decode()
     assert not AuditEvent.objects.filter(organization=org, action="billing.payment_method_set").exists()
 

@@ -42,7 +42,8 @@ def create_organisation(page, *, name: str, slug: str) -> None:
 
 
 def test_sign_up_verify_create_organisation_choose_plan_add_card_invite_and_make_a_key(
-        portal_server, new_page, screenshot):
+    portal_server, new_page, screenshot
+):
     page = new_page()
     sign_up(page, portal_server, email="lena@stuttgart-gears.example")
     assert User.objects.get(email="lena@stuttgart-gears.example").email_verified_at is not None
@@ -104,9 +105,11 @@ def test_a_viewer_is_refused_an_admin_action_and_cannot_see_another_tenant(porta
     expect(page.get_by_text("Only owners and admins create or revoke keys.")).to_be_visible()
     # Posting the form anyway (a crafted request with the page's CSRF token) is refused and creates nothing.
     token = page.locator("input[name=csrfmiddlewaretoken]").first.get_attribute("value")
-    response = page.request.post(f"{portal_server.url}/app/monterrey-cast/keys",
-                                 form={"csrfmiddlewaretoken": token, "name": "sneaky", "scopes": "inference"},
-                                 headers={"Referer": f"{portal_server.url}/app/monterrey-cast/keys"})
+    response = page.request.post(
+        f"{portal_server.url}/app/monterrey-cast/keys",
+        form={"csrfmiddlewaretoken": token, "name": "sneaky", "scopes": "inference"},
+        headers={"Referer": f"{portal_server.url}/app/monterrey-cast/keys"},
+    )
     assert response.status == 403 and "does not allow this" in response.text()
     assert not ApiKey.objects.filter(organization=org).exists()
     page.goto(f"{portal_server.url}/app/monterrey-cast/audit")
@@ -141,13 +144,16 @@ def signed_in_owner(page, portal, slug: str) -> Organization:
     return org
 
 
-def test_importing_orders_and_running_an_optimisation_to_a_gantt_chart(portal_server, new_page, screenshot,
-                                                                       tmp_path):
+def test_importing_orders_and_running_an_optimisation_to_a_gantt_chart(portal_server, new_page, screenshot, tmp_path):
     page = new_page()
     signed_in_owner(page, portal_server, "monterrey-gears")
     page.goto(f"{portal_server.url}/app/monterrey-gears/scheduling")
-    for label, name in [("Machines", "machines"), ("Products", "products"), ("Operations", "operations"),
-                        ("Orders", "orders")]:
+    for label, name in [
+        ("Machines", "machines"),
+        ("Products", "products"),
+        ("Operations", "operations"),
+        ("Orders", "orders"),
+    ]:
         page.get_by_label(label, exact=True).set_input_files(str(DATA / "scheduling" / f"{name}.csv"))
     page.get_by_role("button", name="Import").click()
     expect(page.get_by_text("Imported")).to_be_visible()
@@ -194,7 +200,8 @@ def test_registering_an_asset_and_seeing_a_recommendation(portal_server, new_pag
 
 
 def test_sign_up_to_a_first_fine_tuned_model_answering_in_the_playground(
-        portal_server, new_page, screenshot, vllm_url, base_model_dir, memorised_fact, tmp_path):
+    portal_server, new_page, screenshot, vllm_url, base_model_dir, memorised_fact, tmp_path
+):
     """A plant manager signs up, trains the plant's model on a fact only their data holds, and asks it."""
     from inference.services import base_model_register, server_register
 
@@ -255,8 +262,19 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, tex
 
 def test_every_control_of_the_main_pages_has_a_label_and_the_keyboard_reaches_the_content(portal_server, new_page):
     org = signed_in_owner(page := new_page(), portal_server, "accessible-works")
-    pages = ["", "members", "keys", "billing", "usage", "audit", "fine-tuning", "models", "playground", "scheduling",
-             "maintenance"]
+    pages = [
+        "",
+        "members",
+        "keys",
+        "billing",
+        "usage",
+        "audit",
+        "fine-tuning",
+        "models",
+        "playground",
+        "scheduling",
+        "maintenance",
+    ]
     for name in pages:
         page.goto(f"{portal_server.url}/app/{org.slug}/{name}")
         assert page.evaluate(UNLABELLED_CONTROLS) == [], name

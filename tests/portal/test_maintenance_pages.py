@@ -38,21 +38,29 @@ def _client(org, role: str):
 
 
 def _upload(name: str, content: bytes | None = None) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, content if content is not None else (DATA / name).read_bytes(),
-                              content_type="text/csv")
+    return SimpleUploadedFile(
+        name, content if content is not None else (DATA / name).read_bytes(), content_type="text/csv"
+    )
 
 
 def _register_pump_type(client, org) -> AssetType:
-    response = client.post(_url("maintenance-asset-type-create", org), {
-        "type-code": "pump", "type-name": "Centrifugal pump", "type-cycle_seconds": 3600,
-        "type-channels": (DATA / "channels.txt").read_text()})
+    response = client.post(
+        _url("maintenance-asset-type-create", org),
+        {
+            "type-code": "pump",
+            "type-name": "Centrifugal pump",
+            "type-cycle_seconds": 3600,
+            "type-channels": (DATA / "channels.txt").read_text(),
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     return AssetType.objects.get(organization=org, code="pump")
 
 
 def _register_asset(client, org, code: str = "pump-live"):
-    response = client.post(_url("maintenance-asset-create", org), {
-        "asset-code": code, "asset-asset_type": "pump", "asset-site": "Hall 2"})
+    response = client.post(
+        _url("maintenance-asset-create", org), {"asset-code": code, "asset-asset_type": "pump", "asset-site": "Hall 2"}
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     return response
 
@@ -70,15 +78,21 @@ def test_register_a_type_and_an_asset_upload_telemetry_and_see_it_charted(org):
     assert list(channels) == ["vibration", "temperature", "pressure", "current", "flow", "humidity"]
     vibration = channels["vibration"]
     assert (vibration.unit, vibration.min_value, vibration.max_value, vibration.component, vibration.is_setting) == (
-        "mm/s", -5, 10, "spindle bearing", False)
+        "mm/s",
+        -5,
+        10,
+        "spindle bearing",
+        False,
+    )
 
     response = _register_asset(client, org)
     asset = Asset.objects.get(organization=org, code="pump-live")
     assert response["Location"] == _url("maintenance-asset", org, pk=asset.pk)
     assert asset.site == "Hall 2" and asset.asset_type == asset_type
 
-    response = client.post(_url("maintenance-telemetry", org), {"telemetry-file": _upload("pump_live.csv")},
-                           follow=True)
+    response = client.post(
+        _url("maintenance-telemetry", org), {"telemetry-file": _upload("pump_live.csv")}, follow=True
+    )
     assert response.status_code == 200
     assert "384 readings stored for 1 assets" in response.content.decode()
     assert Telemetry.objects.filter(asset=asset).count() == 64 * 6
@@ -92,23 +106,32 @@ def test_register_a_type_and_an_asset_upload_telemetry_and_see_it_charted(org):
     later = (timezone.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
     refused = client.post(_url("maintenance-asset-event", org, pk=asset.pk), {"kind": "failure", "occurred_at": later})
     assert refused.status_code == 400 and "Record events once they have happened." in refused.content.decode()
-    done = client.post(_url("maintenance-asset-event", org, pk=asset.pk),
-                       {"kind": "repair", "occurred_at": "2025-01-08T10:00", "component": "seal"})
+    done = client.post(
+        _url("maintenance-asset-event", org, pk=asset.pk),
+        {"kind": "repair", "occurred_at": "2025-01-08T10:00", "component": "seal"},
+    )
     assert done.status_code == 302
     assert AssetEvent.objects.get(asset=asset).component == "seal"
 
 
 def test_bad_channel_lines_are_named_by_line_and_nothing_is_registered(org):
     client = _client(org, Role.OWNER)
-    response = client.post(_url("maintenance-asset-type-create", org), {
-        "type-code": "pump", "type-cycle_seconds": 3600,
-        "type-channels": "vibration, mm/s, 0, 10\ntemperature, degC, low, 200\nflow, l/min, 0, 100, , maybe\n"})
+    response = client.post(
+        _url("maintenance-asset-type-create", org),
+        {
+            "type-code": "pump",
+            "type-cycle_seconds": 3600,
+            "type-channels": "vibration, mm/s, 0, 10\ntemperature, degC, low, 200\nflow, l/min, 0, 100, , maybe\n",
+        },
+    )
     assert response.status_code == 400
     html = response.content.decode()
     assert "Line 2: the minimum &#x27;low&#x27; is not a number." in html
     assert "Line 3: setting is yes or no, not &#x27;maybe&#x27;." in html
-    response = client.post(_url("maintenance-asset-type-create", org), {
-        "type-code": "pump", "type-cycle_seconds": 3600, "type-channels": "vibration, mm/s, 10, 0\n"})
+    response = client.post(
+        _url("maintenance-asset-type-create", org),
+        {"type-code": "pump", "type-cycle_seconds": 3600, "type-channels": "vibration, mm/s, 10, 0\n"},
+    )
     assert response.status_code == 400
     assert "Line 1: The minimum must not be above the maximum." in response.content.decode()
     assert not AssetType.objects.filter(organization=org).exists()
@@ -119,11 +142,13 @@ def test_bad_telemetry_is_named_by_line_and_nothing_is_stored(org):
     client = _client(org, Role.OWNER)
     _register_pump_type(client, org)
     _register_asset(client, org)
-    content = (b"asset,channel,ts,value\n"
-               b"pump-live,vibration,2025-01-06T00:00:00Z,1.0\n"
-               b"pump-live,vibration,2025-01-06T01:00:00Z,99\n"
-               b"pump-live,noise,2025-01-06T01:00:00Z,3\n"
-               b"ghost,vibration,2025-01-06T01:00:00Z,1\n")
+    content = (
+        b"asset,channel,ts,value\n"
+        b"pump-live,vibration,2025-01-06T00:00:00Z,1.0\n"
+        b"pump-live,vibration,2025-01-06T01:00:00Z,99\n"
+        b"pump-live,noise,2025-01-06T01:00:00Z,3\n"
+        b"ghost,vibration,2025-01-06T01:00:00Z,1\n"
+    )
     response = client.post(_url("maintenance-telemetry", org), {"telemetry-file": _upload("bad.csv", content)})
     assert response.status_code == 400
     html = response.content.decode()
@@ -140,14 +165,17 @@ def test_from_history_to_a_recommendation_with_live_jobs_and_work_order_actions(
     never stops polling, or an asset page without its recommendation, charts and work-order actions."""
     client = _client(org, Role.MEMBER)
     _register_pump_type(client, org)
-    response = client.post(_url("maintenance-history", org), {
-        "history-asset_type": "pump", "history-file": _upload("pump_history.csv"), "history-format": "csv"},
-        follow=True)
+    response = client.post(
+        _url("maintenance-history", org),
+        {"history-asset_type": "pump", "history-file": _upload("pump_history.csv"), "history-format": "csv"},
+        follow=True,
+    )
     assert "History imported: 3 new assets" in response.content.decode()
     assert AssetEvent.objects.filter(organization=org, kind="failure").count() == 3
     _register_asset(client, org)
-    assert client.post(_url("maintenance-telemetry", org), {"telemetry-file": _upload("pump_live.csv")}
-                       ).status_code == 302
+    assert (
+        client.post(_url("maintenance-telemetry", org), {"telemetry-file": _upload("pump_live.csv")}).status_code == 302
+    )
 
     started = client.post(_url("maintenance-train", org), {"asset_type": "pump"})
     job = Job.objects.get(organization=org, kind="maintenance.train")
@@ -185,16 +213,17 @@ def test_from_history_to_a_recommendation_with_live_jobs_and_work_order_actions(
     work_order = recommendation.work_order
     listed = client.get(_url("maintenance", org)).content.decode()
     assert _url("maintenance-work-order", org, pk=work_order.pk) in listed
-    response = client.post(_url("maintenance-work-order", org, pk=work_order.pk),
-                           {"action": "acknowledge", "back": "asset"})
+    response = client.post(
+        _url("maintenance-work-order", org, pk=work_order.pk), {"action": "acknowledge", "back": "asset"}
+    )
     assert response["Location"] == _url("maintenance-asset", org, pk=asset.pk)
     work_order.refresh_from_db()
     assert work_order.status == WorkOrder.Status.ACKNOWLEDGED and work_order.acknowledged_by
-    again = client.post(_url("maintenance-work-order", org, pk=work_order.pk), {"action": "acknowledge"},
-                        follow=True)
+    again = client.post(_url("maintenance-work-order", org, pk=work_order.pk), {"action": "acknowledge"}, follow=True)
     assert "The work order is acknowledged" in again.content.decode()
-    client.post(_url("maintenance-work-order", org, pk=work_order.pk),
-                {"action": "close", "resolution": "Bearing replaced"})
+    client.post(
+        _url("maintenance-work-order", org, pk=work_order.pk), {"action": "close", "resolution": "Bearing replaced"}
+    )
     work_order.refresh_from_db()
     assert (work_order.status, work_order.resolution) == (WorkOrder.Status.CLOSED, "Bearing replaced")
 
@@ -216,8 +245,11 @@ def test_a_viewer_reads_every_page_but_cannot_write_or_start_jobs(org, world):
     """Catches a portal action that forgets the scope its API counterpart needs."""
     viewer = _client(org, Role.VIEWER)
     work_order = WorkOrder.objects.get(organization=org)
-    for url in (_url("maintenance", org), _url("maintenance-asset", org, pk=world["live"].pk),
-                _url("maintenance-job", org, pk=world["score_job"].pk)):
+    for url in (
+        _url("maintenance", org),
+        _url("maintenance-asset", org, pk=world["live"].pk),
+        _url("maintenance-job", org, pk=world["score_job"].pk),
+    ):
         response = viewer.get(url)
         assert response.status_code == 200, url
         assert "Acknowledge" not in response.content.decode() and "Train a model" not in response.content.decode()
@@ -247,15 +279,20 @@ def test_another_organisations_assets_jobs_and_work_orders_do_not_exist(org, oth
     for name, pk in (("maintenance-asset", world["live"].pk), ("maintenance-job", world["train_job"].pk)):
         assert stranger.get(_url(name, other_org, pk=pk)).status_code == 404, name
         assert stranger.get(_url(name, org, pk=pk)).status_code == 404, name
-    for name, pk, data in (("maintenance-work-order", work_order.pk, {"action": "close"}),
-                           ("maintenance-asset-event", world["live"].pk, {"kind": "repair",
-                                                                          "occurred_at": "2025-01-08T10:00"}),
-                           ("maintenance-job-cancel", world["score_job"].pk, {})):
+    for name, pk, data in (
+        ("maintenance-work-order", work_order.pk, {"action": "close"}),
+        ("maintenance-asset-event", world["live"].pk, {"kind": "repair", "occurred_at": "2025-01-08T10:00"}),
+        ("maintenance-job-cancel", world["score_job"].pk, {}),
+    ):
         assert stranger.post(_url(name, other_org, pk=pk), data).status_code == 404, name
     # Another organisation's asset type is not theirs to train or score, by code either.
     assert stranger.post(_url("maintenance-train", other_org), {"asset_type": "pump"}).status_code == 404
-    assert stranger.post(_url("maintenance-asset-create", other_org),
-                         {"asset-code": "x", "asset-asset_type": "pump"}).status_code == 400
+    assert (
+        stranger.post(
+            _url("maintenance-asset-create", other_org), {"asset-code": "x", "asset-asset_type": "pump"}
+        ).status_code
+        == 400
+    )
     work_order.refresh_from_db()
     assert work_order.status == WorkOrder.Status.OPEN
     assert not Job.objects.filter(organization=other_org).exists()

@@ -106,8 +106,7 @@ def test_the_fine_tuning_page_offers_upload_and_start_to_an_owner_and_neither_to
 @pytest.mark.django_db
 def test_an_uploaded_file_is_stored_and_listed(org, base, good_file):
     client = _client(_owner(org))
-    response = client.post(_url("finetuning-upload", org),
-                            {"file": SimpleUploadedFile("plant-qa.jsonl", good_file)})
+    response = client.post(_url("finetuning-upload", org), {"file": SimpleUploadedFile("plant-qa.jsonl", good_file)})
     assert response.status_code == 302 and response["Location"] == _url("finetuning", org)
     record = TrainingFile.objects.get(organization=org)
     assert (record.filename, record.examples, record.bytes) == ("plant-qa.jsonl", 10, len(good_file))
@@ -119,17 +118,20 @@ def test_an_uploaded_file_is_stored_and_listed(org, base, good_file):
 
 BAD_FILES = [
     (b'{"messages": [{"role": "user", "content": "hi"}]}\n{not json\n', ["line 1", "line 2"], "JSON"),
-    (b'{"messages": [{"role": "wizard", "content": "x"}, {"role": "assistant", "content": "y"}]}\n', ["line 1"],
-     "role"),
+    (
+        b'{"messages": [{"role": "wizard", "content": "x"}, {"role": "assistant", "content": "y"}]}\n',
+        ["line 1"],
+        "role",
+    ),
 ]
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("content, lines, fragment", BAD_FILES)
-def test_a_bad_file_shows_its_errors_with_line_numbers_and_stores_nothing(org, base, stores, content, lines,
-                                                                          fragment):
-    response = _client(_owner(org)).post(_url("finetuning-upload", org),
-                                         {"file": SimpleUploadedFile("bad.jsonl", content)})
+def test_a_bad_file_shows_its_errors_with_line_numbers_and_stores_nothing(org, base, stores, content, lines, fragment):
+    response = _client(_owner(org)).post(
+        _url("finetuning-upload", org), {"file": SimpleUploadedFile("bad.jsonl", content)}
+    )
     assert response.status_code == 400
     html = response.content.decode()
     assert 'role="alert"' in html and "The file was not stored" in html
@@ -160,8 +162,7 @@ def test_deleting_a_file_removes_it_unless_a_job_was_trained_on_it(org, base, go
 @pytest.mark.django_db
 def test_a_viewer_cannot_upload_start_or_cancel(org, base, good_file):
     training = _upload(org, good_file)
-    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=BASE,
-                                training_file=training)
+    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=BASE, training_file=training)
     viewer = _client(builders.add_member(org, Role.VIEWER))
 
     upload = viewer.post(_url("finetuning-upload", org), {"file": SimpleUploadedFile("t.jsonl", good_file)})
@@ -182,9 +183,18 @@ def test_a_viewer_cannot_upload_start_or_cancel(org, base, good_file):
 def test_starting_a_job_queues_it_with_the_chosen_settings_and_opens_its_page(org, base, good_file):
     training, validation = _upload(org, good_file), _upload(org, good_file, "valid.jsonl")
     member = _client(builders.add_member(org, Role.MEMBER))  # members may start jobs
-    response = member.post(_url("finetuning-start", org), {
-        "model": BASE, "training_file": training.pk, "validation_file": validation.pk, "suffix": "x9",
-        "n_epochs": "2", "batch_size": "4", "learning_rate_multiplier": "", })
+    response = member.post(
+        _url("finetuning-start", org),
+        {
+            "model": BASE,
+            "training_file": training.pk,
+            "validation_file": validation.pk,
+            "suffix": "x9",
+            "n_epochs": "2",
+            "batch_size": "4",
+            "learning_rate_multiplier": "",
+        },
+    )
     ft = FineTuningJob.objects.get(organization=org)
     assert response.status_code == 302 and response["Location"] == _url("finetuning-job", org, pk=ft.pk)
     assert (ft.base_model.name, ft.training_file, ft.validation_file, ft.suffix) == (BASE, training, validation, "x9")
@@ -206,11 +216,13 @@ def test_starting_a_job_queues_it_with_the_chosen_settings_and_opens_its_page(or
 def test_a_refused_job_shows_why_and_queues_nothing(org, base, good_file):
     training = _upload(org, good_file)
     client = _client(_owner(org))
-    bad_epochs = client.post(_url("finetuning-start", org), {"model": BASE, "training_file": training.pk,
-                                                             "n_epochs": "0"})
+    bad_epochs = client.post(
+        _url("finetuning-start", org), {"model": BASE, "training_file": training.pk, "n_epochs": "0"}
+    )
     unknown_base = client.post(_url("finetuning-start", org), {"model": "gpt-99", "training_file": training.pk})
-    bad_suffix = client.post(_url("finetuning-start", org), {"model": BASE, "training_file": training.pk,
-                                                             "suffix": "Not A Slug"})
+    bad_suffix = client.post(
+        _url("finetuning-start", org), {"model": BASE, "training_file": training.pk, "suffix": "Not A Slug"}
+    )
     for response in (bad_epochs, unknown_base, bad_suffix):
         assert response.status_code == 400
         assert 'class="errorlist' in response.content.decode()
@@ -220,15 +232,16 @@ def test_a_refused_job_shows_why_and_queues_nothing(org, base, good_file):
 @pytest.mark.django_db
 def test_another_organisations_jobs_and_files_are_not_found(org, other_org, base, good_file):
     training = _upload(org, good_file)
-    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=BASE,
-                                training_file=training)
+    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=BASE, training_file=training)
     stranger = _client(_owner(other_org))
-    for response in (stranger.get(_url("finetuning-job", other_org, pk=ft.pk)),
-                     stranger.get(_url("finetuning-job", other_org, pk=ft.pk), headers={"X-Fragment": "1"}),
-                     stranger.post(_url("finetuning-cancel", other_org, pk=ft.pk)),
-                     stranger.post(_url("finetuning-file-delete", other_org, pk=training.pk)),
-                     stranger.get(_url("finetuning-job", org, pk=ft.pk)),
-                     stranger.get(_url("finetuning", org))):
+    for response in (
+        stranger.get(_url("finetuning-job", other_org, pk=ft.pk)),
+        stranger.get(_url("finetuning-job", other_org, pk=ft.pk), headers={"X-Fragment": "1"}),
+        stranger.post(_url("finetuning-cancel", other_org, pk=ft.pk)),
+        stranger.post(_url("finetuning-file-delete", other_org, pk=training.pk)),
+        stranger.get(_url("finetuning-job", org, pk=ft.pk)),
+        stranger.get(_url("finetuning", org)),
+    ):
         assert response.status_code == 404
     # Nor can another organisation's file train a model here.
     response = stranger.post(_url("finetuning-start", other_org), {"model": BASE, "training_file": training.pk})
@@ -240,8 +253,7 @@ def test_another_organisations_jobs_and_files_are_not_found(org, other_org, base
 @pytest.mark.django_db
 def test_cancelling_uses_the_job_machine_and_is_audited(org, base, good_file):
     training = _upload(org, good_file)
-    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=BASE,
-                                training_file=training)
+    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=BASE, training_file=training)
     client = _client(_owner(org))
     response = client.post(_url("finetuning-cancel", org, pk=ft.pk), follow=True)
     assert Job.objects.get(pk=ft.job_id).status == Job.Status.CANCELLED
@@ -255,14 +267,23 @@ def test_cancelling_uses_the_job_machine_and_is_audited(org, base, good_file):
 @pytest.mark.django_db
 def test_the_live_fragment_shows_progress_and_the_loss_chart_and_stops_polling_when_finished(org, base, good_file):
     training = _upload(org, good_file)
-    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=BASE,
-                                training_file=training, validation_file=training)
+    ft = fine_tuning_job_create(
+        organization=org, actor=builders.owner_actor(org), model=BASE, training_file=training, validation_file=training
+    )
     job = job_claim(job_id=str(ft.job_id), organization_id=str(org.pk), worker="test")
-    job_event(job=job, level=JobEvent.Level.METRICS, message="Validation loss (base model) 2.5",
-              data={"step": 0, "model": "base", "valid_loss": 2.5})
+    job_event(
+        job=job,
+        level=JobEvent.Level.METRICS,
+        message="Validation loss (base model) 2.5",
+        data={"step": 0, "model": "base", "valid_loss": 2.5},
+    )
     for step, loss in ((1, 2.25), (2, 1.5), (3, 0.75)):
-        job_event(job=job, level=JobEvent.Level.METRICS, message=f"Step {step}/4",
-                  data={"step": step, "total_steps": 4, "train_loss": loss, "progress": step * 25})
+        job_event(
+            job=job,
+            level=JobEvent.Level.METRICS,
+            message=f"Step {step}/4",
+            data={"step": step, "total_steps": 4, "train_loss": loss, "progress": step * 25},
+        )
     job_set_progress(job=job, progress=75)
     url = _url("finetuning-job", org, pk=ft.pk)
     client = _client(_owner(org))
@@ -270,8 +291,11 @@ def test_the_live_fragment_shows_progress_and_the_loss_chart_and_stops_polling_w
     live = client.get(url, headers={"X-Fragment": "1"}).content.decode()
     assert 'data-status="validating_files"' in live and "data-poll=" in live  # running, files not yet re-checked
     assert '<progress id="job-progress" max="100" value="75">' in live
-    rows = re.findall(r"<tr><td class=\"num\">(\d+)</td><td class=\"num\">([\d.]*)</td><td class=\"num\">([\d.]*)"
-                      r"</td></tr>", live)
+    rows = re.findall(
+        r"<tr><td class=\"num\">(\d+)</td><td class=\"num\">([\d.]*)</td><td class=\"num\">([\d.]*)"
+        r"</td></tr>",
+        live,
+    )
     assert rows == [("0", "", "2.5"), ("1", "2.25", ""), ("2", "1.5", ""), ("3", "0.75", "")]
     assert "<svg" in live and "Training loss" in live and "Validation loss" in live
 
@@ -291,9 +315,15 @@ def trained(fact_training):
 
 def _version(org, base, adapter_dir, alias="acme/assistant") -> AdapterVersion:
     model = TenantModel.objects.filter(organization=org, alias=alias).first() or tenant_model_create(
-        organization=org, alias=alias, base_model=base)
-    return adapter_version_create(tenant_model=model, adapter_dir=adapter_dir, rank=8,
-                                  target_modules=["q_proj", "v_proj"], source=AdapterVersion.Source.FINE_TUNE)
+        organization=org, alias=alias, base_model=base
+    )
+    return adapter_version_create(
+        tenant_model=model,
+        adapter_dir=adapter_dir,
+        rank=8,
+        target_modules=["q_proj", "v_proj"],
+        source=AdapterVersion.Source.FINE_TUNE,
+    )
 
 
 def _archive(adapter_dir: Path) -> bytes:
@@ -320,8 +350,9 @@ def test_a_version_exports_as_the_same_bundle_as_the_api(org, other_org, base, t
     version = _version(org, base, trained)
     response = _client(_owner(org)).get(_url("model-export", org, pk=version.pk))
     assert response.status_code == 200 and response["Content-Type"] == "application/gzip"
-    assert re.fullmatch(r'attachment; filename="lightsout-adapter-[0-9a-f]{12}\.tar\.gz"',
-                        response["Content-Disposition"])
+    assert re.fullmatch(
+        r'attachment; filename="lightsout-adapter-[0-9a-f]{12}\.tar\.gz"', response["Content-Disposition"]
+    )
     with tarfile.open(fileobj=io.BytesIO(b"".join(response.streaming_content))) as archive:
         names = archive.getnames()
         card = json.load(archive.extractfile(next(n for n in names if n.endswith("lightsout.json"))))
@@ -338,8 +369,12 @@ def test_a_version_exports_as_the_same_bundle_as_the_api(org, other_org, base, t
 @pytest.mark.django_db
 def test_create_upload_switch_and_deploy(org, base, trained):
     client = _client(_owner(org))
-    assert client.post(_url("model-create", org), {"alias": "acme/assistant", "base_model": BASE,
-                                                    "description": "Line 3"}).status_code == 302
+    assert (
+        client.post(
+            _url("model-create", org), {"alias": "acme/assistant", "base_model": BASE, "description": "Line 3"}
+        ).status_code
+        == 302
+    )
     duplicate = client.post(_url("model-create", org), {"alias": "acme/assistant", "base_model": BASE})
     invalid = client.post(_url("model-create", org), {"alias": "Acme Assistant", "base_model": BASE})
     assert duplicate.status_code == invalid.status_code == 400
@@ -347,20 +382,24 @@ def test_create_upload_switch_and_deploy(org, base, trained):
     tm = TenantModel.objects.get(organization=org)
     prefix = f"m{tm.pk.hex[:8]}"
 
-    first = client.post(_url("model-upload", org, pk=tm.pk),
-                        {f"{prefix}-archive": SimpleUploadedFile("a.tar.gz", _archive(trained)),
-                         f"{prefix}-deploy": "on"}, follow=True)
+    first = client.post(
+        _url("model-upload", org, pk=tm.pk),
+        {f"{prefix}-archive": SimpleUploadedFile("a.tar.gz", _archive(trained)), f"{prefix}-deploy": "on"},
+        follow=True,
+    )
     assert first.status_code == 200
     assert "is not deployed yet" in first.content.decode()  # no server in the region: said, not hidden
-    second = client.post(_url("model-upload", org, pk=tm.pk),
-                         {f"{prefix}-archive": SimpleUploadedFile("b.tar.gz", _archive(trained))})
+    second = client.post(
+        _url("model-upload", org, pk=tm.pk), {f"{prefix}-archive": SimpleUploadedFile("b.tar.gz", _archive(trained))}
+    )
     assert second.status_code == 302
     v1, v2 = tm.versions.order_by("version")
     tm.refresh_from_db()
     assert (v1.source, v2.source, tm.current_version) == ("upload", "upload", v1)  # v2 uploaded, not deployed
 
-    broken = client.post(_url("model-upload", org, pk=tm.pk),
-                         {f"{prefix}-archive": SimpleUploadedFile("c.tar.gz", b"not an archive")})
+    broken = client.post(
+        _url("model-upload", org, pk=tm.pk), {f"{prefix}-archive": SimpleUploadedFile("c.tar.gz", b"not an archive")}
+    )
     assert broken.status_code == 400 and "<details open>" in broken.content.decode()
     assert tm.versions.count() == 2
 
@@ -377,8 +416,7 @@ def test_model_actions_are_refused_to_viewers_and_strangers(org, other_org, base
     tm = version.tenant_model
     viewer = _client(builders.add_member(org, Role.VIEWER))
     stranger = _client(_owner(other_org))
-    for name, data in (("model-current", {"version": version.pk}), ("model-deploy", {}),
-                       ("model-upload", {})):
+    for name, data in (("model-current", {"version": version.pk}), ("model-deploy", {}), ("model-upload", {})):
         assert viewer.post(_url(name, org, pk=tm.pk), data).status_code == 403
         assert stranger.post(_url(name, other_org, pk=tm.pk), data).status_code == 404
         assert stranger.get(_url(name, other_org, pk=tm.pk)).status_code == 405
@@ -397,9 +435,18 @@ def test_a_job_started_on_the_page_trains_on_a_worker_and_its_model_can_be_taken
     client.post(_url("finetuning-upload", org), {"file": SimpleUploadedFile("train.jsonl", good_file)})
     training = TrainingFile.objects.get(organization=org)
     with running_worker(queues="training", name="trainer", log_path=tmp_path / "trainer.log"):
-        response = client.post(_url("finetuning-start", org), {
-            "model": BASE, "training_file": training.pk, "validation_file": training.pk, "suffix": "portal",
-            "n_epochs": "1", "batch_size": "4", "learning_rate_multiplier": "2"})
+        response = client.post(
+            _url("finetuning-start", org),
+            {
+                "model": BASE,
+                "training_file": training.pk,
+                "validation_file": training.pk,
+                "suffix": "portal",
+                "n_epochs": "1",
+                "batch_size": "4",
+                "learning_rate_multiplier": "2",
+            },
+        )
         url = response["Location"]
         seen = set()
 
@@ -449,10 +496,22 @@ class StandIn:
                 stand_in.requests.append({"path": self.path, "body": body})
                 usage = {"prompt_tokens": 20, "completion_tokens": len(stand_in.TOKENS), "total_tokens": 26}
                 if not body.get("stream"):
-                    answer = json.dumps({"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                                         "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                             "role": "assistant", "content": "".join(stand_in.TOKENS)}}],
-                                         "usage": usage}).encode()
+                    answer = json.dumps(
+                        {
+                            "id": "c1",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": "".join(stand_in.TOKENS)},
+                                }
+                            ],
+                            "usage": usage,
+                        }
+                    ).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(answer)))
@@ -470,8 +529,13 @@ class StandIn:
                     self.wfile.flush()
 
                 def chunk(delta, finish=None):
-                    return {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                    return {
+                        "id": "c1",
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    }
 
                 event(chunk({"role": "assistant", "content": ""}))
                 for index, token in enumerate(stand_in.TOKENS):
@@ -479,8 +543,16 @@ class StandIn:
                     if index == 0:
                         stand_in.release.wait(timeout=30)
                 event(chunk({}, "stop"))
-                event({"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-                       "choices": [], "usage": usage})
+                event(
+                    {
+                        "id": "c1",
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
                 event("[DONE]")
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
@@ -506,16 +578,24 @@ def plant(stand_in, settings, portal_server):
     """An organisation whose region has a (stand-in) server for the base model. The portal under uvicorn
     (tests/portal/conftest.py) reaches its own gateway; so do the views run here, in the test process."""
     settings.PUBLIC_BASE_URL = portal_server.url
-    base = BaseModel.objects.create(name=BASE, weights_path="/stand-in", license="apache-2.0",
-                                    architecture="LlamaForCausalLM", context_length=2048)
+    base = BaseModel.objects.create(
+        name=BASE, weights_path="/stand-in", license="apache-2.0", architecture="LlamaForCausalLM", context_length=2048
+    )
     org = builders.make_org()
     server_register(url=stand_in.url, base_model=base, cluster_name="eu-test", region=org.region)
     return {"org": org, "owner": _owner(org), "base": base, "gateway": portal_server.url}
 
 
 def _ask(**overrides) -> dict:
-    return {"model": BASE, "message": "Torque of the X9 spindle?", "system": "Be brief.", "max_tokens": "64",
-            "temperature": "0", "history": "[]", **overrides}
+    return {
+        "model": BASE,
+        "message": "Torque of the X9 spindle?",
+        "system": "Be brief.",
+        "max_tokens": "64",
+        "temperature": "0",
+        "history": "[]",
+        **overrides,
+    }
 
 
 def _sse_text(raw: bytes) -> str:
@@ -541,8 +621,12 @@ def test_the_playground_streams_each_token_to_the_browser_as_the_model_writes_it
         csrf = browser.cookies["csrftoken"]
         history = json.dumps([{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi."}])
         received, first_token_at = b"", None
-        with browser.stream("POST", _url("playground-stream", org), data={**_ask(history=history),
-                            "csrfmiddlewaretoken": csrf}, headers={"X-CSRFToken": csrf}) as response:
+        with browser.stream(
+            "POST",
+            _url("playground-stream", org),
+            data={**_ask(history=history), "csrfmiddlewaretoken": csrf},
+            headers={"X-CSRFToken": csrf},
+        ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             for chunk in response.iter_raw():
@@ -559,14 +643,20 @@ def test_the_playground_streams_each_token_to_the_browser_as_the_model_writes_it
     assert request["path"] == "/v1/chat/completions"
     assert request["body"]["stream"] is True and request["body"]["max_tokens"] == 64
     assert request["body"]["messages"] == [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"},
-        {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "Torque of the X9 spindle?"}]
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "Hi."},
+        {"role": "user", "content": "Torque of the X9 spindle?"},
+    ]
     key = ApiKey.objects.get(organization=org, name=PLAYGROUND_KEY_NAME)
     assert key.scopes == ["inference"] and key.revoked_at is None
     assert SystemKey.objects.get(organization=org, purpose=PLAYGROUND_KEY_PURPOSE).api_key == key
     period = period_containing(key.created_at)
-    wait_until(lambda: usage_observed(organization_id=org.pk, period=period).get("inference.output_tokens.small"),
-               timeout=15, what="the playground's tokens to be metered")
+    wait_until(
+        lambda: usage_observed(organization_id=org.pk, period=period).get("inference.output_tokens.small"),
+        timeout=15,
+        what="the playground's tokens to be metered",
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -584,9 +674,16 @@ def test_without_javascript_the_answer_comes_back_whole_and_a_revoked_key_is_rep
     old = ApiKey.objects.get(organization=org, name=PLAYGROUND_KEY_NAME)
     plaintext = system_key_get(organization=org, purpose=PLAYGROUND_KEY_PURPOSE, name=PLAYGROUND_KEY_NAME)
     api_key_revoke(api_key=old, actor=builders.owner_actor(org))
-    wait_until(lambda: httpx.post(f"{plant['gateway']}/v1/chat/completions", json={},
-                                  headers={"Authorization": f"Bearer {plaintext}"}).status_code == 401,
-               timeout=10, what="the gateway to drop the revoked key")
+    wait_until(
+        lambda: (
+            httpx.post(
+                f"{plant['gateway']}/v1/chat/completions", json={}, headers={"Authorization": f"Bearer {plaintext}"}
+            ).status_code
+            == 401
+        ),
+        timeout=10,
+        what="the gateway to drop the revoked key",
+    )
     # The synchronous relay (WSGI) streams too; the gateway refuses the revoked key and a new one is made.
     response = client.post(_url("playground-stream", org), _ask())
     assert response.status_code == 200 and response.streaming
@@ -600,18 +697,27 @@ def test_without_javascript_the_answer_comes_back_whole_and_a_revoked_key_is_rep
 def test_quota_and_capacity_refusals_read_as_sentences(plant, stand_in):
     org = plant["org"]
     client = _client(plant["owner"])
-    quota_override_set(organization=org, meter="inference.output_tokens.small", hard_limit=10, reason="test",
-                       actor=builders.owner_actor(org))
+    quota_override_set(
+        organization=org,
+        meter="inference.output_tokens.small",
+        hard_limit=10,
+        reason="test",
+        actor=builders.owner_actor(org),
+    )
     over = b"".join(client.post(_url("playground-stream", org), _ask(max_tokens="64")).streaming_content).decode()
     assert over.startswith("event: error\n")
     error = json.loads(over.split("data: ", 1)[1])
     assert error["status"] == 429 and error["message"].startswith("Your organisation has reached a limit")
     assert "Quota exceeded for inference.output_tokens.small" in error["message"]
 
-    dead = BaseModel.objects.create(name="dead-base", weights_path="/nowhere", license="apache-2.0",
-                                    architecture="LlamaForCausalLM", context_length=2048)
-    server_register(url=f"http://127.0.0.1:{free_port()}", base_model=dead, cluster_name="eu-test",
-                    region=org.region)
+    dead = BaseModel.objects.create(
+        name="dead-base",
+        weights_path="/nowhere",
+        license="apache-2.0",
+        architecture="LlamaForCausalLM",
+        context_length=2048,
+    )
+    server_register(url=f"http://127.0.0.1:{free_port()}", base_model=dead, cluster_name="eu-test", region=org.region)
     # Within the quota (a refusal never reaches a server), but nothing answers for this model.
     gone = client.post(_url("playground-stream", org), _ask(model="dead-base", max_tokens="5"))
     gone = b"".join(gone.streaming_content).decode()
@@ -651,8 +757,9 @@ def _sign_in(page, portal, user) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
-def test_in_a_browser_the_answer_grows_token_by_token_and_the_conversation_continues(plant, stand_in, portal_server,
-                                                                                   new_page, screenshot):
+def test_in_a_browser_the_answer_grows_token_by_token_and_the_conversation_continues(
+    plant, stand_in, portal_server, new_page, screenshot
+):
     from playwright.sync_api import expect
 
     org = plant["org"]
@@ -678,10 +785,19 @@ def test_in_a_browser_the_answer_grows_token_by_token_and_the_conversation_conti
     expect(output).to_have_text("The spindle torque is 47 Nm.")
     screenshot(page, "playground")
     assert [m["content"] for m in stand_in.requests[-1]["body"]["messages"]] == [
-        "Be brief.", "Torque of the X9 spindle?", "The spindle torque is 47 Nm.", "And the X7?"]
+        "Be brief.",
+        "Torque of the X9 spindle?",
+        "The spindle torque is 47 Nm.",
+        "And the X7?",
+    ]
 
-    quota_override_set(organization=org, meter="inference.output_tokens.small", hard_limit=10, reason="test",
-                       actor=builders.owner_actor(org))
+    quota_override_set(
+        organization=org,
+        meter="inference.output_tokens.small",
+        hard_limit=10,
+        reason="test",
+        actor=builders.owner_actor(org),
+    )
     page.get_by_label("Message").fill("Once more?")
     page.get_by_role("button", name="Send").click()
     expect(page.locator("#playground-error")).to_contain_text("Your organisation has reached a limit")
@@ -690,20 +806,26 @@ def test_in_a_browser_the_answer_grows_token_by_token_and_the_conversation_conti
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
-def test_in_a_browser_the_job_page_follows_the_job_until_it_finishes(base, good_file, portal_server, new_page,
-                                                                    screenshot):
+def test_in_a_browser_the_job_page_follows_the_job_until_it_finishes(
+    base, good_file, portal_server, new_page, screenshot
+):
     from playwright.sync_api import expect
 
     org = builders.make_org()
-    ft = fine_tuning_job_create(organization=org, actor=builders.owner_actor(org), model=BASE,
-                                training_file=_upload(org, good_file))
+    ft = fine_tuning_job_create(
+        organization=org, actor=builders.owner_actor(org), model=BASE, training_file=_upload(org, good_file)
+    )
     page = new_page()
     _sign_in(page, portal_server, _owner(org))
     page.goto(f"{portal_server.url}{_url('finetuning-job', org, pk=ft.pk)}")
     expect(page.locator("#job-status")).to_have_text("Queued")
     job = job_claim(job_id=str(ft.job_id), organization_id=str(org.pk), worker="test")
-    job_event(job=job, level=JobEvent.Level.METRICS, message="Step 1/2",
-              data={"step": 1, "total_steps": 2, "train_loss": 1.25, "progress": 50})
+    job_event(
+        job=job,
+        level=JobEvent.Level.METRICS,
+        message="Step 1/2",
+        data={"step": 1, "total_steps": 2, "train_loss": 1.25, "progress": 50},
+    )
     job_set_progress(job=job, progress=50)
     expect(page.locator("#job-progress")).to_have_attribute("value", "50")
     expect(page.locator("#job-status")).to_have_text("Validating files")

@@ -29,13 +29,18 @@ def _url(name: str, org, **kwargs) -> str:
 
 def _files(*names: str, **replaced: str) -> dict:
     """The sample CSV files as uploads, each under its entity's field (`replaced` swaps in another file)."""
-    return {name: SimpleUploadedFile(f"{name}.csv", (DATA / replaced.get(name, f"{name}.csv")).read_bytes(),
-                                     content_type="text/csv") for name in names}
+    return {
+        name: SimpleUploadedFile(
+            f"{name}.csv", (DATA / replaced.get(name, f"{name}.csv")).read_bytes(), content_type="text/csv"
+        )
+        for name in names
+    }
 
 
 def _member(org, role: str):
-    return builders.session_client(org.memberships.get(role=Role.OWNER).user if role == Role.OWNER
-                                   else builders.add_member(org, role))
+    return builders.session_client(
+        org.memberships.get(role=Role.OWNER).user if role == Role.OWNER else builders.add_member(org, role)
+    )
 
 
 def _import_sample_factory(client, org) -> None:
@@ -44,8 +49,9 @@ def _import_sample_factory(client, org) -> None:
 
 
 def _run(org, **kwargs) -> Run:
-    return runs.run_create(organization=org, actor=builders.owner_actor(org), objective="makespan", time_limit_s=5,
-                           **kwargs)
+    return runs.run_create(
+        organization=org, actor=builders.owner_actor(org), objective="makespan", time_limit_s=5, **kwargs
+    )
 
 
 @pytest.mark.django_db
@@ -63,8 +69,11 @@ def test_the_page_lists_the_factory_after_a_csv_import(org):
     assert response.status_code == 200
     html = response.content.decode()
     assert "Imported" in html
-    assert (Machine.objects.filter(organization=org).count(), Product.objects.filter(organization=org).count(),
-            Order.objects.filter(organization=org).count()) == (3, 2, 4)
+    assert (
+        Machine.objects.filter(organization=org).count(),
+        Product.objects.filter(organization=org).count(),
+        Order.objects.filter(organization=org).count(),
+    ) == (3, 2, 4)
     assert 'data-count="orders">4<' in html and 'data-count="machines">3<' in html
     for code in ("CUT", "PAINT", "bracket", "panel", "B1", "P2"):
         assert f"<td>{code}</td>" in html
@@ -109,13 +118,25 @@ def test_starting_a_run_queues_an_optimisation_job_and_shows_its_live_status(org
     """Catches a run form that does not reach run_create, or a run page that would poll forever or never."""
     client = _member(org, Role.MEMBER)
     _import_sample_factory(_member(org, Role.OWNER), org)
-    response = client.post(_url("scheduling-run-create", org), {
-        "objective": "weighted_mix", "time_limit_s": 7, "horizon_days": 14, "weight_makespan": 2,
-        "weight_tardiness": 5})
+    response = client.post(
+        _url("scheduling-run-create", org),
+        {
+            "objective": "weighted_mix",
+            "time_limit_s": 7,
+            "horizon_days": 14,
+            "weight_makespan": 2,
+            "weight_tardiness": 5,
+        },
+    )
     run = Run.objects.get(organization=org)
     assert response.status_code == 302 and response["Location"] == _url("scheduling-run", org, pk=run.pk)
     assert (run.objective, run.time_limit_s, run.weights, run.job.status, run.job.queue) == (
-        "weighted_mix", 7, {"makespan": 2, "tardiness": 5}, "queued", "optimization")
+        "weighted_mix",
+        7,
+        {"makespan": 2, "tardiness": 5},
+        "queued",
+        "optimization",
+    )
     assert len(run.problem["orders"]) == 4
 
     page = client.get(response["Location"]).content.decode()
@@ -129,13 +150,16 @@ def test_starting_a_run_queues_an_optimisation_job_and_shows_its_live_status(org
 @pytest.mark.django_db
 def test_run_form_errors_come_back_on_the_form(org):
     client = _member(org, Role.OWNER)
-    response = client.post(_url("scheduling-run-create", org), {"objective": "makespan", "time_limit_s": 5,
-                                                                "horizon_days": 28})
+    response = client.post(
+        _url("scheduling-run-create", org), {"objective": "makespan", "time_limit_s": 5, "horizon_days": 28}
+    )
     assert response.status_code == 400
     assert "There are no orders to schedule." in response.content.decode()
     _import_sample_factory(client, org)
-    response = client.post(_url("scheduling-run-create", org), {"objective": "makespan", "time_limit_s": 5,
-                                                                "horizon_days": 28, "orders": "B1, NOPE"})
+    response = client.post(
+        _url("scheduling-run-create", org),
+        {"objective": "makespan", "time_limit_s": 5, "horizon_days": 28, "orders": "B1, NOPE"},
+    )
     assert response.status_code == 400
     assert "No order with the code &#x27;NOPE&#x27;." in response.content.decode()
     assert not Run.objects.filter(organization=org).exists()
@@ -208,8 +232,9 @@ def optimization_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("SCHEDULING_SOLVER_WORKERS", "2")
     try:
-        with running_worker(queues="optimization", name="portal-scheduling",
-                            log_path=tmp_path_factory.mktemp("worker") / "worker.log") as worker:
+        with running_worker(
+            queues="optimization", name="portal-scheduling", log_path=tmp_path_factory.mktemp("worker") / "worker.log"
+        ) as worker:
             yield worker
     finally:
         patch.undo()
@@ -232,8 +257,9 @@ def test_a_tiny_optimisation_through_a_worker_shows_gantt_kpis_schedule_and_repl
     org = builders.make_org()
     client = _member(org, Role.MEMBER)
     _import_sample_factory(_member(org, Role.OWNER), org)
-    response = client.post(_url("scheduling-run-create", org), {"objective": "makespan", "time_limit_s": 5,
-                                                                "horizon_days": 7})
+    response = client.post(
+        _url("scheduling-run-create", org), {"objective": "makespan", "time_limit_s": 5, "horizon_days": 7}
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     run = _finished(Run.objects.get(organization=org).pk)
     assert run.job.status == Job.Status.SUCCEEDED, (run.job.error_code, run.job.error_message)
@@ -262,8 +288,10 @@ def test_a_tiny_optimisation_through_a_worker_shows_gantt_kpis_schedule_and_repl
 
     # A breakdown of the cutter for an hour from now: a re-plan that knows of it, and a downtime later runs see.
     stopped = run.horizon_start.strftime("%Y-%m-%dT%H:%M")
-    replan = client.post(_url("scheduling-run-reschedule", org, pk=run.pk), {
-        "machine": "CUT", "breakdown_from": stopped, "duration_minutes": 60, "time_limit_s": 3})
+    replan = client.post(
+        _url("scheduling-run-reschedule", org, pk=run.pk),
+        {"machine": "CUT", "breakdown_from": stopped, "duration_minutes": 60, "time_limit_s": 3},
+    )
     assert replan.status_code == 302, replan.content.decode()[:3000]
     child = Run.objects.get(organization=org, parent=run)
     assert replan["Location"] == _url("scheduling-run", org, pk=child.pk)
@@ -277,18 +305,28 @@ def test_a_tiny_optimisation_through_a_worker_shows_gantt_kpis_schedule_and_repl
 
 
 INFEASIBLE = {
-    "machines": [{"code": "OVEN", "shifts": [{"days": "mon-sun", "start": "08:00", "end": "10:00"}]},
-                 {"code": "BENCH"}],
+    "machines": [
+        {"code": "OVEN", "shifts": [{"days": "mon-sun", "start": "08:00", "end": "10:00"}]},
+        {"code": "BENCH"},
+    ],
     "materials": [{"code": "glaze"}],
     "products": [
-        {"code": "pot", "operations": [
-            {"name": "shape", "machines": [{"machine": "BENCH", "minutes_per_unit": 5}]},
-            {"name": "glaze", "machines": [{"machine": "BENCH", "minutes_per_unit": 1}], "materials": ["glaze"]}]},
-        {"code": "kiln-batch", "operations": [
-            {"name": "fire", "machines": [{"machine": "OVEN", "minutes_per_unit": 180}]}]},
+        {
+            "code": "pot",
+            "operations": [
+                {"name": "shape", "machines": [{"machine": "BENCH", "minutes_per_unit": 5}]},
+                {"name": "glaze", "machines": [{"machine": "BENCH", "minutes_per_unit": 1}], "materials": ["glaze"]},
+            ],
+        },
+        {
+            "code": "kiln-batch",
+            "operations": [{"name": "fire", "machines": [{"machine": "OVEN", "minutes_per_unit": 180}]}],
+        },
     ],
-    "orders": [{"code": "POT-1", "product": "pot", "quantity": 2}, {"code": "FIRE-1", "product": "kiln-batch",
-                                                                      "quantity": 1}],
+    "orders": [
+        {"code": "POT-1", "product": "pot", "quantity": 2},
+        {"code": "FIRE-1", "product": "kiln-batch", "quantity": 1},
+    ],
 }
 
 
@@ -300,14 +338,17 @@ def test_an_infeasible_plan_shows_the_diagnosis_per_order_and_step(optimization_
     client = _member(org, Role.OWNER)
     document = SimpleUploadedFile("kiln.json", json.dumps(INFEASIBLE).encode(), content_type="application/json")
     assert client.post(_url("scheduling-import", org), {"document": document}).status_code == 302
-    response = client.post(_url("scheduling-run-create", org), {"objective": "makespan", "time_limit_s": 5,
-                                                                "horizon_days": 3})
+    response = client.post(
+        _url("scheduling-run-create", org), {"objective": "makespan", "time_limit_s": 5, "horizon_days": 3}
+    )
     run = _finished(Run.objects.get(organization=org).pk)
     assert (run.job.status, run.job.error_code) == (Job.Status.FAILED, "infeasible")
     html = client.get(response["Location"]).content.decode()
     assert 'id="run-error"' in html and "No schedule exists" in html
     diagnosis = html.split('id="diagnosis"', 1)[1].split("</table>", 1)[0]
-    assert "<td>FIRE-1</td><td>1 (fire)</td><td>No machine can do this step within one of its working windows</td>" \
+    assert (
+        "<td>FIRE-1</td><td>1 (fire)</td><td>No machine can do this step within one of its working windows</td>"
         in diagnosis
+    )
     assert "<td>POT-1</td><td>2 (glaze)</td><td>A material this step needs has no delivery date</td>" in diagnosis
     assert 'id="gantt"' not in html and 'id="reschedule-form"' not in html

@@ -40,14 +40,20 @@ def test_every_string_is_translated_with_its_placeholders_and_compiled(language)
     assert len(entries) > 500
     untranslated = [msgid for msgid, strings in entries.items() if not all(strings)]
     assert untranslated == []
-    broken = [msgid for msgid, strings in entries.items()
-              if any(sorted(PLACEHOLDER.findall(s)) != sorted(PLACEHOLDER.findall(msgid)) for s in strings[:1])
-              and "%%" not in msgid]
+    broken = [
+        msgid
+        for msgid, strings in entries.items()
+        if any(sorted(PLACEHOLDER.findall(s)) != sorted(PLACEHOLDER.findall(msgid)) for s in strings[:1])
+        and "%%" not in msgid
+    ]
     assert broken == []
     assert "fuzzy" not in po.read_text().split("\n\n")[0]
     with (po.with_suffix(".mo")).open("rb") as handle:
         catalog = gettext.GNUTranslations(handle)
     # gettext() falls back to a plural entry's singular form, so plural entries are checked too.
-    stale = [key for key, strings in entries.items()
-             if (catalog.pgettext(*key.split("\x04")) if "\x04" in key else catalog.gettext(key)) != strings[0]]
+    stale = [
+        key
+        for key, strings in entries.items()
+        if (catalog.pgettext(*key.split("\x04")) if "\x04" in key else catalog.gettext(key)) != strings[0]
+    ]
     assert stale == [], "run `manage.py compilemessages` after editing the .po"

@@ -16,8 +16,9 @@ A = AuditEvent.Action
 def test_sign_up_creates_the_account_and_a_session():
     """Catches a sign-up that forgets to sign the new user in, or stores the password in clear."""
     client = APIClient()
-    response = client.post("/api/v1/auth/signup", {"email": "Plant.Manager@Example.com", "password": PASSWORD},
-                           format="json")
+    response = client.post(
+        "/api/v1/auth/signup", {"email": "Plant.Manager@Example.com", "password": PASSWORD}, format="json"
+    )
     assert response.status_code == 201, response.json()
     user = User.objects.get()
     assert user.email == "plant.manager@example.com" and user.check_password(PASSWORD)
@@ -25,12 +26,13 @@ def test_sign_up_creates_the_account_and_a_session():
     assert client.get("/api/v1/me").json()["email"] == "plant.manager@example.com"
 
 
-@pytest.mark.parametrize("password, fragment", [("short", "too short"), ("password1234", "too common"),
-                                               ("1234567890123", "entirely numeric")])
+@pytest.mark.parametrize(
+    "password, fragment",
+    [("short", "too short"), ("password1234", "too common"), ("1234567890123", "entirely numeric")],
+)
 def test_sign_up_applies_djangos_password_validators(password, fragment):
     """Catches the validators being skipped: the weak password is refused and no account is written."""
-    response = APIClient().post("/api/v1/auth/signup", {"email": "a@example.com", "password": password},
-                                format="json")
+    response = APIClient().post("/api/v1/auth/signup", {"email": "a@example.com", "password": password}, format="json")
     assert response.status_code == 400
     body = response.json()["error"]
     assert body["code"] == "invalid" and any(fragment in m for m in body["fields"]["password"])
@@ -39,8 +41,9 @@ def test_sign_up_applies_djangos_password_validators(password, fragment):
 
 def test_duplicate_email_is_refused():
     make_user("taken@example.com")
-    response = APIClient().post("/api/v1/auth/signup", {"email": "TAKEN@example.com", "password": PASSWORD},
-                                format="json")
+    response = APIClient().post(
+        "/api/v1/auth/signup", {"email": "TAKEN@example.com", "password": PASSWORD}, format="json"
+    )
     assert response.status_code == 400 and "email" in response.json()["error"]["fields"]
     assert User.objects.count() == 1
 
@@ -63,8 +66,9 @@ def test_sign_in_and_failed_sign_in_are_audited_with_the_address():
 
 def test_machine_token_signs_in_without_a_browser_and_dies_on_sign_out():
     make_user("robot@example.com")
-    response = APIClient().post("/api/v1/auth/tokens", {"email": "robot@example.com", "password": PASSWORD},
-                                format="json")
+    response = APIClient().post(
+        "/api/v1/auth/tokens", {"email": "robot@example.com", "password": PASSWORD}, format="json"
+    )
     assert response.status_code == 201
     token = response.json()["token"]
     assert token.startswith("lo_user_")
@@ -79,10 +83,12 @@ def test_password_reset_by_mail_then_confirm():
     """Catches a reset flow that does not mail a usable token or accepts a token twice."""
     user = make_user("forgetful@example.com")
     client = APIClient()
-    assert client.post("/api/v1/auth/password-reset", {"email": "forgetful@example.com"},
-                       format="json").status_code == 202
-    assert client.post("/api/v1/auth/password-reset", {"email": "nobody@example.com"},
-                       format="json").status_code == 202  # no account enumeration
+    assert (
+        client.post("/api/v1/auth/password-reset", {"email": "forgetful@example.com"}, format="json").status_code == 202
+    )
+    assert (
+        client.post("/api/v1/auth/password-reset", {"email": "nobody@example.com"}, format="json").status_code == 202
+    )  # no account enumeration
     assert len(mail.outbox) == 1
     uid = re.search(r"uid: (\S+)", mail.outbox[0].body).group(1)
     token = re.search(r"token: (\S+)", mail.outbox[0].body).group(1)

@@ -18,8 +18,9 @@ def test_key_is_shown_once_and_only_its_hash_is_stored(org):
     """Catches a plaintext key at rest or shown again after creation."""
     owner = org.memberships.get(role=Role.OWNER).user
     client = builders.session_client(owner)
-    response = client.post(f"/api/v1/orgs/{org.slug}/api-keys", {"name": "mes", "scopes": ["org:read", "jobs"]},
-                           format="json")
+    response = client.post(
+        f"/api/v1/orgs/{org.slug}/api-keys", {"name": "mes", "scopes": ["org:read", "jobs"]}, format="json"
+    )
     assert response.status_code == 201
     created = response.json()
     plaintext = created["key"]
@@ -64,11 +65,16 @@ def test_unknown_key_is_401_in_the_error_shape(org):
 def test_key_scopes_limit_it_and_a_key_cannot_mint_wider_keys(org):
     """Catches scope checks that trust a key more than its scopes say."""
     _, read_only = builders.make_key(org, scopes=["org:read"])
-    assert builders.key_client(read_only).post(f"/api/v1/orgs/{org.slug}/api-keys",
-                                               {"name": "x", "scopes": ["org:read"]}, format="json").status_code == 403
+    assert (
+        builders.key_client(read_only)
+        .post(f"/api/v1/orgs/{org.slug}/api-keys", {"name": "x", "scopes": ["org:read"]}, format="json")
+        .status_code
+        == 403
+    )
     _, admin_key = builders.make_key(org, scopes=["org:read", "org:admin"])
-    response = builders.key_client(admin_key).post(f"/api/v1/orgs/{org.slug}/api-keys",
-                                                   {"name": "x", "scopes": ["billing"]}, format="json")
+    response = builders.key_client(admin_key).post(
+        f"/api/v1/orgs/{org.slug}/api-keys", {"name": "x", "scopes": ["billing"]}, format="json"
+    )
     assert response.status_code == 400 and "billing" in response.json()["error"]["message"]
 
 

@@ -16,8 +16,10 @@ def test_membership_changes_are_audited_with_who_what_and_from_where(org):
     client = builders.session_client(admin)
     client.defaults["REMOTE_ADDR"] = "198.51.100.4"
     membership = org.memberships.get(user=viewer)
-    assert client.patch(f"/api/v1/orgs/{org.slug}/members/{membership.pk}", {"role": "member"},
-                        format="json").status_code == 200
+    assert (
+        client.patch(f"/api/v1/orgs/{org.slug}/members/{membership.pk}", {"role": "member"}, format="json").status_code
+        == 200
+    )
     assert client.delete(f"/api/v1/orgs/{org.slug}/members/{membership.pk}").status_code == 204
     changed = AuditEvent.objects.get(action=A.MEMBER_ROLE_CHANGED)
     removed = AuditEvent.objects.get(action=A.MEMBER_REMOVED)
@@ -35,8 +37,10 @@ def test_admins_read_the_log_through_the_api_and_nobody_writes_it(org):
     assert {"org.created", "api_key.created"} <= {r["action"] for r in rows}
     event_id = rows[0]["id"]
     for method in ("post", "put", "patch", "delete"):
-        assert getattr(client, method)(f"/api/v1/orgs/{org.slug}/audit-events/{event_id}", {},
-                                       format="json").status_code == 405
+        assert (
+            getattr(client, method)(f"/api/v1/orgs/{org.slug}/audit-events/{event_id}", {}, format="json").status_code
+            == 405
+        )
     assert AuditEvent.objects.filter(organization=org).count() == len(rows)
 
 

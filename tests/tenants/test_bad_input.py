@@ -15,7 +15,8 @@ MODELS = (User, Organization, Membership, Invitation, ApiKey, Job)
 
 def _counts() -> dict:
     return {m.__name__: m.objects.count() for m in MODELS} | {
-        "audit": AuditEvent.objects.exclude(action__startswith="auth.").count()}
+        "audit": AuditEvent.objects.exclude(action__startswith="auth.").count()
+    }
 
 
 BAD = [
@@ -24,30 +25,75 @@ BAD = [
     ("login: nothing", "post", "/api/v1/auth/login", {}, "email"),
     ("token: nothing", "post", "/api/v1/auth/tokens", {"email": "a@example.com"}, "password"),
     ("reset: bad e-mail", "post", "/api/v1/auth/password-reset", {"email": 5}, "email"),
-    ("reset confirm: bad token", "post", "/api/v1/auth/password-reset/confirm",
-     {"uid": "zz", "token": "t", "new_password": "a-long-password-here"}, "token"),
+    (
+        "reset confirm: bad token",
+        "post",
+        "/api/v1/auth/password-reset/confirm",
+        {"uid": "zz", "token": "t", "new_password": "a-long-password-here"},
+        "token",
+    ),
     ("accept: unknown token", "post", "/api/v1/invitations/accept", {"token": "lo_inv_nope"}, "token"),
-    ("org: bad slug", "post", "/api/v1/orgs", {"name": "X", "slug": "Bad Slug!", "country": "DE",
-                                               "region": "eu-central"}, "slug"),
-    ("org: bad country", "post", "/api/v1/orgs", {"name": "X", "slug": "x-1", "country": "Germany",
-                                                  "region": "eu-central"}, "country"),
-    ("org: unknown region", "post", "/api/v1/orgs", {"name": "X", "slug": "x-2", "country": "DE",
-                                                     "region": "mars"}, "region"),
-    ("org: taken slug", "post", "/api/v1/orgs", {"name": "X", "slug": "{slug}", "country": "DE",
-                                                 "region": "eu-central"}, "slug"),
+    (
+        "org: bad slug",
+        "post",
+        "/api/v1/orgs",
+        {"name": "X", "slug": "Bad Slug!", "country": "DE", "region": "eu-central"},
+        "slug",
+    ),
+    (
+        "org: bad country",
+        "post",
+        "/api/v1/orgs",
+        {"name": "X", "slug": "x-1", "country": "Germany", "region": "eu-central"},
+        "country",
+    ),
+    (
+        "org: unknown region",
+        "post",
+        "/api/v1/orgs",
+        {"name": "X", "slug": "x-2", "country": "DE", "region": "mars"},
+        "region",
+    ),
+    (
+        "org: taken slug",
+        "post",
+        "/api/v1/orgs",
+        {"name": "X", "slug": "{slug}", "country": "DE", "region": "eu-central"},
+        "slug",
+    ),
     ("org update: bad country", "patch", "/api/v1/orgs/{slug}", {"country": "123"}, "country"),
     ("member: unknown role", "patch", "/api/v1/orgs/{slug}/members/{member}", {"role": "god"}, "role"),
     ("invite: bad e-mail", "post", "/api/v1/orgs/{slug}/invitations", {"email": "x", "role": "member"}, "email"),
-    ("invite: unknown role", "post", "/api/v1/orgs/{slug}/invitations", {"email": "a@example.com", "role": "x"},
-     "role"),
-    ("invite: existing member", "post", "/api/v1/orgs/{slug}/invitations",
-     {"email": "{owner_email}", "role": "member"}, "email"),
+    (
+        "invite: unknown role",
+        "post",
+        "/api/v1/orgs/{slug}/invitations",
+        {"email": "a@example.com", "role": "x"},
+        "role",
+    ),
+    (
+        "invite: existing member",
+        "post",
+        "/api/v1/orgs/{slug}/invitations",
+        {"email": "{owner_email}", "role": "member"},
+        "email",
+    ),
     ("key: no scopes", "post", "/api/v1/orgs/{slug}/api-keys", {"name": "k", "scopes": []}, "scopes"),
     ("key: unknown scope", "post", "/api/v1/orgs/{slug}/api-keys", {"name": "k", "scopes": ["root"]}, "scopes"),
-    ("key: past expiry", "post", "/api/v1/orgs/{slug}/api-keys",
-     {"name": "k", "scopes": ["org:read"], "expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
-    ("key: bad expiry", "post", "/api/v1/orgs/{slug}/api-keys",
-     {"name": "k", "scopes": ["org:read"], "expires_at": "tomorrow"}, "expires_at"),
+    (
+        "key: past expiry",
+        "post",
+        "/api/v1/orgs/{slug}/api-keys",
+        {"name": "k", "scopes": ["org:read"], "expires_at": "2001-01-01T00:00:00Z"},
+        "expires_at",
+    ),
+    (
+        "key: bad expiry",
+        "post",
+        "/api/v1/orgs/{slug}/api-keys",
+        {"name": "k", "scopes": ["org:read"], "expires_at": "tomorrow"},
+        "expires_at",
+    ),
 ]
 
 
@@ -69,6 +115,5 @@ def test_bad_input_is_refused_with_the_field_named_and_nothing_written(org, case
 
 def test_malformed_json_is_a_400_in_the_error_shape(org):
     client = builders.session_client(org.memberships.get(role=Role.OWNER).user)
-    response = client.generic("POST", f"/api/v1/orgs/{org.slug}/api-keys", "{not json",
-                              content_type="application/json")
+    response = client.generic("POST", f"/api/v1/orgs/{org.slug}/api-keys", "{not json", content_type="application/json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "parse_error"

@@ -46,13 +46,16 @@ def test_expired_revoked_or_misaddressed_invitations_are_refused(org, django_cap
     revoked = Invitation.objects.get(email="revoked@example.com")
     assert owner_client.delete(f"/api/v1/orgs/{org.slug}/invitations/{revoked.pk}").status_code == 204
 
-    cases = [("late@example.com", "late@example.com", "expired"),
-             ("revoked@example.com", "revoked@example.com", "revoked"),
-             ("right@example.com", "wrong@example.com", "another e-mail address")]
+    cases = [
+        ("late@example.com", "late@example.com", "expired"),
+        ("revoked@example.com", "revoked@example.com", "revoked"),
+        ("right@example.com", "wrong@example.com", "another e-mail address"),
+    ]
     for invited, accepting, reason in cases:
         user = builders.make_user(accepting)
-        response = builders.session_client(user).post("/api/v1/invitations/accept", {"token": tokens[invited]},
-                                                      format="json")
+        response = builders.session_client(user).post(
+            "/api/v1/invitations/accept", {"token": tokens[invited]}, format="json"
+        )
         assert response.status_code == 400 and reason in response.json()["error"]["message"], (invited, response)
     assert Membership.objects.filter(organization=org).count() == 1  # only the owner
 

@@ -18,8 +18,9 @@ def _target_member(org):
 
 
 def _invitation(org):
-    return services.invitation_create(organization=org, email="guest@example.com", role=Role.VIEWER,
-                                      actor=builders.owner_actor(org))[0]
+    return services.invitation_create(
+        organization=org, email="guest@example.com", role=Role.VIEWER, actor=builders.owner_actor(org)
+    )[0]
 
 
 def _job(org):
@@ -72,10 +73,16 @@ def test_admin_cannot_touch_an_owner_and_the_last_owner_stays():
     owner = org.memberships.get(role=Role.OWNER)
     admin = builders.add_member(org, Role.ADMIN)
     client = builders.session_client(admin)
-    assert client.patch(f"/api/v1/orgs/{org.slug}/members/{owner.pk}", {"role": "viewer"},
-                        format="json").status_code == 400
-    assert client.patch(f"/api/v1/orgs/{org.slug}/members/{org.memberships.get(user=admin).pk}", {"role": "owner"},
-                        format="json").status_code == 400
+    assert (
+        client.patch(f"/api/v1/orgs/{org.slug}/members/{owner.pk}", {"role": "viewer"}, format="json").status_code
+        == 400
+    )
+    assert (
+        client.patch(
+            f"/api/v1/orgs/{org.slug}/members/{org.memberships.get(user=admin).pk}", {"role": "owner"}, format="json"
+        ).status_code
+        == 400
+    )
     owner_client = builders.session_client(owner.user)
     response = owner_client.delete(f"/api/v1/orgs/{org.slug}/members/{owner.pk}")
     assert response.status_code == 400 and "at least one owner" in response.json()["error"]["message"]

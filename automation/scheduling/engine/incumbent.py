@@ -44,8 +44,9 @@ class Incumbent:
         with self._changed:
             return self._changed.wait_for(lambda: self.value is not None and self.value < value, timeout=timeout)
 
-    def offer(self, value: int, schedule: Schedule | Callable[[], Schedule], *, same_value_replaces: bool = False
-              ) -> bool:
+    def offer(
+        self, value: int, schedule: Schedule | Callable[[], Schedule], *, same_value_replaces: bool = False
+    ) -> bool:
         """Keep ``schedule`` if it is better; ``same_value_replaces``: also if it is as good, so that a search
         can drift across equally good schedules. ``schedule`` may be a function, only called when it is kept."""
         with self._changed:

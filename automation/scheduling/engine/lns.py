@@ -36,7 +36,7 @@ def time_window(schedule: Sequence[Assignment], size: int, rng: random.Random) -
     """``size`` operations that start one after another: everything that happens in a stretch of time."""
     by_start = sorted(schedule, key=lambda a: (a.start, a.machine))
     first = rng.randrange(max(1, len(by_start) - size + 1))
-    return {a.key for a in by_start[first:first + size]}
+    return {a.key for a in by_start[first : first + size]}
 
 
 def machines(schedule: Sequence[Assignment], size: int, rng: random.Random) -> set[OpKey]:

@@ -58,7 +58,8 @@ def search(
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = workers
     helpers: list[YieldingSearch] = [
-        Tabu(classic_job_shop, incumbent, seed=seed) if classic_job_shop is not None
+        Tabu(classic_job_shop, incumbent, seed=seed)
+        if classic_job_shop is not None
         else Lns(built, objective, incumbent, seed=seed)
         for seed in range(local_threads)
     ]
@@ -82,8 +83,13 @@ def search(
 class _Control:
     """Stops every search at once: on a stop request, when the full search ends, or once the best is proven."""
 
-    def __init__(self, solver: cp_model.CpSolver, helpers: list[YieldingSearch], incumbent: Incumbent,
-                 should_stop: Callable[[], bool] | None) -> None:
+    def __init__(
+        self,
+        solver: cp_model.CpSolver,
+        helpers: list[YieldingSearch],
+        incumbent: Incumbent,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
         self._solver = solver
         self._helpers = helpers
         self._incumbent = incumbent

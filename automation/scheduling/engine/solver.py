@@ -123,8 +123,15 @@ def solve(
     if valid is not None:
         incumbent.seed(*valid)
     classic = objective == "makespan" and is_classic_job_shop(problem, frozen=frozen, now=now)
-    outcome = search(built, goal, incumbent, time_limit_s=max(0.0, time_limit_s - (time.monotonic() - started)),
-                     workers=workers, should_stop=should_stop, classic_job_shop=problem if classic else None)
+    outcome = search(
+        built,
+        goal,
+        incumbent,
+        time_limit_s=max(0.0, time_limit_s - (time.monotonic() - started)),
+        workers=workers,
+        should_stop=should_stop,
+        classic_job_shop=problem if classic else None,
+    )
     wall_time = time.monotonic() - started
     if outcome.status == cp_model.MODEL_INVALID:
         raise RuntimeError("CP-SAT rejected the model as invalid")

@@ -88,9 +88,23 @@ class Tabu(YieldingSearch):
         before = int(self._state[kernel.BEST]) if self._state[kernel.BEST] > 0 else value
         while not self._stopped and time.monotonic() < until and not self._state[kernel.PROVEN]:
             started = time.monotonic()
-            kernel.search(self._p, self._job_prev, self._job_next, self._mach_prev, self._mach_next,
-                          self._best_prev, self._best_next, self._best_heads, self._tabu, self._state,
-                          self._chunk, self._rng.randrange(2**31), *self._tenure, _MAX_STALL, _KICK)
+            kernel.search(
+                self._p,
+                self._job_prev,
+                self._job_next,
+                self._mach_prev,
+                self._mach_next,
+                self._best_prev,
+                self._best_next,
+                self._best_heads,
+                self._tabu,
+                self._state,
+                self._chunk,
+                self._rng.randrange(2**31),
+                *self._tenure,
+                _MAX_STALL,
+                _KICK,
+            )
             rate = self._chunk / max(1e-6, time.monotonic() - started)
             self._chunk = max(100, int(rate * _CHUNK_S))
         best = int(self._state[kernel.BEST])

@@ -148,8 +148,24 @@ def _swap(u, v, mach_prev, mach_next):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def search(p, job_prev, job_next, mach_prev, mach_next, best_prev, best_next, best_heads, tabu,
-           state, iterations, seed, tenure_min, tenure_max, max_stall, kick):  # pragma: no cover
+def search(
+    p,
+    job_prev,
+    job_next,
+    mach_prev,
+    mach_next,
+    best_prev,
+    best_next,
+    best_heads,
+    tabu,
+    state,
+    iterations,
+    seed,
+    tenure_min,
+    tenure_max,
+    max_stall,
+    kick,
+):  # pragma: no cover
     """Run ``iterations`` moves from the current sequences. ``state`` carries the iteration count, the
     iterations since the last better schedule, the current and the best makespan between calls; the best
     sequences and their heads (the schedule's starts) are kept in ``best_*``. Returns the best makespan;
@@ -222,8 +238,7 @@ def search(p, job_prev, job_next, mach_prev, mach_next, best_prev, best_next, be
                 pick = np.random.randint(count)
                 if job_next[moves[pick, 0]] != moves[pick, 1]:
                     _swap(moves[pick, 0], moves[pick, 1], mach_prev, mach_next)
-                    makespan = heads_tails(p, job_prev, job_next, mach_prev, mach_next, order, heads,
-                                           tails)
+                    makespan = heads_tails(p, job_prev, job_next, mach_prev, mach_next, order, heads, tails)
             state[CURRENT] = makespan
     return state[BEST]
 
@@ -234,5 +249,21 @@ def warm_up() -> None:
     p = np.array([3, 2, 4, 1], np.int64)
     job_prev, job_next = np.array([-1, 0, -1, 2], np.int64), np.array([1, -1, 3, -1], np.int64)
     mach_prev, mach_next = np.array([3, 2, -1, -1], np.int64), np.array([-1, -1, 1, 0], np.int64)
-    search(p, job_prev, job_next, mach_prev, mach_next, mach_prev.copy(), mach_next.copy(), np.zeros(4, np.int64),
-           np.zeros((4, 4), np.int64), np.array([0, 0, 0, -1, 0], np.int64), 10, 0, 1, 2, 5, 1)
+    search(
+        p,
+        job_prev,
+        job_next,
+        mach_prev,
+        mach_next,
+        mach_prev.copy(),
+        mach_next.copy(),
+        np.zeros(4, np.int64),
+        np.zeros((4, 4), np.int64),
+        np.array([0, 0, 0, -1, 0], np.int64),
+        10,
+        0,
+        1,
+        2,
+        5,
+        1,
+    )

@@ -25,8 +25,15 @@ class Command(BaseCommand):
         parser.add_argument("--license", default="apache-2.0")
         parser.add_argument("--max-lora-rank", type=int, default=8)
 
-    def handle(self, *args, smollm2: bool, name: str | None, license: str,  # noqa: A002
-               max_lora_rank: int, **options):
+    def handle(
+        self,
+        *args,
+        smollm2: bool,
+        name: str | None,
+        license: str,  # noqa: A002
+        max_lora_rank: int,
+        **options,
+    ):
         weights = options["dir"]
         if smollm2:
             name = SMOLLM2_NAME
@@ -34,6 +41,8 @@ class Command(BaseCommand):
         if not name or not weights:
             raise CommandError("Give --smollm2, or --name and --dir.")
         model = base_model_register(name=name, weights_path=weights, license=license, max_lora_rank=max_lora_rank)
-        self.stdout.write(f"Base model {model.name}: {model.architecture}, context {model.context_length}, "
-                          f"{model.parameter_count / 1e6:.0f}M parameters ({model.size_class}), "
-                          f"at {model.weights_path}")
+        self.stdout.write(
+            f"Base model {model.name}: {model.architecture}, context {model.context_length}, "
+            f"{model.parameter_count / 1e6:.0f}M parameters ({model.size_class}), "
+            f"at {model.weights_path}"
+        )

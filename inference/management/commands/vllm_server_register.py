@@ -23,7 +23,13 @@ class Command(BaseCommand):
         model = BaseModel.objects.filter(name=base_model).first()
         if model is None:
             raise CommandError(f"Unknown base model {base_model}; run provision_base_model first.")
-        server = server_register(url=url, base_model=model, cluster_name=cluster, region=region, max_loras=max_loras,
-                                 max_cpu_loras=max_cpu_loras)
+        server = server_register(
+            url=url,
+            base_model=model,
+            cluster_name=cluster,
+            region=region,
+            max_loras=max_loras,
+            max_cpu_loras=max_cpu_loras,
+        )
         healthy = server_check_health(server=server)
         self.stdout.write(f"Registered {server.url} ({'healthy' if healthy else 'DOWN'}) for {model.name}.")

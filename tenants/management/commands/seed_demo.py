@@ -28,18 +28,23 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, region: str, **options):
         if Organization.objects.filter(slug=DEMO_SLUG).exists():
-            self.stdout.write(f"Demo organisation '{DEMO_SLUG}' exists; its secrets were printed when it was "
-                              f"created. Sign in as {OWNER_EMAIL}, or make a new key in the portal or API.")
+            self.stdout.write(
+                f"Demo organisation '{DEMO_SLUG}' exists; its secrets were printed when it was "
+                f"created. Sign in as {OWNER_EMAIL}, or make a new key in the portal or API."
+            )
             return
         owner_password = secrets.token_urlsafe(12)
         owner = User.objects.filter(email=OWNER_EMAIL).first() or services.user_sign_up(
-            email=OWNER_EMAIL, password=owner_password, name="Demo Owner")
+            email=OWNER_EMAIL, password=owner_password, name="Demo Owner"
+        )
         User.objects.filter(pk=owner.pk, email_verified_at__isnull=True).update(email_verified_at=timezone.now())
-        organization = services.organization_create(name="Demo Plant", slug=DEMO_SLUG, country="DE", region=region,
-                                                    created_by=owner)
+        organization = services.organization_create(
+            name="Demo Plant", slug=DEMO_SLUG, country="DE", region=region, created_by=owner
+        )
         actor = Actor.for_member(organization=organization, user=owner, role=Role.OWNER)
-        _, key = services.api_key_create(organization=organization, name="demo key", scopes=sorted(ALL_SCOPES),
-                                         actor=actor)
+        _, key = services.api_key_create(
+            organization=organization, name="demo key", scopes=sorted(ALL_SCOPES), actor=actor
+        )
         operator_password = secrets.token_urlsafe(12)
         if not User.objects.filter(email=OPERATOR_EMAIL).exists():
             User.objects.create_superuser(email=OPERATOR_EMAIL, password=operator_password, name="Operator")

@@ -35,8 +35,9 @@ def client_for(org):
 
 
 def make_asset_type(org, code: str = "pump") -> AssetType:
-    return services.asset_type_create(organization=org, code=code, name="Centrifugal pump", channels=CHANNELS,
-                                      cycle_seconds=CYCLE_SECONDS)
+    return services.asset_type_create(
+        organization=org, code=code, name="Centrifugal pump", channels=CHANNELS, cycle_seconds=CYCLE_SECONDS
+    )
 
 
 def aligned_start(cycles_back: int) -> datetime:
@@ -74,8 +75,15 @@ def readings(frame, *, asset: str | None, start: datetime, rows: range) -> list[
 
 def small_fleet(**overrides) -> SyntheticFleet:
     """Short lives, so training in-process takes a second or two."""
-    kwargs = {"n_assets": 4, "seed": 5, "min_life": 60, "max_life": 70, "min_degradation": 20,
-              "max_degradation": 30, **overrides}
+    kwargs = {
+        "n_assets": 4,
+        "seed": 5,
+        "min_life": 60,
+        "max_life": 70,
+        "min_degradation": 20,
+        "max_degradation": 30,
+        **overrides,
+    }
     return generate_fleet(**kwargs)
 
 
@@ -89,8 +97,13 @@ def run_job_here(job: Job, handler) -> Job:
     try:
         result = handler(JobContext(claimed))
     except JobFailure as failure:
-        jobs.job_finish(job=claimed, status=Job.Status.FAILED, result=failure.result, error_code=failure.code,
-                        error_message=str(failure))
+        jobs.job_finish(
+            job=claimed,
+            status=Job.Status.FAILED,
+            result=failure.result,
+            error_code=failure.code,
+            error_message=str(failure),
+        )
     else:
         jobs.job_finish(job=claimed, status=Job.Status.SUCCEEDED, result=result)
     job.refresh_from_db()
@@ -107,12 +120,14 @@ def trained_world(org) -> dict:
     from automation.maintenance.telemetry import readings_from_json, telemetry_ingest
 
     asset_type = make_asset_type(org)
-    fleet = small_fleet(anomalies=[AnomalySpec(asset_index=3, channel="humidity", start=20, duration=8,
-                                               magnitude=12.0)])
+    fleet = small_fleet(
+        anomalies=[AnomalySpec(asset_index=3, channel="humidity", start=20, duration=8, magnitude=12.0)]
+    )
     start = aligned_start(200)
     histories = [(f"hist-{i}", frame) for i, (_, frame) in enumerate(fleet.histories[:3], start=1)]
-    run_to_failure_import(organization=org, asset_type=asset_type, content=run_to_failure_csv(histories),
-                          file_format="csv", start=start)
+    run_to_failure_import(
+        organization=org, asset_type=asset_type, content=run_to_failure_csv(histories), file_format="csv", start=start
+    )
     live = services.asset_create(organization=org, code="live-1", asset_type=asset_type, site="Hall 1")
     frame = fleet.histories[3][1]
     document = {"readings": readings(frame, asset="live-1", start=start, rows=range(len(frame) - 2))}
@@ -120,15 +135,25 @@ def trained_world(org) -> dict:
     with override_settings(MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS=True):
         webhook, _ = services.webhook_endpoint_create(organization=org, url="http://127.0.0.1:9/hooks")
     ingestion_key, _ = services.ingestion_key_create(organization=org, name="gateway PLC", asset=live)
-    inspection = services.asset_event_create(organization=org, asset=live, kind="inspection",
-                                             occurred_at=start + timedelta(hours=5), component="bearing")
+    inspection = services.asset_event_create(
+        organization=org, asset=live, kind="inspection", occurred_at=start + timedelta(hours=5), component="bearing"
+    )
     actor = builders.owner_actor(org)
     train = run_job_here(services.training_start(organization=org, asset_type=asset_type, actor=actor), train_execute)
     assert train.status == "succeeded", (train.error_code, train.error_message)
     score = run_job_here(services.scoring_start(organization=org, asset_type=asset_type, actor=actor), score_execute)
     assert score.status == "succeeded", (score.error_code, score.error_message)
-    return {"asset_type": asset_type, "live": live, "train_job": train, "score_job": score, "fleet": fleet,
-            "start": start, "webhook": webhook, "ingestion_key": ingestion_key, "inspection": inspection}
+    return {
+        "asset_type": asset_type,
+        "live": live,
+        "train_job": train,
+        "score_job": score,
+        "fleet": fleet,
+        "start": start,
+        "webhook": webhook,
+        "ingestion_key": ingestion_key,
+        "inspection": inspection,
+    }
 
 
 def maintenance_objects(org) -> list:
@@ -137,8 +162,15 @@ def maintenance_objects(org) -> list:
 
     world = trained_world(org)
     objects = [world["asset_type"], world["live"], world["inspection"], world["webhook"], world["ingestion_key"]]
-    for model in (models.AssetEvent, models.TrainedModel, models.AssetHealth, models.Anomaly, models.Recommendation,
-                  models.WorkOrder, models.WebhookDelivery):
+    for model in (
+        models.AssetEvent,
+        models.TrainedModel,
+        models.AssetHealth,
+        models.Anomaly,
+        models.Recommendation,
+        models.WorkOrder,
+        models.WebhookDelivery,
+    ):
         found = model.objects.filter(organization=org).first()
         assert found is not None, f"the maintenance world has no {model.__name__}"
         objects.append(found)

@@ -139,9 +139,20 @@ def test_admin_lists_and_shows_every_maintenance_model(world, client, django_use
 
     operator = django_user_model.objects.create_superuser(email="ops@example.com", password="x" * 12)
     client.force_login(operator)
-    for model in (models.AssetType, models.Asset, models.Telemetry, models.AssetEvent, models.TrainedModel,
-                  models.AssetHealth, models.Anomaly, models.Recommendation, models.WorkOrder, models.IngestionKey,
-                  models.WebhookEndpoint, models.WebhookDelivery):
+    for model in (
+        models.AssetType,
+        models.Asset,
+        models.Telemetry,
+        models.AssetEvent,
+        models.TrainedModel,
+        models.AssetHealth,
+        models.Anomaly,
+        models.Recommendation,
+        models.WorkOrder,
+        models.IngestionKey,
+        models.WebhookEndpoint,
+        models.WebhookDelivery,
+    ):
         name = f"admin:{model._meta.app_label}_{model._meta.model_name}"
         assert client.get(reverse(f"{name}_changelist")).status_code == 200, model
         instance = model.objects.filter(organization=world["org"]).first()

@@ -27,8 +27,9 @@ def plant(org):
     asset_type = make_asset_type(org)
     client = client_for(org)
     for code in ("P-1", "P-2"):
-        response = client.post(url(org, "assets"), {"code": code, "asset_type": "pump", "site": "Hall 1"},
-                               format="json")
+        response = client.post(
+            url(org, "assets"), {"code": code, "asset_type": "pump", "site": "Hall 1"}, format="json"
+        )
         assert response.status_code == 201, response.json()
     return {"org": org, "client": client, "asset_type": asset_type, "start": aligned_start(500)}
 
@@ -40,16 +41,24 @@ def _post(client, org, body, **kwargs):
 def test_asset_type_with_channels_round_trips(org):
     """Catches channels (unit, range, component mapping) not being stored or shown as given."""
     client = client_for(org)
-    body = {"code": "press", "cycle_seconds": 60, "channels": [
-        {"name": "vibration", "unit": "mm/s", "min_value": 0, "max_value": 50, "component": "ram bearing"},
-        {"name": "load", "unit": "kN", "is_setting": True}]}
+    body = {
+        "code": "press",
+        "cycle_seconds": 60,
+        "channels": [
+            {"name": "vibration", "unit": "mm/s", "min_value": 0, "max_value": 50, "component": "ram bearing"},
+            {"name": "load", "unit": "kN", "is_setting": True},
+        ],
+    }
     created = client.post(url(org, "asset-types"), body, format="json")
     assert created.status_code == 201, created.json()
     shown = client.get(url(org, f"asset-types/{created.json()['id']}")).json()
     assert [c["name"] for c in shown["channels"]] == ["vibration", "load"]
     assert shown["channels"][0]["component"] == "ram bearing" and shown["channels"][1]["is_setting"] is True
-    bad = client.post(url(org, "asset-types"), {**body, "code": "press2", "channels": [
-        {"name": "x", "min_value": 5, "max_value": 1}]}, format="json")
+    bad = client.post(
+        url(org, "asset-types"),
+        {**body, "code": "press2", "channels": [{"name": "x", "min_value": 5, "max_value": 1}]},
+        format="json",
+    )
     assert bad.status_code == 400 and "channels[0]" in bad.json()["error"]["fields"]
 
 
@@ -75,8 +84,10 @@ def test_thousands_of_json_readings_are_stored_and_queried_raw_and_downsampled(p
     assert len(vibration) == 10
     assert vibration[0]["value"] == pytest.approx(frame["vibration"].iloc[10], abs=1e-6)
 
-    daily = client.get(url(org, f"assets/{asset.pk}/telemetry"),
-                       {"start": ts_of(start, 0), "end": ts_of(start, 400), "bucket_seconds": 24 * CYCLE_SECONDS})
+    daily = client.get(
+        url(org, f"assets/{asset.pk}/telemetry"),
+        {"start": ts_of(start, 0), "end": ts_of(start, 400), "bucket_seconds": 24 * CYCLE_SECONDS},
+    )
     buckets = daily.json()["channels"][CHANNEL_NAMES.index("temperature")]["points"]
     assert sum(b["count"] for b in buckets) == 400 and len(buckets) in (17, 18)
     first_day = frame["temperature"].iloc[: buckets[0]["count"]]
@@ -92,18 +103,20 @@ def test_bad_telemetry_is_rejected_with_every_problem_named_and_nothing_stored(p
     duplicates in one batch, each named by index; the good readings of the batch are not stored either."""
     org, client, start = plant["org"], plant["client"], plant["start"]
     good = {"asset": "P-1", "channel": "vibration", "ts": ts_of(start, 1), "value": 1.0}
-    body = {"readings": [
-        good,
-        {**good, "asset": "NOPE"},
-        {**good, "channel": "noise"},
-        {**good, "ts": ts_of(start, 2), "value": 11.5},
-        {**good, "ts": "2024-05-01T12:00:00"},
-        {**good, "ts": "yesterday"},
-        {**good, "ts": (timezone.now() + timedelta(days=2)).isoformat()},
-        {**good, "ts": ts_of(start, 3), "value": "NaN"},
-        {**good, "value": 2.0},
-        {"asset": "P-2", "ts": ts_of(start, 4), "values": {"temperature": 70.0, "pressure": -1}},
-    ]}
+    body = {
+        "readings": [
+            good,
+            {**good, "asset": "NOPE"},
+            {**good, "channel": "noise"},
+            {**good, "ts": ts_of(start, 2), "value": 11.5},
+            {**good, "ts": "2024-05-01T12:00:00"},
+            {**good, "ts": "yesterday"},
+            {**good, "ts": (timezone.now() + timedelta(days=2)).isoformat()},
+            {**good, "ts": ts_of(start, 3), "value": "NaN"},
+            {**good, "value": 2.0},
+            {"asset": "P-2", "ts": ts_of(start, 4), "values": {"temperature": 70.0, "pressure": -1}},
+        ]
+    }
     response = _post(client, org, body)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -129,8 +142,9 @@ def test_csv_long_and_wide_are_accepted_and_errors_name_the_line(plant):
     response = client.post(url(org, "telemetry"), long, content_type="text/csv")
     assert response.status_code == 201 and response.json()["stored"] == 300
 
-    wide = "asset,ts,vibration,temperature\n" + "".join(f"P-2,{ts_of(start, i)},1.0,{'' if i == 5 else 70}\n"
-                                                       for i in range(50))
+    wide = "asset,ts,vibration,temperature\n" + "".join(
+        f"P-2,{ts_of(start, i)},1.0,{'' if i == 5 else 70}\n" for i in range(50)
+    )
     upload = client.post(url(org, "telemetry"), {"file": _file("wide.csv", wide)}, format="multipart")
     assert upload.status_code == 201 and upload.json()["stored"] == 99  # one empty cell: no reading
 
@@ -157,9 +171,16 @@ def test_run_to_failure_import_creates_assets_telemetry_and_failures_or_nothing(
     histories = [(f"H-{i}", frame) for i, (_, frame) in enumerate(fleet.histories, start=1)]
     content = run_to_failure_csv(histories)
     start = aligned_start(100)
-    response = client.post(url(org, "imports/run-to-failure"), {
-        "file": _file("history.csv", content.decode()), "asset_type": "pump", "format": "csv",
-        "start": start.isoformat()}, format="multipart")
+    response = client.post(
+        url(org, "imports/run-to-failure"),
+        {
+            "file": _file("history.csv", content.decode()),
+            "asset_type": "pump",
+            "format": "csv",
+            "start": start.isoformat(),
+        },
+        format="multipart",
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     total_rows = sum(len(frame) for _, frame in histories)
@@ -167,18 +188,30 @@ def test_run_to_failure_import_creates_assets_telemetry_and_failures_or_nothing(
     failure = AssetEvent.objects.get(asset__code="H-2", kind="failure")
     assert failure.occurred_at == start + timedelta(seconds=CYCLE_SECONDS * (len(histories[1][1]) - 1))
 
-    repeated = client.post(url(org, "imports/run-to-failure"), {
-        "file": _file("history.csv", content.decode()), "asset_type": "pump", "format": "csv",
-        "start": start.isoformat()}, format="multipart")
+    repeated = client.post(
+        url(org, "imports/run-to-failure"),
+        {
+            "file": _file("history.csv", content.decode()),
+            "asset_type": "pump",
+            "format": "csv",
+            "start": start.isoformat(),
+        },
+        format="multipart",
+    )
     assert repeated.json()["readings_stored"] == 0 and repeated.json()["failures_recorded"] == 0
 
     lines = content.decode().splitlines()
     lines[7] = lines[7].rsplit(",", 1)[0] + ",150"  # humidity 150 %
     bad = [(f"N-{i}", frame) for i, (_, frame) in enumerate(fleet.histories, start=1)]
-    bad_content = "\n".join([lines[0], *run_to_failure_csv(bad).decode().splitlines()[1:7], lines[7].replace(
-        "H-1", "N-1")]) + "\n"
-    rejected = client.post(url(org, "imports/run-to-failure"), {
-        "file": _file("bad.csv", bad_content), "asset_type": "pump", "format": "csv"}, format="multipart")
+    bad_content = (
+        "\n".join([lines[0], *run_to_failure_csv(bad).decode().splitlines()[1:7], lines[7].replace("H-1", "N-1")])
+        + "\n"
+    )
+    rejected = client.post(
+        url(org, "imports/run-to-failure"),
+        {"file": _file("bad.csv", bad_content), "asset_type": "pump", "format": "csv"},
+        format="multipart",
+    )
     assert rejected.status_code == 400
     assert "humidity value 150 is above the expected maximum 100 %" in rejected.json()["error"]["fields"]["line 8"][0]
     assert not Asset.objects.filter(organization=org, code__startswith="N-").exists()
@@ -194,8 +227,9 @@ def test_another_tenant_cannot_read_or_write_this_tenants_telemetry(plant, other
     window = {"start": ts_of(start, 0), "end": ts_of(start, 10)}
     assert stranger.get(url(org, f"assets/{asset.pk}/telemetry"), window).status_code == 404
     assert stranger.get(url(other_org, f"assets/{asset.pk}/telemetry"), window).status_code == 404
-    write = _post(stranger, other_org, {"readings": [
-        {"asset": "P-1", "channel": "vibration", "ts": ts_of(start, 1), "value": 1}]})
+    write = _post(
+        stranger, other_org, {"readings": [{"asset": "P-1", "channel": "vibration", "ts": ts_of(start, 1), "value": 1}]}
+    )
     assert write.status_code == 400 and "no asset with the code 'P-1'" in write.json()["error"]["message"]
     assert _post(stranger, org, {"readings": []}).status_code == 404
     assert Telemetry.objects.filter(asset=asset).count() == 1

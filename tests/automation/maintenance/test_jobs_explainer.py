@@ -31,10 +31,20 @@ def upstream():
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append({"path": self.path, "body": body})
             facts = body["messages"][-1]["content"].splitlines()
-            answer = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                      "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                          "role": "assistant", "content": f"In short: {facts[1]}"}}],
-                      "usage": {"prompt_tokens": 50, "completion_tokens": 12, "total_tokens": 62}}
+            answer = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": f"In short: {facts[1]}"},
+                    }
+                ],
+                "usage": {"prompt_tokens": 50, "completion_tokens": 12, "total_tokens": 62},
+            }
             data = json.dumps(answer).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -51,8 +61,9 @@ def upstream():
     server.shutdown()
 
 
-def test_an_explanation_waits_while_no_model_answers_then_is_written_by_the_tenants_model(org, web_server, upstream,
-                                                                                            settings):
+def test_an_explanation_waits_while_no_model_answers_then_is_written_by_the_tenants_model(
+    org, web_server, upstream, settings
+):
     """Catches made-up explanations and lost retries: with the gateway unreachable the recommendation stays
     pending with the reason and a retry time; once the organisation's model serves, the retry stores the model's
     own words, through the gateway with the organisation's system key."""
@@ -67,8 +78,13 @@ def test_an_explanation_waits_while_no_model_answers_then_is_written_by_the_tena
     assert waiting.explanation_retry_at > timezone.now()
     assert pending_explanations() == []  # not due yet
 
-    base = BaseModel.objects.create(name="smollm2-135m-instruct", weights_path="/stand-in", license="apache-2.0",
-                                    architecture="LlamaForCausalLM", context_length=2048)
+    base = BaseModel.objects.create(
+        name="smollm2-135m-instruct",
+        weights_path="/stand-in",
+        license="apache-2.0",
+        architecture="LlamaForCausalLM",
+        context_length=2048,
+    )
     upstream_url, requests = upstream
     server_register(url=upstream_url, base_model=base, cluster_name="eu-test", region=org.region)
     settings.MAINTENANCE_EXPLAINER_BASE_URL = web_server

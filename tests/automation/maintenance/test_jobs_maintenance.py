@@ -39,8 +39,9 @@ def worker(django_db_setup, django_db_blocker, web_server, tmp_path_factory):
     patch.setenv("MAINTENANCE_EXPLAINER_BASE_URL", web_server)
     patch.setenv("MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", "true")
     try:
-        with running_worker(queues="maintenance", name="maintenance",
-                            log_path=tmp_path_factory.mktemp("worker") / "worker.log") as process:
+        with running_worker(
+            queues="maintenance", name="maintenance", log_path=tmp_path_factory.mktemp("worker") / "worker.log"
+        ) as process:
             yield process
     finally:
         patch.undo()
@@ -90,25 +91,44 @@ def test_degradation_through_the_api_and_a_worker(worker, org, receiver, setting
     serves, and every model run metered."""
     settings.MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS = True
     client = client_for(org)
-    assert client.post(url(org, "asset-types"), {"code": "pump", "cycle_seconds": 3600, "channels": CHANNELS},
-                       format="json").status_code == 201
+    assert (
+        client.post(
+            url(org, "asset-types"), {"code": "pump", "cycle_seconds": 3600, "channels": CHANNELS}, format="json"
+        ).status_code
+        == 201
+    )
     hook_url, received = receiver
     hook = client.post(url(org, "webhooks"), {"url": hook_url}, format="json")
     assert hook.status_code == 201, hook.json()
     secret = hook.json()["secret"]
     assert "secret" not in client.get(url(org, f"webhooks/{hook.json()['id']}")).json()
 
-    fleet = generate_fleet(n_assets=TRAINING_ASSETS + 2, seed=3, min_life=200, max_life=260, anomalies=[
-        AnomalySpec(asset_index=TRAINING_ASSETS, channel="humidity", start=40, duration=12, magnitude=10.0),
-        AnomalySpec(asset_index=TRAINING_ASSETS + 1, channel="current", start=50, duration=12, magnitude=12.0)])
+    fleet = generate_fleet(
+        n_assets=TRAINING_ASSETS + 2,
+        seed=3,
+        min_life=200,
+        max_life=260,
+        anomalies=[
+            AnomalySpec(asset_index=TRAINING_ASSETS, channel="humidity", start=40, duration=12, magnitude=10.0),
+            AnomalySpec(asset_index=TRAINING_ASSETS + 1, channel="current", start=50, duration=12, magnitude=12.0),
+        ],
+    )
     start = aligned_start(400)
-    history = run_to_failure_csv([(f"T-{i:02d}", frame) for i, (_, frame) in enumerate(
-        fleet.histories[:TRAINING_ASSETS], start=1)])
+    history = run_to_failure_csv(
+        [(f"T-{i:02d}", frame) for i, (_, frame) in enumerate(fleet.histories[:TRAINING_ASSETS], start=1)]
+    )
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    imported = client.post(url(org, "imports/run-to-failure"), {
-        "file": SimpleUploadedFile("history.csv", history), "asset_type": "pump", "format": "csv",
-        "start": start.isoformat()}, format="multipart")
+    imported = client.post(
+        url(org, "imports/run-to-failure"),
+        {
+            "file": SimpleUploadedFile("history.csv", history),
+            "asset_type": "pump",
+            "format": "csv",
+            "start": start.isoformat(),
+        },
+        format="multipart",
+    )
     assert imported.status_code == 201 and imported.json()["failures_recorded"] == TRAINING_ASSETS
 
     live = {"L-A": fleet.histories[TRAINING_ASSETS], "L-B": fleet.histories[TRAINING_ASSETS + 1]}
@@ -125,8 +145,9 @@ def test_degradation_through_the_api_and_a_worker(worker, org, receiver, setting
     for cut in CUTS:
         for code, (_, frame) in live.items():
             upto = len(frame) - cut  # rows 0..upto-1 are known; the last of them is `cut` cycles before failure
-            _ingest(client, org, {"readings": readings(frame, asset=code, start=start,
-                                                       rows=range(done_rows[code], upto))})
+            _ingest(
+                client, org, {"readings": readings(frame, asset=code, start=start, rows=range(done_rows[code], upto))}
+            )
             done_rows[code] = upto
         scored = client.post(url(org, "models/score"), {"asset_type": "pump"}, format="json")
         _job_done(client, org, scored.json()["job"])
@@ -145,8 +166,9 @@ def test_degradation_through_the_api_and_a_worker(worker, org, receiver, setting
 
     # Anomalies where they were injected (rows 40-51 humidity on L-A; 50-61 current, a correlation break, on L-B).
     def found(code, channel):
-        return [a for a in client.get(url(org, "anomalies"), {"asset": code}).json()["results"]
-                if a["channel"] == channel]
+        return [
+            a for a in client.get(url(org, "anomalies"), {"asset": code}).json()["results"] if a["channel"] == channel
+        ]
 
     def at(row):
         return datetime.fromisoformat(ts_of(start, row))
@@ -154,9 +176,11 @@ def test_degradation_through_the_api_and_a_worker(worker, org, receiver, setting
     [humidity] = found("L-A", "humidity")
     assert abs((datetime.fromisoformat(humidity["starts_at"]) - at(40)).total_seconds()) <= 2 * 3600
     assert abs((datetime.fromisoformat(humidity["ends_at"]) - at(52)).total_seconds()) <= 2 * 3600
-    correlation_breaks = [a for a in found("L-B", "multivariate")
-                          if datetime.fromisoformat(a["starts_at"]) <= at(62)
-                          and datetime.fromisoformat(a["ends_at"]) >= at(50)]
+    correlation_breaks = [
+        a
+        for a in found("L-B", "multivariate")
+        if datetime.fromisoformat(a["starts_at"]) <= at(62) and datetime.fromisoformat(a["ends_at"]) >= at(50)
+    ]
     assert len(correlation_breaks) == 1 and not found("L-B", "current")
 
     # Near failure: a recommendation per live asset, each an open work order, each sent to the webhook.
@@ -174,8 +198,9 @@ def test_degradation_through_the_api_and_a_worker(worker, org, receiver, setting
     for request in received:
         headers = {k.lower(): v for k, v in request["headers"].items()}
         assert webhook_signature_verify(secret=secret, header=headers[SIGNATURE_HEADER.lower()], body=request["body"])
-        assert not webhook_signature_verify(secret=secret, header=headers[SIGNATURE_HEADER.lower()],
-                                            body=request["body"].replace(b"L-", b"X-"))
+        assert not webhook_signature_verify(
+            secret=secret, header=headers[SIGNATURE_HEADER.lower()], body=request["body"].replace(b"L-", b"X-")
+        )
         payload = json.loads(request["body"])
         assert payload["type"] == headers["lightsout-event"] == "recommendation.created"
         delivered[payload["data"]["id"]] = payload["data"]

@@ -43,25 +43,62 @@ def post(client, org, path: str, body: dict, status: int = 201) -> dict:
 def build_factory(client, org) -> None:
     """Cutting in two shifts (Berlin time) with changeovers between families, a paint line down for a while,
     paint delivered mid-morning, a packing bench; two products, five orders."""
-    post(client, org, "machines", {"code": "CUT", "name": "Laser cutter", "timezone": "Europe/Berlin", "shifts": [
-        {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "06:00", "end": "14:00"},
-        {"days": "mon-fri", "start": "14:30", "end": "22:00"},
-    ]})
+    post(
+        client,
+        org,
+        "machines",
+        {
+            "code": "CUT",
+            "name": "Laser cutter",
+            "timezone": "Europe/Berlin",
+            "shifts": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "06:00", "end": "14:00"},
+                {"days": "mon-fri", "start": "14:30", "end": "22:00"},
+            ],
+        },
+    )
     post(client, org, "machines", {"code": "PAINT", "name": "Paint line"})
     post(client, org, "machines", {"code": "PACK"})
-    post(client, org, "downtimes", {"machine": "PAINT", "starts_at": at("06:40"), "ends_at": at("08:20"),
-                                    "reason": "nozzle service"})
+    post(
+        client,
+        org,
+        "downtimes",
+        {"machine": "PAINT", "starts_at": at("06:40"), "ends_at": at("08:20"), "reason": "nozzle service"},
+    )
     post(client, org, "materials", {"code": "paint", "arrives_at": at("07:30")})
-    post(client, org, "products", {"code": "bracket", "family": "steel", "operations": [
-        {"name": "cut", "machines": [{"machine": "CUT", "minutes_per_unit": 2}]},
-        {"name": "paint", "machines": [{"machine": "PAINT", "minutes_per_unit": 1}], "materials": ["paint"]},
-        {"name": "pack", "machines": [{"machine": "PACK", "minutes_per_unit": 0.5}]},
-    ]})
-    post(client, org, "products", {"code": "panel", "family": "alu", "operations": [
-        {"name": "cut", "machines": [{"machine": "CUT", "minutes_per_unit": 3}]},
-        {"name": "finish", "machines": [{"machine": "PACK", "minutes_per_unit": 1},
-                                        {"machine": "PAINT", "minutes_per_unit": 1.5}]},
-    ]})
+    post(
+        client,
+        org,
+        "products",
+        {
+            "code": "bracket",
+            "family": "steel",
+            "operations": [
+                {"name": "cut", "machines": [{"machine": "CUT", "minutes_per_unit": 2}]},
+                {"name": "paint", "machines": [{"machine": "PAINT", "minutes_per_unit": 1}], "materials": ["paint"]},
+                {"name": "pack", "machines": [{"machine": "PACK", "minutes_per_unit": 0.5}]},
+            ],
+        },
+    )
+    post(
+        client,
+        org,
+        "products",
+        {
+            "code": "panel",
+            "family": "alu",
+            "operations": [
+                {"name": "cut", "machines": [{"machine": "CUT", "minutes_per_unit": 3}]},
+                {
+                    "name": "finish",
+                    "machines": [
+                        {"machine": "PACK", "minutes_per_unit": 1},
+                        {"machine": "PAINT", "minutes_per_unit": 1.5},
+                    ],
+                },
+            ],
+        },
+    )
     post(client, org, "setup-times", {"machine": "CUT", "from_family": "steel", "to_family": "alu", "minutes": 30})
     post(client, org, "setup-times", {"machine": "CUT", "from_family": "alu", "to_family": "steel", "minutes": 45})
     for code, product, quantity, release, due, weight in [
@@ -71,8 +108,19 @@ def build_factory(client, org) -> None:
         ("P2", "panel", 30, "06:40", None, 1),
         ("B3", "bracket", 25, "08:20", "17:00", 2),
     ]:
-        post(client, org, "orders", {"code": code, "product": product, "quantity": quantity,
-                                     "release_at": at(release), "due_at": due and at(due), "weight": weight})
+        post(
+            client,
+            org,
+            "orders",
+            {
+                "code": code,
+                "product": product,
+                "quantity": quantity,
+                "release_at": at(release),
+                "due_at": due and at(due),
+                "weight": weight,
+            },
+        )
 
 
 def wait_for_run(client, org, run_id: str, *, timeout: float = 90) -> dict:

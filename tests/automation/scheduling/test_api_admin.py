@@ -24,9 +24,12 @@ def test_admin_lists_and_shows_machines_products_orders_and_runs(org, operator):
     client = client_for(org)
     build_factory(client, org)
     run = Run.objects.get(pk=post(client, org, "runs", {"jobshop": {"jobs": FT06}})["id"])
-    objects = [Machine.objects.get(organization=org, code="CUT"), Product.objects.get(organization=org,
-                                                                                      code="bracket"),
-               Order.objects.get(organization=org, code="B1"), run]
+    objects = [
+        Machine.objects.get(organization=org, code="CUT"),
+        Product.objects.get(organization=org, code="bracket"),
+        Order.objects.get(organization=org, code="B1"),
+        run,
+    ]
     for obj in objects:
         name = f"admin:scheduling_{type(obj)._meta.model_name}"
         assert operator.get(reverse(f"{name}_changelist"), {"q": "plant"}).status_code == 200

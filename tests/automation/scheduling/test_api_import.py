@@ -13,32 +13,40 @@ FILES = {
     "shifts": "machine,days,start,end\nCUT,mon-fri,06:00,14:00\nCUT,mon-fri,14:30,22:00\n",
     "materials": "code,name,arrives_at\npaint,Blue paint,2025-03-03T07:30:00Z\nscrews,,\n",
     "products": "code,name,family\nbracket,Bracket,steel\npanel,Panel,alu\n",
-    "operations": ("product,step,name,machine,minutes_per_unit,materials\n"
-                   "bracket,1,cut,CUT,2,\n"
-                   "bracket,2,paint,PAINT,1,paint;screws\n"
-                   "bracket,3,pack,PACK,0.5,\n"
-                   "panel,1,cut,CUT,3,\n"
-                   "panel,2,finish,PACK,1,\n"
-                   "panel,2,finish,PAINT,1.5,\n"),
+    "operations": (
+        "product,step,name,machine,minutes_per_unit,materials\n"
+        "bracket,1,cut,CUT,2,\n"
+        "bracket,2,paint,PAINT,1,paint;screws\n"
+        "bracket,3,pack,PACK,0.5,\n"
+        "panel,1,cut,CUT,3,\n"
+        "panel,2,finish,PACK,1,\n"
+        "panel,2,finish,PAINT,1.5,\n"
+    ),
     "setup_times": "machine,from_family,to_family,minutes\nCUT,steel,alu,30\nCUT,alu,steel,45\n",
-    "downtimes": ("machine,starts_at,ends_at,reason\n"
-                  "PAINT,2025-03-03T06:40:00Z,2025-03-03T08:20:00Z,\"nozzle\nservice\"\n"),
-    "orders": ("code,product,quantity,release_at,due_at,weight\n"
-               "B1,bracket,40,2025-03-03T05:05:00Z,2025-03-03T10:00:00Z,1\n"
-               "P1,panel,50,2025-03-03T06:00:00Z,2025-03-03T12:00:00Z,3\n"
-               "P2,panel,30,,,\n"),
+    "downtimes": (
+        'machine,starts_at,ends_at,reason\nPAINT,2025-03-03T06:40:00Z,2025-03-03T08:20:00Z,"nozzle\nservice"\n'
+    ),
+    "orders": (
+        "code,product,quantity,release_at,due_at,weight\n"
+        "B1,bracket,40,2025-03-03T05:05:00Z,2025-03-03T10:00:00Z,1\n"
+        "P1,panel,50,2025-03-03T06:00:00Z,2025-03-03T12:00:00Z,3\n"
+        "P2,panel,30,,,\n"
+    ),
 }
 
 
 def _upload(client, org, files: dict[str, str]):
-    data = {name: SimpleUploadedFile(f"{name}.csv", text.encode(), content_type="text/csv")
-            for name, text in files.items()}
+    data = {
+        name: SimpleUploadedFile(f"{name}.csv", text.encode(), content_type="text/csv") for name, text in files.items()
+    }
     return client.post(url(org, "import"), data, format="multipart")
 
 
 def _nothing_written(org) -> bool:
-    return not any(model.objects.filter(organization=org).exists()
-                   for model in (Machine, Shift, Material, Product, Operation, SetupTime, Downtime, Order))
+    return not any(
+        model.objects.filter(organization=org).exists()
+        for model in (Machine, Shift, Material, Product, Operation, SetupTime, Downtime, Order)
+    )
 
 
 def test_csv_files_import_every_entity_in_dependency_order(org):
@@ -47,9 +55,19 @@ def test_csv_files_import_every_entity_in_dependency_order(org):
     client = client_for(org)
     response = _upload(client, org, FILES)
     assert response.status_code == 200, response.content
-    assert response.json() == {"created": {"machines": 3, "shifts": 2, "materials": 2, "products": 2,
-                                           "operations": 6, "setup_times": 2, "downtimes": 1, "orders": 3},
-                               "updated": {}}
+    assert response.json() == {
+        "created": {
+            "machines": 3,
+            "shifts": 2,
+            "materials": 2,
+            "products": 2,
+            "operations": 6,
+            "setup_times": 2,
+            "downtimes": 1,
+            "orders": 3,
+        },
+        "updated": {},
+    }
     bracket = Product.objects.get(organization=org, code="bracket")
     steps = list(bracket.operations.order_by("position"))
     assert [s.name for s in steps] == ["cut", "paint", "pack"]
@@ -66,14 +84,21 @@ def test_csv_errors_name_file_and_line_and_nothing_is_written(org):
     """Catches a half-written import (valid machines kept although orders failed), or errors without a line.
     Line numbers are the file's: the header is line 1, a blank line and a two-line quoted cell count."""
     client = client_for(org)
-    files = dict(FILES, orders=("code,product,quantity,release_at,due_at,weight\n"
-                                "B1,bracket,40,2025-03-03T05:05:00Z,not a date,1\n"
-                                "\n"
-                                "P1,sprocket,50,,,\n"
-                                "P2,panel,-3,,,\n"),
-                 downtimes=("machine,starts_at,ends_at,reason\n"
-                            "PAINT,2025-03-03T06:40:00Z,2025-03-03T08:20:00Z,\"two\nlines\"\n"
-                            "LATHE,2025-03-03T06:40:00Z,2025-03-03T08:20:00Z,\n"))
+    files = dict(
+        FILES,
+        orders=(
+            "code,product,quantity,release_at,due_at,weight\n"
+            "B1,bracket,40,2025-03-03T05:05:00Z,not a date,1\n"
+            "\n"
+            "P1,sprocket,50,,,\n"
+            "P2,panel,-3,,,\n"
+        ),
+        downtimes=(
+            "machine,starts_at,ends_at,reason\n"
+            'PAINT,2025-03-03T06:40:00Z,2025-03-03T08:20:00Z,"two\nlines"\n'
+            "LATHE,2025-03-03T06:40:00Z,2025-03-03T08:20:00Z,\n"
+        ),
+    )
     response = _upload(client, org, files)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -85,8 +110,10 @@ def test_csv_errors_name_file_and_line_and_nothing_is_written(org):
         "orders line 5": {"quantity": [error["fields"]["orders line 5"]["quantity"][0]]},
     }
     assert "date" in error["fields"]["orders line 2"]["due_at"][0].lower()
-    assert error["message"].startswith("downtimes line 4: machine: No machine") and "Nothing was imported" in \
-        error["message"]
+    assert (
+        error["message"].startswith("downtimes line 4: machine: No machine")
+        and "Nothing was imported" in error["message"]
+    )
     assert _nothing_written(org)
 
 
@@ -111,8 +138,10 @@ def test_json_import_reports_nested_errors_by_index_and_rolls_back(org):
             {"code": "bracket", "operations": [{"machines": [{"machine": "CUT", "minutes_per_unit": 2}]}]},
             {"code": "panel", "operations": [{"machines": [{"machine": "MILL", "minutes_per_unit": 2}]}]},
         ],
-        "orders": [{"code": "B1", "product": "bracket", "quantity": 1}, {"code": "B1", "product": "bracket",
-                                                                         "quantity": 2}],
+        "orders": [
+            {"code": "B1", "product": "bracket", "quantity": 1},
+            {"code": "B1", "product": "bracket", "quantity": 2},
+        ],
     }
     response = client.post(url(org, "import"), body, format="json")
     assert response.status_code == 400
@@ -127,17 +156,22 @@ def test_importing_existing_codes_updates_them(org):
     """Catches an import that duplicates or refuses objects it already has, instead of updating them."""
     client = client_for(org)
     assert _upload(client, org, FILES).status_code == 200
-    response = client.post(url(org, "import"), {
-        "orders": [{"code": "P2", "quantity": 35, "due_at": "2025-03-04T12:00:00Z"}],
-        "operations": [{"product": "panel", "step": 1, "machine": "PACK", "minutes_per_unit": 4}],
-    }, format="json")
+    response = client.post(
+        url(org, "import"),
+        {
+            "orders": [{"code": "P2", "quantity": 35, "due_at": "2025-03-04T12:00:00Z"}],
+            "operations": [{"product": "panel", "step": 1, "machine": "PACK", "minutes_per_unit": 4}],
+        },
+        format="json",
+    )
     assert response.status_code == 200, response.content
     assert response.json() == {"created": {"operations": 1}, "updated": {"orders": 1}}
     p2 = Order.objects.get(organization=org, code="P2")
     assert (float(p2.quantity), p2.product.code) == (35.0, "panel")
     panel = Product.objects.get(organization=org, code="panel")
     assert [[o.machine.code for o in step.options.all()] for step in panel.operations.order_by("position")] == [
-        ["PACK"]]
+        ["PACK"]
+    ]
     assert Order.objects.filter(organization=org).count() == 3
 
 

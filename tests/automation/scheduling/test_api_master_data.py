@@ -15,8 +15,20 @@ pytestmark = pytest.mark.django_db
 def test_machine_with_shifts_round_trips_updates_and_deletes(org):
     """Catches shifts lost or duplicated on update, or a response that does not show what was stored."""
     client = client_for(org)
-    created = post(client, org, "machines", {"code": "CUT", "name": "Laser", "timezone": "Europe/Berlin", "shifts": [
-        {"days": "mon-fri", "start": "06:00", "end": "14:00"}, {"days": ["sat"], "start": "22:00", "end": "06:00"}]})
+    created = post(
+        client,
+        org,
+        "machines",
+        {
+            "code": "CUT",
+            "name": "Laser",
+            "timezone": "Europe/Berlin",
+            "shifts": [
+                {"days": "mon-fri", "start": "06:00", "end": "14:00"},
+                {"days": ["sat"], "start": "22:00", "end": "06:00"},
+            ],
+        },
+    )
     assert created["shifts"] == [
         {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "06:00", "end": "14:00"},
         {"days": ["sat"], "start": "22:00", "end": "06:00"},
@@ -24,7 +36,8 @@ def test_machine_with_shifts_round_trips_updates_and_deletes(org):
     detail = url(org, f"machines/{created['id']}")
     patched = client.patch(detail, {"shifts": [{"days": "sun", "start": "08:00", "end": "12:00"}]}, format="json")
     assert patched.status_code == 200 and patched.json()["shifts"] == [
-        {"days": ["sun"], "start": "08:00", "end": "12:00"}]
+        {"days": ["sun"], "start": "08:00", "end": "12:00"}
+    ]
     assert client.get(detail).json()["shifts"] == patched.json()["shifts"]
     renamed = client.patch(detail, {"name": "Laser 2"}, format="json").json()
     assert renamed["name"] == "Laser 2" and renamed["shifts"] == patched.json()["shifts"]  # untouched without key
@@ -50,15 +63,25 @@ def test_product_routing_names_machines_and_materials_by_code(org):
     panel = next(p for p in client.get(url(org, "products")).json()["results"] if p["code"] == "panel")
     assert panel["operations"] == [
         {"name": "cut", "machines": [{"machine": "CUT", "minutes_per_unit": 3.0}], "materials": []},
-        {"name": "finish", "machines": [{"machine": "PACK", "minutes_per_unit": 1.0},
-                                        {"machine": "PAINT", "minutes_per_unit": 1.5}], "materials": []},
+        {
+            "name": "finish",
+            "machines": [{"machine": "PACK", "minutes_per_unit": 1.0}, {"machine": "PAINT", "minutes_per_unit": 1.5}],
+            "materials": [],
+        },
     ]
-    replaced = client.patch(url(org, f"products/{panel['id']}"), {"operations": [
-        {"name": "paint", "machines": [{"machine": "PAINT", "minutes_per_unit": 2}], "materials": ["paint"]}]},
-        format="json")
+    replaced = client.patch(
+        url(org, f"products/{panel['id']}"),
+        {
+            "operations": [
+                {"name": "paint", "machines": [{"machine": "PAINT", "minutes_per_unit": 2}], "materials": ["paint"]}
+            ]
+        },
+        format="json",
+    )
     assert replaced.status_code == 200
     assert replaced.json()["operations"] == [
-        {"name": "paint", "machines": [{"machine": "PAINT", "minutes_per_unit": 2.0}], "materials": ["paint"]}]
+        {"name": "paint", "machines": [{"machine": "PAINT", "minutes_per_unit": 2.0}], "materials": ["paint"]}
+    ]
 
 
 def test_another_tenants_objects_cannot_be_referenced_by_code(org, other_org):
@@ -66,31 +89,46 @@ def test_another_tenants_objects_cannot_be_referenced_by_code(org, other_org):
     BOX, A names them and must be told they do not exist."""
     other = client_for(other_org)
     post(other, other_org, "machines", {"code": "CUT"})
-    post(other, other_org, "products", {"code": "BOX", "operations": [
-        {"machines": [{"machine": "CUT", "minutes_per_unit": 1}]}]})
+    post(
+        other,
+        other_org,
+        "products",
+        {"code": "BOX", "operations": [{"machines": [{"machine": "CUT", "minutes_per_unit": 1}]}]},
+    )
     client = client_for(org)
-    response = client.post(url(org, "products"), {"code": "LID", "operations": [
-        {"machines": [{"machine": "CUT", "minutes_per_unit": 1}]}]}, format="json")
+    response = client.post(
+        url(org, "products"),
+        {"code": "LID", "operations": [{"machines": [{"machine": "CUT", "minutes_per_unit": 1}]}]},
+        format="json",
+    )
     assert response.status_code == 400
     assert response.json()["error"]["fields"]["operations"][0]["machines"][0]["machine"] == [
-        "No machine with the code CUT."]
+        "No machine with the code CUT."
+    ]
     response = client.post(url(org, "orders"), {"code": "O1", "product": "BOX", "quantity": 1}, format="json")
     assert response.status_code == 400 and response.json()["error"]["fields"]["product"] == [
-        "No product with the code BOX."]
+        "No product with the code BOX."
+    ]
     assert not Product.objects.filter(organization=org).exists()
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("machines", {"code": "has space"}, "code"),
-    ("machines", {"code": "M", "timezone": "Mars/Olympus"}, "timezone"),
-    ("machines", {"code": "M", "shifts": [{"days": "mon", "start": "06:00", "end": "06:00"}]}, "shifts"),
-    ("machines", {"code": "M", "shifts": [{"days": "mon-funday", "start": "06:00", "end": "07:00"}]}, "shifts"),
-    ("downtimes", {"machine": "CUT", "starts_at": at("10:00"), "ends_at": at("09:00")}, "ends_at"),
-    ("orders", {"code": "O9", "product": "panel", "quantity": 1, "release_at": at("10:00"), "due_at": at("09:00")},
-     "due_at"),
-    ("orders", {"code": "O9", "product": "panel", "quantity": 0}, "quantity"),
-    ("products", {"code": "X", "operations": [{"name": "empty", "machines": []}]}, "operations"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("machines", {"code": "has space"}, "code"),
+        ("machines", {"code": "M", "timezone": "Mars/Olympus"}, "timezone"),
+        ("machines", {"code": "M", "shifts": [{"days": "mon", "start": "06:00", "end": "06:00"}]}, "shifts"),
+        ("machines", {"code": "M", "shifts": [{"days": "mon-funday", "start": "06:00", "end": "07:00"}]}, "shifts"),
+        ("downtimes", {"machine": "CUT", "starts_at": at("10:00"), "ends_at": at("09:00")}, "ends_at"),
+        (
+            "orders",
+            {"code": "O9", "product": "panel", "quantity": 1, "release_at": at("10:00"), "due_at": at("09:00")},
+            "due_at",
+        ),
+        ("orders", {"code": "O9", "product": "panel", "quantity": 0}, "quantity"),
+        ("products", {"code": "X", "operations": [{"name": "empty", "machines": []}]}, "operations"),
+    ],
+)
 def test_invalid_master_data_is_a_400_naming_the_field(org, path, body, field):
     """Catches input the engine would choke on later (or a 500) being accepted at the API."""
     client = client_for(org)
@@ -150,7 +188,22 @@ def test_listing_products_costs_the_same_queries_for_one_or_many(org):
 
     few = queries()
     for n in range(5):
-        post(client, org, "products", {"code": f"extra-{n}", "operations": [
-            {"machines": [{"machine": "CUT", "minutes_per_unit": 1}, {"machine": "PACK", "minutes_per_unit": 2}],
-             "materials": ["paint"]}] * 3})
+        post(
+            client,
+            org,
+            "products",
+            {
+                "code": f"extra-{n}",
+                "operations": [
+                    {
+                        "machines": [
+                            {"machine": "CUT", "minutes_per_unit": 1},
+                            {"machine": "PACK", "minutes_per_unit": 2},
+                        ],
+                        "materials": ["paint"],
+                    }
+                ]
+                * 3,
+            },
+        )
     assert queries() == few

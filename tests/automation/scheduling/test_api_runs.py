@@ -21,8 +21,17 @@ def test_factory_data_becomes_minutes_from_the_horizon_start(org):
     downtime, deliveries, releases, due dates; and a run that is not queued as a job on the right queue."""
     client = client_for(org)
     build_factory(client, org)
-    run = post(client, org, "runs", {"objective": "weighted_mix", "weights": {"makespan": 2, "tardiness": 5},
-                                     "horizon_start": MONDAY.isoformat(), "horizon_days": 7})
+    run = post(
+        client,
+        org,
+        "runs",
+        {
+            "objective": "weighted_mix",
+            "weights": {"makespan": 2, "tardiness": 5},
+            "horizon_start": MONDAY.isoformat(),
+            "horizon_days": 7,
+        },
+    )
     problem = problem_from_json(Run.objects.get(pk=run["id"]).problem)
     machines = {m.id: m for m in problem.machines}
     cut, paint, pack = machines["CUT"], machines["PAINT"], machines["PACK"]
@@ -36,21 +45,39 @@ def test_factory_data_becomes_minutes_from_the_horizon_start(org):
     assert orders["P2"].due is None and orders["B2"].quantity == 90
     assert problem.horizon == 7 * 24 * 60
     assert {(s.machine, s.from_family, s.to_family, s.minutes) for s in problem.setups} == {
-        ("CUT", "steel", "alu", 30), ("CUT", "alu", "steel", 45)}
+        ("CUT", "steel", "alu", 30),
+        ("CUT", "alu", "steel", 45),
+    }
     assert run["weights"] == {"makespan": 2, "tardiness": 5} and run["horizon_start"] == "2025-03-03T05:00:00Z"
     job = Job.objects.get(pk=run["job"])
     assert (job.kind, job.queue, job.status, job.params["run_id"]) == (
-        "scheduling.optimize", "optimization", "queued", run["id"])
+        "scheduling.optimize",
+        "optimization",
+        "queued",
+        run["id"],
+    )
 
 
 def test_shift_windows_follow_the_machine_time_zone_across_a_dst_change(org):
     """Catches shifts converted with a fixed offset: on 30 March 2025 Berlin moves to UTC+2, so the Monday
     06:00 shift starts at 04:00 UTC, an hour earlier than on Friday; a night shift runs past midnight."""
     client = client_for(org)
-    post(client, org, "machines", {"code": "M", "timezone": "Europe/Berlin", "shifts": [
-        {"days": "fri,mon", "start": "06:00", "end": "14:00"}, {"days": "sat", "start": "22:00", "end": "06:00"}]})
-    post(client, org, "products", {"code": "p", "operations": [
-        {"machines": [{"machine": "M", "minutes_per_unit": 1}]}]})
+    post(
+        client,
+        org,
+        "machines",
+        {
+            "code": "M",
+            "timezone": "Europe/Berlin",
+            "shifts": [
+                {"days": "fri,mon", "start": "06:00", "end": "14:00"},
+                {"days": "sat", "start": "22:00", "end": "06:00"},
+            ],
+        },
+    )
+    post(
+        client, org, "products", {"code": "p", "operations": [{"machines": [{"machine": "M", "minutes_per_unit": 1}]}]}
+    )
     post(client, org, "orders", {"code": "o", "product": "p", "quantity": 1})
     friday = datetime(2025, 3, 28, 5, 0, tzinfo=UTC)  # 06:00 in Berlin (UTC+1)
     run = post(client, org, "runs", {"horizon_start": friday.isoformat(), "horizon_days": 4})
@@ -60,17 +87,20 @@ def test_shift_windows_follow_the_machine_time_zone_across_a_dst_change(org):
     assert _machines(run["id"])["M"]["calendar"] == [[0, 480], list(saturday_night), list(monday)]
 
 
-@pytest.mark.parametrize(("body", "field", "needle"), [
-    ({"jobshop": {"jobs": [[[0, 3]], [[1, 2], [0, "x"]]]}}, "jobshop", "jobs[1][1]"),
-    ({"jobshop": {"jobs": [[[0, 0]]]}}, "jobshop", "duration >= 1"),
-    ({"jobshop": {"jobs": []}}, "jobshop", "non-empty"),
-    ({"jobshop": {"jobs": FT06, "due_dates": [1, 2]}}, "jobshop", "one value per job"),
-    ({"jobshop": {"jobs": FT06}, "objective": "weighted_tardiness"}, "objective", "due dates"),
-    ({"jobshop": {"jobs": FT06}, "orders": ["B1"]}, "jobshop", "without orders"),
-    ({"jobshop": {"jobs": FT06}, "time_limit_s": 100_000}, "time_limit_s", "3600"),
-    ({"orders": ["B1", "NOPE"]}, "orders", "NOPE"),
-    ({"objective": "cheapest"}, "objective", "cheapest"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "needle"),
+    [
+        ({"jobshop": {"jobs": [[[0, 3]], [[1, 2], [0, "x"]]]}}, "jobshop", "jobs[1][1]"),
+        ({"jobshop": {"jobs": [[[0, 0]]]}}, "jobshop", "duration >= 1"),
+        ({"jobshop": {"jobs": []}}, "jobshop", "non-empty"),
+        ({"jobshop": {"jobs": FT06, "due_dates": [1, 2]}}, "jobshop", "one value per job"),
+        ({"jobshop": {"jobs": FT06}, "objective": "weighted_tardiness"}, "objective", "due dates"),
+        ({"jobshop": {"jobs": FT06}, "orders": ["B1"]}, "jobshop", "without orders"),
+        ({"jobshop": {"jobs": FT06}, "time_limit_s": 100_000}, "time_limit_s", "3600"),
+        ({"orders": ["B1", "NOPE"]}, "orders", "NOPE"),
+        ({"objective": "cheapest"}, "objective", "cheapest"),
+    ],
+)
 def test_bad_run_requests_are_refused_with_the_field_at_fault(org, body, field, needle):
     """Catches malformed problems reaching the worker (to fail there, or crash it) instead of a clear 400."""
     client = client_for(org)
@@ -86,7 +116,8 @@ def test_a_run_without_orders_is_refused(org):
     """Catches a job started for nothing to plan."""
     response = client_for(org).post(url(org, "runs"), {}, format="json")
     assert response.status_code == 400 and response.json()["error"]["fields"]["orders"] == [
-        "There are no orders to schedule."]
+        "There are no orders to schedule."
+    ]
 
 
 def test_results_and_replans_of_an_unfinished_run_are_refused(org):

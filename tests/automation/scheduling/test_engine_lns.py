@@ -114,8 +114,10 @@ def test_kept_operations_keep_their_machine_and_their_order_on_it() -> None:
     assert check_schedule(problem, kept) == []
 
     def sequences(schedule: tuple[Assignment, ...]) -> dict[str, list[tuple[str, int]]]:
-        return {m: [a.key for a in sorted(schedule, key=lambda a: a.start) if a.machine == m]
-                for m in {a.machine for a in schedule}}
+        return {
+            m: [a.key for a in sorted(schedule, key=lambda a: a.start) if a.machine == m]
+            for m in {a.machine for a in schedule}
+        }
 
     assert sequences(kept) == sequences(start)
 
@@ -169,8 +171,13 @@ def test_cancel_during_the_search_stops_both_searches_and_keeps_the_best_reporte
     problem = problem_from_jobshop(jobs, release_dates=[0] * (len(jobs) - 1) + [1] if released else None)
     reported: list[tuple[int, tuple]] = []
     deadline = time.monotonic() + 1.0
-    result = solve(problem, time_limit_s=60, workers=2, on_solution=lambda v, b, s, t: reported.append((v, s)),
-                   should_stop=lambda: time.monotonic() > deadline)
+    result = solve(
+        problem,
+        time_limit_s=60,
+        workers=2,
+        on_solution=lambda v, b, s, t: reported.append((v, s)),
+        should_stop=lambda: time.monotonic() > deadline,
+    )
     assert result.status == "cancelled"
     assert time.monotonic() - deadline < 1.5
     assert not [t for t in threading.enumerate() if t.name in ("local", "should-stop")]

@@ -111,11 +111,12 @@ def test_heads_and_tails_find_a_cycle_and_the_makespan() -> None:
     job_prev, job_next = np.array([-1, 0, -1, 2], np.int64), np.array([1, -1, 3, -1], np.int64)
     heads, tails, order = (np.zeros(4, np.int64) for _ in range(3))
     # M0: op3 before op0; M1: op1 before op2 -- op0 -> op1 -> op2 -> op3 -> op0
-    cyclic = kernel.heads_tails(p, job_prev, job_next, np.array([3, -1, 1, -1]), np.array([-1, 2, -1, 0]), order,
-                                heads, tails)
+    cyclic = kernel.heads_tails(
+        p, job_prev, job_next, np.array([3, -1, 1, -1]), np.array([-1, 2, -1, 0]), order, heads, tails
+    )
     assert cyclic == -1
     # M0: op0 before op3; M1: op2 before op1 -- op1 waits for op0 (3) and op2 (4) and ends at 6, op3 ends at 5
-    fine = kernel.heads_tails(p, job_prev, job_next, np.array([-1, 2, -1, 0]), np.array([3, -1, 1, -1]), order,
-                              heads, tails)
+    fine = kernel.heads_tails(
+        p, job_prev, job_next, np.array([-1, 2, -1, 0]), np.array([3, -1, 1, -1]), order, heads, tails
+    )
     assert fine == 6 and list(heads) == [0, 4, 0, 4] and list(tails) == [2, 0, 2, 0]
-

@@ -36,8 +36,9 @@ def worker(django_db_setup, django_db_blocker, tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("SCHEDULING_SOLVER_WORKERS", "2")
     try:
-        with running_worker(queues="optimization", name="scheduling",
-                            log_path=tmp_path_factory.mktemp("worker") / "worker.log") as process:
+        with running_worker(
+            queues="optimization", name="scheduling", log_path=tmp_path_factory.mktemp("worker") / "worker.log"
+        ) as process:
             yield process
     finally:
         patch.undo()
@@ -61,7 +62,11 @@ def test_ft06_through_the_api_is_solved_to_proven_optimality(worker, org):
 
     done = wait_for_run(client, org, run["id"])
     assert (done["status"], done["solver_status"], done["objective_value"], done["gap"]) == (
-        "succeeded", "optimal", 55, 0.0)
+        "succeeded",
+        "optimal",
+        55,
+        0.0,
+    )
     assert done["kpis"]["makespan_minutes"] == 55 and done["progress"] == 100
     job = Job.objects.get(pk=done["job"])
     assert job.result["objective"] == 55 and job.result["gap"] == 0.0 and job.result["operations"] == 36
@@ -76,11 +81,22 @@ def test_ft06_through_the_api_is_solved_to_proven_optimality(worker, org):
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert len(rows) == 36
-    schedule = [Assignment(r["order"], int(r["operation"]), r["machine"], int(r["start_minute"]),
-                           int(r["end_minute"]), int(r["setup_minutes"])) for r in rows]
+    schedule = [
+        Assignment(
+            r["order"],
+            int(r["operation"]),
+            r["machine"],
+            int(r["start_minute"]),
+            int(r["end_minute"]),
+            int(r["setup_minutes"]),
+        )
+        for r in rows
+    ]
     assert check_schedule(problem_from_jobshop(FT06), schedule) == []
-    assert all(_dt(r["end"]) - _dt(r["start"]) == timedelta(minutes=int(r["end_minute"]) - int(r["start_minute"]))
-               for r in rows)
+    assert all(
+        _dt(r["end"]) - _dt(r["start"]) == timedelta(minutes=int(r["end_minute"]) - int(r["start_minute"]))
+        for r in rows
+    )
 
     png = client.get(url(org, f"runs/{run['id']}/gantt.png"), HTTP_ACCEPT="image/png")
     assert png.status_code == 200 and png["Content-Type"] == "image/png"
@@ -100,16 +116,23 @@ def test_factory_built_through_the_api_gets_a_schedule_that_respects_every_rule(
     mistake in either direction shows up."""
     client = client_for(org)
     build_factory(client, org)
-    run = post(client, org, "runs", {"objective": "weighted_tardiness", "time_limit_s": 10,
-                                     "horizon_start": MONDAY.isoformat(), "horizon_days": 7})
+    run = post(
+        client,
+        org,
+        "runs",
+        {"objective": "weighted_tardiness", "time_limit_s": 10, "horizon_start": MONDAY.isoformat(), "horizon_days": 7},
+    )
     done = wait_for_run(client, org, run["id"])
     assert done["status"] == "succeeded" and done["solver_status"] in ("optimal", "feasible"), done
     _, problem, schedule = _run_problem(run["id"])
     assert check_schedule(problem, schedule) == []
     assert len(schedule) == 3 * 3 + 2 * 2
 
-    operations = [dict(op, machine=m["machine"]) for m in client.get(url(org, f"runs/{run['id']}/schedule")).json()
-                  for op in m["operations"]]
+    operations = [
+        dict(op, machine=m["machine"])
+        for m in client.get(url(org, f"runs/{run['id']}/schedule")).json()
+        for op in m["operations"]
+    ]
     berlin = ZoneInfo("Europe/Berlin")
     releases = {"B1": "05:05", "P1": "06:00", "B2": "05:10", "P2": "06:40", "B3": "08:20"}
     for op in operations:
@@ -136,13 +159,29 @@ def test_infeasible_orders_fail_with_a_diagnosis_naming_order_and_operation(work
     post(client, org, "machines", {"code": "OVEN", "shifts": [{"days": "mon-sun", "start": "08:00", "end": "10:00"}]})
     post(client, org, "machines", {"code": "BENCH"})
     post(client, org, "materials", {"code": "glaze"})  # no delivery date
-    post(client, org, "products", {"code": "pot", "operations": [
-        {"name": "shape", "machines": [{"machine": "BENCH", "minutes_per_unit": 5}]},
-        {"name": "glaze", "machines": [{"machine": "BENCH", "minutes_per_unit": 1}], "materials": ["glaze"]},
-    ]})
-    post(client, org, "products", {"code": "kiln-batch", "operations": [
-        {"name": "fire", "machines": [{"machine": "OVEN", "minutes_per_unit": 180}]},  # longer than any shift
-    ]})
+    post(
+        client,
+        org,
+        "products",
+        {
+            "code": "pot",
+            "operations": [
+                {"name": "shape", "machines": [{"machine": "BENCH", "minutes_per_unit": 5}]},
+                {"name": "glaze", "machines": [{"machine": "BENCH", "minutes_per_unit": 1}], "materials": ["glaze"]},
+            ],
+        },
+    )
+    post(
+        client,
+        org,
+        "products",
+        {
+            "code": "kiln-batch",
+            "operations": [
+                {"name": "fire", "machines": [{"machine": "OVEN", "minutes_per_unit": 180}]},  # longer than any shift
+            ],
+        },
+    )
     post(client, org, "orders", {"code": "POT-1", "product": "pot", "quantity": 2})
     post(client, org, "orders", {"code": "FIRE-1", "product": "kiln-batch", "quantity": 1})
 
@@ -166,11 +205,19 @@ def test_rescheduling_after_a_breakdown_keeps_started_operations_and_avoids_the_
     now = 20
     running = next(a for a in sorted(plan, key=lambda a: a.start) if a.start < now < a.end)
     start = datetime.fromisoformat(first["horizon_start"].replace("Z", "+00:00"))
-    replan = post(client, org, f"runs/{first['id']}/reschedule", {
-        "now": (start + timedelta(minutes=now)).isoformat(),
-        "breakdown": {"machine": running.machine, "from": (start + timedelta(minutes=now)).isoformat(),
-                      "duration_minutes": 15},
-    })
+    replan = post(
+        client,
+        org,
+        f"runs/{first['id']}/reschedule",
+        {
+            "now": (start + timedelta(minutes=now)).isoformat(),
+            "breakdown": {
+                "machine": running.machine,
+                "from": (start + timedelta(minutes=now)).isoformat(),
+                "duration_minutes": 15,
+            },
+        },
+    )
     assert replan["parent"] == first["id"] and replan["changes"]["breakdown"]["machine"] == running.machine
 
     done = wait_for_run(client, org, replan["id"])
@@ -182,8 +229,11 @@ def test_rescheduling_after_a_breakdown_keeps_started_operations_and_avoids_the_
     by_key = {a.key: a for a in schedule}
     for f in frozen:
         assert (by_key[f.order, f.op_index].machine, by_key[f.order, f.op_index].start) == (f.machine, f.start)
-    assert all(a.end <= now or a.start >= now + 15 for a in schedule if a.machine == running.machine
-               and a.key not in {(f.order, f.op_index) for f in frozen})
+    assert all(
+        a.end <= now or a.start >= now + 15
+        for a in schedule
+        if a.machine == running.machine and a.key not in {(f.order, f.op_index) for f in frozen}
+    )
     assert by_key[running.key].start >= now
 
 
@@ -191,15 +241,28 @@ def test_rescheduling_factory_orders_adds_rush_orders_and_records_the_breakdown(
     """Catches rush orders left out of the re-plan, or a breakdown that later runs would not know of."""
     client = client_for(org)
     build_factory(client, org)
-    post(client, org, "orders", {"code": "RUSH", "product": "panel", "quantity": 10, "due_at": at("09:00"),
-                                 "weight": 10})
-    first = post(client, org, "runs", {"orders": ["B1", "P1", "B2"], "time_limit_s": 5,
-                                       "horizon_start": MONDAY.isoformat(), "horizon_days": 7})
+    post(
+        client, org, "orders", {"code": "RUSH", "product": "panel", "quantity": 10, "due_at": at("09:00"), "weight": 10}
+    )
+    first = post(
+        client,
+        org,
+        "runs",
+        {"orders": ["B1", "P1", "B2"], "time_limit_s": 5, "horizon_start": MONDAY.isoformat(), "horizon_days": 7},
+    )
     wait_for_run(client, org, first["id"])
-    replan = post(client, org, f"runs/{first['id']}/reschedule", {
-        "now": at("06:00"), "rush_orders": ["RUSH"], "objective": "weighted_tardiness", "time_limit_s": 5,
-        "breakdown": {"machine": "PACK", "from": at("06:00"), "duration_minutes": 60},
-    })
+    replan = post(
+        client,
+        org,
+        f"runs/{first['id']}/reschedule",
+        {
+            "now": at("06:00"),
+            "rush_orders": ["RUSH"],
+            "objective": "weighted_tardiness",
+            "time_limit_s": 5,
+            "breakdown": {"machine": "PACK", "from": at("06:00"), "duration_minutes": 60},
+        },
+    )
     done = wait_for_run(client, org, replan["id"])
     assert done["status"] == "succeeded", done
     run, problem, schedule = _run_problem(replan["id"])
@@ -208,7 +271,10 @@ def test_rescheduling_factory_orders_adds_rush_orders_and_records_the_breakdown(
     assert run.now_minute == 60
     breakdown = Downtime.objects.get(organization=org, kind="breakdown")
     assert (breakdown.machine.code, breakdown.starts_at, breakdown.ends_at) == (
-        "PACK", _dt(at("06:00")), _dt(at("07:00")))
+        "PACK",
+        _dt(at("06:00")),
+        _dt(at("07:00")),
+    )
 
 
 def test_cancelling_a_run_keeps_the_best_schedule_found_so_far(worker, org):

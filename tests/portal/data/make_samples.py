@@ -24,12 +24,19 @@ LIVE_START = datetime(2025, 1, 6, tzinfo=UTC)  # a Monday, in the past; one read
 
 
 def main() -> None:
-    fleet = generate_fleet(n_assets=4, seed=5, min_life=60, max_life=70, min_degradation=20, max_degradation=30,
-                           anomalies=[AnomalySpec(asset_index=3, channel="humidity", start=20, duration=8,
-                                                  magnitude=12.0)])
+    fleet = generate_fleet(
+        n_assets=4,
+        seed=5,
+        min_life=60,
+        max_life=70,
+        min_degradation=20,
+        max_degradation=30,
+        anomalies=[AnomalySpec(asset_index=3, channel="humidity", start=20, duration=8, magnitude=12.0)],
+    )
     HERE.mkdir(exist_ok=True)
-    (HERE / "channels.txt").write_text("".join(
-        ", ".join(str(v) for v in channel).rstrip(", ") + "\n" for channel in CHANNELS))
+    (HERE / "channels.txt").write_text(
+        "".join(", ".join(str(v) for v in channel).rstrip(", ") + "\n" for channel in CHANNELS)
+    )
 
     history = io.StringIO()
     history.write(",".join(["asset", "cycle", *NAMES]) + "\n")

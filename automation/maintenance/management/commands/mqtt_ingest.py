@@ -12,8 +12,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--url", help="Broker, mqtt://host:port (default MQTT_URL).")
-        parser.add_argument("--client-id", help="MQTT client id (default MAINTENANCE_MQTT_CLIENT_ID); the broker "
-                                                "keeps this client's session across restarts.")
+        parser.add_argument(
+            "--client-id",
+            help="MQTT client id (default MAINTENANCE_MQTT_CLIENT_ID); the broker "
+            "keeps this client's session across restarts.",
+        )
 
     def handle(self, *args, **options):
         subscriber = TelemetrySubscriber(url=options.get("url"), client_id=options.get("client_id"))
