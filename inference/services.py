@@ -26,8 +26,8 @@ def base_model_register(
     *,
     name: str,
     weights_path: Path,
-    license: str,
-    max_lora_rank: int = 8,  # noqa: A002
+    license: str,  # noqa: A002
+    max_lora_rank: int = 8,
     lora_target_modules: list[str] | None = None,
 ) -> BaseModel:
     """Register (or update) a base model from a local weights directory, reading its config."""

@@ -131,7 +131,8 @@ def readings_from_csv(content: bytes) -> list[Reading]:
         raise TelemetryRejected(
             {
                 "line 1": [
-                    "The header must be asset,channel,ts,value (one reading a line) or asset,ts followed by channel names "
+                    "The header must be asset,channel,ts,value (one reading a line) "
+                    "or asset,ts followed by channel names "
                     "(one timestamp a line)."
                 ]
             }

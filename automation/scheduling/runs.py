@@ -183,7 +183,8 @@ def run_reschedule(
         raise ValidationError(
             {
                 "non_field_errors": [
-                    f"This run has no schedule to re-plan (its job is {run.job.status}); wait for it or start a new run."
+                    f"This run has no schedule to re-plan (its job is {run.job.status}); "
+                    "wait for it or start a new run."
                 ]
             }
         )

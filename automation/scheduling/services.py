@@ -288,7 +288,8 @@ def _setup_time_free(setup: SetupTime) -> None:
         raise ValidationError(
             {
                 NON_FIELD_ERRORS: [
-                    f"Machine {setup.machine} already has a changeover from {setup.from_family!r} to {setup.to_family!r}."
+                    f"Machine {setup.machine} already has a changeover "
+                    f"from {setup.from_family!r} to {setup.to_family!r}."
                 ]
             }
         )
