@@ -71,7 +71,7 @@ typecheck: install
 contracts: install
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m tools.readme_layers --check
-	$(BIN)/vulture --min-confidence 80 $(SOURCES) tools/vulture_allowlist.py
+	$(BIN)/python -m tools.dead_code
 
 check: lint typecheck contracts
 

@@ -23,8 +23,3 @@ def period_containing(moment: datetime) -> Period:
     start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
     end = datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
     return Period(start, end)
-
-
-def period_key_of_timestamp(epoch_seconds: float) -> str:
-    """The period key of a Unix time; cheaper than building a Period on the ingest path."""
-    return f"{datetime.fromtimestamp(epoch_seconds, UTC):%Y%m}"

@@ -21,6 +21,7 @@ from tenants.authentication import ApiKeyAuthentication
 from tenants.scoping import organization_suspended_error
 
 from . import fine_tuning
+from .gateway.errors import openai_error
 from .models import FineTuningCheckpoint, FineTuningJob, TrainingFile
 
 STATUS = {
@@ -55,7 +56,7 @@ def openai_exception_handler(exc, context):
     code = exc.get_codes() if hasattr(exc, "get_codes") and isinstance(exc.get_codes(), str) else None
     if response.status_code == 401:
         code = "invalid_api_key"
-    response.data = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    response.data = openai_error(message, type=kind, param=param, code=code)
     return response
 
 

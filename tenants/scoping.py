@@ -7,13 +7,17 @@ exist for them), refuses work for a suspended organisation, checks the scope the
 every queryset by organisation.
 
 Subclasses may not override `get_queryset`, `get_object` or `get_permissions`: forgetting to scope is
-impossible rather than merely wrong. The escape hatch is `dangerously_get_queryset`, which returns the
-unscoped base; a reviewer sees the word "dangerously" in the diff.
+impossible rather than merely wrong. To shape the queryset (`select_related`, annotations) a view overrides
+`get_base_queryset`, whose result is still filtered by organisation. There is no unscoped escape hatch: a view
+that must read across organisations does not belong under `/orgs/{org_slug}/`.
+
+The serializers of a scoped view get the organisation in their context, and
+`CodeRelatedField` resolves a reference by its code within it, so another tenant's object "does not exist".
 """
 
 from functools import cached_property
 
-from rest_framework import exceptions, permissions, status
+from rest_framework import exceptions, permissions, serializers, status
 
 from foundation.api.errors import ApiError
 
@@ -99,7 +103,7 @@ class OrganizationScopedViewMixin:
             if name in cls.__dict__:
                 raise TypeError(
                     f"{cls.__name__} overrides {name}: organisation-scoped views may not. "
-                    "Override dangerously_get_queryset if you really must change the base queryset."
+                    "Override get_base_queryset to shape the queryset; it is scoped all the same."
                 )
 
     @cached_property
@@ -117,8 +121,28 @@ class OrganizationScopedViewMixin:
     def get_permissions(self):
         return [permissions.IsAuthenticated(), HasOrganizationScope()]
 
-    def dangerously_get_queryset(self):
+    def get_base_queryset(self):
+        """The queryset before scoping; override to add select_related or annotations."""
         return self.queryset.all()
 
     def get_queryset(self):
-        return self.dangerously_get_queryset().filter(**{self.organization_field: self.organization})
+        return self.get_base_queryset().filter(**{self.organization_field: self.organization})
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):  # the schema generator has no organisation
+            context["organization"] = self.organization
+        return context
+
+
+class CodeRelatedField(serializers.SlugRelatedField):
+    """Another object of the caller's organisation, by its code (the view's serializer context carries it)."""
+
+    def __init__(self, model, **kwargs):
+        kwargs.setdefault(
+            "error_messages", {"does_not_exist": f"No {model._meta.verbose_name} with the code {{value}}."}
+        )
+        super().__init__(slug_field="code", queryset=model.objects.all(), **kwargs)
+
+    def get_queryset(self):
+        return super().get_queryset().filter(organization=self.context["organization"])

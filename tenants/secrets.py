@@ -1,7 +1,6 @@
 """Credentials: a recognisable prefix, at least 32 random bytes, only a SHA-256 at rest, last four for display."""
 
 import hashlib
-import hmac
 import secrets
 
 API_KEY_PREFIX = "lo_live_"
@@ -17,7 +16,3 @@ def secret_hash(plaintext: str) -> str:
     # A plain SHA-256 is right here: the secret has 256 bits of entropy, so no salt or slow hash is needed,
     # and the gateway must look a key up by its hash on every request.
     return hashlib.sha256(plaintext.encode()).hexdigest()
-
-
-def hashes_match(a: str, b: str) -> bool:
-    return hmac.compare_digest(a, b)

@@ -187,12 +187,12 @@ def test_sweep_catches_a_new_unscoped_endpoint(world, settings):
 
 
 def test_scoped_views_cannot_override_get_queryset():
-    """Catches a view that sidesteps scoping by overriding get_queryset instead of the named escape hatch."""
+    """Catches a view that sidesteps scoping by overriding get_queryset instead of the hook that stays scoped."""
     from rest_framework import viewsets
 
     from tenants.scoping import OrganizationScopedViewMixin
 
-    with pytest.raises(TypeError, match="dangerously_get_queryset"):
+    with pytest.raises(TypeError, match="get_base_queryset"):
 
         class Sneaky(OrganizationScopedViewMixin, viewsets.GenericViewSet):
             queryset = Job.objects.all()

@@ -49,12 +49,6 @@ def _rejected(rejected: telemetry.TelemetryRejected) -> Response:
 
 
 class _Scoped(OrganizationScopedViewMixin):
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if not getattr(self, "swagger_fake_view", False):  # the schema generator has no organisation
-            context["organization"] = self.organization
-        return context
-
     # ?asset=<code> (and other exact filters) on lists; the queryset is already the organisation's.
     list_filters: dict[str, str] = {}
 

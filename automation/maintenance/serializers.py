@@ -3,6 +3,8 @@ organisation (another tenant's asset "does not exist")."""
 
 from rest_framework import serializers
 
+from tenants.scoping import CodeRelatedField
+
 from .conf import WEBHOOK_EVENTS
 from .models import (
     Anomaly,
@@ -18,19 +20,6 @@ from .models import (
     WebhookEndpoint,
     WorkOrder,
 )
-
-
-class CodeRelatedField(serializers.SlugRelatedField):
-    """Another object of the caller's organisation, by its code."""
-
-    def __init__(self, model, **kwargs):
-        kwargs.setdefault(
-            "error_messages", {"does_not_exist": f"No {model._meta.verbose_name} with the code {{value}}."}
-        )
-        super().__init__(slug_field="code", queryset=model.objects.all(), **kwargs)
-
-    def get_queryset(self):
-        return super().get_queryset().filter(organization=self.context["organization"])
 
 
 class ChannelSerializer(serializers.ModelSerializer):

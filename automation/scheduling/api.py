@@ -22,15 +22,7 @@ from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime
 from .outputs import schedule_by_machine, schedule_csv, schedule_png
 
 
-class _ScopedToOrganization(OrganizationScopedViewMixin):
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if not getattr(self, "swagger_fake_view", False):  # the schema generator has no organisation
-            context["organization"] = self.organization
-        return context
-
-
-class _MasterData(_ScopedToOrganization, viewsets.ModelViewSet):
+class _MasterData(OrganizationScopedViewMixin, viewsets.ModelViewSet):
     """CRUD through the services; references by code within the organisation."""
 
 
@@ -118,7 +110,7 @@ class OrderViewSet(_MasterData):
         services.order_delete(order=instance)
 
 
-class ImportView(_ScopedToOrganization, GenericAPIView):
+class ImportView(OrganizationScopedViewMixin, GenericAPIView):
     """Bulk import, all or nothing: CSV files (multipart, one field per entity: `machines`, `shifts`,
     `materials`, `products`, `operations`, `setup_times`, `downtimes`, `orders`) or one JSON object with lists
     under the same names. Existing codes are updated. Errors name the file and line, or list and index."""
@@ -156,7 +148,9 @@ class ImportView(_ScopedToOrganization, GenericAPIView):
 _FILE_ACTIONS = {"schedule_csv", "gantt_png"}
 
 
-class RunViewSet(_ScopedToOrganization, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class RunViewSet(
+    OrganizationScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Optimisation runs: start one (a job on the optimisation queue), follow it, fetch its schedule."""
 
     # Lists and details leave out the problem and the schedule, which can be large.

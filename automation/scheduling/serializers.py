@@ -10,22 +10,12 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from tenants.scoping import CodeRelatedField
+
 from .conf import DEFAULT_HORIZON_DAYS, DEFAULT_TIME_LIMIT_S, MAX_HORIZON_DAYS, MAX_JOBSHOP_OPERATIONS, MAX_TIME_LIMIT_S
 from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime, Shift
 from .outputs import kpis_json, moment
 from .timegrid import WEEKDAYS
-
-
-class CodeRelatedField(serializers.SlugRelatedField):
-    """Another object of the caller's organisation, by its code."""
-
-    def __init__(self, model, **kwargs):
-        self.model_name = model._meta.verbose_name
-        kwargs.setdefault("error_messages", {"does_not_exist": f"No {self.model_name} with the code {{value}}."})
-        super().__init__(slug_field="code", queryset=model.objects.all(), **kwargs)
-
-    def get_queryset(self):
-        return super().get_queryset().filter(organization=self.context["organization"])
 
 
 @extend_schema_field(

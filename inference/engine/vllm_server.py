@@ -300,9 +300,6 @@ class VllmServer:
                 time.sleep(poll_interval_s)
         raise VllmServerError(f"vLLM not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
 
-    def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     def stop(self, *, grace_s: float = 15.0) -> None:
         """SIGTERM the server's process group, then SIGKILL whatever is left after `grace_s`."""
         process = self._process

@@ -337,14 +337,7 @@ async def _relay_json(status: int, raw: bytes, route, send) -> dict | None:
     if status == 200 and isinstance(data, dict):
         data["model"] = route.public_name
     elif isinstance(data, dict) and "error" in data and not isinstance(data["error"], dict):
-        data = {
-            "error": {
-                "message": str(data.get("message") or data["error"]),
-                "type": "invalid_request_error",
-                "param": None,
-                "code": None,
-            }
-        }
+        data = errors.openai_error(str(data.get("message") or data["error"]))
     await _send(send, status, json.dumps(data).encode())
     return data.get("usage") if isinstance(data, dict) else None
 

@@ -3,6 +3,17 @@
 import json
 
 
+def openai_error(
+    message: str,
+    *,
+    type: str = "invalid_request_error",  # noqa: A002  (OpenAI's field name)
+    param: str | None = None,
+    code: str | None = None,
+) -> dict[str, dict[str, str | None]]:
+    """The one place OpenAI's error body is built, for the gateway and the /v1 API views alike."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
 class GatewayError(Exception):
     def __init__(
         self,
@@ -23,9 +34,7 @@ class GatewayError(Exception):
         self.headers = headers or {}
 
     def body(self) -> bytes:
-        return json.dumps(
-            {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-        ).encode()
+        return json.dumps(openai_error(self.message, type=self.type, param=self.param, code=self.code)).encode()
 
 
 def invalid_key(message: str = "Incorrect API key provided.") -> GatewayError:

@@ -22,6 +22,7 @@ from tenants.roles import Scope
 
 from ..access import OrgPage, errors_into
 from ..charts import line_chart
+from ..pages import LiveFragment
 
 CHART_MAX_POINTS = 200
 
@@ -253,16 +254,13 @@ class FineTuningJobStart(FineTuningPage):
         return self.render_to_response(self.get_context_data(job_form=form), status=400)
 
 
-class FineTuningJobDetail(OrgPage, TemplateView):
+class FineTuningJobDetail(LiveFragment, OrgPage, TemplateView):
     """The job page; with `X-Fragment: 1` only its live part, which portal.js polls until the job finishes."""
 
     template_name = "portal/models/job.html"
     fragment_template = "portal/models/job_live.html"
     section = "finetuning"
     queryset = FineTuningJob.objects.all()
-
-    def get_template_names(self):
-        return [self.fragment_template if self.request.headers.get("X-Fragment") else self.template_name]
 
     def get_context_data(self, **kwargs):
         ft = self.owned(

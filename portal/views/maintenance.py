@@ -39,7 +39,7 @@ from tenants.roles import Scope
 
 from ..access import OrgPage, errors_into
 from ..charts import line_chart
-from .scheduling import DATETIME_WIDGET, JOB_STATUS, LiveFragment
+from ..pages import DATETIME_WIDGET, JOB_STATUS, LiveFragment
 
 JOB_KINDS = (TRAIN_JOB_KIND, SCORE_JOB_KIND)
 POINTS_PER_CHART = 400  # telemetry is averaged into buckets so that a chart has at most about this many points

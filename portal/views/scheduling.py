@@ -15,7 +15,6 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
@@ -31,6 +30,7 @@ from tenants.roles import Scope
 
 from ..access import OrgPage, errors_into
 from ..charts import bar_chart, line_chart
+from ..pages import DATETIME_WIDGET, JOB_STATUS, LiveFragment
 
 LIST_LIMIT = 200  # rows of each master-data table shown; the counts say how many there are
 SCHEDULE_LIMIT = 1000  # rows of the schedule table; the CSV has them all
@@ -68,16 +68,6 @@ REASONS = {
     "frozen_conflict": gettext_lazy("It conflicts with work already started"),
     "conflicting_orders": gettext_lazy("Each order fits on its own, but not all of them together"),
 }
-
-JOB_STATUS = {
-    "queued": gettext_lazy("Queued"),
-    "running": gettext_lazy("Running"),
-    "succeeded": gettext_lazy("Finished"),
-    "failed": gettext_lazy("Failed"),
-    "cancelled": gettext_lazy("Cancelled"),
-}
-
-DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
 def _columns_help(entity: str) -> str:
@@ -420,20 +410,6 @@ def run_results(run: Run) -> dict:
             machines=[m["id"] for m in run.problem["machines"]],
         )
     return context
-
-
-class LiveFragment:
-    """A page whose live part portal.js re-fetches with `X-Fragment: 1` (and swaps in) until it stops polling."""
-
-    fragment_template = ""
-
-    def get_template_names(self):
-        return [self.fragment_template if self.request.headers.get("X-Fragment") else self.template_name]
-
-    def render_to_response(self, context, **kwargs):
-        response = super().render_to_response(context, **kwargs)
-        patch_vary_headers(response, ["X-Fragment"])
-        return response
 
 
 class RunDetail(LiveFragment, _RunPage, TemplateView):

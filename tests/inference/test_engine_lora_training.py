@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +95,16 @@ def test_vllm_serves_the_trained_adapter_at_runtime(fact_training: dict[str, Any
 
 
 def test_cancellation_stops_within_a_step(base_model_dir: Path, tiny_train_file: Path, tmp_path: Path) -> None:
-    """Catches: should_stop not being polled every step (a cancelled job keeps a worker busy for the whole run), a
-    cancelled run producing an adapter, or a half-accumulated step being applied."""
+    """Counts steps, not seconds. Catches: should_stop not being polled every step (a cancelled job keeps a worker
+    busy for the whole run), a cancelled run producing an adapter, or a half-accumulated step being applied."""
     steps_seen: list[int] = []
-    flipped_at: list[float] = []
+    flipped_at: list[int] = []
 
     def on_event(kind: str, payload: dict[str, Any]) -> None:
         if kind == "step":
             steps_seen.append(payload["step"])
             if payload["step"] == 2:
-                flipped_at.append(time.monotonic())
+                flipped_at.append(payload["step"])
 
     result = train_lora(
         base_model_dir=base_model_dir,
@@ -116,13 +115,11 @@ def test_cancellation_stops_within_a_step(base_model_dir: Path, tiny_train_file:
         should_stop=lambda: bool(flipped_at),
         n_samples=0,
     )
-    stopped_after_s = time.monotonic() - flipped_at[0]
 
     assert result.status == "cancelled"
     assert result.steps_completed == 2 and steps_seen == [1, 2]
     assert result.total_steps == 9
     assert result.adapter_dir is None and not (tmp_path / "run" / "adapter").exists()
-    assert stopped_after_s < 5, f"cancellation took {stopped_after_s:.1f} s"
 
 
 def _adapter_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:

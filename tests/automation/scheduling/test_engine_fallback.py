@@ -28,6 +28,7 @@ def test_the_fallback_is_valued_with_the_objective_asked_for() -> None:
 def test_a_stop_before_any_solution_keeps_the_starting_schedule() -> None:
     """Catches a cancel during preparation throwing away the only plan there is."""
     problem = busy_factory()
-    result = solve(problem, objective="weighted_tardiness", time_limit_s=30, workers=2, should_stop=lambda: True)
-    assert result.status == "cancelled" and result.wall_time < 5 and result.schedule
+    result = solve(problem, objective="weighted_tardiness", time_limit_s=120, workers=2, should_stop=lambda: True)
+    # Far below the limit however busy the machine: the stop ended it, not the limit.
+    assert result.status == "cancelled" and result.wall_time < 60 and result.schedule
     assert check_schedule(problem, result.schedule) == []

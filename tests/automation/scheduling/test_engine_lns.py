@@ -90,13 +90,14 @@ def test_lns_yields_the_cores_while_it_finds_nothing_and_wakes_for_a_better_sche
     assert lns.busy_s < 0.5 * (time.monotonic() - started), "the LNS did not yield while it found nothing"
 
     threading.Timer(0.2, lambda: incumbent.offer(54, optimum.schedule)).start()  # as if from the full search
+    # Each pause is asked for 120 s and woken after 0.2 s: anything under a minute was woken, however busy the box.
     started = time.monotonic()
-    lns._pause(55, seconds=30, deadline=started + 30)
-    assert time.monotonic() - started < 10, "the pause slept through a better schedule"
+    lns._pause(55, seconds=120, deadline=started + 120)
+    assert time.monotonic() - started < 60, "the pause slept through a better schedule"
     threading.Timer(0.2, lns.stop).start()
     started = time.monotonic()
-    lns._pause(54, seconds=30, deadline=started + 30)
-    assert time.monotonic() - started < 10, "the pause slept through a stop"
+    lns._pause(54, seconds=120, deadline=started + 120)
+    assert time.monotonic() - started < 60, "the pause slept through a stop"
 
 
 def test_kept_operations_keep_their_machine_and_their_order_on_it() -> None:
@@ -179,7 +180,7 @@ def test_cancel_during_the_search_stops_both_searches_and_keeps_the_best_reporte
         should_stop=lambda: time.monotonic() > deadline,
     )
     assert result.status == "cancelled"
-    assert time.monotonic() - deadline < 1.5
+    assert time.monotonic() - deadline < 30  # the limit is 60 s: a lost stop would run to it
     assert not [t for t in threading.enumerate() if t.name in ("local", "should-stop")]
     # the local search may since have moved to an equally good schedule: the value is the last one reported
     assert result.objective == reported[-1][0] == makespan(result.schedule)
