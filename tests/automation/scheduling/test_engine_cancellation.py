@@ -18,18 +18,19 @@ def hard_instance() -> list[list[tuple[int, int]]]:
 def test_stop_requested_after_the_first_solution_returns_that_solution() -> None:
     """Catches should_stop being ignored by the solution callback, or the best-so-far schedule being dropped."""
     problem = problem_from_jobshop(hard_instance())
-    reported: list[int] = []
+    reported: list[tuple[int, float]] = []
     result = solve(
         problem,
-        time_limit_s=60,
+        time_limit_s=300,
         workers=2,
-        on_solution=lambda objective, *_: reported.append(objective),
+        on_solution=lambda objective, *_: reported.append((objective, time.monotonic())),
         should_stop=lambda: bool(reported),
     )
     assert result.status == "cancelled"
-    # Far below the 60 s limit whatever else the machine is doing: the stop, not the limit, ended it.
-    assert result.wall_time < 30
-    assert result.objective == makespan(result.schedule) == reported[-1]
+    # On a loaded machine the first solution itself can take half a minute; from it, the stop must end the search
+    # far sooner than the 300 s limit that a lost stop would run to.
+    assert time.monotonic() - reported[0][1] < 60
+    assert result.objective == makespan(result.schedule) == reported[-1][0]
     assert result.gap is not None and result.gap > 0
     assert check_schedule(problem, result.schedule) == []
 
@@ -39,7 +40,7 @@ def test_stop_requested_at_an_arbitrary_moment_ends_the_search_promptly() -> Non
     that is lost or only honoured at the time limit."""
     problem = problem_from_jobshop(hard_instance())
     deadline = time.monotonic() + 0.5
-    result = solve(problem, time_limit_s=60, workers=2, should_stop=lambda: time.monotonic() > deadline)
+    result = solve(problem, time_limit_s=300, workers=2, should_stop=lambda: time.monotonic() > deadline)
     assert result.status == "cancelled"
-    assert time.monotonic() - deadline < 30  # the limit is 60 s: a lost stop would run to it
+    assert time.monotonic() - deadline < 60  # the limit is 300 s: a lost stop would run to it
     assert check_schedule(problem, result.schedule) == []

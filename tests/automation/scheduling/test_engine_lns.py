@@ -174,13 +174,13 @@ def test_cancel_during_the_search_stops_both_searches_and_keeps_the_best_reporte
     deadline = time.monotonic() + 1.0
     result = solve(
         problem,
-        time_limit_s=60,
+        time_limit_s=300,
         workers=2,
         on_solution=lambda v, b, s, t: reported.append((v, s)),
         should_stop=lambda: time.monotonic() > deadline,
     )
     assert result.status == "cancelled"
-    assert time.monotonic() - deadline < 30  # the limit is 60 s: a lost stop would run to it
+    assert time.monotonic() - deadline < 60  # the limit is 300 s: a lost stop would run to it
     assert not [t for t in threading.enumerate() if t.name in ("local", "should-stop")]
     # the local search may since have moved to an equally good schedule: the value is the last one reported
     assert result.objective == reported[-1][0] == makespan(result.schedule)
