@@ -23,7 +23,7 @@ from tenants.scoping import organization_suspended_error
 from . import fine_tuning
 from .models import FineTuningCheckpoint, FineTuningJob, TrainingFile
 
-STATUS = {
+STATUS: dict[str, str] = {  # keyed by the stored value, which each Status member equals
     Job.Status.QUEUED: "queued",
     Job.Status.RUNNING: "running",
     Job.Status.SUCCEEDED: "succeeded",
