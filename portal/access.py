@@ -6,7 +6,7 @@ checks the scope the HTTP method needs (a viewer gets a 403 page, never the acti
 through `owned()`, which filters by organisation.
 """
 
-from typing import cast
+from typing import Any, cast
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
@@ -38,7 +38,9 @@ class OrgPage(LoginRequiredMixin):
     # Billing pages stay open to a suspended organisation so that it can settle its invoice.
     allow_suspended = False
     section = ""
-    request: HttpRequest  # set by the view this mixes into
+    # Set by the view this mixes into.
+    request: HttpRequest
+    kwargs: dict[str, Any]
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:

@@ -6,7 +6,7 @@ mapped too, so a model's `full_clean()` raised from a service reads like a seria
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast, overload
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -19,7 +19,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 logger = logging.getLogger(__name__)
 
 # A validation error's detail as the error shape carries it: messages, lists of them, and fields mapping to them.
-Flattened = dict[str, "Flattened"] | list["Flattened"] | str
+Flattened = dict[str, "Flattened"] | Sequence["Flattened"] | str
 
 
 class ApiError(exceptions.APIException):
@@ -30,7 +30,7 @@ class ApiError(exceptions.APIException):
         super().__init__(detail=message, code=code)
 
 
-def error_body(*, code: str, message: str, fields: dict[str, Flattened] | None = None) -> dict[str, Any]:
+def error_body(*, code: str, message: str, fields: Mapping[str, Flattened] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
