@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from controlplane import invalidation
+from foundation import invalidation
 from foundation.invalidation import CHANNEL, publish_invalidation
 from foundation.redis import get_redis
 from inference.gateway.caches import TtlCache, listen_for_invalidations
@@ -26,6 +26,7 @@ class _Listener:
     takes `apply_s`, as it may in a busy process."""
 
     def __init__(self, apply_s: float):
+        self.applied: list[dict]
         self.apply_s, self.applied = apply_s, []
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
