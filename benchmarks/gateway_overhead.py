@@ -231,7 +231,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -758,6 +758,7 @@ class _ClientProtocol(asyncio.Protocol):
         status = int(head[9:12])
         del buffer[:total]
         waiter, self.waiter = self.waiter, None
+        assert waiter is not None  # _parse runs only while a request waits
         waiter.set_result((status, body))
 
     async def request(self, data: bytes, timeout: float) -> tuple[int, bytes]:

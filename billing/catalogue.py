@@ -5,6 +5,8 @@ overwrites their edits. The data migration runs it, and `subscription_for` runs 
 missing (a database emptied by a test's flush, or a fresh one migrated without data).
 """
 
+from typing import Any
+
 from .meters import SizeClass, meter_get
 
 M = 1_000_000
@@ -19,7 +21,8 @@ def _two(up_to: int, first: str, then: str) -> list[dict]:
 
 
 # code -> (name, monthly fee, size classes, {meter: (included, hard limit or None, tiers)}); prices in EUR.
-DEFAULT_CATALOGUE = {
+MeterTerms = tuple[int, int | None, list[dict[str, Any]]]
+DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTerms]]] = {
     "starter": (
         "Starter",
         "0.00",

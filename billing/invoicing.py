@@ -121,7 +121,10 @@ def invoice_collect(*, invoice: Invoice, now: datetime | None = None) -> Invoice
     """Ask Stripe to take the payment (again), then record what came of it."""
     stripe_api.invoice_pay(stripe_invoice_id=invoice.stripe_invoice_id)
     stripe_invoice = stripe_api.invoice_fetch(stripe_invoice_id=invoice.stripe_invoice_id)
-    return invoice_sync_from_stripe(stripe_invoice=stripe_invoice, now=now)
+    synced = invoice_sync_from_stripe(stripe_invoice=stripe_invoice, now=now)
+    if synced is None:  # the row it was fetched for has gone meanwhile
+        raise Invoice.DoesNotExist(f"Invoice {invoice.pk} no longer exists.")
+    return synced
 
 
 def _status_from_stripe(stripe_invoice: dict) -> str:

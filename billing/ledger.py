@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import psycopg
 from django.conf import settings
@@ -145,10 +146,12 @@ def ledger_flush(*, max_seconds: float = 10.0, batch_size: int | None = None) ->
     deadline = time.monotonic() + max_seconds
     # Order: this consumer's own unacknowledged entries (a commit that failed earlier in this process), then
     # entries of consumers that went silent, then new entries.
+    claim_from: str | None
     own_pending, claim_from = True, "0-0"
     while time.monotonic() < deadline:
         if own_pending:
-            reply = redis.xreadgroup(GROUP, consumer, {stream: "0"}, count=batch_size)
+            # RESP2 (the default protocol): [[stream, entries]], where the stubs also allow RESP3's dict
+            reply = cast(list[Any], redis.xreadgroup(GROUP, consumer, {stream: "0"}, count=batch_size))
             entries = reply[0][1] if reply else []
             own_pending = bool(entries)
         elif claim_from is not None:
@@ -157,7 +160,7 @@ def ledger_flush(*, max_seconds: float = 10.0, batch_size: int | None = None) ->
             entries = claimed[1]
             result.reclaimed_entries += len(entries)
         else:
-            reply = redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=batch_size)
+            reply = cast(list[Any], redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=batch_size))  # as above
             entries = reply[0][1] if reply else []
             if not entries:
                 break

@@ -111,7 +111,7 @@ class Entitlement:
         )
 
     @classmethod
-    def from_json(cls, raw: str) -> "Entitlement":
+    def from_json(cls, raw: str | bytes) -> "Entitlement":
         data = json.loads(raw)
         grace = datetime.fromisoformat(data["grace"]) if data["grace"] else None
         return cls(data["plan_name"], data["status"], grace, data["limits"], frozenset(data["sizes"]))
@@ -244,6 +244,8 @@ def reservation_open(
 
 def quota_exceeded(*, reservation: Reservation, taken: int, plan_name: str, now: datetime) -> QuotaExceeded:
     """The refusal of a reservation the limit does not leave room for (`taken`: used and held already)."""
+    if reservation.limit is None:
+        raise ValueError("a reservation without a limit is never refused")
     return QuotaExceeded(
         meter=reservation.meter,
         unit=meter_get(reservation.meter).unit,

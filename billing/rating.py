@@ -10,6 +10,7 @@ Negative net usage (credits larger than use) rates as zero: a credit lowers usag
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from .periods import Period
 
@@ -51,7 +52,7 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     return int(amount / minor_unit(currency))
 
 
-def _tier_lines(*, meter: str, unit: str, overage: int, tiers: list[dict], currency: str) -> list[LineDraft]:
+def _tier_lines(*, meter: str, unit: str, overage: int, tiers: list[dict[str, Any]], currency: str) -> list[LineDraft]:
     lines, lower, remaining = [], 0, overage
     for number, tier in enumerate(tiers, start=1):
         if remaining <= 0:
@@ -78,7 +79,7 @@ def _tier_lines(*, meter: str, unit: str, overage: int, tiers: list[dict], curre
     return lines
 
 
-def rate(*, plan_snapshot: dict, usage_by_meter: dict[str, int], period: Period) -> InvoiceDraft:
+def rate(*, plan_snapshot: dict[str, Any], usage_by_meter: dict[str, int], period: Period) -> InvoiceDraft:
     currency = plan_snapshot["currency"]
     fee = Decimal(str(plan_snapshot["monthly_fee"])).quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
     lines = [LineDraft("fee", "", f"{plan_snapshot['name']} plan, {period.start:%B %Y}", 1, fee, fee)]

@@ -1,7 +1,7 @@
 """Reads: ledger totals, the current period's usage against the quota, the running invoice estimate."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
@@ -86,7 +86,7 @@ def invoice_estimate(*, subscription: Subscription, now: datetime) -> InvoiceDra
     )
 
 
-def ledger_daily(*, organization_id, period: Period) -> dict[str, list[tuple[datetime, int]]]:
+def ledger_daily(*, organization_id, period: Period) -> dict[str, list[tuple[date, int]]]:
     """Each meter's use per day of the period, for the portal's usage charts."""
     rows = (
         UsageEvent.objects.filter(
@@ -97,7 +97,7 @@ def ledger_daily(*, organization_id, period: Period) -> dict[str, list[tuple[dat
         .annotate(total=Sum("quantity"))
         .order_by("meter", "day")
     )
-    daily: dict[str, list[tuple[datetime, int]]] = {}
+    daily: dict[str, list[tuple[date, int]]] = {}
     for row in rows:
         daily.setdefault(row["meter"], []).append((row["day"], row["total"]))
     return daily

@@ -218,6 +218,7 @@ def subscription_refresh_status(*, subscription: Subscription) -> Subscription:
             .values_list("payment_failed_at", flat=True)
             .first()
         )
+        status: str
         if oldest_failure is not None:
             status = Status.PAST_DUE
             # A grace period already running (perhaps extended by an operator) keeps its end.

@@ -12,6 +12,7 @@ invoice item or an invoice we look for the one a crashed earlier attempt made (l
 
 import logging
 from functools import cache
+from typing import cast
 
 import stripe
 from django.conf import settings
@@ -68,7 +69,7 @@ def customer_ensure(*, subscription: Subscription) -> str:
         return subscription.stripe_customer_id
     organization = subscription.organization
     owner = organization.memberships.filter(role=Role.OWNER).select_related("user").order_by("created_at").first()
-    params = {
+    params: stripe.params.CustomerCreateParams = {
         "name": organization.name,
         "metadata": {"organization_id": str(organization.pk), "organization_slug": organization.slug},
     }
@@ -169,7 +170,8 @@ def setup_intent_create(*, subscription: Subscription) -> dict:
     number never reaches our servers; `payment_method_from_setup_intent` then makes the card the default."""
     customer_id = customer_ensure(subscription=subscription)
     intent = stripe_client().v1.setup_intents.create(
-        params={"customer": customer_id, "payment_method_types": ["card"], "usage": "off_session"}
+        # the SDK's params (API 2026-10-28) no longer list payment_method_types: see allowed_payment_method_types
+        params={"customer": customer_id, "payment_method_types": ["card"], "usage": "off_session"}  # type: ignore[arg-type]
     )
     return {"id": intent.id, "client_secret": intent.client_secret}
 
@@ -185,7 +187,8 @@ def payment_method_from_setup_intent(*, subscription: Subscription, setup_intent
         raise ValueError("Stripe knows no such card setup.") from exc
     if intent.customer != customer_id or intent.status != "succeeded" or not intent.payment_method:
         raise ValueError("This card setup was not completed for this organisation.")
-    payment_method_set(subscription=subscription, payment_method_id=intent.payment_method)
+    # not expanded: the id
+    payment_method_set(subscription=subscription, payment_method_id=cast(str, intent.payment_method))
     return payment_method_summary(subscription=subscription) or {}
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import cast
 from uuid import UUID
 
 from django.conf import settings
@@ -207,7 +208,8 @@ def usage_record(
 
 def usage_observed(*, organization_id: str | UUID, period: Period) -> dict[str, int]:
     """What usage_record accepted for the organisation in the period, per meter."""
-    fields = get_redis().hgetall(keys.counters(str(organization_id), period.key))
+    # decode_responses=True: str names and values
+    fields = cast(dict[str, str], get_redis().hgetall(keys.counters(str(organization_id), period.key)))
     return {
         name.removeprefix("observed:"): int(value) for name, value in fields.items() if name.startswith("observed:")
     }

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any, TextIO
 
 logger = logging.getLogger("lightsout.embedded")
 
@@ -39,7 +40,7 @@ class _MqttBroker(threading.Thread):
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self._loop = asyncio.new_event_loop()
-        self._broker = None
+        self._broker: Any = None  # an amqtt Broker once started (amqtt is untyped)
 
     def run(self) -> None:
         from amqtt.broker import Broker
@@ -77,7 +78,7 @@ class EmbeddedServices:
     def __init__(self, directory: Path):
         self.directory = directory
         self._stops: list = []
-        self._lock = None
+        self._lock: TextIO | None = None
 
     def _claim_directory(self) -> None:
         """One run per directory: a second would share the first's servers and lose them when the first exits."""

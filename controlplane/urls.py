@@ -1,7 +1,7 @@
 """Every route of the control plane. Only this wiring knows all the apps."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 import automation.maintenance.urls
@@ -23,7 +23,7 @@ org_urlpatterns = [
     *automation.maintenance.urls.org_urlpatterns,
 ]
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     *tenants.urls.account_urlpatterns,
     *billing.urls.public_urlpatterns,
     *inference.urls.public_urlpatterns,

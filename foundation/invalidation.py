@@ -28,7 +28,7 @@ def ack_key(message_id: str) -> str:
     return f"{CHANNEL}:ack:{message_id}"
 
 
-def publish_invalidation(*, kind: str, organization_id: str) -> None:
+def publish_invalidation(*, kind: str, organization_id: str | uuid.UUID) -> None:
     message_id = uuid.uuid4().hex
     message = json.dumps({"id": message_id, "kind": kind, "organization_id": str(organization_id)})
     transaction.on_commit(lambda: _publish_and_wait(message_id, message))

@@ -233,6 +233,8 @@ def fine_tune_run(ctx: JobContext) -> dict:
     )
     if result.status == "cancelled":
         raise JobCancelled({"steps_completed": result.steps_completed, "metrics": result.metrics})
+    if result.adapter_dir is None:  # a succeeded run always has one
+        raise RuntimeError("Training succeeded without an adapter directory.")
 
     name = fine_tuned_name(ft)
     tenant_model = services.tenant_model_get_or_create(organization=ft.organization, alias=name, base_model=base)

@@ -24,7 +24,7 @@ from . import fine_tuning
 from .gateway.errors import openai_error
 from .models import FineTuningCheckpoint, FineTuningJob, TrainingFile
 
-STATUS = {
+STATUS: dict[str, str] = {  # keyed by the stored value, which each Status member equals
     Job.Status.QUEUED: "queued",
     Job.Status.RUNNING: "running",
     Job.Status.SUCCEEDED: "succeeded",

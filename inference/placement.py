@@ -63,6 +63,8 @@ def _load_on(server: VllmServer, adapter: AdapterVersion) -> Placement:
             return existing
         while server.placements.exclude(adapter=adapter).count() >= server.max_cpu_loras:
             victim = _least_recently_used(server)
+            if victim is None:  # max_cpu_loras of 0: nothing to evict, and nothing may load
+                raise NoCapacity(f"{server.url} may hold no adapters (max_cpu_loras={server.max_cpu_loras})")
             logger.info("Evicting %s from %s (least recently used)", victim.adapter.lora_name, server.url)
             _unload(server, victim)
         placement = existing or Placement.objects.create(

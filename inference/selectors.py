@@ -80,6 +80,7 @@ def gateway_route_resolve(*, organization_id: str, region: str, model: str) -> R
     Raises placement.NoCapacity when nothing can serve it.
     """
     adapter = _adapter_for(organization_id=organization_id, model=model)
+    base: BaseModel | None
     if adapter is not None:
         base = adapter.tenant_model.base_model
         loaded = Placement.objects.filter(

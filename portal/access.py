@@ -6,12 +6,15 @@ checks the scope the HTTP method needs (a viewer gets a 403 page, never the acti
 through `owned()`, which filters by organisation.
 """
 
+from typing import Any, cast
+
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404, render
 
 from tenants.audit import client_ip
+from tenants.models import User
 from tenants.roles import Scope
 from tenants.scoping import member_actor
 from tenants.selectors import organization_list_for_user
@@ -35,6 +38,9 @@ class OrgPage(LoginRequiredMixin):
     # Billing pages stay open to a suspended organisation so that it can settle its invoice.
     allow_suspended = False
     section = ""
+    # Set by the view this mixes into.
+    request: HttpRequest
+    kwargs: dict[str, Any]
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
@@ -57,7 +63,7 @@ class OrgPage(LoginRequiredMixin):
             "actor": self.actor,
             "can": Permissions(self.actor.scopes),
             "section": self.section,
-            "my_orgs": organization_list_for_user(user=self.request.user),
+            "my_orgs": organization_list_for_user(user=cast(User, self.request.user)),  # dispatch let no anonymous in
         }
 
     def get_context_data(self, **kwargs):

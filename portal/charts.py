@@ -1,6 +1,7 @@
 """Charts as inline SVG drawn on the server, each with the numbers it shows as a table (`portal/chart.html`
 renders both): no chart library, nothing loaded from elsewhere, readable without JavaScript."""
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.utils.html import escape
@@ -49,7 +50,9 @@ def _frame(title: str, lo: float, hi: float, x_labels: list[tuple[float, str]], 
     return mark_safe("".join(parts))  # noqa: S308  (every text above is escaped)
 
 
-def line_chart(*, title: str, x_label: str, series: dict[str, list[tuple[float, float]]], x_format=_fmt) -> Chart:
+def line_chart(
+    *, title: str, x_label: str, series: Mapping[str, Sequence[tuple[float, float]]], x_format=_fmt
+) -> Chart:
     """Lines over a numeric x (steps, cycles, hours...). The table has one row per x, one column per series."""
     points = [p for values in series.values() for p in values]
     if not points:

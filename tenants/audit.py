@@ -1,5 +1,7 @@
 """The one way to write the audit log."""
 
+from typing import cast
+
 from django.db import models
 
 from .models import ApiKey, AuditEvent, Organization, User
@@ -33,7 +35,7 @@ def audit_record(
         actor_api_key=api_key,
         actor_label=label[:254],
         action=action,
-        target_type=target._meta.model_name if target is not None else "",
+        target_type=cast(str, target._meta.model_name) if target is not None else "",  # a concrete model has one
         target_id=str(target.pk) if target is not None else "",
         target_label=str(target)[:254] if target is not None else "",
         ip_address=ip_address,

@@ -30,4 +30,4 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 }
 
 # Higher ranks may manage lower ones; only an owner may make or unmake an owner.
-ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
+ROLE_RANK: dict[str, int] = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}

@@ -16,6 +16,7 @@ The serializers of a scoped view get the organisation in their context, and
 """
 
 from functools import cached_property
+from typing import Any, cast
 
 from rest_framework import exceptions, permissions, serializers, status
 
@@ -56,6 +57,7 @@ def resolve_actor(request, org_slug: str) -> Actor:
     """The caller inside the named organisation, or 404 if the caller has no business there."""
     principal = request.user
     ip = client_ip(request)
+    actor: Actor | None
     if isinstance(principal, KeyPrincipal):
         api_key = principal.api_key
         if api_key.organization.slug != org_slug:
@@ -67,8 +69,9 @@ def resolve_actor(request, org_slug: str) -> Actor:
             raise exceptions.NotFound()
     else:
         raise exceptions.NotAuthenticated()
-    if not actor.organization.is_active:
-        raise organization_suspended_error(actor.organization)
+    organization = cast(Organization, actor.organization)  # members and keys always act inside one
+    if not organization.is_active:
+        raise organization_suspended_error(organization)
     return actor
 
 
@@ -96,6 +99,9 @@ class OrganizationScopedViewMixin:
     # Per-action overrides, e.g. {"cancel": Scope.JOBS, "create": Scope.ORG_ADMIN}.
     action_scopes: dict[str, str] = {}
     organization_field = "organization"
+    # Set by the view this mixes into.
+    request: Any  # a DRF Request, which the stubs' View and APIView declare differently
+    kwargs: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -112,11 +118,11 @@ class OrganizationScopedViewMixin:
 
     @property
     def organization(self) -> Organization:
-        return self.actor.organization
+        return cast(Organization, self.actor.organization)  # resolve_actor's actors act inside one
 
     def required_scope(self, request) -> str:
         action = getattr(self, "action", None)
-        return self.action_scopes.get(action) or self.method_scopes[request.method]
+        return self.action_scopes.get(action or "") or self.method_scopes[request.method]
 
     def get_permissions(self):
         return [permissions.IsAuthenticated(), HasOrganizationScope()]

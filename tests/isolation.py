@@ -12,6 +12,7 @@ prove that it catches a leaky endpoint.
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import models
 from django.forms.models import model_to_dict
@@ -24,7 +25,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 class Route:
     name: str
     kwargs: tuple[str, ...]
-    view_class: type
+    view_class: type | None
 
 
 def _pattern_kwargs(pattern) -> set[str]:
@@ -85,7 +86,7 @@ def _ids_in(data) -> set[str]:
     return found
 
 
-def snapshot(objects: list[models.Model]) -> dict:
+def snapshot(objects: list[Any]) -> dict:  # models of several kinds, each with its `objects`
     return {
         (type(o).__name__, str(o.pk)): json.dumps(model_to_dict(type(o).objects.get(pk=o.pk)), default=str)
         for o in objects
@@ -100,7 +101,7 @@ def _sent_to_sign_in(route: Route, response) -> bool:
 
 def sweep(*, org_a, objects_a: list[models.Model], org_b, clients_b: dict, urlconf=None) -> list[str]:
     findings: list[str] = []
-    by_model: dict[type, models.Model] = {}
+    by_model: dict[type[models.Model] | None, models.Model] = {}
     for obj in objects_a:
         by_model.setdefault(type(obj), obj)
     a_ids = {str(o.pk) for o in objects_a} | {str(org_a.pk)}

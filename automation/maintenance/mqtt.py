@@ -18,6 +18,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 from django.db import close_old_connections, connections
@@ -113,7 +114,8 @@ def _count(reason: str) -> None:
 
 
 def ingest_stats() -> dict[str, int]:
-    return {k: int(v) for k, v in get_redis().hgetall(STATS_KEY).items()}
+    stats = cast(dict[str, str], get_redis().hgetall(STATS_KEY))  # decode_responses=True: str names and values
+    return {k: int(v) for k, v in stats.items()}
 
 
 class TelemetrySubscriber:

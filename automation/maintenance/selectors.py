@@ -10,6 +10,7 @@ is a run-to-failure history, the training data; the current life (after the last
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ def telemetry_series(
 ) -> list[dict]:
     """Per channel, the readings in [start, end): raw, or per bucket (mean, min, max, count)."""
     by_id = {c.pk: c for c in channels}
-    series = {c.pk: {"channel": c.name, "unit": c.unit, "points": []} for c in channels}
+    series: dict[Any, dict[str, Any]] = {c.pk: {"channel": c.name, "unit": c.unit, "points": []} for c in channels}
     with connection.cursor() as cursor:
         if bucket_seconds:
             cursor.execute(
@@ -128,7 +129,7 @@ def run_to_failure_histories(
     histories = []
     for asset in assets.order_by("code"):
         for life in asset_lives(asset=asset):
-            if life.failure is None:
+            if life.failure is None or life.ends_at is None:  # set together
                 continue
             frame = asset_frame(
                 asset=asset,

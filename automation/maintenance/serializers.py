@@ -1,6 +1,8 @@
 """Translation between the maintenance API's JSON and the services; references are by code within the caller's
 organisation (another tenant's asset "does not exist")."""
 
+from typing import Any
+
 from rest_framework import serializers
 
 from tenants.scoping import CodeRelatedField
@@ -26,7 +28,7 @@ class ChannelSerializer(serializers.ModelSerializer):
     class Meta:
         model = Channel
         fields = ["name", "unit", "min_value", "max_value", "component", "is_setting"]
-        extra_kwargs = {"name": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": []}}
 
 
 class AssetTypeSerializer(serializers.ModelSerializer):
@@ -37,7 +39,7 @@ class AssetTypeSerializer(serializers.ModelSerializer):
     class Meta:
         model = AssetType
         fields = ["id", "code", "name", "cycle_seconds", "rul_cap", "explainer_model", "channels", "created_at"]
-        validators = []  # uniqueness per organisation is the service's (the model's constraint)
+        validators: list[Any] = []  # uniqueness per organisation is the service's (the model's constraint)
 
 
 class AssetSerializer(serializers.ModelSerializer):
@@ -48,7 +50,7 @@ class AssetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Asset
         fields = ["id", "code", "name", "asset_type", "site", "created_at"]
-        validators = []
+        validators: list[Any] = []
 
 
 class AssetEventSerializer(serializers.ModelSerializer):
@@ -99,7 +101,9 @@ class ImportRequestSerializer(serializers.Serializer):
 
 
 class TrainedModelSerializer(serializers.ModelSerializer):
-    asset_type = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    asset_type: serializers.SlugRelatedField[AssetType] = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
 
     class Meta:
         model = TrainedModel
@@ -138,7 +142,7 @@ class JobStartedSerializer(serializers.Serializer):
 
 
 class AssetHealthSerializer(serializers.ModelSerializer):
-    asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    asset: serializers.SlugRelatedField[Asset] = serializers.SlugRelatedField(slug_field="code", read_only=True)
 
     class Meta:
         model = AssetHealth
@@ -161,7 +165,7 @@ class AssetHealthSerializer(serializers.ModelSerializer):
 
 
 class AnomalySerializer(serializers.ModelSerializer):
-    asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    asset: serializers.SlugRelatedField[Asset] = serializers.SlugRelatedField(slug_field="code", read_only=True)
 
     class Meta:
         model = Anomaly
@@ -169,8 +173,8 @@ class AnomalySerializer(serializers.ModelSerializer):
 
 
 class RecommendationSerializer(serializers.ModelSerializer):
-    asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    work_order = serializers.PrimaryKeyRelatedField(read_only=True)
+    asset: serializers.SlugRelatedField[Asset] = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    work_order: serializers.PrimaryKeyRelatedField[WorkOrder] = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
         model = Recommendation
@@ -197,7 +201,7 @@ class RecommendationSerializer(serializers.ModelSerializer):
 
 
 class WorkOrderSerializer(serializers.ModelSerializer):
-    asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    asset: serializers.SlugRelatedField[Asset] = serializers.SlugRelatedField(slug_field="code", read_only=True)
     recommendation = RecommendationSerializer(read_only=True)
 
     class Meta:

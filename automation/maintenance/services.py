@@ -243,7 +243,7 @@ class WorkOrderTransitionRefused(Exception):
     pass
 
 
-_ALLOWED_FROM = {
+_ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     WorkOrder.Status.ACKNOWLEDGED: (WorkOrder.Status.OPEN,),
     WorkOrder.Status.CLOSED: (WorkOrder.Status.OPEN, WorkOrder.Status.ACKNOWLEDGED),
 }

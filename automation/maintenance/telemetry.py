@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -240,6 +241,7 @@ def telemetry_ingest(*, organization: Organization, readings: Sequence[Reading])
     for type_id, name in channels:
         names_by_type.setdefault(type_id, []).append(name)
     latest = timezone.now() + timedelta(seconds=MAX_FUTURE_SKEW_S)
+    seen: dict[tuple[Any, ...], str]
     errors, rows, seen = _Errors(), [], {}
     for reading in readings:
         where = reading.where

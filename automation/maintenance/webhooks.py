@@ -16,6 +16,7 @@ MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS is set (local runs and tests), at creati
 import ipaddress
 import json
 import socket
+from typing import cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,7 +48,8 @@ def webhook_url_problem(url: str) -> str | None:
     if parts.scheme != "https":
         return "Use https."
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+        # IPv4 and IPv6 socket addresses start with the host string
+        addresses = {cast(str, info[4][0]) for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
     except OSError:
         return f"The host {parts.hostname} does not resolve."
     for address in addresses:

@@ -10,6 +10,7 @@ import logging
 import queue
 import threading
 import time
+from typing import cast
 
 from django.db import connection
 
@@ -18,6 +19,7 @@ from jobs.runner import JobCancelled, JobContext, JobFailure
 from . import runs
 from .conf import solver_workers
 from .engine import MixWeights, ProblemError, solve
+from .engine.solver import Objective
 from .metering import solver_seconds_record
 from .models import Run
 from .snapshot import frozen_from_json, problem_from_json, schedule_from_json
@@ -106,7 +108,7 @@ def run_execute(ctx: JobContext) -> dict:
     try:
         result = solve(
             problem,
-            objective=run.objective,
+            objective=cast(Objective, run.objective),  # the model's choices are the engine's objectives
             weights=MixWeights(**run.weights),
             time_limit_s=run.time_limit_s,
             workers=solver_workers(),

@@ -15,9 +15,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any, cast
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from rest_framework.settings import api_settings
 
@@ -47,7 +49,7 @@ MAX_ERRORS = 200
 class Row:
     entity: str
     where: str  # "orders line 4" (CSV) or "orders[3]" (JSON)
-    data: dict
+    data: dict[str, Any]
 
 
 @dataclass
@@ -113,7 +115,7 @@ def rows_from_csv(entity: str, content: bytes) -> list[Row]:
         if len(record) != len(header):
             errors[where] = {"non_field_errors": [f"{len(record)} fields, the header has {len(header)}."]}
             continue
-        data = {}
+        data: dict[str, str | list[str]] = {}
         for column, cell in zip(header, record, strict=True):
             cell = cell.strip()
             if (entity, column) in LIST_COLUMNS:
@@ -126,13 +128,13 @@ def rows_from_csv(entity: str, content: bytes) -> list[Row]:
     return rows
 
 
-def rows_from_csv_files(files: Iterable[tuple[str, object]]) -> list[Row]:
+def rows_from_csv_files(files: Iterable[tuple[str, UploadedFile]]) -> list[Row]:
     """Rows of several uploaded CSV files, each `(entity, file)`; every file's errors are collected before
     refusing, so one answer lists them all."""
     rows: list[Row] = []
     errors: dict = {}
     for entity, upload in files:
-        if upload.size > MAX_IMPORT_BYTES:
+        if cast(int, upload.size) > MAX_IMPORT_BYTES:  # a request's uploads know their size
             errors[entity] = {"non_field_errors": [f"Larger than {MAX_IMPORT_BYTES // 2**20} MiB."]}
             continue
         try:
@@ -197,7 +199,7 @@ class _Importer:
         self.fail(row.where, _flatten(serializer.errors))
         return None
 
-    def write(self, where: str, write: Callable[[], object]) -> bool:
+    def write(self, where: str, write: Callable[..., object]) -> bool:  # called without arguments
         try:
             with transaction.atomic():  # a savepoint: one bad row does not poison the transaction
                 write()

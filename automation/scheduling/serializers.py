@@ -306,7 +306,8 @@ class RunSerializer(serializers.ModelSerializer):
     status = serializers.CharField(source="job.status", read_only=True)
     progress = serializers.IntegerField(source="job.progress", read_only=True)
     error = serializers.SerializerMethodField()
-    parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Field.parent at run time
+    parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)  # type: ignore[assignment]
     now = serializers.SerializerMethodField(help_text="Nothing new starts before this.")
     kpis = serializers.SerializerMethodField()
     finished_at = serializers.DateTimeField(source="job.finished_at", read_only=True)

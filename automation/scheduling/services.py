@@ -9,7 +9,7 @@ that again, so no code path can link one tenant's order to another tenant's prod
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
@@ -49,15 +49,18 @@ class OperationData(TypedDict, total=False):
     materials: list[Material]
 
 
+_M = TypeVar("_M", bound=models.Model)
+
+
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def _same_organization(organization_id, field: str, *objects: models.Model) -> None:
+def _same_organization(organization_id, field: str, *objects: Machine | Material | Product) -> None:
     if any(obj.organization_id != organization_id for obj in objects):
         raise ValidationError({field: ["No such object in this organisation."]})
 
 
-def _code_free(model: type[models.Model], *, organization_id, code: str, instance=None) -> None:
+def _code_free(model: type[Machine | Material | Product | Order], *, organization_id, code: str, instance=None) -> None:
     taken = model.objects.filter(organization_id=organization_id, code=code)
     if instance is not None:
         taken = taken.exclude(pk=instance.pk)
@@ -65,7 +68,7 @@ def _code_free(model: type[models.Model], *, organization_id, code: str, instanc
         raise ValidationError({"code": [f"A {model._meta.verbose_name} with the code {code!r} already exists."]})
 
 
-def _save(instance: models.Model) -> models.Model:
+def _save(instance: _M) -> _M:
     """Field validation, then save; a constraint lost to a concurrent write reads as a validation error."""
     instance.full_clean(
         exclude=[f.name for f in instance._meta.fields if f.is_relation],
@@ -219,10 +222,10 @@ def material_delete(*, material: Material) -> None:
 
 def _routing_replace(product: Product, operations: Sequence[OperationData]) -> None:
     organization_id = product.organization_id
-    for i, operation in enumerate(operations):
-        options = operation.get("options") or []
+    for i, spec in enumerate(operations):
+        options = spec.get("options") or []
         machines = [option["machine"] for option in options]
-        _same_organization(organization_id, "operations", *machines, *operation.get("materials", []))
+        _same_organization(organization_id, "operations", *machines, *spec.get("materials", []))
         if not options:
             raise ValidationError({"operations": [f"Operation {i + 1} needs at least one machine."]})
         if len({m.pk for m in machines}) < len(machines):

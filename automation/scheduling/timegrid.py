@@ -76,13 +76,13 @@ def shift_windows(
     windows that touch, so back-to-back shifts make one long window.
     """
     tz = ZoneInfo(zone)
-    shifts = [({WEEKDAYS.index(d) for d in days}, start, end) for days, start, end in shifts]
+    weekly = [({WEEKDAYS.index(d) for d in days}, start, end) for days, start, end in shifts]
     first_day = horizon.start.astimezone(tz).date() - timedelta(days=1)  # a night shift may reach into the horizon
     last_day = horizon.end.astimezone(tz).date()
     windows = []
     day = first_day
     while day <= last_day:
-        for weekdays, start, end in shifts:
+        for weekdays, start, end in weekly:
             if day.weekday() not in weekdays:
                 continue
             begins = datetime.combine(day, start, tzinfo=tz)

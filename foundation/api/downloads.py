@@ -1,13 +1,14 @@
 """A file sent to the caller in chunks, for the API and the portal alike."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import BinaryIO
 
 from django.core.handlers.asgi import ASGIRequest
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 
 
-def file_download(request, handle: BinaryIO, *, filename: str, content_type: str):
+def file_download(request: HttpRequest, handle: BinaryIO, *, filename: str, content_type: str) -> StreamingHttpResponse:
     """Under ASGI (uvicorn) an async iterator of 1 MiB reads, because Django reads a synchronous iterator whole into
     memory before sending it there; under WSGI and the test client, Django's FileResponse. Closes the handle."""
     if not isinstance(request, ASGIRequest):
@@ -15,7 +16,7 @@ def file_download(request, handle: BinaryIO, *, filename: str, content_type: str
     size = handle.seek(0, 2)
     handle.seek(0)
 
-    async def chunks():
+    async def chunks() -> AsyncIterator[bytes]:
         try:
             while data := await asyncio.to_thread(handle.read, 1 << 20):
                 yield data

@@ -6,15 +6,20 @@ mapped too, so a model's `full_clean()` raised from a service reads like a seria
 """
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast, overload
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
+
+# A validation error's detail as the error shape carries it: messages, lists of them, and fields mapping to them.
+Flattened = dict[str, "Flattened"] | Sequence["Flattened"] | str
 
 
 class ApiError(exceptions.APIException):
@@ -25,14 +30,18 @@ class ApiError(exceptions.APIException):
         super().__init__(detail=message, code=code)
 
 
-def error_body(*, code: str, message: str, fields: dict | None = None) -> dict:
-    body = {"code": code, "message": message}
+def error_body(*, code: str, message: str, fields: Mapping[str, Flattened] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
     return {"error": body}
 
 
-def _flatten(detail) -> dict[str, list[str]] | list[str] | str:
+@overload
+def _flatten(detail: dict[Any, Any]) -> dict[str, Flattened]: ...
+@overload
+def _flatten(detail: object) -> Flattened: ...
+def _flatten(detail: object) -> Flattened:
     if isinstance(detail, dict):
         return {key: _flatten(value) for key, value in detail.items()}
     if isinstance(detail, list):
@@ -46,7 +55,7 @@ def _from_django_validation_error(exc: DjangoValidationError) -> exceptions.Vali
     return exceptions.ValidationError({"non_field_errors": exc.messages})
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, DjangoValidationError):
         exc = _from_django_validation_error(exc)
     elif isinstance(exc, Http404):
@@ -71,15 +80,18 @@ def exception_handler(exc, context):
     else:
         codes = exc.get_codes() if hasattr(exc, "get_codes") else "error"
         code = codes if isinstance(codes, str) else "error"
-        response.data = error_body(code=code, message=str(exc.detail))
+        # drf's handler answers only APIExceptions (Http404 and PermissionDenied were converted above)
+        response.data = error_body(code=code, message=str(cast(exceptions.APIException, exc).detail))
     return response
 
 
-def json_error_view(status_code: int, code: str, message: str, *, page_template: str | None = None):
+def json_error_view(
+    status_code: int, code: str, message: str, *, page_template: str | None = None
+) -> Callable[..., HttpResponse]:
     """Django-level handlers (unknown URL, crash outside a view): the API's error shape for machine paths
     (/api/, /v1/), and `page_template` (an HTML page) for people in the portal."""
 
-    def view(request, exception=None):
+    def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
         if page_template and not request.path.startswith(("/api/", "/v1/")):
             from django.shortcuts import render
 

@@ -5,19 +5,24 @@ answers 429 with `Retry-After` set to the seconds left in the window.
 """
 
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from foundation.redis import get_redis
 
+if TYPE_CHECKING:  # rest_framework.views imports this module while it loads
+    from rest_framework.views import APIView
+
 WINDOW_SECONDS = 60
 
 
-def caller_identity(request) -> str | None:
+def caller_identity(request: Request) -> str | None:
     """Who is calling: the API key if one authenticated the request, else the user; None for anonymous."""
     credential = getattr(request, "auth", None)
-    credential_id = getattr(credential, "rate_limit_identity", None)
+    credential_id: str | None = getattr(credential, "rate_limit_identity", None)
     if credential_id:
         return credential_id
     user = getattr(request, "user", None)
@@ -27,15 +32,16 @@ def caller_identity(request) -> str | None:
 
 
 class CallerRateThrottle(BaseThrottle):
-    def allow_request(self, request, view) -> bool:
+    def allow_request(self, request: Request, view: "APIView") -> bool:
         identity = caller_identity(request) or f"ip:{self.get_ident(request)}"
-        limit = getattr(request.auth, "rate_limit_per_minute", None) or settings.API_RATE_LIMIT_PER_MINUTE
+        limit: int = getattr(request.auth, "rate_limit_per_minute", None) or settings.API_RATE_LIMIT_PER_MINUTE
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         key = f"rl:{identity}:{window}"
         pipe = get_redis().pipeline()
         pipe.incr(key)
         pipe.expire(key, WINDOW_SECONDS + 1)
+        count: int
         count, _ = pipe.execute()
         self._wait = (window + 1) * WINDOW_SECONDS - now
         return count <= limit

@@ -457,7 +457,7 @@ def _check_weights(
         raise AdapterArchiveError("bad_weights", f"{ADAPTER_WEIGHTS} is not a valid safetensors file: {exc}") from None
     pairs: dict[str, dict[str, list[int]]] = {}
     with handle:
-        keys = list(handle.keys())
+        keys = list(handle.keys())  # type: ignore[no-untyped-call]  # safetensors' stub leaves keys() unannotated
         if not keys:
             raise AdapterArchiveError("bad_weights", f"{ADAPTER_WEIGHTS} holds no tensors")
         for key in keys:
@@ -471,7 +471,7 @@ def _check_weights(
                 raise AdapterArchiveError(
                     "shape_mismatch", f"tensor {key!r} belongs to a module not listed in target_modules"
                 )
-            shape = list(handle.get_slice(key).get_shape())
+            shape = list(handle.get_slice(key).get_shape())  # type: ignore[no-untyped-call]  # unannotated in its stub
             if len(shape) != 2:
                 raise AdapterArchiveError("shape_mismatch", f"tensor {key!r} has shape {shape}; expected a matrix")
             pairs.setdefault(module, {})[kind] = shape

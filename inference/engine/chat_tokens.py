@@ -47,7 +47,8 @@ def load_tokenizer(*, model_dir: Path) -> Any:
 def _render(tokenizer: Any, messages: Sequence[dict[str, Any]], *, add_generation_prompt: bool) -> str:
     # Only role and content reach the template: `weight` is our metadata, not something to render.
     plain = [{"role": m["role"], "content": m["content"]} for m in messages]
-    return tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt)
+    rendered: str = tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return rendered
 
 
 def render_prompt(*, tokenizer: Any, messages: Sequence[dict[str, Any]]) -> str:

@@ -132,4 +132,5 @@ def load_training_state(checkpoint_dir: Path, *, device: torch.device) -> dict[s
     if not path.is_file():
         raise CheckpointError(f"{checkpoint_dir} has no {STATE_FILE}")
     # weights_only: a checkpoint is data; nothing in it should be able to run code when loaded.
-    return torch.load(path, map_location=device, weights_only=True)
+    state: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
+    return state

@@ -143,7 +143,8 @@ def _cpu_has_bf16() -> bool:
 
 def epoch_order(*, seed: int, epoch: int, n_examples: int) -> list[int]:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n_examples, generator=generator).tolist()
+    order: list[int] = torch.randperm(n_examples, generator=generator).tolist()
+    return order
 
 
 def _fingerprint(
@@ -157,7 +158,9 @@ def _fingerprint(
     }
 
 
-def _load_tokenized(path: Path, *, tokenizer: Any, max_seq_len: int) -> tuple[list[list[dict]], list[TokenizedChat]]:
+def _load_tokenized(
+    path: Path, *, tokenizer: Any, max_seq_len: int
+) -> tuple[list[list[dict[str, Any]]], list[TokenizedChat]]:
     conversations = read_chat_examples(path)
     chats = [truncate(tokenize_chat(tokenizer=tokenizer, messages=m), max_seq_len) for m in conversations]
     return conversations, chats
@@ -224,7 +227,7 @@ def train_lora(
     train_conversations, train_chats = _load_tokenized(train_path, tokenizer=tokenizer, max_seq_len=max_seq_len)
     if not train_chats:
         raise ValueError(f"{train_path} holds no training examples")
-    valid_conversations: list[list[dict]] = []
+    valid_conversations: list[list[dict[str, Any]]] = []
     valid_chats: list[TokenizedChat] = []
     if validation_path is not None:
         valid_conversations, valid_chats = _load_tokenized(
@@ -420,7 +423,7 @@ def train_lora(
     if n_samples > 0:
         # Held-out questions show generalisation; without a validation file, training questions at least show
         # that the data was learnt.
-        sample_source: Sequence[list[dict]] = valid_conversations or train_conversations
+        sample_source: Sequence[list[dict[str, Any]]] = valid_conversations or train_conversations
         samples = generate_samples(
             peft_model=peft_model,
             tokenizer=tokenizer,

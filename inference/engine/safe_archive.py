@@ -11,7 +11,7 @@ from __future__ import annotations
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -70,6 +70,7 @@ class SafeArchive:
         self._zip: zipfile.ZipFile | None = None
         self._sources: dict[str, object] = {}
         self.members: list[ArchiveMember] = []
+        raw_members: list[tarfile.TarInfo] | list[zipfile.ZipInfo]
         try:
             if self.kind == "tar":
                 self._tar = tarfile.open(self.path, mode="r:*")  # noqa: SIM115 - closed by close()
@@ -86,7 +87,9 @@ class SafeArchive:
             self.close()
             raise
 
-    def _check_members(self, raw_members: list, *, max_members: int, max_total_bytes: int) -> None:
+    def _check_members(
+        self, raw_members: Sequence[tarfile.TarInfo | zipfile.ZipInfo], *, max_members: int, max_total_bytes: int
+    ) -> None:
         if len(raw_members) > max_members:
             raise UnsafeArchiveError(
                 "too_many_files", f"the archive has {len(raw_members)} entries; at most {max_members} are accepted"

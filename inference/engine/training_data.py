@@ -21,7 +21,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from inference.engine.chat_tokens import ChatTemplateError, tokenize_chat
 
@@ -238,7 +238,7 @@ def read_chat_examples(path: Path) -> list[list[dict[str, Any]]]:
             problems = _message_issues(messages)
             issues += [DataIssue(code, message, line_number) for code, message in problems]
             if not problems:
-                examples.append(messages)
+                examples.append(cast(list[dict[str, Any]], messages))  # no problems: a list of message objects
     if issues:
         raise TrainingDataError(issues)
     return examples

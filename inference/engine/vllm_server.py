@@ -183,7 +183,8 @@ class VllmAdminClient:
     ) -> dict[str, Any]:
         """One chat completion, returned as vLLM's JSON body (choices, usage). Used by probes and tests."""
         payload = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
-        return self._request("POST", "/v1/chat/completions", json=payload | extra).json()
+        body: dict[str, Any] = self._request("POST", "/v1/chat/completions", json=payload | extra).json()
+        return body
 
 
 @dataclass

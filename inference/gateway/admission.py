@@ -11,21 +11,27 @@ still counted, by a script that only counts, so a key over its rate limit hears 
 """
 
 import time
+from typing import cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from rest_framework.exceptions import ErrorDetail
 
 from billing.errors import BillingRefusal
 from billing.periods import period_containing
 from billing.quotas import (
     RESERVE_SCRIPT,
+    Entitlement,
     Reservation,
     entitlement_for,
     quota_counter_seed,
     quota_exceeded,
     reservation_open,
 )
+from inference.selectors import KeyInfo, Route
 
 from . import errors
 from .caches import TtlCache
@@ -63,34 +69,42 @@ def _refused(refusal: BillingRefusal) -> errors.GatewayError:
         refusal.status_code,
         str(refusal.detail),
         type=kind,
-        code=refusal.detail.code,
+        code=cast(ErrorDetail, refusal.detail).code,  # an ApiError carries one message, never a list or dict
         headers={"Retry-After": str(wait)} if wait else None,
     )
 
 
 class Admission:
-    def __init__(self):
-        self.entitlements: TtlCache = TtlCache(ttl_s=settings.BILLING_ENTITLEMENT_CACHE_SECONDS)
-        self._count = self._count_and_reserve = self._reserve = None
+    def __init__(self) -> None:
+        self.entitlements: TtlCache[str, Entitlement] = TtlCache(ttl_s=settings.BILLING_ENTITLEMENT_CACHE_SECONDS)
+        self._count: AsyncScript | None = None
+        self._count_and_reserve: AsyncScript | None = None
+        self._reserve: AsyncScript | None = None
 
-    def connect(self, redis) -> None:
+    def connect(self, redis: Redis) -> None:
         """Scripts on the gateway's async client (by digest, loaded on first use)."""
         self._count = redis.register_script(_COUNT_ONLY)
         self._count_and_reserve = redis.register_script(_COUNT_AND_RESERVE)
         self._reserve = redis.register_script(RESERVE_SCRIPT)
 
-    def _rate_args(self, key_id: str) -> tuple[int, str, list]:
+    @staticmethod
+    def _script(script: AsyncScript | None) -> AsyncScript:
+        if script is None:
+            raise RuntimeError("Admission.connect() has not been called.")
+        return script
+
+    def _rate_args(self, key_id: str) -> tuple[int, str, list[int]]:
         window = int(time.time() // RATE_WINDOW_S)
         return window, f"rl:gw:{key_id}:{window}", [settings.GATEWAY_RATE_LIMIT_PER_MINUTE, RATE_WINDOW_S + 1]
 
-    async def count(self, info) -> None:
+    async def count(self, info: KeyInfo) -> None:
         """Count one request against its key's rate limit; 429 past it."""
         window, key, args = self._rate_args(info.key_id)
-        refused, _ = await self._count(keys=[key], args=args)
+        refused, _ = await self._script(self._count)(keys=[key], args=args)
         if refused == -2:
             raise _rate_limited(window)
 
-    async def admit(self, info, route, budget: int, *, counted: bool) -> Reservation:
+    async def admit(self, info: KeyInfo, route: Route, budget: int, *, counted: bool) -> Reservation:
         """Count the request (unless `counted` already) and hold its output-token budget; 429, 402 or 403 if not.
 
         The caller commits the reservation once it knows the usage, or releases it if the completion fails.
@@ -117,17 +131,19 @@ class Admission:
             return reservation
         keys, args = reservation.hold_keys(), reservation.script_args()
         if counted:
-            granted, taken = await self._reserve(keys=keys, args=args)
+            granted, taken = await self._script(self._reserve)(keys=keys, args=args)
         else:
             window, rate_key, rate_args = self._rate_args(info.key_id)
-            granted, taken = await self._count_and_reserve(keys=[*keys, rate_key], args=[*args, *rate_args])
+            granted, taken = await self._script(self._count_and_reserve)(
+                keys=[*keys, rate_key], args=[*args, *rate_args]
+            )
             if granted == -2:
                 raise _rate_limited(window)
         if granted == -1:  # a new period, or a Redis that lost its data: seed the counter from the ledger, once
             await sync_to_async(quota_counter_seed)(
                 organization_id=info.organization_id, meter=reservation.meter, period=period_containing(now)
             )
-            granted, taken = await self._reserve(keys=keys, args=reservation.script_args())
+            granted, taken = await self._script(self._reserve)(keys=keys, args=reservation.script_args())
         if granted == 1:
             return reservation
         if granted == 0:

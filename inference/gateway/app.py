@@ -15,6 +15,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -23,7 +25,7 @@ from django.conf import settings
 
 from inference.models import VllmServer
 from inference.placement import NoCapacity, server_check_health
-from inference.selectors import gateway_key_lookup, gateway_model_list, gateway_route_resolve
+from inference.selectors import KeyInfo, Route, gateway_key_lookup, gateway_model_list, gateway_route_resolve
 from tenants.secrets import API_KEY_PREFIX
 
 from . import errors
@@ -40,13 +42,19 @@ UPSTREAM_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
+# The ASGI interface, as this module uses it.
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
 
 class _UpstreamLost(Exception):
     """Every target failed before answering; the route may need re-placing."""
 
 
-async def _read_body(receive) -> bytes:
-    chunks, size = [], 0
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
@@ -58,7 +66,13 @@ async def _read_body(receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _send(send, status: int, body: bytes, headers=JSON_HEADERS, extra: dict[str, str] | None = None):
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] = JSON_HEADERS,
+    extra: dict[str, str] | None = None,
+) -> None:
     # With a length the server need not frame the answer as chunked (cheaper for it and for the client).
     all_headers = [*headers, (b"content-length", b"%d" % len(body))]
     all_headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
@@ -66,7 +80,7 @@ async def _send(send, status: int, body: bytes, headers=JSON_HEADERS, extra: dic
     await send({"type": "http.response.body", "body": body})
 
 
-def _bearer(scope) -> str | None:
+def _bearer(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
@@ -75,14 +89,14 @@ def _bearer(scope) -> str | None:
 
 
 class GatewayApp:
-    def __init__(self):
-        self.keys: TtlCache = TtlCache(ttl_s=30)
-        self.routes: TtlCache = TtlCache(ttl_s=30)
+    def __init__(self) -> None:
+        self.keys: TtlCache[str, KeyInfo | None] = TtlCache(ttl_s=30)
+        self.routes: TtlCache[tuple[str, str], Route | None] = TtlCache(ttl_s=30)
         self.admission = Admission()
         self.session: aiohttp.ClientSession | None = None  # streams
         self.upstream: UpstreamPool | None = None  # everything else
         self.redis: aioredis.Redis | None = None
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self.usage = UsageBatcher()
         self._round_robin = itertools.count()
         self._started = asyncio.Lock()
@@ -114,12 +128,12 @@ class GatewayApp:
         if self.redis is not None:
             await self.redis.aclose()
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _invalidate(self, message: dict) -> None:
+    def _invalidate(self, message: dict[str, Any]) -> None:
         org, kind = message.get("organization_id"), message.get("kind")
         self.admission.entitlements.drop(None if org == "*" else (lambda key: key == org))
         if kind == "entitlement":
@@ -130,7 +144,7 @@ class GatewayApp:
 
     # --- request handling ----------------------------------------------------------------------------------------
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.session is None:
             await self.startup()
         try:
@@ -148,7 +162,7 @@ class GatewayApp:
         except errors.GatewayError as exc:
             await _send(send, exc.status, exc.body(), extra=exc.headers)
 
-    async def _authenticate(self, scope):
+    async def _authenticate(self, scope: Scope) -> KeyInfo:
         secret = _bearer(scope)
         if not secret or not secret.startswith(API_KEY_PREFIX):
             raise errors.invalid_key("Missing or malformed API key: send `Authorization: Bearer lo_live_...`.")
@@ -174,17 +188,17 @@ class GatewayApp:
             )
         return info
 
-    async def _models(self, scope, send) -> None:
+    async def _models(self, scope: Scope, send: Send) -> None:
         info = await self._authenticate(scope)
         rows = await sync_to_async(gateway_model_list)(organization_id=info.organization_id, region=info.region)
         await _send(send, 200, json.dumps({"object": "list", "data": rows}).encode())
 
-    async def _route(self, info, model: str, *, fresh: bool = False):
+    async def _route(self, info: KeyInfo, model: str, *, fresh: bool = False) -> Route:
         cache_key = (info.organization_id, model)
         if fresh:
             self.routes.drop(lambda key: key == cache_key)
 
-        async def load():
+        async def load() -> Route | None:
             try:
                 return await sync_to_async(gateway_route_resolve)(
                     organization_id=info.organization_id, region=info.region, model=model
@@ -199,7 +213,7 @@ class GatewayApp:
             raise errors.no_capacity(f"No healthy server serves {model} in region {info.region} right now.")
         return route
 
-    async def _completion(self, scope, receive, send, path: str) -> None:
+    async def _completion(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         started = time.perf_counter()
         info = await self._authenticate(scope)
         counted = False  # against the key's rate limit; admission counts it in the same script as the quota
@@ -244,18 +258,22 @@ class GatewayApp:
             latency_ms=(time.perf_counter() - started) * 1000,
             request_id=uuid.uuid4().hex,
         )
-        if route.adapter_id:
+        if route.adapter_id and self.redis is not None:  # set by startup(), with the session
             self._spawn(touch_adapter(redis=self.redis, route=route, server_id=server_id))
 
-    def _ordered_targets(self, route):
+    def _ordered_targets(self, route: Route) -> tuple[tuple[int, str], ...]:
         targets = route.targets
         first = next(self._round_robin) % len(targets)
         return targets[first:] + targets[:first]
 
-    async def _forward(self, route, path, payload, stream, client_wants_usage, send):
+    async def _forward(
+        self, route: Route, path: str, payload: dict[str, Any], stream: bool, client_wants_usage: bool, send: Send
+    ) -> tuple[int, dict[str, Any] | None, int]:
         """Send to one target, and to a second if the first fails before its first byte. Returns
         (status, usage, server_id)."""
         body = json.dumps({**payload, "model": route.upstream_model}).encode()
+        if self.upstream is None or self.session is None:
+            raise RuntimeError("The gateway forwards only after startup().")
         for server_id, url in self._ordered_targets(route)[:2]:
             if not stream:
                 try:
@@ -287,9 +305,11 @@ class GatewayApp:
             return response.status, usage, server_id
         raise _UpstreamLost()
 
-    async def _relay_stream(self, response, route, client_wants_usage, send) -> dict | None:
+    async def _relay_stream(
+        self, response: aiohttp.ClientResponse, route: Route, client_wants_usage: bool, send: Send
+    ) -> dict[str, Any] | None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        usage = None
+        usage: dict[str, Any] | None = None
         async for line in response.content:
             if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
                 chunk = json.loads(line[6:])
@@ -304,7 +324,7 @@ class GatewayApp:
         return usage
 
 
-def _completion_payload(body: bytes, path: str) -> dict:
+def _completion_payload(body: bytes, path: str) -> dict[str, Any]:
     try:
         payload = json.loads(body)
     except ValueError:
@@ -320,7 +340,7 @@ def _completion_payload(body: bytes, path: str) -> dict:
     return payload
 
 
-def _budget(payload: dict) -> int:
+def _budget(payload: dict[str, Any]) -> int:
     """The output tokens to hold against the plan's hard limit before forwarding."""
     budget = payload.get("max_completion_tokens") or payload.get("max_tokens") or settings.GATEWAY_DEFAULT_MAX_TOKENS
     if not isinstance(budget, int) or budget < 1:
@@ -328,7 +348,7 @@ def _budget(payload: dict) -> int:
     return budget
 
 
-async def _relay_json(status: int, raw: bytes, route, send) -> dict | None:
+async def _relay_json(status: int, raw: bytes, route: Route, send: Send) -> dict[str, Any] | None:
     try:
         data = json.loads(raw)
     except ValueError:
@@ -342,6 +362,6 @@ async def _relay_json(status: int, raw: bytes, route, send) -> dict | None:
     return data.get("usage") if isinstance(data, dict) else None
 
 
-def _mark_targets_down(route) -> None:
+def _mark_targets_down(route: Route) -> None:
     for server in VllmServer.objects.filter(pk__in=[server_id for server_id, _ in route.targets]):
         server_check_health(server=server)

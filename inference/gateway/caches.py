@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -26,7 +26,7 @@ class TtlCache(Generic[K, V]):
     def __init__(self, ttl_s: float):
         self.ttl_s = ttl_s
         self._entries: dict[K, tuple[float, V]] = {}
-        self._loading: dict[K, asyncio.Future] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         entry = self._entries.get(key)
@@ -65,7 +65,7 @@ class TtlCache(Generic[K, V]):
                 del table[key]
 
 
-async def listen_for_invalidations(on_message: Callable[[dict], None]) -> None:
+async def listen_for_invalidations(on_message: Callable[[dict[str, Any]], None]) -> None:
     """Runs for the life of the process; reconnects if Redis goes away. Acknowledges each message once `on_message`
     has applied it, so the writer knows the change is in effect here (foundation.invalidation)."""
     while True:
@@ -86,9 +86,13 @@ async def listen_for_invalidations(on_message: Callable[[dict], None]) -> None:
             await client.aclose()
 
 
-async def _apply(client, on_message: Callable[[dict], None], message: dict) -> None:
+async def _apply(
+    client: "aioredis.Redis", on_message: Callable[[dict[str, Any]], None], message: dict[str, Any]
+) -> None:
     on_message(message)
     if message.get("id"):
         async with client.pipeline(transaction=False) as pipe:
-            pipe.rpush(ack_key(message["id"]), 1).expire(ack_key(message["id"]), ACK_TTL_S)
+            pipe.rpush(ack_key(message["id"]), 1).expire(  # type: ignore[attr-defined]  # a pipeline's commands return it
+                ack_key(message["id"]), ACK_TTL_S
+            )
             await pipe.execute()

@@ -14,6 +14,7 @@ import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 
@@ -30,22 +31,22 @@ class _Target:
 class _Connection(asyncio.Protocol):
     """One connection, one request at a time; httptools calls the on_* methods while parsing."""
 
-    def __init__(self):
-        self.transport: asyncio.Transport | None = None
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport  # set by connection_made, before create_connection returns the protocol
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future | None = None
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.chunks: list[bytes] = []
         self.received = False  # any byte of the current answer
         self.framed = False  # the answer says where it ends (Content-Length or chunked), rather than at EOF
         self.keep_alive = False
         self.lost = False
         self.idle_since = 0.0
-        self.pool: list | None = None  # the idle list it sits in, if any
+        self.pool: list[_Connection] | None = None  # the idle list it sits in, if any
 
     # --- asyncio.Protocol --------------------------------------------------------------------------------------
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a TCP connection's transport is a full Transport
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:  # nothing asked: a server that talks out of turn is not reused
@@ -58,7 +59,7 @@ class _Connection(asyncio.Protocol):
             self._fail(ConnectionError(f"malformed HTTP answer: {exc}"))
             self.transport.close()
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         if self.pool is not None:
             with contextlib.suppress(ValueError):

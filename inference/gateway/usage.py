@@ -11,11 +11,15 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
 
 from billing.quotas import Reservation
 from billing.usage import Usage, usage_record_into
 from foundation.redis import get_redis
 from inference.placement import lru_key
+from inference.selectors import KeyInfo, Route
 
 logger = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.1
@@ -28,7 +32,7 @@ class _Settlement:
     output_tokens: int
     input_event: Usage | None
     request_id: str
-    attributes: dict
+    attributes: dict[str, Any]
 
 
 def _settle(batch: list[_Settlement]) -> None:
@@ -42,17 +46,17 @@ def _settle(batch: list[_Settlement]) -> None:
 
 
 class UsageBatcher:
-    def __init__(self):
+    def __init__(self) -> None:
         self._pending: list[_Settlement] = []
         self._wake = asyncio.Event()
 
     def add(
         self,
         *,
-        info,
-        route,
+        info: KeyInfo,
+        route: Route,
         reservation: Reservation,
-        usage: dict | None,
+        usage: dict[str, Any] | None,
         status: int,
         latency_ms: float,
         request_id: str,
@@ -104,7 +108,7 @@ class UsageBatcher:
             logger.exception("Settling the usage of %d completions failed", len(batch))
 
 
-async def touch_adapter(*, redis, route, server_id: int) -> None:
+async def touch_adapter(*, redis: Redis, route: Route, server_id: int) -> None:
     if route.adapter_id:
         try:
             await redis.zadd(lru_key(server_id), {route.upstream_model: time.time()})

@@ -10,6 +10,7 @@ import csv
 import io
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -17,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.urls import path
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
@@ -51,17 +53,17 @@ WORK_ORDER_STATUS = {
     WorkOrder.Status.ACKNOWLEDGED: gettext_lazy("Acknowledged"),
     WorkOrder.Status.CLOSED: gettext_lazy("Closed"),
 }
-PRIORITIES = {
+PRIORITIES: dict[str, Promise] = {
     Recommendation.Priority.LOW: gettext_lazy("Low"),
     Recommendation.Priority.MEDIUM: gettext_lazy("Medium"),
     Recommendation.Priority.HIGH: gettext_lazy("High"),
     Recommendation.Priority.URGENT: gettext_lazy("Urgent"),
 }
-ACTIONS = {
+ACTIONS: dict[str, Promise] = {
     Recommendation.Action.INSPECT: gettext_lazy("Inspect"),
     Recommendation.Action.REPLACE: gettext_lazy("Replace"),
 }
-EXPLANATION_STATUS = {
+EXPLANATION_STATUS: dict[str, Promise] = {
     Recommendation.ExplanationStatus.PENDING: gettext_lazy(
         "Explanation pending: no answer from your model yet; it is asked again later."
     ),
@@ -122,7 +124,7 @@ class AssetTypeForm(forms.Form):
                 continue
             cells += [""] * (6 - len(cells))
             name, unit, low, high, component, setting = cells
-            channel = {"name": name, "unit": unit, "component": component}
+            channel: dict[str, Any] = {"name": name, "unit": unit, "component": component}
             for key, text, label in (("min_value", low, _("minimum")), ("max_value", high, _("maximum"))):
                 try:
                     channel[key] = float(text) if text else None
@@ -229,15 +231,17 @@ def _rejected(exc: telemetry.TelemetryRejected) -> dict:
 
 
 def _describe_job(job: Job) -> Job:
-    job.kind_text = JOB_NAMES.get(job.kind, job.kind)
-    job.status_text = JOB_STATUS.get(job.status, job.status)
+    shown: Any = job  # display texts for templates, which the model does not declare
+    shown.kind_text = JOB_NAMES.get(job.kind, job.kind)
+    shown.status_text = JOB_STATUS.get(job.status, job.status)
     return job
 
 
 def _describe_recommendation(recommendation: Recommendation) -> Recommendation:
-    recommendation.action_text = ACTIONS.get(recommendation.action, recommendation.action)
-    recommendation.priority_text = PRIORITIES.get(recommendation.priority, recommendation.priority)
-    recommendation.explanation_text = EXPLANATION_STATUS.get(recommendation.explanation_status, "")
+    shown: Any = recommendation  # display texts for templates, which the model does not declare
+    shown.action_text = ACTIONS.get(recommendation.action, recommendation.action)
+    shown.priority_text = PRIORITIES.get(recommendation.priority, recommendation.priority)
+    shown.explanation_text = EXPLANATION_STATUS.get(recommendation.explanation_status, "")
     work_order = getattr(recommendation, "work_order", None)
     if work_order is not None:
         work_order.status_text = WORK_ORDER_STATUS.get(work_order.status, work_order.status)

@@ -5,7 +5,7 @@ deploy, switch the current version, export a version as the take-home bundle (`a
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import redirect
 from django.urls import path
 from django.utils.translation import gettext as _
@@ -105,7 +105,7 @@ class ModelAction(ModelsPage):
 
     scopes = {**OrgPage.scopes, "POST": Scope.ORG_WRITE}
     http_method_names = ["post"]
-    queryset = TenantModel.objects.all()
+    queryset: QuerySet[TenantModel] | None = TenantModel.objects.all()
 
     def tenant_model(self) -> TenantModel:
         return self.owned(TenantModel.objects.select_related("base_model", "current_version"), pk=self.kwargs["pk"])

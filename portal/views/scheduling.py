@@ -7,6 +7,7 @@ Every action calls what the REST API calls (`automation.scheduling.importing`, `
 
 import json
 from datetime import timedelta
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -15,6 +16,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
@@ -53,7 +55,7 @@ OBJECTIVES = [
     (Run.Objective.WEIGHTED_MIX, gettext_lazy("Weighted mix of both")),
 ]
 
-OBJECTIVE_NAMES = {
+OBJECTIVE_NAMES: dict[str, Promise] = {
     Run.Objective.MAKESPAN: gettext_lazy("Makespan"),
     Run.Objective.WEIGHTED_TARDINESS: gettext_lazy("Weighted tardiness"),
     Run.Objective.WEIGHTED_MIX: gettext_lazy("Weighted mix"),
@@ -189,7 +191,7 @@ class RescheduleForm(forms.Form):
 
     def __init__(self, *args, machines: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["machine"].choices = [("", _("No breakdown")), *((m, m) for m in machines)]
+        cast(forms.ChoiceField, self.fields["machine"]).choices = [("", _("No breakdown")), *((m, m) for m in machines)]
         if not self.is_bound:
             self.initial.setdefault("breakdown_from", timezone.now().replace(second=0, microsecond=0))
 
@@ -343,8 +345,9 @@ class _RunPage(OrgPage):
 
 def _describe(run: Run) -> Run:
     """Translated names of the run's objective and state, for templates."""
-    run.objective_text = OBJECTIVE_NAMES.get(run.objective, run.objective)
-    run.status_text = JOB_STATUS.get(run.job.status, run.job.status)
+    shown: Any = run  # display texts for templates, which the model does not declare
+    shown.objective_text = OBJECTIVE_NAMES.get(run.objective, run.objective)
+    shown.status_text = JOB_STATUS.get(run.job.status, run.job.status)
     return run
 
 
@@ -389,6 +392,8 @@ def run_results(run: Run) -> dict:
         context["events"] = list(run.job.events.order_by("-created_at", "-id")[:30])
     if run.job.is_finished and run.schedule is not None:
         kpis = kpis_json(run)
+        if kpis is None:  # run_record_outcome stores the KPIs with the schedule
+            raise ValueError(f"Run {run.pk} has a schedule but no KPIs.")
         rows = schedule_rows(run)
         for row in rows:
             row["start_at"], row["end_at"] = _moment(run, row["start_minute"]), _moment(run, row["end_minute"])

@@ -9,7 +9,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import pytest
 import torch
@@ -56,7 +56,8 @@ def test_export_bundle_holds_adapter_model_card_and_metadata(
     )
     with tarfile.open(bundle) as archive:
         names = sorted(archive.getnames())
-        contents = {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+        # a regular file always extracts
+        contents = {m.name: cast(IO[bytes], archive.extractfile(m)).read() for m in archive.getmembers() if m.isfile()}
         assert all(m.uid == 0 and m.uname == "" for m in archive.getmembers())
     prefix = "acme-x9-support/"
     files = ("README.md", "adapter_config.json", "adapter_model.safetensors", "lightsout.json")

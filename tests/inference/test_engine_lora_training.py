@@ -126,7 +126,7 @@ def _adapter_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(adapter_dir / "adapter_model.safetensors"))
 
 
-RESUME_RUN = {"hyperparameters": TINY, "seed": 7, "n_samples": 0, "checkpoint_every_steps": 2}
+RESUME_RUN: dict[str, Any] = {"hyperparameters": TINY, "seed": 7, "n_samples": 0, "checkpoint_every_steps": 2}
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +175,7 @@ def test_killed_training_resumes_from_its_checkpoint_exactly(
     assert resumed.trained_tokens == straight.trained_tokens
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
     straight_weights = _adapter_weights(straight.adapter_dir)
+    assert resumed.adapter_dir is not None
     resumed_weights = _adapter_weights(resumed.adapter_dir)
     assert straight_weights.keys() == resumed_weights.keys()
     for name, tensor in straight_weights.items():

@@ -148,7 +148,7 @@ def test_error_list_is_capped_but_flags_that_more_exist(tmp_path: Path, base_tok
 
 def test_weight_zero_turns_are_context_not_targets(base_tokenizer: Any) -> None:
     """Catches: the loss mask training on assistant turns that the file marked weight 0."""
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": "First?"},
         {"role": "assistant", "content": "Wrong answer.", "weight": 0},
         {"role": "user", "content": "Try again?"},

@@ -222,6 +222,7 @@ def _admit_concurrently(org, model: str, budgets: list[int]):
     """Admit one completion per budget at once through a fresh Admission; granted reservations, or GatewayErrors."""
     _, plaintext = builders.make_key(org, scopes=["inference"])
     info = gateway_key_lookup(key_hash=hashlib.sha256(plaintext.encode()).hexdigest())
+    assert info is not None
     route = gateway_route_resolve(organization_id=info.organization_id, region=info.region, model=model)
 
     async def run():

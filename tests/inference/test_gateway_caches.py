@@ -26,6 +26,7 @@ class _Listener:
     takes `apply_s`, as it may in a busy process."""
 
     def __init__(self, apply_s: float):
+        self.applied: list[dict]
         self.apply_s, self.applied = apply_s, []
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()

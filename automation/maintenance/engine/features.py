@@ -45,8 +45,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 AGE_FEATURE = "age"
@@ -112,7 +114,8 @@ class HealthIndicator:
 
     def apply(self, normalised: np.ndarray) -> np.ndarray:
         # A missing channel counts as its training mean (z = 0).
-        return np.nan_to_num(normalised, nan=0.0) @ self.weights + self.intercept
+        indicator: npt.NDArray[np.float64] = np.nan_to_num(normalised, nan=0.0) @ self.weights + self.intercept
+        return indicator
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ class RegimeModel:
             return np.zeros(len(settings), dtype=np.int64)
         scaled = (settings - self.setting_mean) / self.setting_scale
         distances = ((scaled[:, None, :] - self.centers[None, :, :]) ** 2).sum(axis=2)
-        return distances.argmin(axis=1)
+        nearest: npt.NDArray[np.intp] = distances.argmin(axis=1)
+        return nearest
 
 
 def _fit_regimes(*, settings: np.ndarray, columns: tuple[str, ...], config: FeatureConfig) -> RegimeModel:
@@ -156,8 +160,8 @@ def _fit_regimes(*, settings: np.ndarray, columns: tuple[str, ...], config: Feat
     if largest < 2:
         return single
 
-    def explains_regimes(kmeans) -> bool:
-        return 1 - kmeans.inertia_ / sample_total >= config.regime_variance_explained
+    def explains_regimes(kmeans: Any) -> bool:  # a fitted sklearn KMeans (sklearn is not followed)
+        return bool(1 - kmeans.inertia_ / sample_total >= config.regime_variance_explained)
 
     # More clusters never explain less, so if the largest allowed k fails,
     # every smaller k fails too: one fit settles the common no-regime case.
@@ -331,7 +335,8 @@ class FeatureBuilder:
     def _checked_normalise(self, frame: pd.DataFrame) -> np.ndarray:
         if len(frame) == 0:
             raise ValueError("cannot build features from an empty history")
-        return self.normalise(frame).to_numpy()
+        normalised: npt.NDArray[np.float64] = self.normalise(frame).to_numpy()
+        return normalised
 
     def _variant_features(self, normalised: np.ndarray, *, last_only: bool) -> np.ndarray:
         """(rows, variants, channels) normalised values -> (rows, variants, features)."""
@@ -405,7 +410,8 @@ class FeatureBuilder:
         if config.include_age:
             parts.append(np.broadcast_to((positions + 1.0)[:, None, None], (n_rows, n_variants, 1)))
         features = np.concatenate(parts, axis=2)
-        return features[-1:] if last_only else features
+        result: npt.NDArray[np.float64] = features[-1:] if last_only else features
+        return result
 
 
 def _regimes_and_settings(*, frame: pd.DataFrame, regimes: RegimeModel) -> tuple[np.ndarray, np.ndarray]:

@@ -38,9 +38,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from automation.maintenance.engine.features import (
@@ -181,7 +184,9 @@ def _fit_builder(
     return builder, x, np.concatenate(targets)
 
 
-def _fit_ensemble(*, x: np.ndarray, y: np.ndarray, config: RulConfig, n_models: int, random_state: int) -> list:
+def _fit_ensemble(
+    *, x: np.ndarray, y: np.ndarray, config: RulConfig, n_models: int, random_state: int
+) -> list[Any]:  # fitted sklearn regressors (sklearn is not followed)
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     if config.max_training_rows and len(y) > config.max_training_rows:
@@ -210,19 +215,21 @@ def _fit_ensemble(*, x: np.ndarray, y: np.ndarray, config: RulConfig, n_models: 
     return models
 
 
-def _thread_limit(n_threads: int | None):
+def _thread_limit(n_threads: int | None) -> AbstractContextManager[object]:
     from contextlib import nullcontext
 
     if n_threads is None:
         return nullcontext()
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=n_threads)
+    limits: AbstractContextManager[object] = threadpool_limits(limits=n_threads)  # untyped package
+    return limits
 
 
-def _predict_ensemble(models: Sequence, x: np.ndarray, *, cap: float) -> np.ndarray:
+def _predict_ensemble(models: Sequence[Any], x: np.ndarray, *, cap: float) -> np.ndarray:
     prediction = np.mean([model.predict(x) for model in models], axis=0)
-    return np.clip(prediction, 0.0, cap)
+    clipped: npt.NDArray[np.float64] = np.clip(prediction, 0.0, cap)
+    return clipped
 
 
 def _asset_folds(*, n_assets: int, n_folds: int, random_state: int) -> list[np.ndarray]:
@@ -231,7 +238,7 @@ def _asset_folds(*, n_assets: int, n_folds: int, random_state: int) -> list[np.n
 
 
 def _healing_importance(
-    *, models: Sequence, builder: FeatureBuilder, frames: Sequence[pd.DataFrame], cap: float, stride: int = 5
+    *, models: Sequence[Any], builder: FeatureBuilder, frames: Sequence[pd.DataFrame], cap: float, stride: int = 5
 ) -> dict[str, float]:
     # Global version of the drivers: on held-out assets' degrading rows, the
     # mean RUL gained by healing each channel (negative gains count as 0:
@@ -260,7 +267,7 @@ class RulModel:
     """Trained RUL model; build with ``train_rul_model``."""
 
     builder: FeatureBuilder
-    models: tuple
+    models: tuple[Any, ...]
     cap: float
     band: _Band
     channel_importance: Mapping[str, float]

@@ -170,7 +170,7 @@ def generate_fleet(
                 + channel.degradation_gain * wear
                 + rng.normal(0.0, channel.noise, size=life)
             )
-            if regimes is not None:
+            if regimes is not None and regime_offsets is not None:  # set together
                 values = values + regime_offsets[regimes, column]
             data[channel.name] = values
         cycles = positions + 1

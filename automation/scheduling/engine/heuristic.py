@@ -57,8 +57,9 @@ def dispatch(
         setup = 0 if previous is None else problem.setup_minutes(machine, previous, problem.family(order_id))
         materials = problem.routing(order_id)[key[1]].materials
         earliest = max([ready[order_id], *(problem.material_arrivals.get(m, horizon) for m in materials)])
+        start: int | None
         if key in fixed:
-            start: int | None = fixed[key].start
+            start = fixed[key].start
             if start < earliest or start - setup < free_at[machine]:
                 return None
         else:

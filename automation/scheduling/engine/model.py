@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import cast
 
 from ortools.sat.python import cp_model
 
@@ -162,7 +163,8 @@ class ScheduleModel:
                 finish[a.order] = max(finish.get(a.order, 0), a.end)
             add(self.makespan, max(finish.values(), default=0))
             for order_id, late in self._tardiness.items():
-                add(late, max(0, finish[order_id] - self._problem.order(order_id).due))
+                due = cast(int, self._problem.order(order_id).due)  # only orders with a due date have a tardiness
+                add(late, max(0, finish[order_id] - due))
 
     def keep(self, model: cp_model.CpModel, schedule: Sequence[Assignment], kept: Collection[OpKey]) -> None:
         """Constrain ``model``, a clone of this model, to keep the ``kept`` operations of the complete, feasible

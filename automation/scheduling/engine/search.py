@@ -123,7 +123,7 @@ class _Control:
             helper.stop()
 
 
-class _Progress(cp_model.CpSolverSolutionCallback):
+class _Progress(cp_model.CpSolverSolutionCallback):  # type: ignore[misc]  # ortools is not followed: an Any base
     def __init__(self, built: ScheduleModel, incumbent: Incumbent, control: _Control) -> None:
         super().__init__()
         self._built = built

@@ -16,23 +16,37 @@ All state lives in arrays owned by the caller, so the search runs in short chunk
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import numpy as np
-from numba import njit
+import numpy.typing as npt
+
+if TYPE_CHECKING:  # numba is not followed (pyproject.toml): its decorator, typed, keeps the signatures checked
+    _F = TypeVar("_F", bound=Callable[..., Any])
+
+    def njit(**options: Any) -> Callable[[_F], _F]: ...
+else:
+    from numba import njit
 
 # indexes into the ``state`` array
 IT, STALL, CURRENT, BEST, PROVEN = 0, 1, 2, 3, 4
 STATE_SIZE = 5
 
+I64 = npt.NDArray[np.int64]  # every array here: operation indexes (-1: none), times, counters
+
 
 @njit(cache=True, nogil=True, inline="always")
-def _past(neighbour, times, p):  # pragma: no cover
+def _past(neighbour: int, times: I64, p: I64) -> int:  # pragma: no cover
     """How long a path runs through ``neighbour`` up to (heads) or on from (tails) the operation next to it;
     0 where there is none (-1)."""
     return times[neighbour] + p[neighbour] if neighbour >= 0 else 0
 
 
 @njit(cache=True, nogil=True)
-def heads_tails(p, job_prev, job_next, mach_prev, mach_next, order, heads, tails):  # pragma: no cover
+def heads_tails(
+    p: I64, job_prev: I64, job_next: I64, mach_prev: I64, mach_next: I64, order: I64, heads: I64, tails: I64
+) -> int:  # pragma: no cover
     """Fill ``heads`` and ``tails``; the makespan, or -1 when the sequences form a cycle."""
     n = p.shape[0]
     indegree = np.zeros(n, np.int64)
@@ -65,7 +79,9 @@ def heads_tails(p, job_prev, job_next, mach_prev, mach_next, order, heads, tails
 
 
 @njit(cache=True, nogil=True)
-def _critical_moves(p, job_prev, mach_prev, heads, tails, makespan, moves):  # pragma: no cover
+def _critical_moves(
+    p: I64, job_prev: I64, mach_prev: I64, heads: I64, tails: I64, makespan: int, moves: I64
+) -> int:  # pragma: no cover
     """N5 swaps on one critical path, picked at random where paths fork; each row of ``moves`` is the pair
     (first, second) adjacent on their machine. Returns how many; 0 means the schedule is optimal."""
     n = p.shape[0]
@@ -124,18 +140,20 @@ def _critical_moves(p, job_prev, mach_prev, heads, tails, makespan, moves):  # p
 
 
 @njit(cache=True, nogil=True)
-def _estimate(u, v, p, job_prev, job_next, mach_prev, mach_next, heads, tails):  # pragma: no cover
+def _estimate(
+    u: int, v: int, p: I64, job_prev: I64, job_next: I64, mach_prev: I64, mach_next: I64, heads: I64, tails: I64
+) -> int:  # pragma: no cover
     """Makespan through u and v after swapping them (u right before v on their machine): a lower estimate of
     the new makespan that is exact for the paths through the swapped pair (Taillard)."""
     head_v = max(_past(job_prev[v], heads, p), _past(mach_prev[u], heads, p))
     head_u = max(head_v + p[v], _past(job_prev[u], heads, p))
     tail_u = max(_past(job_next[u], tails, p), _past(mach_next[v], tails, p))
     tail_v = max(tail_u + p[u], _past(job_next[v], tails, p))
-    return max(head_v + p[v] + tail_v, head_u + p[u] + tail_u)
+    return int(max(head_v + p[v] + tail_v, head_u + p[u] + tail_u))  # numba: int64 either way
 
 
 @njit(cache=True, nogil=True)
-def _swap(u, v, mach_prev, mach_next):  # pragma: no cover
+def _swap(u: int, v: int, mach_prev: I64, mach_next: I64) -> None:  # pragma: no cover
     a, b = mach_prev[u], mach_next[v]
     if a >= 0:
         mach_next[a] = v
@@ -149,23 +167,23 @@ def _swap(u, v, mach_prev, mach_next):  # pragma: no cover
 
 @njit(cache=True, nogil=True)
 def search(
-    p,
-    job_prev,
-    job_next,
-    mach_prev,
-    mach_next,
-    best_prev,
-    best_next,
-    best_heads,
-    tabu,
-    state,
-    iterations,
-    seed,
-    tenure_min,
-    tenure_max,
-    max_stall,
-    kick,
-):  # pragma: no cover
+    p: I64,
+    job_prev: I64,
+    job_next: I64,
+    mach_prev: I64,
+    mach_next: I64,
+    best_prev: I64,
+    best_next: I64,
+    best_heads: I64,
+    tabu: I64,
+    state: I64,
+    iterations: int,
+    seed: int,
+    tenure_min: int,
+    tenure_max: int,
+    max_stall: int,
+    kick: int,
+) -> int:  # pragma: no cover
     """Run ``iterations`` moves from the current sequences. ``state`` carries the iteration count, the
     iterations since the last better schedule, the current and the best makespan between calls; the best
     sequences and their heads (the schedule's starts) are kept in ``best_*``. Returns the best makespan;
@@ -187,7 +205,7 @@ def search(
         count = _critical_moves(p, job_prev, mach_prev, heads, tails, makespan, moves)
         if count == 0:
             state[PROVEN] = 1  # a single machine block or a single job makes the makespan: nothing is shorter
-            return state[BEST]
+            return int(state[BEST])
         it = state[IT]
         chosen = -1
         chosen_value = 1 << 62
@@ -240,7 +258,7 @@ def search(
                     _swap(moves[pick, 0], moves[pick, 1], mach_prev, mach_next)
                     makespan = heads_tails(p, job_prev, job_next, mach_prev, mach_next, order, heads, tails)
             state[CURRENT] = makespan
-    return state[BEST]
+    return int(state[BEST])
 
 
 def warm_up() -> None:

@@ -3,6 +3,7 @@
 import io
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.utils import timezone
 
@@ -14,7 +15,7 @@ from jobs.models import Job
 from tests import builders
 
 CYCLE_SECONDS = 3600
-CHANNELS = [
+CHANNELS: list[dict[str, Any]] = [
     {"name": "vibration", "unit": "mm/s", "min_value": -5, "max_value": 10, "component": "spindle bearing"},
     {"name": "temperature", "unit": "degC", "min_value": -20, "max_value": 200},
     {"name": "pressure", "unit": "bar", "min_value": 0, "max_value": 20},
@@ -94,6 +95,7 @@ def run_job_here(job: Job, handler) -> Job:
     from jobs.runner import JobContext, JobFailure
 
     claimed = jobs.job_claim(job_id=str(job.pk), organization_id=str(job.organization_id), worker="test")
+    assert claimed is not None
     try:
         result = handler(JobContext(claimed))
     except JobFailure as failure:

@@ -107,6 +107,7 @@ def test_measured_load_is_compensated_per_channel() -> None:
     assert np.corrcoef(raw_current, load)[0, 1] > 0.9
     assert abs(np.corrcoef(normalised["current"], load)[0, 1]) < 0.05
     # Channels that do not follow the load are left alone.
+    assert builder.setting_coefficients is not None
     coefficients = builder.setting_coefficients[0, 0]
     assert coefficients[builder.channels.index("humidity")] == 0.0
     assert coefficients[builder.channels.index("current")] > 0.0

@@ -22,6 +22,7 @@ from automation.scheduling.engine import (
     compute_kpis,
     solve,
 )
+from automation.scheduling.engine.solver import Objective
 
 
 def factory() -> Problem:
@@ -122,7 +123,7 @@ def brute_force(problem: Problem, objective: str) -> int:
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("objective", ["makespan", "weighted_tardiness", "weighted_mix"])
-def test_sequence_dependent_setups_reach_the_brute_force_optimum(seed: int, objective: str) -> None:
+def test_sequence_dependent_setups_reach_the_brute_force_optimum(seed: int, objective: Objective) -> None:
     """Asymmetric changeovers between 3 families on one machine: a setup model that is too loose or too strict,
     or an objective built wrongly, gives a different optimum than enumerating every sequence."""
     rng = random.Random(seed)
@@ -136,7 +137,7 @@ def test_sequence_dependent_setups_reach_the_brute_force_optimum(seed: int, obje
     )
     result = solve(
         problem, objective=objective, weights=MixWeights(makespan=2, tardiness=1), time_limit_s=10, workers=2
-    )  # type: ignore[arg-type]
+    )
     assert result.status == "optimal"
     assert result.objective == brute_force(problem, objective)
     assert check_schedule(problem, result.schedule) == []
@@ -208,7 +209,8 @@ def test_hard_due_dates_are_met_even_when_that_costs_makespan() -> None:
     orders = tuple(dataclasses.replace(order, due=finish[order.id]) for order in factory().orders)
     soft = dataclasses.replace(factory(), orders=orders)
     hard = dataclasses.replace(soft, hard_due_dates=True)
-    assert compute_kpis(soft, solve(soft, time_limit_s=5, workers=2).schedule).on_time_rate < 1
+    soft_rate = compute_kpis(soft, solve(soft, time_limit_s=5, workers=2).schedule).on_time_rate
+    assert soft_rate is not None and soft_rate < 1
     result = solve(hard, time_limit_s=5, workers=2)
     assert result.status in ("optimal", "feasible")
     assert compute_kpis(hard, result.schedule).on_time_rate == 1.0

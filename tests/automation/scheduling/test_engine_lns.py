@@ -128,6 +128,7 @@ def test_each_neighbourhood_frees_existing_operations_and_at_least_the_size_aske
     """Catches a neighbourhood that frees nothing (a slice that cannot improve) or invents operations."""
     problem = problem_from_jobshop(hard_instance())
     schedule = dispatch(problem, horizon=planning_horizon(problem))
+    assert schedule is not None
     keys = {a.key for a in schedule}
     for seed in range(20):
         freed = neighbourhood(schedule, 30, random.Random(seed))
@@ -140,6 +141,7 @@ def test_critical_path_is_a_gapless_chain_to_the_end_of_the_schedule() -> None:
     operation ends at the makespan."""
     problem = problem_from_jobshop(hard_instance())
     schedule = dispatch(problem, horizon=planning_horizon(problem))
+    assert schedule is not None
     path = critical_path(schedule, random.Random(0))
     assert path[-1].end == makespan(schedule)
     for before, after in pairwise(path):
