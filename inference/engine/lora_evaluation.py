@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from inference.engine.causal_lm_loss import LossSums, assistant_token_loss, collate, plan_micro_batches
-from inference.engine.chat_tokens import TokenizedChat, load_tokenizer, render_prompt
+from inference.engine.chat_tokens import TokenizedChat, render_prompt
 
 
 def validation_loss(
@@ -87,23 +86,3 @@ def generate_samples(
     finally:
         peft_model.train(was_training)
     return samples
-
-
-def evaluate_samples(
-    *,
-    base_model_dir: Path,
-    adapter_dir: Path,
-    conversations: Sequence[Sequence[dict[str, Any]]],
-    max_new_tokens: int = 32,
-) -> list[dict[str, Any]]:
-    """Load a base model and a finished adapter and compare their greedy answers (outside a training run)."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    tokenizer = load_tokenizer(model_dir=base_model_dir)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    base = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.float32).to(device)
-    peft_model = PeftModel.from_pretrained(base, adapter_dir)
-    return generate_samples(
-        peft_model=peft_model, tokenizer=tokenizer, conversations=conversations, max_new_tokens=max_new_tokens
-    )
