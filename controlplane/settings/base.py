@@ -149,6 +149,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Which proxies may tell us the client's address in X-Forwarded-For (foundation.client_address, docs/security.md):
+# the networks the ingress connects from, and how many proxies append to the header. Neither set: the header is
+# ignored and the socket peer is the client.
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
 # Requests per minute for one caller (an API key, a user token or a signed-in user).
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
 
@@ -209,6 +214,10 @@ CELERY_BEAT_SCHEDULE = {
 MODEL_STORE = env.path("MODEL_STORE", default=BASE_DIR / ".cache" / "models")
 ADAPTER_STORE = env.path("ADAPTER_STORE", default=BASE_DIR / ".cache" / "adapters")
 GATEWAY_RATE_LIMIT_PER_MINUTE = env.int("GATEWAY_RATE_LIMIT_PER_MINUTE", default=6000)
+# Entries per in-process cache (keys, routes, entitlements): a request can add one, so each is bounded (LRU + TTL).
+GATEWAY_CACHE_MAX_ENTRIES = env.int("GATEWAY_CACHE_MAX_ENTRIES", default=10_000)
+# Database lookups of keys a gateway process does not hold, per client address a minute (random-key floods).
+GATEWAY_KEY_LOOKUPS_PER_MINUTE = env.int("GATEWAY_KEY_LOOKUPS_PER_MINUTE", default=120)
 GATEWAY_UPSTREAM_TIMEOUT_S = env.float("GATEWAY_UPSTREAM_TIMEOUT_S", default=300.0)
 
 # --- billing -------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from foundation.client_address import client_address
 from foundation.redis import get_redis
 
 WINDOW_SECONDS = 60
@@ -28,7 +29,7 @@ def caller_identity(request) -> str | None:
 
 class CallerRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
-        identity = caller_identity(request) or f"ip:{self.get_ident(request)}"
+        identity = caller_identity(request) or f"ip:{client_address(request)}"
         limit = getattr(request.auth, "rate_limit_per_minute", None) or settings.API_RATE_LIMIT_PER_MINUTE
         now = time.time()
         window = int(now // WINDOW_SECONDS)

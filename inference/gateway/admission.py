@@ -56,6 +56,17 @@ def _rate_limited(window: int) -> errors.GatewayError:
     )
 
 
+def _lookups_limited(window: int) -> errors.GatewayError:
+    retry = max(1, int((window + 1) * RATE_WINDOW_S - time.time()))
+    return errors.GatewayError(
+        429,
+        f"Too many unknown API keys from this address; retry in {retry} s.",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        headers={"Retry-After": str(retry)},
+    )
+
+
 def _refused(refusal: BillingRefusal) -> errors.GatewayError:
     kind = {429: "insufficient_quota", 402: "billing_error"}.get(refusal.status_code, "permission_error")
     wait = getattr(refusal, "wait", None)
@@ -70,7 +81,9 @@ def _refused(refusal: BillingRefusal) -> errors.GatewayError:
 
 class Admission:
     def __init__(self):
-        self.entitlements: TtlCache = TtlCache(ttl_s=settings.BILLING_ENTITLEMENT_CACHE_SECONDS)
+        self.entitlements: TtlCache = TtlCache(
+            ttl_s=settings.BILLING_ENTITLEMENT_CACHE_SECONDS, max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES
+        )
         self._count = self._count_and_reserve = self._reserve = None
 
     def connect(self, redis) -> None:
@@ -82,6 +95,16 @@ class Admission:
     def _rate_args(self, key_id: str) -> tuple[int, str, list]:
         window = int(time.time() // RATE_WINDOW_S)
         return window, f"rl:gw:{key_id}:{window}", [settings.GATEWAY_RATE_LIMIT_PER_MINUTE, RATE_WINDOW_S + 1]
+
+    async def count_key_lookup(self, address: str | None) -> None:
+        """Count one database lookup of a key this process does not hold, per client address; 429 past the limit.
+
+        A flood of random keys then costs at most GATEWAY_KEY_LOOKUPS_PER_MINUTE queries per address a minute."""
+        window = int(time.time() // RATE_WINDOW_S)
+        key = f"rl:gw:lookup:{address or 'unknown'}:{window}"
+        refused, _ = await self._count(keys=[key], args=[settings.GATEWAY_KEY_LOOKUPS_PER_MINUTE, RATE_WINDOW_S + 1])
+        if refused == -2:
+            raise _lookups_limited(window)
 
     async def count(self, info) -> None:
         """Count one request against its key's rate limit; 429 past it."""

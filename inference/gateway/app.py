@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from foundation.client_address import client_address_asgi
 from inference.models import VllmServer
 from inference.placement import NoCapacity, server_check_health
 from inference.selectors import gateway_key_lookup, gateway_model_list, gateway_route_resolve
@@ -76,8 +77,10 @@ def _bearer(scope) -> str | None:
 
 class GatewayApp:
     def __init__(self):
-        self.keys: TtlCache = TtlCache(ttl_s=30)
-        self.routes: TtlCache = TtlCache(ttl_s=30)
+        # Bounded: a request can add an entry to either (a random key, a random model name).
+        self.keys: TtlCache = TtlCache(ttl_s=30, max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES)
+        self.routes: TtlCache = TtlCache(ttl_s=30, max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES)
+        self.key_lookups = 0  # database lookups of keys, for the operator's metrics and the flood test
         self.admission = Admission()
         self.session: aiohttp.ClientSession | None = None  # streams
         self.upstream: UpstreamPool | None = None  # everything else
@@ -153,7 +156,14 @@ class GatewayApp:
         if not secret or not secret.startswith(API_KEY_PREFIX):
             raise errors.invalid_key("Missing or malformed API key: send `Authorization: Bearer lo_live_...`.")
         key_hash = hashlib.sha256(secret.encode()).hexdigest()
-        info = await self.keys.get(key_hash, lambda: sync_to_async(gateway_key_lookup)(key_hash=key_hash))
+        if not self.keys.holds(key_hash):
+            await self.admission.count_key_lookup(client_address_asgi(scope))
+
+        async def lookup():
+            self.key_lookups += 1
+            return await sync_to_async(gateway_key_lookup)(key_hash=key_hash)
+
+        info = await self.keys.get(key_hash, lookup)
         if info is None:
             raise errors.invalid_key()
         if info.revoked:
