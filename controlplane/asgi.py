@@ -11,7 +11,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")
 django_application = get_asgi_application()
 
-from inference.gateway.app import COMPLETION_PATHS, GatewayApp  # noqa: E402  (needs Django set up)
+from foundation.api.limits import body_size_limited  # noqa: E402  (needs Django set up)
+from inference.gateway.app import COMPLETION_PATHS, GatewayApp  # noqa: E402
+
+# Bodies past their limit are cut off as they arrive, chunked ones too (foundation.api.limits).
+django_application = body_size_limited(django_application)
 
 GATEWAY_PATHS = frozenset({*COMPLETION_PATHS, "/v1/models"})
 gateway = GatewayApp()

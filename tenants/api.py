@@ -155,7 +155,9 @@ class OrganizationListView(GenericAPIView):
         data = serializers.OrganizationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = {k: data.validated_data[k] for k in ("name", "slug", "country", "region")}
-        organization = services.organization_create(**fields, created_by=request.user, ip_address=client_ip(request))
+        organization = services.organization_create_by_person(
+            **fields, user=request.user, ip_address=client_ip(request)
+        )
         return Response(self.get_serializer(organization).data, status=status.HTTP_201_CREATED)
 
 

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from rest_framework.exceptions import PermissionDenied
 
 from foundation.invalidation import publish_invalidation
 
@@ -166,6 +167,28 @@ def organization_create(
     except IntegrityError as exc:
         raise ValidationError({"slug": ["This slug is taken."]}) from exc
     return organization
+
+
+class EmailNotVerified(PermissionDenied):
+    default_detail = "Confirm your e-mail address before creating an organisation: open the link we sent you."
+    default_code = "email_not_verified"
+
+
+def organization_create_allowed(*, user: User) -> bool:
+    """The one rule for people creating organisations (and so trials and keys), through the API or the portal."""
+    return user.email_verified_at is not None
+
+
+def organization_create_by_person(
+    *, name: str, slug: str, country: str, region: str, user: User, ip_address: str | None = None
+) -> Organization:
+    """What the API and the portal call: a person with a confirmed e-mail address creates an organisation.
+    Operators' tools (seed data, benchmarks) call `organization_create` directly."""
+    if not organization_create_allowed(user=user):
+        raise EmailNotVerified()
+    return organization_create(
+        name=name, slug=slug, country=country, region=region, created_by=user, ip_address=ip_address
+    )
 
 
 def organization_update(

@@ -44,6 +44,7 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "foundation.api.limits.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -272,6 +273,13 @@ CELERY_BEAT_SCHEDULE |= {
 # Fine-tuning: where files and runs live, and the limits a training file must meet.
 TRAINING_STORE = env.path("TRAINING_STORE", default=BASE_DIR / ".cache" / "training")
 FINE_TUNE_MAX_FILE_BYTES = env.int("FINE_TUNE_MAX_FILE_BYTES", default=100 * 1024 * 1024)
+
+# Request bodies (foundation.api.limits): 413 in the error shape past these, before anything is stored. Uploads
+# (multipart) may be as large as the largest file an app accepts plus the form's overhead; every other body is
+# small. Each app then applies its own per-file limit with a clear message.
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1024)
+MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=FINE_TUNE_MAX_FILE_BYTES + 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 FINE_TUNE_MIN_EXAMPLES = env.int("FINE_TUNE_MIN_EXAMPLES", default=10)
 FINE_TUNE_MAX_TOKENS_PER_EXAMPLE = env.int("FINE_TUNE_MAX_TOKENS_PER_EXAMPLE", default=2048)
 FINE_TUNE_MAX_TOTAL_TOKENS = env.int("FINE_TUNE_MAX_TOTAL_TOKENS", default=20_000_000)

@@ -8,6 +8,7 @@ mapped too, so a model's `full_clean()` raised from a service reads like a seria
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -53,6 +54,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = ApiError(str(exc), code="request_too_large", status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
     response = drf_exception_handler(exc, context)
     if response is None:

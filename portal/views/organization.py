@@ -23,7 +23,8 @@ from tenants.services import (
     invitation_revoke,
     membership_change_role,
     membership_remove,
-    organization_create,
+    organization_create_allowed,
+    organization_create_by_person,
 )
 
 from ..access import OrgPage, errors_into
@@ -42,13 +43,13 @@ def home(request):
 
 @login_required
 def org_create(request):
-    if request.user.email_verified_at is None:
+    if not organization_create_allowed(user=request.user):
         return render(request, "portal/account/verify_sent.html", {"blocked": True}, status=403)
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            organization = organization_create(
-                created_by=request.user, ip_address=client_ip(request), **form.cleaned_data
+            organization = organization_create_by_person(
+                user=request.user, ip_address=client_ip(request), **form.cleaned_data
             )
         except ValidationError as exc:
             errors_into(form, exc)
