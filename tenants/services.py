@@ -192,7 +192,12 @@ def organization_create_by_person(
 
 
 def organization_update(
-    *, organization: Organization, actor: Actor, name: str | None = None, country: str | None = None
+    *,
+    organization: Organization,
+    actor: Actor,
+    name: str | None = None,
+    country: str | None = None,
+    require_two_factor: bool | None = None,
 ) -> Organization:
     changed = {}
     if name is not None and name != organization.name:
@@ -201,12 +206,29 @@ def organization_update(
     if country is not None and country.upper() != organization.country:
         changed["country"] = [organization.country, country.upper()]
         organization.country = country.upper()
-    if not changed:
+    two_factor_changed = require_two_factor is not None and require_two_factor != organization.require_two_factor
+    if two_factor_changed:
+        if actor.role != Role.OWNER:
+            raise ValidationError({"require_two_factor": ["Only an owner may change the two-factor requirement."]})
+        if require_two_factor and actor.user is not None and not actor.user.two_factor_enabled:
+            raise ValidationError(
+                {
+                    "require_two_factor": [
+                        "Turn on two-factor sign-in for yourself first, or you would lock yourself out."
+                    ]
+                }
+            )
+        organization.require_two_factor = bool(require_two_factor)
+    if not changed and not two_factor_changed:
         return organization
     organization.full_clean()
     with transaction.atomic():
-        organization.save(update_fields=["name", "country"])
-        audit_record(action=Action.ORG_UPDATED, target=organization, metadata=changed, **actor.audit_kwargs())
+        organization.save(update_fields=["name", "country", "require_two_factor"])
+        if changed:
+            audit_record(action=Action.ORG_UPDATED, target=organization, metadata=changed, **actor.audit_kwargs())
+        if two_factor_changed:
+            action = Action.ORG_TWO_FACTOR_REQUIRED if require_two_factor else Action.ORG_TWO_FACTOR_OPTIONAL
+            audit_record(action=action, target=organization, **actor.audit_kwargs())
     return organization
 
 

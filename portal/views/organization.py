@@ -25,6 +25,7 @@ from tenants.services import (
     membership_remove,
     organization_create_allowed,
     organization_create_by_person,
+    organization_update,
 )
 
 from ..access import OrgPage, errors_into
@@ -138,6 +139,15 @@ class Members(OrgPage, TemplateView):
                 membership = self.owned(Membership, pk=request.POST.get("membership"))
                 membership_remove(membership=membership, actor=self.actor)
                 messages.success(request, _("Member removed."))
+            elif action == "two_factor":
+                required = request.POST.get("require_two_factor") == "on"
+                organization_update(organization=self.organization, actor=self.actor, require_two_factor=required)
+                messages.success(
+                    request,
+                    _("Members must now sign in with a second factor.")
+                    if required
+                    else _("Two-factor sign-in is optional again."),
+                )
             elif action == "revoke":
                 invitation_revoke(
                     invitation=self.owned(Invitation, pk=request.POST.get("invitation")), actor=self.actor
