@@ -281,6 +281,10 @@ CELERY_BEAT_SCHEDULE |= {
 TRAINING_STORE = env.path("TRAINING_STORE", default=BASE_DIR / ".cache" / "training")
 FINE_TUNE_MAX_FILE_BYTES = env.int("FINE_TUNE_MAX_FILE_BYTES", default=100 * 1024 * 1024)
 
+# Outbound calls to tenants' URLs (foundation.outbound): private, loopback, link-local and metadata addresses, and
+# plain http, only where this is set (local runs, tests).
+OUTBOUND_ALLOW_PRIVATE_HOSTS = env.bool("OUTBOUND_ALLOW_PRIVATE_HOSTS", default=False)
+
 # Request bodies (foundation.api.limits): 413 in the error shape past these, before anything is stored. Uploads
 # (multipart) may be as large as the largest file an app accepts plus the form's overhead; every other body is
 # small. Each app then applies its own per-file limit with a clear message.
