@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "foundation.api.throttling.RateLimitHeadersMiddleware",
+    "foundation.api.idempotency.IdempotencyMiddleware",
     "portal.middleware.UserLanguageMiddleware",
     "portal.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -155,6 +157,8 @@ REST_FRAMEWORK = {
 # ignored and the socket peer is the client.
 TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
 TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
+# A POST with an Idempotency-Key answers the same for this long (foundation.api.idempotency).
+IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=60 * 60 * 24)
 # Requests per minute for one caller (an API key, a user token or a signed-in user).
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
 

@@ -1,10 +1,15 @@
 """Rate limits per caller with Redis counters, shared by every web process.
 
-A fixed one-minute window per API key, user token or signed-in user: one INCR and one EXPIRE in a pipeline. DRF
-answers 429 with `Retry-After` set to the seconds left in the window.
+A fixed one-minute window per API key, user token or signed-in user (anonymous callers: per client address, see
+foundation.client_address): one INCR and one EXPIRE in a pipeline. DRF answers 429 with `Retry-After` set to the
+seconds left in the window. Every answer says where the caller stands (`RateLimitHeadersMiddleware`): the IETF
+`RateLimit-Policy` / `RateLimit` fields on /api/v1 (draft-ietf-httpapi-ratelimit-headers), OpenAI's
+`x-ratelimit-limit-requests` / `-remaining-requests` / `-reset-requests` on /v1, as the gateway sends them.
 """
 
+import math
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
@@ -27,6 +32,49 @@ def caller_identity(request) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class RateLimitState:
+    limit: int
+    remaining: int
+    reset_s: float
+
+
+def openai_duration(seconds: float) -> str:
+    """OpenAI's reset format: `1s`, `6m0s`."""
+    whole = max(1, math.ceil(seconds))
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def openai_rate_headers(state: RateLimitState) -> dict[str, str]:
+    return {
+        "x-ratelimit-limit-requests": str(state.limit),
+        "x-ratelimit-remaining-requests": str(state.remaining),
+        "x-ratelimit-reset-requests": openai_duration(state.reset_s),
+    }
+
+
+def ietf_rate_headers(state: RateLimitState) -> dict[str, str]:
+    return {
+        "RateLimit-Policy": f'"default";q={state.limit};w={WINDOW_SECONDS}',
+        "RateLimit": f'"default";r={state.remaining};t={max(1, math.ceil(state.reset_s))}',
+    }
+
+
+class RateLimitHeadersMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        state = getattr(request, "rate_limit", None)
+        if state is not None:
+            headers = openai_rate_headers(state) if request.path.startswith("/v1/") else ietf_rate_headers(state)
+            for name, value in headers.items():
+                response[name] = value
+        return response
+
+
 class CallerRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         identity = caller_identity(request) or f"ip:{client_address(request)}"
@@ -39,6 +87,9 @@ class CallerRateThrottle(BaseThrottle):
         pipe.expire(key, WINDOW_SECONDS + 1)
         count, _ = pipe.execute()
         self._wait = (window + 1) * WINDOW_SECONDS - now
+        # For the answer's headers (the Django request outlives DRF's wrapper).
+        django_request = getattr(request, "_request", request)
+        django_request.rate_limit = RateLimitState(limit=limit, remaining=max(0, limit - count), reset_s=self._wait)
         return count <= limit
 
     def wait(self) -> float:

@@ -28,7 +28,7 @@ from inference.selectors import gateway_key_lookup, gateway_model_list, gateway_
 from tenants.secrets import API_KEY_PREFIX
 
 from . import errors
-from .admission import Admission
+from .admission import Admission, rate_headers
 from .caches import TtlCache, listen_for_invalidations
 from .upstream import UpstreamPool
 from .usage import UsageBatcher, touch_adapter
@@ -187,7 +187,8 @@ class GatewayApp:
     async def _models(self, scope, send) -> None:
         info = await self._authenticate(scope)
         rows = await sync_to_async(gateway_model_list)(organization_id=info.organization_id, region=info.region)
-        await _send(send, 200, json.dumps({"object": "list", "data": rows}).encode())
+        extra = rate_headers(await self.admission.current(self.redis, info))  # listing models is not counted
+        await _send(send, 200, json.dumps({"object": "list", "data": rows}).encode(), extra=extra)
 
     async def _route(self, info, model: str, *, fresh: bool = False):
         cache_key = (info.organization_id, model)
@@ -213,34 +214,47 @@ class GatewayApp:
         started = time.perf_counter()
         info = await self._authenticate(scope)
         counted = False  # against the key's rate limit; admission counts it in the same script as the quota
+        rate_count: int | None = None
         try:
             payload = _completion_payload(await _read_body(receive), path)
             model = payload["model"]
             if not self.routes.holds((info.organization_id, model)):
                 counted = True  # before the await: a refusal must not be counted twice below
-                await self.admission.count(info)  # a database read comes next; a key over its limit stops here
+                rate_count = await self.admission.count(info)  # a database read comes next; over its limit stops here
             route = await self._route(info, model)
             budget = _budget(payload)
-        except errors.GatewayError:
+        except errors.GatewayError as exc:
             if not counted:
-                await self.admission.count(info)  # refused all the same, but counted, and 429 comes first
+                rate_count = await self.admission.count(info)  # refused all the same, but counted, and 429 comes first
+            if rate_count is not None:
+                exc.headers = {**rate_headers(rate_count), **exc.headers}
             raise
         stream = payload.get("stream") is True
         client_wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
         if stream:
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
-        reservation = await self.admission.admit(info, route, budget, counted=counted)
+        try:
+            reservation, admitted_count = await self.admission.admit(info, route, budget, counted=counted)
+        except errors.GatewayError as exc:
+            if rate_count is not None:
+                exc.headers = {**rate_headers(rate_count), **exc.headers}
+            raise
+        extra = rate_headers(admitted_count if admitted_count is not None else rate_count or 0)
         try:
             try:
-                outcome = await self._forward(route, path, payload, stream, client_wants_usage, send)
+                outcome = await self._forward(route, path, payload, stream, client_wants_usage, send, extra)
             except _UpstreamLost:
                 # Every server we knew failed before answering: let the control plane re-place, then try once.
                 await sync_to_async(_mark_targets_down)(route)
                 route = await self._route(info, model, fresh=True)
                 try:
-                    outcome = await self._forward(route, path, payload, stream, client_wants_usage, send)
+                    outcome = await self._forward(route, path, payload, stream, client_wants_usage, send, extra)
                 except _UpstreamLost:
                     raise errors.no_capacity(f"The servers for {model} are not answering.") from None
+        except errors.GatewayError as exc:
+            self._spawn(asyncio.to_thread(reservation.release))
+            exc.headers = {**extra, **exc.headers}
+            raise
         except BaseException:
             self._spawn(asyncio.to_thread(reservation.release))
             raise
@@ -262,7 +276,7 @@ class GatewayApp:
         first = next(self._round_robin) % len(targets)
         return targets[first:] + targets[:first]
 
-    async def _forward(self, route, path, payload, stream, client_wants_usage, send):
+    async def _forward(self, route, path, payload, stream, client_wants_usage, send, extra: dict[str, str]):
         """Send to one target, and to a second if the first fails before its first byte. Returns
         (status, usage, server_id)."""
         body = json.dumps({**payload, "model": route.upstream_model}).encode()
@@ -276,7 +290,7 @@ class GatewayApp:
                 if status >= 500:
                     logger.warning("Upstream %s answered %s; trying another", url, status)
                     continue
-                return status, await _relay_json(status, raw, route, send), server_id
+                return status, await _relay_json(status, raw, route, send, extra), server_id
             try:
                 response = await self.session.post(url + path, data=body, headers=UPSTREAM_HEADERS)
             except (aiohttp.ClientError, OSError) as exc:
@@ -289,16 +303,17 @@ class GatewayApp:
                 continue
             try:
                 if response.status == 200:
-                    usage = await self._relay_stream(response, route, client_wants_usage, send)
+                    usage = await self._relay_stream(response, route, client_wants_usage, send, extra)
                 else:
-                    usage = await _relay_json(response.status, await response.read(), route, send)
+                    usage = await _relay_json(response.status, await response.read(), route, send, extra)
             finally:
                 response.release()
             return response.status, usage, server_id
         raise _UpstreamLost()
 
-    async def _relay_stream(self, response, route, client_wants_usage, send) -> dict | None:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    async def _relay_stream(self, response, route, client_wants_usage, send, extra: dict[str, str]) -> dict | None:
+        headers = [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in extra.items())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         usage = None
         async for line in response.content:
             if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
@@ -338,11 +353,11 @@ def _budget(payload: dict) -> int:
     return budget
 
 
-async def _relay_json(status: int, raw: bytes, route, send) -> dict | None:
+async def _relay_json(status: int, raw: bytes, route, send, extra: dict[str, str]) -> dict | None:
     try:
         data = json.loads(raw)
     except ValueError:
-        await _send(send, status, raw)
+        await _send(send, status, raw, extra=extra)
         return None
     if status == 200 and isinstance(data, dict):
         data["model"] = route.public_name
@@ -355,7 +370,7 @@ async def _relay_json(status: int, raw: bytes, route, send) -> dict | None:
                 "code": None,
             }
         }
-    await _send(send, status, json.dumps(data).encode())
+    await _send(send, status, json.dumps(data).encode(), extra=extra)
     return data.get("usage") if isinstance(data, dict) else None
 
 
