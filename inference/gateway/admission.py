@@ -139,9 +139,17 @@ class Admission:
         _, key, _ = self._rate_args(info.key_id)
         return int(await redis.get(key) or 0)
 
-    async def admit(self, info, route, budget: int, *, counted: bool) -> tuple[Reservation, int | None]:
+    async def admit(self, info, route, budget: int, *, counted: bool) -> Reservation:
         """Count the request (unless `counted` already) and hold its output-token budget; 429, 402 or 403 if not.
-        Returns the reservation and the window's request count if this call counted it.
+
+        The caller commits the reservation once it knows the usage, or releases it if the completion fails.
+        """
+        reservation, _ = await self.admit_counted(info, route, budget, counted=counted)
+        return reservation
+
+    async def admit_counted(self, info, route, budget: int, *, counted: bool) -> tuple[Reservation, int | None]:
+        """`admit`, also returning the window's request count when this call counted the request (for the
+        x-ratelimit-* headers).
 
         The caller commits the reservation once it knows the usage, or releases it if the completion fails.
         """

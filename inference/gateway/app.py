@@ -234,7 +234,7 @@ class GatewayApp:
         if stream:
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
         try:
-            reservation, admitted_count = await self.admission.admit(info, route, budget, counted=counted)
+            reservation, admitted_count = await self.admission.admit_counted(info, route, budget, counted=counted)
         except errors.GatewayError as exc:
             if rate_count is not None:
                 exc.headers = {**rate_headers(rate_count), **exc.headers}

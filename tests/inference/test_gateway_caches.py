@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from controlplane import invalidation
+from foundation import invalidation
 from foundation.invalidation import CHANNEL, publish_invalidation
 from foundation.redis import get_redis
 from inference.gateway.caches import TtlCache, listen_for_invalidations
