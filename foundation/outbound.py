@@ -71,7 +71,7 @@ def outbound_check(url: str, *, allow_private: bool | None = None) -> CheckedUrl
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except OSError:
         raise OutboundRefused(f"The host {parts.hostname} does not resolve.") from None
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise OutboundRefused(f"The host {parts.hostname} does not resolve.")
     if not private_ok and not all(address_is_public(a) for a in addresses):

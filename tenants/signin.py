@@ -107,7 +107,7 @@ def sign_in_authenticate(*, request, email: str, password: str, otp: str = "") -
     if wait:
         raise SignInLocked(wait=wait)
     user = authenticate(request, email=email, password=password)
-    if user is None:
+    if not isinstance(user, User):
         _record_failure(email=email, address=address, user=User.objects.filter(email=email).first(), reason="password")
         raise InvalidCredentials()
     if user.two_factor_enabled:
