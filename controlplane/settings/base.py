@@ -157,6 +157,8 @@ REST_FRAMEWORK = {
 # ignored and the socket peer is the client.
 TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
 TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
+# Unknown API keys or user tokens per client address a minute (each costs a database lookup), then 429.
+API_FAILED_CREDENTIALS_PER_MINUTE = env.int("API_FAILED_CREDENTIALS_PER_MINUTE", default=120)
 # A POST with an Idempotency-Key answers the same for this long (foundation.api.idempotency).
 IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=60 * 60 * 24)
 # Requests per minute for one caller (an API key, a user token or a signed-in user).

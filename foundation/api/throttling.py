@@ -75,6 +75,24 @@ class RateLimitHeadersMiddleware:
         return response
 
 
+def failed_credentials_wait(address: str | None) -> float | None:
+    """Seconds until `address` may try credentials again, when it has sent too many unknown ones this minute."""
+    window = int(time.time() // WINDOW_SECONDS)
+    count = int(get_redis().get(f"rl:badcred:{address}:{window}") or 0)
+    if count >= settings.API_FAILED_CREDENTIALS_PER_MINUTE:
+        return max(1.0, (window + 1) * WINDOW_SECONDS - time.time())
+    return None
+
+
+def failed_credentials_record(address: str | None) -> None:
+    """One more unknown key or token from `address`: each cost a database lookup."""
+    window = int(time.time() // WINDOW_SECONDS)
+    pipe = get_redis().pipeline()
+    pipe.incr(f"rl:badcred:{address}:{window}")
+    pipe.expire(f"rl:badcred:{address}:{window}", WINDOW_SECONDS + 1)
+    pipe.execute()
+
+
 class CallerRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         identity = caller_identity(request) or f"ip:{client_address(request)}"

@@ -1,6 +1,7 @@
 """Accounts under attack: organisation creation needs a confirmed address, sign-in attempts are limited."""
 
 import re
+import secrets
 import time
 
 import pyotp
@@ -165,3 +166,23 @@ def test_the_portal_enrols_and_signs_in_with_a_code():
     assert "_auth_user_id" not in client.session and "authenticator app" in asked.content.decode()
     client.post("/login", {"email": user.email, "password": builders.PASSWORD, "otp": totp.at(time.time() + 30)})
     assert client.session["_auth_user_id"] == str(user.pk)
+
+
+# --- unknown credentials on the control plane ----------------------------------------------------------------
+
+
+def test_unknown_api_keys_are_limited_per_address_on_the_control_plane(settings, org):
+    """Catches a control plane where every random key costs a database lookup without limit (the gateway's twin)."""
+    settings.API_FAILED_CREDENTIALS_PER_MINUTE = 5
+    # The limit counts per minute window: start early in one, so the whole run falls in the same window.
+    wait_until(lambda: time.time() % 60 < 40, timeout=30, what="the start of a rate-limit window")
+    flooder = APIClient(REMOTE_ADDR="203.0.113.80")
+    statuses = []
+    for _ in range(7):
+        flooder.credentials(HTTP_AUTHORIZATION="Bearer lo_live_" + secrets.token_urlsafe(32))
+        statuses.append(flooder.get(f"/api/v1/orgs/{org.slug}/members").status_code)
+    assert statuses == [401] * 5 + [429] * 2
+    _, plaintext = builders.make_key(org)
+    elsewhere = APIClient(REMOTE_ADDR="203.0.113.81")
+    elsewhere.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert elsewhere.get(f"/api/v1/orgs/{org.slug}/members").status_code == 200
