@@ -11,7 +11,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")
 django_application = get_asgi_application()
 
-from inference.gateway.app import COMPLETION_PATHS, GatewayApp  # noqa: E402  (needs Django set up)
+from foundation.api.limits import body_size_limited  # noqa: E402  (needs Django set up)
+from inference.gateway.app import COMPLETION_PATHS, GatewayApp  # noqa: E402
+
+# Bodies past their limit are cut off as they arrive, chunked ones too (foundation.api.limits).
+limited_django_application = body_size_limited(django_application)  # type: ignore[arg-type]  # Mapping vs dict
 
 GATEWAY_PATHS = frozenset({*COMPLETION_PATHS, "/v1/models"})
 gateway = GatewayApp()
@@ -22,7 +26,7 @@ async def application(scope, receive, send):
         return await gateway(scope, receive, send)
     if scope["type"] == "lifespan":
         return await _lifespan(receive, send)
-    return await django_application(scope, receive, send)
+    return await limited_django_application(scope, receive, send)
 
 
 async def _lifespan(receive, send) -> None:

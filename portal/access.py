@@ -8,15 +8,17 @@ through `owned()`, which filters by organisation.
 
 from typing import Any, cast
 
+from django.contrib import messages as flash
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 
 from tenants.audit import client_ip
 from tenants.models import User
 from tenants.roles import Scope
-from tenants.scoping import member_actor
+from tenants.scoping import member_actor, two_factor_missing
 from tenants.selectors import organization_list_for_user
 
 
@@ -48,6 +50,13 @@ class OrgPage(LoginRequiredMixin):
         actor = member_actor(user=request.user, org_slug=kwargs["org_slug"], ip_address=client_ip(request))
         if actor is None:
             raise Http404
+        if two_factor_missing(actor):
+            flash.error(
+                request,
+                _("%(org)s requires two-factor sign-in. Turn it on below, then open the organisation again.")
+                % {"org": actor.organization.name},
+            )
+            return redirect("portal:account")
         self.actor = actor
         self.organization = actor.organization
         if not self.organization.is_active and not self.allow_suspended:

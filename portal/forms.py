@@ -20,6 +20,19 @@ class SignUpForm(forms.Form):
 class SignInForm(forms.Form):
     email = forms.EmailField(label=_("E-mail"))
     password = forms.CharField(label=_("Password"), widget=forms.PasswordInput)
+    otp = forms.CharField(
+        label=_("Two-factor code"),
+        required=False,
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        help_text=_("Only if you turned on two-factor sign-in: the code from your app, or a recovery code."),
+    )
+
+
+class TwoFactorCodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("Code"), max_length=32, widget=forms.TextInput(attrs={"autocomplete": "one-time-code"})
+    )
 
 
 class OrganizationForm(forms.Form):

@@ -1,13 +1,13 @@
 """Control-plane API for accounts, organisations, members, invitations, API keys and the audit log."""
 
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import login, logout
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, serializers, services
+from . import selectors, serializers, services, signin, two_factor
 from .audit import client_ip
 from .models import ApiKey, AuditEvent, Invitation, Membership, User, UserToken
 from .roles import Scope
@@ -39,7 +39,8 @@ class SignUpView(APIView):
 
 
 class SignInView(APIView):
-    """Starts a browser session. Machines use `POST /api/v1/auth/tokens` instead."""
+    """Starts a browser session. Machines use `POST /api/v1/auth/tokens` instead. Failed attempts are limited per
+    account and per address (tenants.signin); with two-factor sign-in on, send `otp` too."""
 
     permission_classes = [permissions.AllowAny]
 
@@ -47,14 +48,7 @@ class SignInView(APIView):
     def post(self, request):
         data = serializers.SignInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(
-            request, email=data.validated_data["email"].lower(), password=data.validated_data["password"]
-        )
-        if user is None:
-            return Response(
-                {"error": {"code": "invalid_credentials", "message": "Wrong e-mail address or password."}},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+        user = signin.sign_in_authenticate(request=request, **data.validated_data)
         login(request, user)
         return Response(serializers.UserSerializer(user).data)
 
@@ -79,14 +73,7 @@ class TokenView(APIView):
     def post(self, request):
         data = serializers.SignInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(
-            request, email=data.validated_data["email"].lower(), password=data.validated_data["password"]
-        )
-        if user is None:
-            return Response(
-                {"error": {"code": "invalid_credentials", "message": "Wrong e-mail address or password."}},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+        user = signin.sign_in_authenticate(request=request, **data.validated_data)
         token, plaintext = services.user_token_create(user=user)
         return Response({"token": plaintext, "expires_at": token.expires_at}, status=status.HTTP_201_CREATED)
 
@@ -111,6 +98,56 @@ class PasswordResetConfirmView(APIView):
         data.is_valid(raise_exception=True)
         services.password_reset_confirm(**data.validated_data, ip_address=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TwoFactorView(APIView):
+    """Two-factor sign-in for the caller: POST begins enrolment (a secret for the app), DELETE turns it off."""
+
+    permission_classes = [IsPerson]
+
+    @extend_schema(request=None, responses={201: serializers.TwoFactorBeginSerializer})
+    def post(self, request):
+        secret, uri = two_factor.two_factor_begin(user=request.user)
+        return Response({"secret": secret, "otpauth_uri": uri}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.TwoFactorCodeSerializer, responses={204: None})
+    def delete(self, request):
+        data = serializers.TwoFactorCodeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        two_factor.two_factor_disable(
+            user=request.user, code=data.validated_data["code"], ip_address=client_ip(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TwoFactorConfirmView(APIView):
+    """The first code from the app switches two-factor sign-in on; the answer holds the recovery codes, once."""
+
+    permission_classes = [IsPerson]
+
+    @extend_schema(request=serializers.TwoFactorCodeSerializer, responses={200: serializers.RecoveryCodesSerializer})
+    def post(self, request):
+        data = serializers.TwoFactorCodeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        codes = two_factor.two_factor_confirm(
+            user=request.user, code=data.validated_data["code"], ip_address=client_ip(request)
+        )
+        return Response({"recovery_codes": codes})
+
+
+class RecoveryCodesView(APIView):
+    """New recovery codes (the old ones stop working), against a current code."""
+
+    permission_classes = [IsPerson]
+
+    @extend_schema(request=serializers.TwoFactorCodeSerializer, responses={200: serializers.RecoveryCodesSerializer})
+    def post(self, request):
+        data = serializers.TwoFactorCodeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        codes = two_factor.recovery_codes_regenerate(
+            user=request.user, code=data.validated_data["code"], ip_address=client_ip(request)
+        )
+        return Response({"recovery_codes": codes})
 
 
 class MeView(APIView):
@@ -155,7 +192,9 @@ class OrganizationListView(GenericAPIView):
         data = serializers.OrganizationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = {k: data.validated_data[k] for k in ("name", "slug", "country", "region")}
-        organization = services.organization_create(**fields, created_by=request.user, ip_address=client_ip(request))
+        organization = services.organization_create_by_person(
+            **fields, user=request.user, ip_address=client_ip(request)
+        )
         return Response(self.get_serializer(organization).data, status=status.HTTP_201_CREATED)
 
 

@@ -4,17 +4,14 @@ from typing import cast
 
 from django.db import models
 
+from foundation.client_address import client_address
+
 from .models import ApiKey, AuditEvent, Organization, User
 
 
 def client_ip(request) -> str | None:
-    """The caller's address. Behind a load balancer, trust only the first hop it appends (see README)."""
-    if request is None:
-        return None
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
-    if forwarded:
-        return forwarded.split(",")[-1].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    """The caller's address, as every throttle sees it (foundation.client_address: trusted proxies only)."""
+    return client_address(request)
 
 
 def audit_record(

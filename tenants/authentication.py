@@ -8,6 +8,9 @@ organisation and nothing else.
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from foundation.api.throttling import failed_credentials_record, failed_credentials_wait
+from foundation.client_address import client_address
+
 from .models import ApiKey, UserToken
 from .secrets import API_KEY_PREFIX, USER_TOKEN_PREFIX, secret_hash
 from .services import api_key_touch
@@ -38,13 +41,22 @@ def bearer_secret(request) -> str | None:
     return secret.strip()
 
 
+def _check_failed_lookups(request) -> None:
+    """Unknown keys and tokens each cost a database lookup: past the limit an address waits (429)."""
+    wait = failed_credentials_wait(client_address(request))
+    if wait is not None:
+        raise exceptions.Throttled(wait=wait, detail="Too many unknown credentials from this address.")
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         secret = bearer_secret(request)
         if not secret or not secret.startswith(API_KEY_PREFIX):
             return None
+        _check_failed_lookups(request)
         key = ApiKey.objects.select_related("organization").filter(key_hash=secret_hash(secret)).first()
         if key is None:
+            failed_credentials_record(client_address(request))
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
@@ -62,7 +74,10 @@ class UserTokenAuthentication(authentication.BaseAuthentication):
         secret = bearer_secret(request)
         if not secret or not secret.startswith(USER_TOKEN_PREFIX):
             return None
+        _check_failed_lookups(request)
         token = UserToken.objects.select_related("user").filter(key_hash=secret_hash(secret)).first()
+        if token is None:
+            failed_credentials_record(client_address(request))
         if token is None or token.revoked_at is not None or token.expires_at <= timezone.now():
             raise exceptions.AuthenticationFailed("Invalid or expired token.")
         if not token.user.is_active:

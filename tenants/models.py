@@ -39,6 +39,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May sign in to the operators' admin.")
     email_verified_at = models.DateTimeField(null=True, blank=True)
+    # Two-factor sign-in (tenants.two_factor): the TOTP secret, encrypted; in force once confirmed with a code.
+    totp_secret_encrypted = models.BinaryField(null=True, blank=True, editable=False)
+    totp_confirmed_at = models.DateTimeField(null=True, blank=True)
+    totp_last_step = models.BigIntegerField(default=0, help_text="The last time step accepted: a code works once.")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
@@ -49,6 +53,26 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.totp_confirmed_at is not None
+
+
+class RecoveryCode(models.Model):
+    """A one-time code that stands in for the authenticator app. Only a SHA-256 is stored."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="one_recovery_code_hash_per_user")]
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user_id}"
 
 
 class Region(models.TextChoices):
@@ -80,6 +104,9 @@ class Organization(models.Model):
     region = models.CharField(max_length=32, choices=Region.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     suspended_reason = models.CharField(max_length=200, blank=True)
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Members must sign in with a second factor to reach the organisation."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -202,6 +229,11 @@ class AuditEvent(models.Model):
     class Action(models.TextChoices):
         SIGN_IN = "auth.sign_in", "Signed in"
         SIGN_IN_FAILED = "auth.sign_in_failed", "Failed sign-in"
+        SIGN_IN_LOCKED = "auth.sign_in_locked", "Sign-in locked after failed attempts"
+        TWO_FACTOR_ENABLED = "auth.two_factor_enabled", "Two-factor sign-in enabled"
+        TWO_FACTOR_DISABLED = "auth.two_factor_disabled", "Two-factor sign-in disabled"
+        RECOVERY_CODE_USED = "auth.recovery_code_used", "Recovery code used"
+        RECOVERY_CODES_REGENERATED = "auth.recovery_codes_regenerated", "Recovery codes regenerated"
         SIGN_OUT = "auth.sign_out", "Signed out"
         SIGN_UP = "auth.sign_up", "Signed up"
         PASSWORD_RESET_REQUESTED = "auth.password_reset_requested", "Password reset requested"
@@ -212,6 +244,8 @@ class AuditEvent(models.Model):
         ORG_UPDATED = "org.updated", "Organisation updated"
         ORG_SUSPENDED = "org.suspended", "Organisation suspended"
         ORG_REACTIVATED = "org.reactivated", "Organisation reactivated"
+        ORG_TWO_FACTOR_REQUIRED = "org.two_factor_required", "Two-factor sign-in required of members"
+        ORG_TWO_FACTOR_OPTIONAL = "org.two_factor_optional", "Two-factor sign-in made optional"
         MEMBER_ADDED = "member.added", "Member added"
         MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"
         MEMBER_REMOVED = "member.removed", "Member removed"

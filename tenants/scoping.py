@@ -40,6 +40,25 @@ def organization_suspended_error(organization: Organization) -> ApiError:
     )
 
 
+def two_factor_missing(actor: Actor) -> bool:
+    """A person in an organisation that requires a second factor, without one of their own."""
+    return bool(
+        actor.user is not None
+        and actor.organization is not None
+        and actor.organization.require_two_factor
+        and not actor.user.two_factor_enabled
+    )
+
+
+def two_factor_required_error(organization: Organization) -> ApiError:
+    return ApiError(
+        f"The organisation {organization.slug} requires two-factor sign-in: turn it on for your account "
+        "(POST /api/v1/me/two-factor) and sign in again with a code.",
+        code="two_factor_required_by_organization",
+        status_code=status.HTTP_403_FORBIDDEN,
+    )
+
+
 def member_actor(*, user, org_slug: str, ip_address: str | None = None) -> Actor | None:
     """A signed-in user inside the named organisation, or None when they are not a member (the API and the
     portal both answer that with 404)."""
@@ -72,6 +91,8 @@ def resolve_actor(request, org_slug: str) -> Actor:
     organization = cast(Organization, actor.organization)  # members and keys always act inside one
     if not organization.is_active:
         raise organization_suspended_error(organization)
+    if two_factor_missing(actor):
+        raise two_factor_required_error(organization)
     return actor
 
 

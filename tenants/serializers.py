@@ -7,9 +7,11 @@ from .roles import Role, Scope
 
 
 class UserSerializer(serializers.ModelSerializer):
+    two_factor_enabled = serializers.BooleanField(read_only=True)
+
     class Meta:
         model = User
-        fields = ["id", "email", "name", "language", "email_verified_at", "created_at"]
+        fields = ["id", "email", "name", "language", "email_verified_at", "two_factor_enabled", "created_at"]
         read_only_fields = fields
 
 
@@ -22,6 +24,27 @@ class SignUpSerializer(serializers.Serializer):
 class SignInSerializer(serializers.Serializer):
     email = serializers.EmailField()
     password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    otp = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=32,
+        help_text="With two-factor sign-in on: a code from the authenticator app, or a recovery code.",
+    )
+
+
+class TwoFactorBeginSerializer(serializers.Serializer):
+    secret = serializers.CharField(read_only=True, help_text="Type it into the authenticator app, or use the URI.")
+    otpauth_uri = serializers.CharField(read_only=True, help_text="otpauth:// URI for a QR code.")
+
+
+class TwoFactorCodeSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=32, help_text="A code from the authenticator app (or a recovery code).")
+
+
+class RecoveryCodesSerializer(serializers.Serializer):
+    recovery_codes = serializers.ListField(child=serializers.CharField(), read_only=True, help_text="Shown once.")
 
 
 class TokenSerializer(serializers.Serializer):
@@ -44,13 +67,26 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "country", "region", "status", "suspended_reason", "created_at"]
-        read_only_fields = ["id", "status", "suspended_reason", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "country",
+            "region",
+            "status",
+            "suspended_reason",
+            "require_two_factor",
+            "created_at",
+        ]
+        read_only_fields = ["id", "status", "suspended_reason", "require_two_factor", "created_at"]
 
 
 class OrganizationUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False)
+    require_two_factor = serializers.BooleanField(
+        required=False, help_text="Owners only: members must sign in with a second factor."
+    )
 
 
 class MembershipSerializer(serializers.ModelSerializer):

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from rest_framework.exceptions import PermissionDenied
 
 from foundation.invalidation import publish_invalidation
 
@@ -168,8 +169,35 @@ def organization_create(
     return organization
 
 
+class EmailNotVerified(PermissionDenied):
+    default_detail = "Confirm your e-mail address before creating an organisation: open the link we sent you."
+    default_code = "email_not_verified"
+
+
+def organization_create_allowed(*, user: User) -> bool:
+    """The one rule for people creating organisations (and so trials and keys), through the API or the portal."""
+    return user.email_verified_at is not None
+
+
+def organization_create_by_person(
+    *, name: str, slug: str, country: str, region: str, user: User, ip_address: str | None = None
+) -> Organization:
+    """What the API and the portal call: a person with a confirmed e-mail address creates an organisation.
+    Operators' tools (seed data, benchmarks) call `organization_create` directly."""
+    if not organization_create_allowed(user=user):
+        raise EmailNotVerified()
+    return organization_create(
+        name=name, slug=slug, country=country, region=region, created_by=user, ip_address=ip_address
+    )
+
+
 def organization_update(
-    *, organization: Organization, actor: Actor, name: str | None = None, country: str | None = None
+    *,
+    organization: Organization,
+    actor: Actor,
+    name: str | None = None,
+    country: str | None = None,
+    require_two_factor: bool | None = None,
 ) -> Organization:
     changed = {}
     if name is not None and name != organization.name:
@@ -178,12 +206,29 @@ def organization_update(
     if country is not None and country.upper() != organization.country:
         changed["country"] = [organization.country, country.upper()]
         organization.country = country.upper()
-    if not changed:
+    two_factor_changed = require_two_factor is not None and require_two_factor != organization.require_two_factor
+    if two_factor_changed:
+        if actor.role != Role.OWNER:
+            raise ValidationError({"require_two_factor": ["Only an owner may change the two-factor requirement."]})
+        if require_two_factor and actor.user is not None and not actor.user.two_factor_enabled:
+            raise ValidationError(
+                {
+                    "require_two_factor": [
+                        "Turn on two-factor sign-in for yourself first, or you would lock yourself out."
+                    ]
+                }
+            )
+        organization.require_two_factor = bool(require_two_factor)
+    if not changed and not two_factor_changed:
         return organization
     organization.full_clean()
     with transaction.atomic():
-        organization.save(update_fields=["name", "country"])
-        audit_record(action=Action.ORG_UPDATED, target=organization, metadata=changed, **actor.audit_kwargs())
+        organization.save(update_fields=["name", "country", "require_two_factor"])
+        if changed:
+            audit_record(action=Action.ORG_UPDATED, target=organization, metadata=changed, **actor.audit_kwargs())
+        if two_factor_changed:
+            action = Action.ORG_TWO_FACTOR_REQUIRED if require_two_factor else Action.ORG_TWO_FACTOR_OPTIONAL
+            audit_record(action=action, target=organization, **actor.audit_kwargs())
     return organization
 
 

@@ -11,6 +11,9 @@ account_urlpatterns = [
     path("auth/password-reset", api.PasswordResetRequestView.as_view(), name="auth-password-reset"),
     path("auth/password-reset/confirm", api.PasswordResetConfirmView.as_view(), name="auth-password-reset-confirm"),
     path("me", api.MeView.as_view(), name="me"),
+    path("me/two-factor", api.TwoFactorView.as_view(), name="two-factor"),
+    path("me/two-factor/confirm", api.TwoFactorConfirmView.as_view(), name="two-factor-confirm"),
+    path("me/two-factor/recovery-codes", api.RecoveryCodesView.as_view(), name="two-factor-recovery-codes"),
     path("invitations/accept", api.InvitationAcceptView.as_view(), name="invitation-accept"),
     path("orgs", api.OrganizationListView.as_view(), name="organization-list"),
 ]

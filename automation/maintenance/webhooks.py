@@ -9,19 +9,19 @@ To verify, a receiver takes the raw body bytes as received (before any JSON pars
 HMAC-SHA256(secret, f"{t}.".encode() + body), compares it with v1 in constant time, and refuses a `t` more than
 five minutes away from its clock; `automation.maintenance.signing.webhook_signature_verify` does exactly that.
 Any 2xx answer is success; anything else (or no answer within the timeout) is retried with exponential backoff.
-Redirects are not followed. URLs that resolve to private, loopback or link-local addresses are refused unless
-MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS is set (local runs and tests), at creation and again at each delivery.
+Requests go through the platform's one outbound helper (foundation.outbound): redirects are not followed, URLs that
+resolve to private, loopback, link-local or metadata addresses are refused (unless
+MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS or OUTBOUND_ALLOW_PRIVATE_HOSTS is set: local runs and tests), at creation
+and again at each delivery, and the delivery connects to the very address it checked (no second DNS lookup).
 """
 
-import ipaddress
 import json
-import socket
-from typing import cast
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
 from django.utils import timezone
+
+from foundation.outbound import OutboundRefused, outbound_post, outbound_url_problem
 
 from .models import WebhookDelivery
 from .signing import SIGNATURE_HEADER, webhook_secret, webhook_signature
@@ -34,29 +34,14 @@ class DeliveryFailed(Exception):
 
 
 def _allow_private() -> bool:
-    return bool(getattr(settings, "MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", False))
+    return bool(
+        getattr(settings, "MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
+        or getattr(settings, "OUTBOUND_ALLOW_PRIVATE_HOSTS", False)
+    )
 
 
 def webhook_url_problem(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "Use an http(s) URL with a host name."
-    if parts.username or parts.password:
-        return "Do not put credentials in the URL; verify our signature instead."
-    if _allow_private():
-        return None
-    if parts.scheme != "https":
-        return "Use https."
-    try:
-        # IPv4 and IPv6 socket addresses start with the host string
-        addresses = {cast(str, info[4][0]) for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
-    except OSError:
-        return f"The host {parts.hostname} does not resolve."
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            return f"The host {parts.hostname} resolves to a non-public address."
-    return None
+    return outbound_url_problem(url, allow_private=_allow_private())
 
 
 def body_bytes(payload: dict) -> bytes:
@@ -83,23 +68,21 @@ def webhook_deliver(*, delivery_id: str) -> WebhookDelivery:
         SIGNATURE_HEADER: webhook_signature(secret=webhook_secret(salt=endpoint.salt), body=body),
     }
     status, error = None, ""
-    problem = webhook_url_problem(endpoint.url)
-    if problem:
-        error = problem
-    else:
-        try:
-            response = httpx.post(
-                endpoint.url,
-                content=body,
-                headers=headers,
-                follow_redirects=False,
-                timeout=getattr(settings, "MAINTENANCE_WEBHOOK_TIMEOUT_S", 10),
-            )
-            status = response.status_code
-            if not 200 <= status < 300:
-                error = f"The receiver answered HTTP {status}."
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+    try:
+        response = outbound_post(
+            endpoint.url,
+            content=body,
+            headers=headers,
+            timeout=getattr(settings, "MAINTENANCE_WEBHOOK_TIMEOUT_S", 10),
+            allow_private=_allow_private(),
+        )
+        status = response.status_code
+        if not 200 <= status < 300:
+            error = f"The receiver answered HTTP {status}."
+    except OutboundRefused as exc:
+        error = str(exc)
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"
     delivery.attempts += 1
     delivery.response_status = status
     delivery.last_error = error

@@ -44,12 +44,15 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "foundation.api.limits.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "foundation.api.throttling.RateLimitHeadersMiddleware",
+    "foundation.api.idempotency.IdempotencyMiddleware",
     "portal.middleware.UserLanguageMiddleware",
     "portal.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -149,6 +152,15 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Which proxies may tell us the client's address in X-Forwarded-For (foundation.client_address, docs/security.md):
+# the networks the ingress connects from, and how many proxies append to the header. Neither set: the header is
+# ignored and the socket peer is the client.
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
+# Unknown API keys or user tokens per client address a minute (each costs a database lookup), then 429.
+API_FAILED_CREDENTIALS_PER_MINUTE = env.int("API_FAILED_CREDENTIALS_PER_MINUTE", default=120)
+# A POST with an Idempotency-Key answers the same for this long (foundation.api.idempotency).
+IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=60 * 60 * 24)
 # Requests per minute for one caller (an API key, a user token or a signed-in user).
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
 
@@ -190,6 +202,13 @@ JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 
 INVITATION_TTL_HOURS = env.int("INVITATION_TTL_HOURS", default=72)
 
+# Sign-in attempts (tenants.signin): the attempt that reaches this many failures within the window locks the
+# account (or the client address) for the lock-out; every attempt is refused until it ends, the right one included.
+SIGN_IN_MAX_FAILURES_PER_ACCOUNT = env.int("SIGN_IN_MAX_FAILURES_PER_ACCOUNT", default=10)
+SIGN_IN_MAX_FAILURES_PER_ADDRESS = env.int("SIGN_IN_MAX_FAILURES_PER_ADDRESS", default=50)
+SIGN_IN_FAILURE_WINDOW_SECONDS = env.int("SIGN_IN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+SIGN_IN_LOCKOUT_SECONDS = env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -209,6 +228,10 @@ CELERY_BEAT_SCHEDULE = {
 MODEL_STORE = env.path("MODEL_STORE", default=BASE_DIR / ".cache" / "models")
 ADAPTER_STORE = env.path("ADAPTER_STORE", default=BASE_DIR / ".cache" / "adapters")
 GATEWAY_RATE_LIMIT_PER_MINUTE = env.int("GATEWAY_RATE_LIMIT_PER_MINUTE", default=6000)
+# Entries per in-process cache (keys, routes, entitlements): a request can add one, so each is bounded (LRU + TTL).
+GATEWAY_CACHE_MAX_ENTRIES = env.int("GATEWAY_CACHE_MAX_ENTRIES", default=10_000)
+# Database lookups of keys a gateway process does not hold, per client address a minute (random-key floods).
+GATEWAY_KEY_LOOKUPS_PER_MINUTE = env.int("GATEWAY_KEY_LOOKUPS_PER_MINUTE", default=120)
 GATEWAY_UPSTREAM_TIMEOUT_S = env.float("GATEWAY_UPSTREAM_TIMEOUT_S", default=300.0)
 
 # --- billing -------------------------------------------------------------------------------------------------
@@ -263,6 +286,17 @@ CELERY_BEAT_SCHEDULE |= {
 # Fine-tuning: where files and runs live, and the limits a training file must meet.
 TRAINING_STORE = env.path("TRAINING_STORE", default=BASE_DIR / ".cache" / "training")
 FINE_TUNE_MAX_FILE_BYTES = env.int("FINE_TUNE_MAX_FILE_BYTES", default=100 * 1024 * 1024)
+
+# Outbound calls to tenants' URLs (foundation.outbound): private, loopback, link-local and metadata addresses, and
+# plain http, only where this is set (local runs, tests).
+OUTBOUND_ALLOW_PRIVATE_HOSTS = env.bool("OUTBOUND_ALLOW_PRIVATE_HOSTS", default=False)
+
+# Request bodies (foundation.api.limits): 413 in the error shape past these, before anything is stored. Uploads
+# (multipart) may be as large as the largest file an app accepts plus the form's overhead; every other body is
+# small. Each app then applies its own per-file limit with a clear message.
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1024)
+MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=FINE_TUNE_MAX_FILE_BYTES + 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 FINE_TUNE_MIN_EXAMPLES = env.int("FINE_TUNE_MIN_EXAMPLES", default=10)
 FINE_TUNE_MAX_TOKENS_PER_EXAMPLE = env.int("FINE_TUNE_MAX_TOKENS_PER_EXAMPLE", default=2048)
 FINE_TUNE_MAX_TOTAL_TOKENS = env.int("FINE_TUNE_MAX_TOTAL_TOKENS", default=20_000_000)

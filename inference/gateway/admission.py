@@ -10,6 +10,7 @@ A request refused before the script (bad body, unknown model, a plan that exclud
 still counted, by a script that only counts, so a key over its rate limit hears 429 first, as it always has.
 """
 
+import math
 import time
 from typing import cast
 
@@ -47,7 +48,26 @@ if rate_count == 1 then redis.call('EXPIRE', rate_key, ARGV[#ARGV]) end
 if rate_count > tonumber(ARGV[#ARGV - 1]) then return {-2, rate_count} end
 """
 _COUNT_ONLY = _COUNT + "return {1, rate_count}"
-_COUNT_AND_RESERVE = _COUNT + RESERVE_SCRIPT
+# RESERVE_SCRIPT inside a function, so its answer comes back with the request count appended (for the headers).
+_COUNT_AND_RESERVE = (
+    _COUNT
+    + "local function reserve()\n"
+    + RESERVE_SCRIPT
+    + "\nend\nlocal result = reserve()\ntable.insert(result, rate_count)\nreturn result\n"
+)
+
+
+def rate_headers(count: int, window: int | None = None) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers for a key that has made `count` requests in the current window."""
+    window = int(time.time() // RATE_WINDOW_S) if window is None else window
+    limit = settings.GATEWAY_RATE_LIMIT_PER_MINUTE
+    reset = max(1, math.ceil((window + 1) * RATE_WINDOW_S - time.time()))
+    minutes, seconds = divmod(reset, 60)
+    return {
+        "x-ratelimit-limit-requests": str(limit),
+        "x-ratelimit-remaining-requests": str(max(0, limit - count)),
+        "x-ratelimit-reset-requests": f"{minutes}m{seconds}s" if minutes else f"{seconds}s",
+    }
 
 
 def _rate_limited(window: int) -> errors.GatewayError:
@@ -56,6 +76,17 @@ def _rate_limited(window: int) -> errors.GatewayError:
     return errors.GatewayError(
         429,
         f"Rate limit of {limit} requests per minute reached for this key; retry in {retry} s.",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        headers={"Retry-After": str(retry), **rate_headers(limit, window)},
+    )
+
+
+def _lookups_limited(window: int) -> errors.GatewayError:
+    retry = max(1, int((window + 1) * RATE_WINDOW_S - time.time()))
+    return errors.GatewayError(
+        429,
+        f"Too many unknown API keys from this address; retry in {retry} s.",
         type="rate_limit_error",
         code="rate_limit_exceeded",
         headers={"Retry-After": str(retry)},
@@ -76,13 +107,17 @@ def _refused(refusal: BillingRefusal) -> errors.GatewayError:
 
 class Admission:
     def __init__(self) -> None:
-        self.entitlements: TtlCache[str, Entitlement] = TtlCache(ttl_s=settings.BILLING_ENTITLEMENT_CACHE_SECONDS)
+        self.entitlements: TtlCache[str, Entitlement] = TtlCache(
+            ttl_s=settings.BILLING_ENTITLEMENT_CACHE_SECONDS, max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES
+        )
         self._count: AsyncScript | None = None
         self._count_and_reserve: AsyncScript | None = None
         self._reserve: AsyncScript | None = None
+        self._redis: Redis | None = None
 
     def connect(self, redis: Redis) -> None:
         """Scripts on the gateway's async client (by digest, loaded on first use)."""
+        self._redis = redis
         self._count = redis.register_script(_COUNT_ONLY)
         self._count_and_reserve = redis.register_script(_COUNT_AND_RESERVE)
         self._reserve = redis.register_script(RESERVE_SCRIPT)
@@ -97,18 +132,50 @@ class Admission:
         window = int(time.time() // RATE_WINDOW_S)
         return window, f"rl:gw:{key_id}:{window}", [settings.GATEWAY_RATE_LIMIT_PER_MINUTE, RATE_WINDOW_S + 1]
 
-    async def count(self, info: KeyInfo) -> None:
-        """Count one request against its key's rate limit; 429 past it."""
+    async def count_key_lookup(self, address: str | None) -> None:
+        """Count one database lookup of a key this process does not hold, per client address; 429 past the limit.
+
+        A flood of random keys then costs at most GATEWAY_KEY_LOOKUPS_PER_MINUTE queries per address a minute."""
+        window = int(time.time() // RATE_WINDOW_S)
+        key = f"rl:gw:lookup:{address or 'unknown'}:{window}"
+        refused, _ = await self._script(self._count)(
+            keys=[key], args=[settings.GATEWAY_KEY_LOOKUPS_PER_MINUTE, RATE_WINDOW_S + 1]
+        )
+        if refused == -2:
+            raise _lookups_limited(window)
+
+    async def count(self, info: KeyInfo) -> int:
+        """Count one request against its key's rate limit; 429 past it. Returns the window's count."""
         window, key, args = self._rate_args(info.key_id)
-        refused, _ = await self._script(self._count)(keys=[key], args=args)
+        refused, count = await self._script(self._count)(keys=[key], args=args)
         if refused == -2:
             raise _rate_limited(window)
+        return int(count)
+
+    async def current(self, info: KeyInfo) -> int:
+        """The window's count so far, without counting (for the headers of answers that are not counted)."""
+        if self._redis is None:
+            raise RuntimeError("Admission.connect() has not been called.")
+        _, key, _ = self._rate_args(info.key_id)
+        return int(await self._redis.get(key) or 0)
 
     async def admit(self, info: KeyInfo, route: Route, budget: int, *, counted: bool) -> Reservation:
         """Count the request (unless `counted` already) and hold its output-token budget; 429, 402 or 403 if not.
 
         The caller commits the reservation once it knows the usage, or releases it if the completion fails.
         """
+        reservation, _ = await self.admit_counted(info, route, budget, counted=counted)
+        return reservation
+
+    async def admit_counted(
+        self, info: KeyInfo, route: Route, budget: int, *, counted: bool
+    ) -> tuple[Reservation, int | None]:
+        """`admit`, also returning the window's request count when this call counted the request (for the
+        x-ratelimit-* headers).
+
+        The caller commits the reservation once it knows the usage, or releases it if the completion fails.
+        """
+        rate_count = None
         entitlement = await self.entitlements.get(
             info.organization_id, lambda: sync_to_async(entitlement_for)(organization=info.organization)
         )
@@ -122,32 +189,36 @@ class Admission:
                 now=now,
             )
         except BillingRefusal as refusal:
+            refused = _refused(refusal)
             if not counted:
-                await self.count(info)
-            raise _refused(refusal) from None
+                refused.headers.update(rate_headers(await self.count(info)))
+            raise refused from None
         if not reservation.limited:
             if not counted:
-                await self.count(info)
-            return reservation
+                rate_count = await self.count(info)
+            return reservation, rate_count
         keys, args = reservation.hold_keys(), reservation.script_args()
         if counted:
             granted, taken = await self._script(self._reserve)(keys=keys, args=args)
         else:
             window, rate_key, rate_args = self._rate_args(info.key_id)
-            granted, taken = await self._script(self._count_and_reserve)(
-                keys=[*keys, rate_key], args=[*args, *rate_args]
-            )
+            answer = await self._script(self._count_and_reserve)(keys=[*keys, rate_key], args=[*args, *rate_args])
+            granted, taken = answer[0], answer[1]
             if granted == -2:
                 raise _rate_limited(window)
+            rate_count = answer[-1]
         if granted == -1:  # a new period, or a Redis that lost its data: seed the counter from the ledger, once
             await sync_to_async(quota_counter_seed)(
                 organization_id=info.organization_id, meter=reservation.meter, period=period_containing(now)
             )
             granted, taken = await self._script(self._reserve)(keys=keys, args=reservation.script_args())
         if granted == 1:
-            return reservation
+            return reservation, rate_count
         if granted == 0:
-            raise _refused(
+            refused = _refused(
                 quota_exceeded(reservation=reservation, taken=taken, plan_name=entitlement.plan_name, now=now)
             )
+            if rate_count is not None:
+                refused.headers.update(rate_headers(rate_count))
+            raise refused
         raise RuntimeError("The quota counter could not be seeded.")

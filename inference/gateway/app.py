@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
@@ -23,13 +23,15 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from foundation.asgi_types import Receive, Scope, Send
+from foundation.client_address import client_address_asgi
 from inference.models import VllmServer
 from inference.placement import NoCapacity, server_check_health
 from inference.selectors import KeyInfo, Route, gateway_key_lookup, gateway_model_list, gateway_route_resolve
 from tenants.secrets import API_KEY_PREFIX
 
 from . import errors
-from .admission import Admission
+from .admission import Admission, rate_headers
 from .caches import TtlCache, listen_for_invalidations
 from .upstream import UpstreamPool
 from .usage import UsageBatcher, touch_adapter
@@ -41,11 +43,6 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 UPSTREAM_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 MAX_BODY_BYTES = 4 * 1024 * 1024
-
-# The ASGI interface, as this module uses it.
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class _UpstreamLost(Exception):
@@ -90,8 +87,12 @@ def _bearer(scope: Scope) -> str | None:
 
 class GatewayApp:
     def __init__(self) -> None:
-        self.keys: TtlCache[str, KeyInfo | None] = TtlCache(ttl_s=30)
-        self.routes: TtlCache[tuple[str, str], Route | None] = TtlCache(ttl_s=30)
+        # Bounded: a request can add an entry to either (a random key, a random model name).
+        self.keys: TtlCache[str, KeyInfo | None] = TtlCache(ttl_s=30, max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES)
+        self.routes: TtlCache[tuple[str, str], Route | None] = TtlCache(
+            ttl_s=30, max_entries=settings.GATEWAY_CACHE_MAX_ENTRIES
+        )
+        self.key_lookups = 0  # database lookups of keys, for the operator's metrics and the flood test
         self.admission = Admission()
         self.session: aiohttp.ClientSession | None = None  # streams
         self.upstream: UpstreamPool | None = None  # everything else
@@ -167,7 +168,14 @@ class GatewayApp:
         if not secret or not secret.startswith(API_KEY_PREFIX):
             raise errors.invalid_key("Missing or malformed API key: send `Authorization: Bearer lo_live_...`.")
         key_hash = hashlib.sha256(secret.encode()).hexdigest()
-        info = await self.keys.get(key_hash, lambda: sync_to_async(gateway_key_lookup)(key_hash=key_hash))
+        if not self.keys.holds(key_hash):
+            await self.admission.count_key_lookup(client_address_asgi(scope))
+
+        async def lookup() -> KeyInfo | None:
+            self.key_lookups += 1
+            return await sync_to_async(gateway_key_lookup)(key_hash=key_hash)
+
+        info = await self.keys.get(key_hash, lookup)
         if info is None:
             raise errors.invalid_key()
         if info.revoked:
@@ -191,7 +199,8 @@ class GatewayApp:
     async def _models(self, scope: Scope, send: Send) -> None:
         info = await self._authenticate(scope)
         rows = await sync_to_async(gateway_model_list)(organization_id=info.organization_id, region=info.region)
-        await _send(send, 200, json.dumps({"object": "list", "data": rows}).encode())
+        extra = rate_headers(await self.admission.current(info))  # listing models is not counted
+        await _send(send, 200, json.dumps({"object": "list", "data": rows}).encode(), extra=extra)
 
     async def _route(self, info: KeyInfo, model: str, *, fresh: bool = False) -> Route:
         cache_key = (info.organization_id, model)
@@ -217,34 +226,47 @@ class GatewayApp:
         started = time.perf_counter()
         info = await self._authenticate(scope)
         counted = False  # against the key's rate limit; admission counts it in the same script as the quota
+        rate_count: int | None = None
         try:
             payload = _completion_payload(await _read_body(receive), path)
             model = payload["model"]
             if not self.routes.holds((info.organization_id, model)):
                 counted = True  # before the await: a refusal must not be counted twice below
-                await self.admission.count(info)  # a database read comes next; a key over its limit stops here
+                rate_count = await self.admission.count(info)  # a database read comes next; over its limit stops here
             route = await self._route(info, model)
             budget = _budget(payload)
-        except errors.GatewayError:
+        except errors.GatewayError as exc:
             if not counted:
-                await self.admission.count(info)  # refused all the same, but counted, and 429 comes first
+                rate_count = await self.admission.count(info)  # refused all the same, but counted, and 429 comes first
+            if rate_count is not None:
+                exc.headers = {**rate_headers(rate_count), **exc.headers}
             raise
         stream = payload.get("stream") is True
         client_wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
         if stream:
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
-        reservation = await self.admission.admit(info, route, budget, counted=counted)
+        try:
+            reservation, admitted_count = await self.admission.admit_counted(info, route, budget, counted=counted)
+        except errors.GatewayError as exc:
+            if rate_count is not None:
+                exc.headers = {**rate_headers(rate_count), **exc.headers}
+            raise
+        extra = rate_headers(admitted_count if admitted_count is not None else rate_count or 0)
         try:
             try:
-                outcome = await self._forward(route, path, payload, stream, client_wants_usage, send)
+                outcome = await self._forward(route, path, payload, stream, client_wants_usage, send, extra)
             except _UpstreamLost:
                 # Every server we knew failed before answering: let the control plane re-place, then try once.
                 await sync_to_async(_mark_targets_down)(route)
                 route = await self._route(info, model, fresh=True)
                 try:
-                    outcome = await self._forward(route, path, payload, stream, client_wants_usage, send)
+                    outcome = await self._forward(route, path, payload, stream, client_wants_usage, send, extra)
                 except _UpstreamLost:
                     raise errors.no_capacity(f"The servers for {model} are not answering.") from None
+        except errors.GatewayError as exc:
+            self._spawn(asyncio.to_thread(reservation.release))
+            exc.headers = {**extra, **exc.headers}
+            raise
         except BaseException:
             self._spawn(asyncio.to_thread(reservation.release))
             raise
@@ -267,7 +289,14 @@ class GatewayApp:
         return targets[first:] + targets[:first]
 
     async def _forward(
-        self, route: Route, path: str, payload: dict[str, Any], stream: bool, client_wants_usage: bool, send: Send
+        self,
+        route: Route,
+        path: str,
+        payload: dict[str, Any],
+        stream: bool,
+        client_wants_usage: bool,
+        send: Send,
+        extra: dict[str, str],
     ) -> tuple[int, dict[str, Any] | None, int]:
         """Send to one target, and to a second if the first fails before its first byte. Returns
         (status, usage, server_id)."""
@@ -284,7 +313,7 @@ class GatewayApp:
                 if status >= 500:
                     logger.warning("Upstream %s answered %s; trying another", url, status)
                     continue
-                return status, await _relay_json(status, raw, route, send), server_id
+                return status, await _relay_json(status, raw, route, send, extra), server_id
             try:
                 response = await self.session.post(url + path, data=body, headers=UPSTREAM_HEADERS)
             except (aiohttp.ClientError, OSError) as exc:
@@ -297,18 +326,24 @@ class GatewayApp:
                 continue
             try:
                 if response.status == 200:
-                    usage = await self._relay_stream(response, route, client_wants_usage, send)
+                    usage = await self._relay_stream(response, route, client_wants_usage, send, extra)
                 else:
-                    usage = await _relay_json(response.status, await response.read(), route, send)
+                    usage = await _relay_json(response.status, await response.read(), route, send, extra)
             finally:
                 response.release()
             return response.status, usage, server_id
         raise _UpstreamLost()
 
     async def _relay_stream(
-        self, response: aiohttp.ClientResponse, route: Route, client_wants_usage: bool, send: Send
+        self,
+        response: aiohttp.ClientResponse,
+        route: Route,
+        client_wants_usage: bool,
+        send: Send,
+        extra: dict[str, str],
     ) -> dict[str, Any] | None:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        headers = [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in extra.items())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         usage: dict[str, Any] | None = None
         async for line in response.content:
             if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
@@ -348,17 +383,19 @@ def _budget(payload: dict[str, Any]) -> int:
     return budget
 
 
-async def _relay_json(status: int, raw: bytes, route: Route, send: Send) -> dict[str, Any] | None:
+async def _relay_json(
+    status: int, raw: bytes, route: Route, send: Send, extra: dict[str, str]
+) -> dict[str, Any] | None:
     try:
         data = json.loads(raw)
     except ValueError:
-        await _send(send, status, raw)
+        await _send(send, status, raw, extra=extra)
         return None
     if status == 200 and isinstance(data, dict):
         data["model"] = route.public_name
     elif isinstance(data, dict) and "error" in data and not isinstance(data["error"], dict):
         data = errors.openai_error(str(data.get("message") or data["error"]))
-    await _send(send, status, json.dumps(data).encode())
+    await _send(send, status, json.dumps(data).encode(), extra=extra)
     return data.get("usage") if isinstance(data, dict) else None
 
 

@@ -1,6 +1,8 @@
 """In-process caches of API keys, routes and entitlements, so the hot path does no database read.
 
-Entries live for a short TTL and are dropped at once when a writer publishes on `foundation.invalidation`
+Entries live for a short TTL, and a cache holds at most `max_entries` of them: past that the least recently used
+goes first, so a flood of requests that each add an entry (random API keys) costs
+a bounded amount of memory. Entries are dropped at once when a writer publishes on `foundation.invalidation`
 (key revoked, organisation suspended, adapter placed or moved, plan or quota changed).
 """
 
@@ -9,6 +11,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -23,15 +26,26 @@ V = TypeVar("V")
 
 
 class TtlCache(Generic[K, V]):
-    def __init__(self, ttl_s: float):
+    def __init__(self, ttl_s: float, max_entries: int = 10_000):
         self.ttl_s = ttl_s
-        self._entries: dict[K, tuple[float, V]] = {}
+        self.max_entries = max(1, max_entries)
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._loading: dict[K, asyncio.Future[V]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _store(self, key: K, expires: float, value: V) -> None:
+        self._entries[key] = (expires, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)  # O(1): the least recently used, which is where the expired ones sit
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         entry = self._entries.get(key)
         now = time.monotonic()
         if entry is not None and entry[0] > now:
+            self._entries.move_to_end(key)
             return entry[1]
         # One load per key at a time: a burst of requests for a cold key makes one database query.
         pending = self._loading.get(key)
@@ -42,7 +56,7 @@ class TtlCache(Generic[K, V]):
         try:
             value = await load()
             if self._loading.get(key) is future:  # not dropped while loading: it may not hold what was dropped
-                self._entries[key] = (now + self.ttl_s, value)
+                self._store(key, now + self.ttl_s, value)
             future.set_result(value)
             return value
         except BaseException as exc:

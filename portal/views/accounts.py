@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import login, logout
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,9 +13,17 @@ from django.views.decorators.http import require_POST
 
 from tenants.audit import client_ip
 from tenants.services import email_verification_send, email_verify, invitation_accept, user_language_set, user_sign_up
+from tenants.signin import (
+    InvalidCredentials,
+    InvalidTwoFactorCode,
+    SignInLocked,
+    TwoFactorRequired,
+    sign_in_authenticate,
+)
+from tenants.two_factor import two_factor_begin, two_factor_confirm, two_factor_disable
 
 from ..access import errors_into
-from ..forms import LanguageForm, SignInForm, SignUpForm
+from ..forms import LanguageForm, SignInForm, SignUpForm, TwoFactorCodeForm
 
 
 def _safe_next(request, fallback: str) -> str:
@@ -62,12 +70,24 @@ def verify(request, token: str):
     return redirect("portal:home")
 
 
+def _sign_in_refusal(exc: Exception) -> str:
+    if isinstance(exc, SignInLocked):
+        minutes = max(1, round((getattr(exc, "wait", None) or 60) / 60))
+        return _("Too many failed attempts. Try again in %(minutes)s minutes.") % {"minutes": minutes}
+    if isinstance(exc, TwoFactorRequired):
+        return _("Enter the code from your authenticator app.")
+    if isinstance(exc, InvalidTwoFactorCode):
+        return _("The two-factor code is not valid.")
+    return _("The e-mail address or password is wrong.")
+
+
 def sign_in(request):
     form = SignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = authenticate(request, email=form.cleaned_data["email"].lower(), password=form.cleaned_data["password"])
-        if user is None:
-            form.add_error(None, _("The e-mail address or password is wrong."))
+        try:
+            user = sign_in_authenticate(request=request, **form.cleaned_data)
+        except (InvalidCredentials, TwoFactorRequired, SignInLocked) as exc:
+            form.add_error(None, _sign_in_refusal(exc))
         else:
             login(request, user)
             return redirect(_safe_next(request, reverse("portal:home")))
@@ -100,9 +120,36 @@ def language(request):
 
 
 def account(request):
+    """The account page, and two-factor sign-in: begin (a secret for the app), confirm (recovery codes, shown
+    once), turn off."""
     if not request.user.is_authenticated:
         return redirect(f"{reverse('portal:login')}?next={request.path}")
-    return render(request, "portal/account/account.html")
+    context = {"code_form": TwoFactorCodeForm()}
+    action = request.POST.get("two_factor") if request.method == "POST" else None
+    ip = client_ip(request)
+    if action == "begin":
+        try:
+            context["secret"], context["otpauth_uri"] = two_factor_begin(user=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    elif action in ("confirm", "disable"):
+        form = TwoFactorCodeForm(request.POST)
+        if form.is_valid():
+            try:
+                if action == "confirm":
+                    context["recovery_codes"] = two_factor_confirm(
+                        user=request.user, code=form.cleaned_data["code"], ip_address=ip
+                    )
+                    messages.success(request, _("Two-factor sign-in is on."))
+                else:
+                    two_factor_disable(user=request.user, code=form.cleaned_data["code"], ip_address=ip)
+                    messages.success(request, _("Two-factor sign-in is off."))
+            except ValidationError as exc:
+                errors_into(form, exc)
+                context["pending"] = action == "confirm"
+        context["code_form"] = form
+        request.user.refresh_from_db()
+    return render(request, "portal/account/account.html", context)
 
 
 def invitation(request, token: str):

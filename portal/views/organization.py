@@ -23,7 +23,9 @@ from tenants.services import (
     invitation_revoke,
     membership_change_role,
     membership_remove,
-    organization_create,
+    organization_create_allowed,
+    organization_create_by_person,
+    organization_update,
 )
 
 from ..access import OrgPage, errors_into
@@ -42,13 +44,13 @@ def home(request):
 
 @login_required
 def org_create(request):
-    if request.user.email_verified_at is None:
+    if not organization_create_allowed(user=request.user):
         return render(request, "portal/account/verify_sent.html", {"blocked": True}, status=403)
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            organization = organization_create(
-                created_by=request.user, ip_address=client_ip(request), **form.cleaned_data
+            organization = organization_create_by_person(
+                user=request.user, ip_address=client_ip(request), **form.cleaned_data
             )
         except ValidationError as exc:
             errors_into(form, exc)
@@ -137,6 +139,15 @@ class Members(OrgPage, TemplateView):
                 membership = self.owned(Membership, pk=request.POST.get("membership"))
                 membership_remove(membership=membership, actor=self.actor)
                 messages.success(request, _("Member removed."))
+            elif action == "two_factor":
+                required = request.POST.get("require_two_factor") == "on"
+                organization_update(organization=self.organization, actor=self.actor, require_two_factor=required)
+                messages.success(
+                    request,
+                    _("Members must now sign in with a second factor.")
+                    if required
+                    else _("Two-factor sign-in is optional again."),
+                )
             elif action == "revoke":
                 invitation_revoke(
                     invitation=self.owned(Invitation, pk=request.POST.get("invitation")), actor=self.actor
