@@ -1,5 +1,7 @@
 """Safe retries and rate-limit headers: Idempotency-Key on every POST, where-you-stand headers on every answer."""
 
+import json
+
 import httpx
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -52,21 +54,32 @@ def test_keys_are_scoped_per_caller_and_per_organisation(org, other_org):
     assert other_owner != owner
 
 
-def test_multipart_posts_on_v1_replay_and_compare_the_file_bytes(org):
+def test_multipart_posts_on_v1_replay_and_compare_the_file_bytes(org, base_model_dir):
+    from inference.services import base_model_register
+
+    base_model_register(name="smollm2-135m-instruct", weights_path=base_model_dir, license="apache-2.0")
     _, plaintext = builders.make_key(org, scopes=["inference", "org:read", "org:write"])
     client = builders.key_client(plaintext)
 
-    def upload(content: bytes):
+    def upload(content: bytes, key: str = "upload-1"):
         return client.post(
             "/v1/files",
-            {"purpose": "not-fine-tune", "file": SimpleUploadedFile("a.jsonl", content)},
+            {"purpose": "fine-tune", "file": SimpleUploadedFile("a.jsonl", content)},
             format="multipart",
-            HTTP_IDEMPOTENCY_KEY="upload-1",
+            HTTP_IDEMPOTENCY_KEY=key,
         )
 
-    first, second = upload(b'{"messages": []}\n'), upload(b'{"messages": []}\n')
-    assert first.status_code == second.status_code == 400 and second["Idempotent-Replayed"] == "true"
-    assert upload(b'{"messages": [1]}\n').status_code == 422  # same key, other file
+    def chats(answer: str) -> bytes:
+        line = {"messages": [{"role": "user", "content": "Torque?"}, {"role": "assistant", "content": answer}]}
+        return (json.dumps(line) + "\n").encode() * 10
+
+    first, second = upload(chats("47 Nm")), upload(chats("47 Nm"))
+    assert first.status_code == second.status_code == 200 and second["Idempotent-Replayed"] == "true"
+    assert first.json()["id"] == second.json()["id"]  # one file stored, the first answer returned again
+    assert upload(chats("48 Nm")).status_code == 422  # same key, other file
+    # A request that failed validation keeps no answer (Stripe's rule): the retry with a fixed body then runs.
+    assert upload(b'{"messages": []}\n', key="upload-2").status_code == 400
+    assert upload(chats("47 Nm"), key="upload-2").status_code == 200
 
 
 def test_api_answers_carry_the_ietf_ratelimit_fields(org, settings):
