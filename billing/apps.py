@@ -8,4 +8,9 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the period-close job kind in every process, so the web and beat can create such jobs.
-        from . import tasks  # noqa: F401
+        from . import (
+            data_protection,  # its data for organisation export and erasure
+            tasks,  # noqa: F401
+        )
+
+        data_protection.register()

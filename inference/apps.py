@@ -7,4 +7,9 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401  (registers the fine_tune job kind in every process)
+        from . import (
+            data_protection,  # its data for organisation export and erasure
+            tasks,  # noqa: F401  (registers the fine_tune job kind in every process)
+        )
+
+        data_protection.register()

@@ -6,4 +6,10 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401  (registers the periodic maintenance tasks)
+        from . import (
+            data_export,  # noqa: F401  (registers the organisation export job kind)
+            data_protection,  # its data for organisation export and erasure
+            tasks,  # noqa: F401  (registers the periodic maintenance tasks)
+        )
+
+        data_protection.register()

@@ -8,4 +8,9 @@ class MaintenanceConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the maintenance job kinds in every process, so the web can create such jobs.
-        from . import tasks  # noqa: F401
+        from . import (
+            data_protection,  # its data for organisation export and erasure
+            tasks,  # noqa: F401
+        )
+
+        data_protection.register()
