@@ -4,7 +4,7 @@
 """
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
@@ -32,6 +32,8 @@ class OwnerOnlyMixin(OrganizationScopedViewMixin):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if "pk" in self.kwargs:
+            self.get_object()  # another organisation's object is a 404 before anything else
         require_owner(self.actor)
 
 
@@ -74,35 +76,30 @@ class RetentionPeriodSerializer(serializers.Serializer):
 
 
 class RetentionUpdateSerializer(serializers.Serializer):
+    kind = serializers.CharField(max_length=64, help_text="A data kind, as listed by GET.")
     days = serializers.IntegerField(
         min_value=1, max_value=retention.MAX_DAYS, allow_null=True, help_text="null: back to the platform default."
     )
 
 
-class RetentionListView(OrganizationScopedViewMixin, GenericAPIView):
-    """How long each kind of the organisation's data is kept (every member may read it)."""
+class RetentionView(OrganizationScopedViewMixin, GenericAPIView):
+    """How long each kind of the organisation's data is kept (every member may read it; the owner changes it)."""
 
     serializer_class = RetentionPeriodSerializer
     pagination_class = None
+    method_scopes = {**OrganizationScopedViewMixin.method_scopes, "PUT": Scope.ORG_ADMIN}
 
     @extend_schema(operation_id="org_retention_list", responses={200: RetentionPeriodSerializer(many=True)})
     def get(self, request, org_slug):
         periods = retention.retention_for(organization=self.organization)
         return Response(RetentionPeriodSerializer(periods, many=True).data)
 
-
-class RetentionDetailView(OwnerOnlyMixin, GenericAPIView):
-    serializer_class = RetentionPeriodSerializer
-
     @extend_schema(
         operation_id="org_retention_set", request=RetentionUpdateSerializer, responses={200: RetentionPeriodSerializer}
     )
-    def put(self, request, org_slug, kind):
+    def put(self, request, org_slug):
+        require_owner(self.actor)
         data = RetentionUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if kind not in {p.kind for p in retention.retention_for(organization=self.organization)}:
-            raise exceptions.NotFound(f"No data kind {kind!r}.")
-        period = retention.retention_set(
-            organization=self.organization, actor=self.actor, kind=kind, days=data.validated_data["days"]
-        )
+        period = retention.retention_set(organization=self.organization, actor=self.actor, **data.validated_data)
         return Response(RetentionPeriodSerializer(period).data)

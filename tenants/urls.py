@@ -33,6 +33,5 @@ from . import data_protection_api  # noqa: E402
 org_urlpatterns = [
     *org_urlpatterns,
     path("deletion", data_protection_api.OrganizationDeletionView.as_view(), name="organization-deletion"),
-    path("retention", data_protection_api.RetentionListView.as_view(), name="retention-list"),
-    path("retention/<slug:kind>", data_protection_api.RetentionDetailView.as_view(), name="retention-detail"),
+    path("retention", data_protection_api.RetentionView.as_view(), name="retention"),
 ]

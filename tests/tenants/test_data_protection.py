@@ -203,11 +203,17 @@ def test_retention_purges_only_what_is_older_than_the_organisations_period(org, 
     ).items()
     member = session_client(add_member(org, Role.MEMBER))
     assert member.get(f"/api/v1/orgs/{org.slug}/retention").status_code == 200
-    assert member.put(f"/api/v1/orgs/{org.slug}/retention/telemetry", {"days": 5}, format="json").status_code == 403
-    assert owner.put(f"/api/v1/orgs/{org.slug}/retention/nothing", {"days": 5}, format="json").status_code == 404
-    bad = owner.put(f"/api/v1/orgs/{org.slug}/retention/telemetry", {"days": 0}, format="json")
+    assert (
+        member.put(f"/api/v1/orgs/{org.slug}/retention", {"kind": "telemetry", "days": 5}, format="json").status_code
+        == 403
+    )
+    assert (
+        owner.put(f"/api/v1/orgs/{org.slug}/retention", {"kind": "nothing", "days": 5}, format="json").status_code
+        == 400
+    )
+    bad = owner.put(f"/api/v1/orgs/{org.slug}/retention", {"kind": "telemetry", "days": 0}, format="json")
     assert bad.status_code == 400
-    changed = owner.put(f"/api/v1/orgs/{org.slug}/retention/telemetry", {"days": 5}, format="json")
+    changed = owner.put(f"/api/v1/orgs/{org.slug}/retention", {"kind": "telemetry", "days": 5}, format="json")
     assert changed.status_code == 200 and changed.json()["days"] == 5
 
     purged = retention_enforce()
