@@ -4,6 +4,8 @@ Secrets are derived from a per-row salt and SECRET_KEY, so the salts are not exp
 sign); trained models' pickled artefacts are binary columns and are left out too (they are rebuilt by training).
 """
 
+from django.utils.translation import gettext_lazy as _
+
 from tenants.data_protection import register_retention, register_section
 
 from .models import (
@@ -51,5 +53,5 @@ def register() -> None:
     # Registered after the assets, so erased before them: one DELETE rather than a cascade through every asset.
     register_section("telemetry", app_label="maintenance", models=[Telemetry])
     register_retention(
-        "telemetry", label="Telemetry readings", default_days=365, purge=_purge_telemetry, app_label="maintenance"
+        "telemetry", label=_("Telemetry readings"), default_days=365, purge=_purge_telemetry, app_label="maintenance"
     )
