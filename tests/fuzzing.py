@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import hypothesis
 import schemathesis
-from hypothesis import HealthCheck, strategies as st
+from hypothesis import HealthCheck
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
@@ -64,14 +65,15 @@ class FuzzReport:
 
 def fuzz_world() -> FuzzWorld:
     """One organisation with a user per role, each with a bearer token, an API key and one object of each kind."""
+    from django.utils import timezone
+
+    import tests.jobs.sample_jobs  # noqa: F401  (registers the test job kind)
     from automation.maintenance import services as maintenance
     from automation.scheduling.models import Machine
     from jobs.services import job_create
     from tenants import services
     from tenants.roles import ALL_SCOPES, Role
     from tests import builders
-
-    import tests.jobs.sample_jobs  # noqa: F401  (registers the test job kind)
 
     org = builders.make_org(slug=f"fuzz-{random.randrange(10**8)}")
     owner = org.memberships.get(role=Role.OWNER).user
@@ -101,12 +103,20 @@ def fuzz_world() -> FuzzWorld:
     )
     asset = maintenance.asset_create(organization=org, code="P-1", asset_type=asset_type)
     machine = Machine.objects.create(organization=org, code="M1", name="Mill")
+    event = maintenance.asset_event_create(organization=org, asset=asset, kind="inspection", occurred_at=timezone.now())
+    ingestion_key, _ = maintenance.ingestion_key_create(organization=org, name="plc", asset=asset)
+    export = job_create(organization=org, kind="organization.export", params={}, actor=actor)
+    audit_event = org.audit_events.first()
     values = {
         "id": [
             ("/members/", str(member.pk)),
             ("/invitations/", str(invitation.pk)),
             ("/api-keys/", str(key.pk)),
             ("/jobs/", str(job.pk)),
+            ("/data-exports/", str(export.pk)),
+            ("/audit-events/", str(audit_event.pk)),
+            ("/maintenance/events/", str(event.pk)),
+            ("/ingestion-keys/", str(ingestion_key.pk)),
             ("/asset-types/", str(asset_type.pk)),
             ("/assets/", str(asset.pk)),
             ("/machines/", str(machine.pk)),
@@ -121,7 +131,14 @@ def _allowed_503(response) -> bool:
 
 
 def fuzz(
-    schema, world: FuzzWorld, *, max_examples: int, seed: int = 0, roles: list[str] | None = None, skip=(), debug: int = 0
+    schema,
+    world: FuzzWorld,
+    *,
+    max_examples: int,
+    seed: int = 0,
+    roles: list[str] | None = None,
+    skip=(),
+    debug: int = 0,
 ) -> FuzzReport:
     report = FuzzReport(debug=debug)
     roles = roles or list(world.callers)
@@ -166,7 +183,7 @@ def _case_runner(operation, strategy, world, report, roles, max_examples, seed):
                 continue
             try:
                 case.validate_response(response, checks=CHECKS)
-            except Exception as exc:  # noqa: BLE001  (every check failure is recorded, none stops the run)
+            except Exception as exc:
                 first = str(exc).strip().splitlines()[0:3]
                 report.failures.append(f"{operation.label} as {role} -> {response.status_code}: {' '.join(first)}")
 
