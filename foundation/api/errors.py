@@ -9,7 +9,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -67,7 +67,13 @@ def exception_handler(exc, context):
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("Database unavailable in %s: %s", context.get("view"), exc)
         return database_unavailable_response()
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, DataError):
+        # Input the database cannot hold (a NUL character, a number beyond the column's range) that no validator
+        # caught: the caller's mistake, so a 400, not a 500 (found by fuzzing: a NUL in a code looked up by value).
+        exc = exceptions.ValidationError(
+            {"non_field_errors": ["A value is out of range or holds characters that cannot be stored (such as NUL)."]}
+        )
+    elif isinstance(exc, DjangoValidationError):
         exc = _from_django_validation_error(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
