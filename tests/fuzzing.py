@@ -75,11 +75,12 @@ def fuzz_world() -> FuzzWorld:
     from tenants.roles import ALL_SCOPES, Role
     from tests import builders
 
-    org = builders.make_org(slug=f"fuzz-{random.randrange(10**8)}")
-    owner = org.memberships.get(role=Role.OWNER).user
+    tag = random.randrange(10**8)  # a benchmark database outlives one run: fresh names every time
+    owner = builders.make_user(f"owner-{tag}@example.com")
+    org = builders.make_org(owner=owner, slug=f"fuzz-{tag}")
     users = {"owner": owner}
     for role in (Role.ADMIN, Role.MEMBER, Role.VIEWER):
-        users[str(role)] = builders.add_member(org, role)
+        users[str(role)] = builders.add_member(org, role, user=builders.make_user(f"{role}-{tag}@example.com"))
     callers: dict[str, dict[str, str]] = {}
 
     def refresh() -> None:
