@@ -34,7 +34,6 @@ STATUS = {
 
 def openai_exception_handler(exc, context):
     from django.core.exceptions import ValidationError as DjangoValidationError
-
     from django.db import InterfaceError, OperationalError
 
     if isinstance(exc, OperationalError | InterfaceError):
