@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -8,4 +10,8 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the period-close job kind in every process, so the web and beat can create such jobs.
-        from . import tasks  # noqa: F401
+        from . import data_protection  # its data for organisation export and erasure
+
+        import_module(f"{self.name}.tasks")
+
+        data_protection.register()

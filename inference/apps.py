@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -7,4 +9,8 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401  (registers the fine_tune job kind in every process)
+        from . import data_protection  # its data for organisation export and erasure
+
+        import_module(f"{self.name}.tasks")  # registers the fine_tune job kind in every process
+
+        data_protection.register()

@@ -35,7 +35,23 @@ STATUS: dict[str, str] = {  # keyed by the stored value, which each Status membe
 
 def openai_exception_handler(exc, context):
     from django.core.exceptions import ValidationError as DjangoValidationError
+    from django.db import InterfaceError, OperationalError
 
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is away (restart, fail-over): OpenAI's 503 shape with Retry-After, never a crash.
+        response = Response(
+            {
+                "error": {
+                    "message": "The service is temporarily unavailable; retry shortly.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "database_unavailable",
+                }
+            },
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "5"
+        return response
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     response = drf_exception_handler(exc, context)

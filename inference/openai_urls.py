@@ -3,8 +3,10 @@
 from django.urls import path
 
 from . import openai_api as api
+from .openai_schema import openapi_document
 
 urlpatterns = [
+    path("openapi.json", openapi_document, name="openai-openapi"),
     path("files", api.FileListView.as_view(), name="openai-files"),
     path("files/<str:file_id>", api.FileDetailView.as_view(), name="openai-file"),
     path("files/<str:file_id>/content", api.FileContentView.as_view(), name="openai-file-content"),

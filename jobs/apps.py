@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -6,4 +8,9 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401  (registers the periodic maintenance tasks)
+        from . import data_protection  # its data for organisation export and erasure
+
+        import_module(f"{self.name}.data_export")  # registers the organisation export job kind
+        import_module(f"{self.name}.tasks")  # registers the periodic maintenance tasks
+
+        data_protection.register()

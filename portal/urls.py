@@ -3,7 +3,17 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from .views import accounts, billing, finetuning, maintenance, models, organization, playground, scheduling
+from .views import (
+    accounts,
+    billing,
+    data_protection,
+    finetuning,
+    maintenance,
+    models,
+    organization,
+    playground,
+    scheduling,
+)
 
 app_name = "portal"
 
@@ -19,6 +29,7 @@ org_urlpatterns = [
     *playground.urlpatterns,
     *scheduling.urlpatterns,
     *maintenance.urlpatterns,
+    *data_protection.urlpatterns,
 ]
 
 urlpatterns = [

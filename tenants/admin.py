@@ -147,3 +147,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+from . import data_protection_admin  # noqa: E402, F401  (deletion requests and their undo, retention settings)

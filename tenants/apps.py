@@ -6,4 +6,6 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self) -> None:
-        from . import schema, signals  # noqa: F401  (OpenAPI auth schemes, sign-in auditing)
+        from . import data_sections, schema, signals, tasks  # noqa: F401  (OpenAPI auth schemes, sign-in auditing)
+
+        data_sections.register()

@@ -262,6 +262,13 @@ class AuditEvent(models.Model):
         QUOTA_OVERRIDE_SET = "billing.quota_override_set", "Quota raised or lowered"
         QUOTA_OVERRIDE_REMOVED = "billing.quota_override_removed", "Quota override removed"
         CREDIT_ISSUED = "billing.credit_issued", "Credit issued"
+        # Data protection (tenants/erasure.py, tenants/retention.py, jobs/data_export.py).
+        DATA_EXPORT_REQUESTED = "org.data_export_requested", "Data export requested"
+        DATA_EXPORT_DOWNLOADED = "org.data_export_downloaded", "Data export downloaded"
+        ORG_DELETION_REQUESTED = "org.deletion_requested", "Organisation deletion requested"
+        ORG_DELETION_CANCELLED = "org.deletion_cancelled", "Organisation deletion undone"
+        ORG_ERASED = "org.erased", "Organisation erased"
+        RETENTION_CHANGED = "org.retention_changed", "Retention period changed"
 
     id = models.BigAutoField(primary_key=True)
     # Null only for events that belong to no organisation (a sign-in, a failed sign-in).
@@ -306,3 +313,7 @@ class SystemKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} key of {self.organization_id}"
+
+
+# The data-protection rows (deletion requests, retention settings) live in their own module.
+from .data_protection_models import OrganizationDeletion, RetentionSetting  # noqa: E402, F401

@@ -29,3 +29,12 @@ organization_detail = api.OrganizationDetailView.as_view()
 
 # Mounted under /api/v1/orgs/<org_slug>/ by controlplane.urls.
 org_urlpatterns = router.urls
+
+# Data protection (tenants/data_protection_api.py); mounted under /api/v1/orgs/<org_slug>/ with the rest.
+from . import data_protection_api  # noqa: E402
+
+org_urlpatterns = [
+    *org_urlpatterns,
+    path("deletion", data_protection_api.OrganizationDeletionView.as_view(), name="organization-deletion"),
+    path("retention", data_protection_api.RetentionView.as_view(), name="retention"),
+]

@@ -18,6 +18,15 @@ from .outputs import kpis_json, moment
 from .timegrid import WEEKDAYS
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2})?$", "example": "06:00"})
+class HourMinuteField(serializers.TimeField):
+    """A wall-clock time answered as HH:MM. Documented as such: OpenAPI's `format: time` means RFC 3339's
+    HH:MM:SS with an offset, which this never was (the fuzzing found the answers violating the schema)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", **kwargs)
+
+
 @extend_schema_field(
     {
         "type": "array",
@@ -59,8 +68,8 @@ class _OrganizationOwned(serializers.ModelSerializer):
 
 class ShiftSerializer(serializers.ModelSerializer):
     days = DaysField()
-    start = serializers.TimeField(format="%H:%M")
-    end = serializers.TimeField(format="%H:%M", help_text="At or before the start: the shift ends the next day.")
+    start = HourMinuteField()
+    end = HourMinuteField(help_text="At or before the start: the shift ends the next day.")
 
     class Meta:
         model = Shift

@@ -335,3 +335,27 @@ CELERY_BEAT_SCHEDULE |= {
 }
 # Output tokens reserved against the quota for a completion that names no max_tokens.
 GATEWAY_DEFAULT_MAX_TOKENS = env.int("GATEWAY_DEFAULT_MAX_TOKENS", default=1024)
+
+# --- data protection (tenants/data_protection.py, docs/data-protection.md) ------------------------------------
+# Where export archives are written (one directory per organisation; erased with it).
+DATA_EXPORT_STORE = env.path("DATA_EXPORT_STORE", default=BASE_DIR / ".cache" / "exports")
+# Days between an owner's deletion request and the erasure, during which an operator can undo it.
+ORGANIZATION_DELETION_GRACE_DAYS = env.int("ORGANIZATION_DELETION_GRACE_DAYS", default=14)
+# Platform defaults per data kind (an organisation's owner may set its own); apps register the kinds they hold.
+DATA_RETENTION_DAYS = {
+    "telemetry": env.int("DATA_RETENTION_TELEMETRY_DAYS", default=365),
+    "captures": env.int("DATA_RETENTION_CAPTURES_DAYS", default=180),
+    "conversation_history": env.int("DATA_RETENTION_CONVERSATION_HISTORY_DAYS", default=90),
+}
+CELERY_BEAT_SCHEDULE |= {
+    "tenants-finish-erasures": {
+        "task": "tenants.finish_erasures",
+        "schedule": 60.0 * 60,
+        "options": {"expires": 60 * 90},
+    },
+    "tenants-enforce-retention": {
+        "task": "tenants.enforce_retention",
+        "schedule": 60.0 * 60 * 24,
+        "options": {"expires": 60 * 60 * 36},
+    },
+}

@@ -12,6 +12,7 @@ from typing import Any, cast, overload
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -56,8 +57,33 @@ def _from_django_validation_error(exc: DjangoValidationError) -> exceptions.Vali
     return exceptions.ValidationError({"non_field_errors": exc.messages})
 
 
+# Seconds a client should wait before retrying when the database is away (a restart or fail-over takes seconds).
+DATABASE_RETRY_AFTER_S = 5
+
+
+def database_unavailable_response() -> Response:
+    """The database could not be reached or dropped the connection: a clean 503, not a crash. The transaction (if
+    any) was rolled back by the database, so nothing is half-written; Django closes the broken connection when the
+    request ends, and the next request connects afresh (no restart of the web process)."""
+    response = Response(
+        error_body(code="database_unavailable", message="The database is unavailable; retry shortly."),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("Database unavailable in %s: %s", context.get("view"), exc)
+        return database_unavailable_response()
+    if isinstance(exc, DataError):
+        # Input the database cannot hold (a NUL character, a number beyond the column's range) that no validator
+        # caught: the caller's mistake, so a 400, not a 500 (found by fuzzing: a NUL in a code looked up by value).
+        exc = exceptions.ValidationError(
+            {"non_field_errors": ["A value is out of range or holds characters that cannot be stored (such as NUL)."]}
+        )
+    elif isinstance(exc, DjangoValidationError):
         exc = _from_django_validation_error(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -1,0 +1,61 @@
+"""Maintenance's data for export and erasure (see `tenants.data_protection`), and the `telemetry` retention kind.
+
+Secrets are derived from a per-row salt and SECRET_KEY, so the salts are not exported (with SECRET_KEY they would
+sign); trained models' pickled artefacts are binary columns and are left out too (they are rebuilt by training).
+"""
+
+from django.utils.translation import gettext_lazy as _
+
+from tenants.data_protection import register_retention, register_section
+
+from .models import (
+    Anomaly,
+    Asset,
+    AssetEvent,
+    AssetHealth,
+    AssetType,
+    Channel,
+    IngestionKey,
+    Recommendation,
+    Telemetry,
+    TrainedModel,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WorkOrder,
+)
+
+
+def _purge_telemetry(organization, cutoff) -> int:
+    deleted, _ = Telemetry.objects.filter(organization=organization, ts__lt=cutoff).delete()
+    return deleted
+
+
+def register() -> None:
+    register_section(
+        "maintenance",
+        app_label="maintenance",
+        models=[
+            WorkOrder,
+            Recommendation,
+            Anomaly,
+            AssetHealth,
+            AssetEvent,
+            IngestionKey,
+            WebhookDelivery,
+            WebhookEndpoint,
+            TrainedModel,
+            Asset,
+            Channel,
+            AssetType,
+        ],
+        exclude_fields=["salt"],
+    )
+    # Registered after the assets, so erased before them: one DELETE rather than a cascade through every asset.
+    register_section("telemetry", app_label="maintenance", models=[Telemetry])
+    register_retention(
+        "telemetry",
+        label=_("Telemetry readings"),
+        default_days=365,
+        purge=_purge_telemetry,
+        app_label="maintenance",
+    )
