@@ -13,8 +13,12 @@ PASSWORD = "correct-horse-battery-staple"
 _seq = itertools.count(1)
 
 
-def make_user(email: str | None = None) -> User:
-    return services.user_sign_up(email=email or f"user{next(_seq)}@example.com", password=PASSWORD)
+def make_user(email: str | None = None, *, verified: bool = False) -> User:
+    """A signed-up person; `verified` confirms the address too (needed to create an organisation)."""
+    user = services.user_sign_up(email=email or f"user{next(_seq)}@example.com", password=PASSWORD)
+    if verified:
+        services.email_verify(token=services.email_verification_send(user=user))
+    return user
 
 
 def make_org(*, owner: User | None = None, slug: str | None = None, region: str = "eu-central") -> Organization:

@@ -185,7 +185,7 @@ def test_erasure_after_the_grace_period_keeps_only_what_billing_law_keeps(
     assert Telemetry.objects.filter(organization=other_org).count() == 3
     assert Membership.objects.filter(organization=other_org).count() == 2
     assert (
-        session_client(make_user())
+        session_client(make_user(verified=True))
         .post("/api/v1/orgs", {"name": "New", "slug": slug, "country": "DE", "region": "eu-central"}, format="json")
         .status_code
         == 201
