@@ -179,18 +179,23 @@ def spectrum(x: Array, fs: float) -> Spectrum:
 
 
 def kurtogram_band(
-    x: Array, fs: float, *, f_min: float = 0.0, levels: tuple[int, ...] = (4, 5, 6, 7, 8)
+    x: Array,
+    fs: float,
+    *,
+    f_min: float = 0.0,
+    min_bandwidth: float = 0.0,
+    windows: tuple[int, ...] = (12, 16, 24, 32, 48, 64, 96, 128, 192, 256),
 ) -> list[tuple[float, float, float]]:
     """Candidate demodulation bands (low Hz, high Hz, spectral kurtosis), best first, one per window length.
 
-    Spectral kurtosis from the STFT (Antoni 2006): SK(f) = <|X|^4> / <|X|^2>^2 - 2 for each window length 2^k;
-    the band of a bin is its centre +- the window's resolution. Bands reaching below `f_min` are left out, so
-    shaft harmonics do not pass as impulses.
+    Spectral kurtosis from the STFT (Antoni 2006): SK(f) = <|X|^4> / <|X|^2>^2 - 2 for each window length;
+    the band of a bin is its centre +- 0.75 x the window's resolution. Bands reaching below `f_min` are left
+    out, so shaft harmonics do not pass as impulses, and so are bands narrower than `min_bandwidth`: the
+    envelope of a band holds frequencies up to its width only, and the defect harmonics must fit.
     """
     out: list[tuple[float, float, float]] = []
-    for level in levels:
-        nper = 2**level
-        if nper * 4 > len(x):
+    for nper in windows:
+        if nper * 4 > len(x) or 1.5 * fs / nper < min_bandwidth:
             continue
         freqs, _, z = sps.stft(x, fs=fs, window="hann", nperseg=nper, noverlap=nper * 3 // 4, boundary=None)
         power = np.abs(z) ** 2
@@ -267,6 +272,8 @@ def _line(
     sideband_hz: float | None = None,
 ) -> LineAmplitude:
     tol_hz = max(tol * hz, 1.5 * s.resolution)
+    if hz + floor_hz > float(s.x[-1]):  # beyond what this spectrum holds (an envelope: the band's width)
+        return LineAmplitude(component, kind, harmonic, hz, hz, 0.0, 0.0)
     at, amp = _peak(s, hz, tol_hz)
     floor = _floor(s, hz, floor_hz)
     snr = amp / floor if floor > 0 else 0.0
@@ -367,7 +374,7 @@ def _score(kind: str, lines: list[LineAmplitude], fr: float, clash: set[float], 
 
 
 def _bearing_diagnoses(
-    env: Spectrum, kin: Kinematics, shaft_hz: float, sensor_bearing: str | None, tol: float, band_kurtosis: float
+    env: Spectrum, kin: Kinematics, shaft_hz: float, sensor_bearing: str | None, tol: float, peak_g: float
 ) -> tuple[list[Diagnosis], list[LineAmplitude]]:
     speeds = {shaft.name: shaft.ratio * shaft_hz for shaft in kin.shafts}
     all_lines: list[LineAmplitude] = []
@@ -394,7 +401,11 @@ def _bearing_diagnoses(
         runner_up = candidates[i + 1][0] if i + 1 < len(candidates) else 0.0
         fault = BEARING_FAULTS[kind]
         best = max(ls, key=lambda ln: ln.snr)
-        severity = min(1.0, max(0.0, (_db(best.snr) - _db(MATCH_SNR)) / 30.0 + max(0.0, band_kurtosis) / 40.0))
+        # Severity: mostly how hard the impacts are (the waveform's peak: 0.5 g scores 0, 20 g scores 1), a
+        # quarter how far the defect line stands out of the envelope's floor.
+        strength = math.log10(max(peak_g, 1e-9) / 0.5) / math.log10(40.0)
+        clarity = (_db(best.snr) - _db(MATCH_SNR)) / 30.0
+        severity = min(1.0, max(0.0, 0.75 * min(1.0, max(0.0, strength)) + 0.25 * min(1.0, max(0.0, clarity))))
         evidence = tuple(
             Evidence(
                 f"{bearing.name} {kind.upper()} x{ln.harmonic}", ln.hz, ln.amplitude, round(_db(ln.snr), 2), "envelope"
@@ -576,7 +587,7 @@ def analyse_capture(
     acc = spectrum(x, fs)
 
     defect_max = max([f.hz for f in freqs if f.kind in ("bpfo", "bpfi", "bsf")] or [10 * shaft_hz])
-    bands = kurtogram_band(x, fs, f_min=max(3.0 * defect_max, 500.0))
+    bands = kurtogram_band(x, fs, f_min=max(3.0 * defect_max, 500.0), min_bandwidth=2.0 * defect_max)
     if not bands:
         bands = [(fs / 8, fs / 2.5, 0.0)]
     # Evaluate the top kurtogram bands and keep the one whose envelope shows the strongest defect evidence; a
@@ -584,8 +595,8 @@ def analyse_capture(
     f_max = min(fs / 2, max(10.0 * defect_max, 50 * shaft_hz))
     best: tuple[float, Spectrum, tuple[float, float, float], list[Diagnosis], list[LineAmplitude]] | None = None
     for band in bands[:3]:
-        env = envelope_spectrum(x, fs, (band[0], band[1]), f_max=f_max)
-        found, env_lines = _bearing_diagnoses(env, kinematics, shaft_hz, sensor_bearing, tol, band[2])
+        env = envelope_spectrum(x, fs, (band[0], band[1]), f_max=min(f_max, band[1] - band[0]))
+        found, env_lines = _bearing_diagnoses(env, kinematics, shaft_hz, sensor_bearing, tol, peak)
         top = found[0].score if found else 0.0
         if best is None or top > best[0]:
             best = (top, env, band, found, env_lines)
