@@ -455,6 +455,7 @@ class CaptureViewSet(
     serializer_class = serializers.CaptureSerializer
     parser_classes = [MultiPartParser]
     list_filters = {"asset": "asset__code", "sensor": "sensor", "status": "status", "label": "label"}
+    action_scopes = {"train": Scope.JOBS}
 
     def get_serializer_class(self):
         if self.action == "retrieve":
@@ -511,6 +512,17 @@ class CaptureViewSet(
 
     def perform_destroy(self, instance):
         vibration.capture_delete(capture=instance)
+
+    @extend_schema(request=serializers.ScoreRequestSerializer, responses={202: serializers.JobStartedSerializer})
+    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
+    def train(self, request, *args, **kwargs):
+        """Learn a classifier from the asset type's labelled captures (a `maintenance.vibration_train` job)."""
+        form = serializers.ScoreRequestSerializer(data=request.data, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        job = vibration.vibration_training_start(
+            organization=self.organization, asset_type=form.validated_data["asset_type"], actor=self.actor
+        )
+        return _job_started(job)
 
 
 class DiagnosisViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):

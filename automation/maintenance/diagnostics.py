@@ -10,6 +10,7 @@ a `diagnosis.created` webhook per diagnosis; one `maintenance.captures` usage ev
 
 import logging
 import math
+from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import current_app
@@ -19,14 +20,17 @@ from django.utils import timezone
 from billing.usage import usage_record
 from jobs.runner import JobContext, JobFailure
 
-from .conf import CAPTURES_METER, RECOMMEND_FROM_PRIORITY
+from .conf import CAPTURES_METER, LEARNED_MIN_PROBABILITY, METER, RECOMMEND_FROM_PRIORITY
 from .engine.kinematics import kinematics_from_dict
-from .engine.vibration import Analysis, analyse_capture
+from .engine.vibration import FAULT_LABELS, Analysis, analyse_capture
+from .engine.vibration_learning import VibrationClassifier, train_vibration_classifier
 from .models import (
+    AssetType,
     Channel,
     Recommendation,
     VibrationCapture,
     VibrationDiagnosis,
+    VibrationModel,
     WebhookDelivery,
     WebhookEndpoint,
     WorkOrder,
@@ -129,6 +133,7 @@ def capture_analyse(*, capture: VibrationCapture) -> dict:
         channel = channels.get(indicator_channel_name(capture.sensor, name))
         if channel is not None and math.isfinite(value):
             rows.append((capture.organization_id, asset.pk, channel.pk, capture.captured_at, float(value)))
+    learned = _learned(capture, kinematics, analyses[loudest], best)
     created: list[VibrationDiagnosis] = []
     recommendations: list[Recommendation] = []
     with transaction.atomic():
@@ -144,6 +149,7 @@ def capture_analyse(*, capture: VibrationCapture) -> dict:
                 confidence=diagnosis.confidence,
                 severity=diagnosis.severity,
                 severity_level=diagnosis.severity_level,
+                source=getattr(diagnosis, "source", VibrationDiagnosis.Source.PHYSICS),
                 evidence=[
                     {
                         "label": e.label,
@@ -166,6 +172,7 @@ def capture_analyse(*, capture: VibrationCapture) -> dict:
             "axes": {axis: _indicators(a) for axis, a in zip(capture.axes, analyses, strict=True)},
             "iso_zone": analyses[loudest].indicators.iso_zone,
             "velocity_rms_mm_s": analyses[loudest].indicators.velocity_rms_mm_s,
+            "learned": learned,
         }
         capture.features = [round(float(v), 6) for v in analyses[loudest].features]
         capture.plots = _plots(analyses[loudest], capture.sample_rate)
@@ -292,3 +299,93 @@ def vibration_analyse_execute(ctx: JobContext) -> dict:
         logger.exception("Recording the analysis of capture %s failed", capture.pk)
         ctx.event("Could not record this capture for billing.", level="warning")
     return result
+
+
+@dataclass(frozen=True)
+class _LearnedDiagnosis:
+    component: str
+    fault: str
+    label: str
+    confidence: float
+    severity: float
+    severity_level: str
+    evidence: tuple = ()
+    source: str = VibrationDiagnosis.Source.LEARNED
+
+
+def _learned(capture: VibrationCapture, kinematics, analysis: Analysis, best: dict) -> dict | None:
+    """The asset type's learned classifier on this capture, if it has one. A fault it is confident of and the
+    physics did not name becomes a diagnosis of its own (source `learned`)."""
+    stored = VibrationModel.objects.filter(asset_type_id=capture.asset.asset_type_id, is_current=True).first()
+    if stored is None or not analysis.features:
+        return None
+    classifier = VibrationClassifier.from_bytes(bytes(stored.artefact))
+    if classifier.n_features != len(analysis.features):
+        return None
+    prediction = classifier.predict(analysis.features)
+    result = {"label": prediction.label, "probability": prediction.probability, "model": str(stored.pk)}
+    if prediction.label in ("normal", "") or prediction.probability < LEARNED_MIN_PROBABILITY:
+        return result
+    if any(fault == prediction.label for _, fault in best):
+        return result
+    try:
+        sensor_bearing = kinematics.sensor(capture.sensor).bearing
+    except KeyError:
+        sensor_bearing = None
+    bearing = next((b for b in kinematics.bearings if b.name == sensor_bearing), None)
+    if prediction.label in ("outer_race", "inner_race", "rolling_element", "cage") and bearing is not None:
+        component, name = bearing.name, f"{bearing.name} {bearing.geometry.model}"
+    else:
+        component = name = kinematics.shafts[0].name
+    severity = min(1.0, max(0.0, math.log10(max(analysis.indicators.peak_g, 1e-9) / 0.5) / math.log10(40.0)))
+    level = "critical" if severity >= 0.75 else "high" if severity >= 0.5 else "moderate" if severity >= 0.25 else "low"
+    best[(component, prediction.label)] = (
+        capture.axes[0],
+        _LearnedDiagnosis(
+            component=component,
+            fault=prediction.label,
+            label=f"{name}, {FAULT_LABELS.get(prediction.label, prediction.label)}",
+            confidence=prediction.probability,
+            severity=round(severity, 3),
+            severity_level=level,
+        ),
+    )
+    return result
+
+
+def vibration_train_execute(ctx: JobContext) -> dict:
+    asset_type = AssetType.objects.filter(pk=ctx.params["asset_type_id"], organization_id=ctx.organization_id).first()
+    if asset_type is None:
+        raise JobFailure("The asset type no longer exists.", code="not_found")
+    rows = list(
+        VibrationCapture.objects.filter(asset__asset_type=asset_type, status=VibrationCapture.Status.ANALYSED)
+        .exclude(label="")
+        .values_list("features", "label")
+    )
+    width = max((len(f) for f, _ in rows), default=0)
+    rows = [(f, label) for f, label in rows if len(f) == width and width]
+    try:
+        classifier = train_vibration_classifier([f for f, _ in rows], [label for _, label in rows])
+    except ValueError as exc:
+        raise JobFailure(str(exc), code="not_enough_labels") from exc
+    with transaction.atomic():
+        VibrationModel.objects.filter(asset_type=asset_type, is_current=True).update(is_current=False)
+        stored = VibrationModel.objects.create(
+            organization_id=ctx.organization_id,
+            asset_type=asset_type,
+            artefact=classifier.to_bytes(),
+            classes=list(classifier.classes),
+            captures=len(rows),
+            job=ctx.job,
+        )
+    try:
+        usage_record(
+            organization_id=ctx.organization_id,
+            meter=METER,
+            quantity=1,
+            idempotency_key=f"maintenance:{ctx.job.id}",
+            attributes={"kind": "vibration_train", "asset_type": asset_type.code},
+        )
+    except Exception:
+        logger.exception("Recording the model run of job %s failed", ctx.job.id)
+    return {"model_id": str(stored.pk), "classes": list(classifier.classes), "captures": len(rows)}

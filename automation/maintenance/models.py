@@ -548,3 +548,28 @@ class VibrationDiagnosis(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.severity_level})"
+
+
+class VibrationModel(models.Model):
+    """A classifier learned from the asset type's labelled captures (see engine.vibration_learning)."""
+
+    id = _uuid_field()
+    organization = _organization_field()
+    asset_type = models.ForeignKey(AssetType, on_delete=models.CASCADE, related_name="vibration_models")
+    artefact = models.BinaryField()
+    classes = models.JSONField(default=list)
+    captures = models.PositiveIntegerField(default=0)
+    is_current = models.BooleanField(default=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset_type"], condition=models.Q(is_current=True), name="maint_vibmodel_current"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"vibration classifier of {self.asset_type} ({', '.join(self.classes)})"

@@ -19,6 +19,8 @@ from .conf import (
     TRAIN_TIME_LIMIT_S,
     VIBRATION_ANALYSE_JOB_KIND,
     VIBRATION_ANALYSE_TIME_LIMIT_S,
+    VIBRATION_TRAIN_JOB_KIND,
+    VIBRATION_TRAIN_TIME_LIMIT_S,
 )
 
 logger = logging.getLogger(__name__)
@@ -101,3 +103,10 @@ def vibration_analyse(ctx: JobContext) -> dict:
     from .diagnostics import vibration_analyse_execute
 
     return vibration_analyse_execute(ctx)
+
+
+@job_task(kind=VIBRATION_TRAIN_JOB_KIND, queue=Queue.MAINTENANCE, time_limit_s=VIBRATION_TRAIN_TIME_LIMIT_S)
+def vibration_train(ctx: JobContext) -> dict:
+    from .diagnostics import vibration_train_execute
+
+    return vibration_train_execute(ctx)

@@ -24,9 +24,9 @@ from jobs.services import job_create
 from tenants.actor import Actor
 from tenants.models import Organization
 
-from .conf import CAPTURES_METER, VIBRATION_ANALYSE_JOB_KIND
+from .conf import CAPTURES_METER, METER, VIBRATION_ANALYSE_JOB_KIND, VIBRATION_TRAIN_JOB_KIND
 from .engine.kinematics import KinematicsError, kinematics_from_dict
-from .models import Asset, Channel, MachineKinematics, VibrationCapture
+from .models import Asset, AssetType, Channel, MachineKinematics, VibrationCapture
 
 MIN_RATE, MAX_RATE = 1_000.0, 100_000.0
 MIN_SECONDS, MAX_SECONDS = 0.5, 60.0
@@ -340,3 +340,19 @@ def captures_expire(*, older_than: datetime) -> int:
         capture_delete(capture=capture)
         removed += 1
     return removed
+
+
+def vibration_training_start(*, organization: Organization, asset_type: AssetType, actor: Actor | None):
+    """Learn a classifier from the asset type's analysed, labelled captures (a `maintenance.vibration_train` job)."""
+    labelled = VibrationCapture.objects.filter(
+        asset__asset_type=asset_type, status=VibrationCapture.Status.ANALYSED
+    ).exclude(label="")
+    if labelled.values("label").distinct().count() < 2:
+        raise ValidationError({"asset_type": [f"{asset_type.code} needs analysed captures of at least two labels."]})
+    quota_check(organization=organization, meter=METER, quantity=1)
+    return job_create(
+        organization=organization,
+        kind=VIBRATION_TRAIN_JOB_KIND,
+        params={"asset_type_id": str(asset_type.pk)},
+        actor=actor,
+    )
