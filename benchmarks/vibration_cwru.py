@@ -236,9 +236,8 @@ def run(data_dir: Path) -> dict:
     for record in records:
         n = len(record["x"]) // record["fs"]
         for i in range(n):
-            if record["fault"] == "normal" and i >= 3:
-                send(record, i, False, True)
-            elif record["fault"] != "normal" and record["load"] == 3:
+            test_normal = record["fault"] == "normal" and i >= 3
+            if test_normal or (record["fault"] != "normal" and record["load"] == 3):
                 send(record, i, False, True)
     elapsed = time.perf_counter() - t0
 
