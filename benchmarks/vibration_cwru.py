@@ -62,7 +62,14 @@ import numpy as np  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
-DEFAULT_DIR = REPO_ROOT / ".." / "shared" / "data" / "cwru-de12k"
+DEFAULT_DIR = next(
+    (
+        p / "shared" / "data" / "cwru-de12k"
+        for p in (REPO_ROOT.parent, REPO_ROOT.parent.parent)
+        if (p / "shared" / "data" / "cwru-de12k").is_dir()
+    ),
+    REPO_ROOT.parent / "shared" / "data" / "cwru-de12k",
+)
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "vibration_cwru.md"
 EMBEDDED_DIR = ".cache/embedded-bench"
 ORG_SLUG = "vibration-bench"
