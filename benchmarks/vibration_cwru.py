@@ -88,19 +88,20 @@ KINEMATICS = {
 
 
 def normal_rate(x: np.ndarray, rpm: float) -> int:
-    """12 or 48 kHz: the one under which the strongest line below 100 Hz sits nearest the shaft speed."""
+    """12 or 48 kHz: the rate under which a line stands out at the shaft speed (within 3%) the most, as a
+    multiple of the median level of 5-200 Hz."""
     best = None
     for fs in (12_000, 48_000):
         seg = x[: fs * 2]
         spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
         f = np.fft.rfftfreq(len(seg), 1 / fs)
-        band = (f > 5) & (f < 100)
-        peak = float(f[band][np.argmax(spec[band])])
-        error = abs(peak - rpm / 60)
-        if best is None or error < best[0]:
-            best = (error, fs, peak)
+        near = (f > 0.97 * rpm / 60) & (f < 1.03 * rpm / 60)
+        prominence = float(spec[near].max() / np.median(spec[(f > 5) & (f < 200)]))
+        peak = float(f[near][np.argmax(spec[near])])
+        print(f"normal_0 read at {fs} Hz: line at {peak:.2f} Hz, {prominence:.1f} x the median", flush=True)
+        if best is None or prominence > best[0]:
+            best = (prominence, fs)
     assert best is not None
-    print(f"normal_0: strongest line below 100 Hz at {best[2]:.2f} Hz when read at {best[1]} Hz", flush=True)
     return best[1]
 
 
