@@ -313,17 +313,35 @@ class _LearnedDiagnosis:
     source: str = VibrationDiagnosis.Source.LEARNED
 
 
+_CLASSIFIERS: dict[str, VibrationClassifier] = {}
+
+
+def _classifier(model_id) -> VibrationClassifier:
+    """Stored classifiers are immutable: a worker reads and unpickles each once (the last few kept)."""
+    key = str(model_id)
+    if key not in _CLASSIFIERS:
+        if len(_CLASSIFIERS) >= 8:
+            _CLASSIFIERS.pop(next(iter(_CLASSIFIERS)))
+        artefact = VibrationModel.objects.values_list("artefact", flat=True).get(pk=model_id)
+        _CLASSIFIERS[key] = VibrationClassifier.from_bytes(bytes(artefact))
+    return _CLASSIFIERS[key]
+
+
 def _learned(capture: VibrationCapture, kinematics, analysis: Analysis, best: dict) -> dict | None:
     """The asset type's learned classifier on this capture, if it has one. A fault it is confident of and the
     physics did not name becomes a diagnosis of its own (source `learned`)."""
-    stored = VibrationModel.objects.filter(asset_type_id=capture.asset.asset_type_id, is_current=True).first()
-    if stored is None or not analysis.features:
+    model_id = (
+        VibrationModel.objects.filter(asset_type_id=capture.asset.asset_type_id, is_current=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if model_id is None or not analysis.features:
         return None
-    classifier = VibrationClassifier.from_bytes(bytes(stored.artefact))
+    classifier = _classifier(model_id)
     if classifier.n_features != len(analysis.features):
         return None
     prediction = classifier.predict(analysis.features)
-    result = {"label": prediction.label, "probability": prediction.probability, "model": str(stored.pk)}
+    result = {"label": prediction.label, "probability": prediction.probability, "model": str(model_id)}
     if prediction.label in ("normal", "") or prediction.probability < LEARNED_MIN_PROBABILITY:
         return result
     if any(fault == prediction.label for _, fault in best):

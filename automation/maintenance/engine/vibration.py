@@ -13,6 +13,7 @@ Inputs are acceleration in g (a capture in m/s^2 is divided by 9.80665 first).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -170,11 +171,18 @@ class Analysis:
 # --- spectra -------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=16)
+def _hann(n: int) -> tuple[Array, float]:
+    window = np.hanning(n).astype(np.float64)
+    window.setflags(write=False)
+    return window, float(window.sum())
+
+
 def spectrum(x: Array, fs: float) -> Spectrum:
     """Hann-windowed single-sided amplitude spectrum (peak amplitude of a sine reads as its amplitude)."""
     n = len(x)
-    window = np.hanning(n)
-    y = np.abs(np.fft.rfft((x - x.mean()) * window)) * 2.0 / window.sum()
+    window, total = _hann(n)
+    y = np.abs(np.fft.rfft((x - x.mean()) * window)) * 2.0 / total
     return Spectrum(np.fft.rfftfreq(n, 1.0 / fs).astype(np.float64), y.astype(np.float64), fs / n)
 
 
@@ -211,17 +219,30 @@ def kurtogram_band(
     return out
 
 
-def envelope_spectrum(x: Array, fs: float, band: tuple[float, float], *, f_max: float, pad: int = 4) -> Spectrum:
-    """Spectrum of the squared envelope of `x` band-passed to `band` (FFT mask, analytic signal)."""
+def envelope_spectrum(
+    x: Array,
+    fs: float,
+    band: tuple[float, float],
+    *,
+    f_max: float,
+    pad: int = 4,
+    half_spectrum: npt.NDArray[np.complex128] | None = None,
+) -> Spectrum:
+    """Spectrum of the squared envelope of `x` band-passed to `band` (FFT mask, analytic signal). Pass the
+    `half_spectrum` (rfft of x) when several bands of one signal are demodulated."""
     n = len(x)
-    spec = np.fft.fft(x - x.mean())
-    f = np.fft.fftfreq(n, 1.0 / fs)
-    mask = (f >= band[0]) & (f <= band[1])
-    analytic = np.fft.ifft(np.where(mask, 2.0 * spec, 0.0))
-    env = np.abs(analytic) ** 2
+    half = np.fft.rfft(x - x.mean()) if half_spectrum is None else half_spectrum
+    f = np.fft.rfftfreq(n, 1.0 / fs)
+    lo, hi = np.searchsorted(f, [band[0], band[1]], side="left")
+    hi = min(int(hi), n // 2)  # positive frequencies only (never the Nyquist bin of an even length)
+    full = np.zeros(n, dtype=np.complex128)
+    full[lo:hi] = 2.0 * half[lo:hi]
+    analytic = np.fft.ifft(full)
+    env = analytic.real**2 + analytic.imag**2
     env = env - env.mean()
     m = n * pad
-    y = np.abs(np.fft.rfft(env * np.hanning(n), m)) * 2.0 / np.hanning(n).sum()
+    window, total = _hann(n)
+    y = np.abs(np.fft.rfft(env * window, m)) * 2.0 / total
     freqs = np.fft.rfftfreq(m, 1.0 / fs).astype(np.float64)
     keep = freqs <= f_max
     return Spectrum(freqs[keep], y[keep].astype(np.float64), fs / m)
@@ -296,18 +317,18 @@ def iso_zone(velocity_rms_mm_s: float, machine_class: str) -> str:
     return "D"
 
 
-def _velocity(x_g: Array, fs: float, band: tuple[float, float]) -> tuple[float, Spectrum]:
-    """Velocity RMS (mm/s) over `band` and the velocity amplitude spectrum (mm/s peak), by integrating in frequency."""
-    acc = spectrum(x_g * G * 1000.0, fs)  # mm/s^2
-    with np.errstate(divide="ignore"):
-        vel = np.where(acc.x > 0, acc.y / (2 * np.pi * np.maximum(acc.x, 1e-12)), 0.0)
-    n = len(x_g)
-    raw = np.fft.rfft((x_g - x_g.mean()) * G * 1000.0)
-    f = np.fft.rfftfreq(n, 1.0 / fs)
+def _velocity(
+    acc_g: Spectrum, half_g: npt.NDArray[np.complex128], n: int, fs: float, band: tuple[float, float]
+) -> tuple[float, Spectrum]:
+    """Velocity RMS (mm/s) over `band` and the velocity amplitude spectrum (mm/s peak), by integrating in
+    frequency: from the signal's Hann amplitude spectrum and its plain rfft (both in g)."""
+    scale = G * 1000.0  # g -> mm/s^2
+    vel = np.where(acc_g.x > 0, acc_g.y * scale / (2 * np.pi * np.maximum(acc_g.x, 1e-12)), 0.0)
+    f = acc_g.x
     inb = (f >= band[0]) & (f <= band[1])
-    v = np.abs(raw[inb]) / (2 * np.pi * f[inb])
+    v = np.abs(half_g[inb]) * scale / (2 * np.pi * f[inb])
     rms = float(np.sqrt(2.0 * np.sum(v**2)) / n)
-    return rms, Spectrum(acc.x, vel, acc.resolution)
+    return rms, Spectrum(acc_g.x, vel.astype(np.float64), acc_g.resolution)
 
 
 def _kurtosis(x: Array) -> float:
@@ -391,6 +412,10 @@ def _bearing_diagnoses(
             if sensor_bearing is not None and bearing.name != sensor_bearing:
                 score *= 0.5
             candidates.append((score, bearing, kind, ls))
+    # The cage's frequency shows as the modulation of the other defects' impacts (rolling-element sidebands, an
+    # outer race's load-zone passes): a cage is named only when no other defect of its bearing is.
+    named = {b.name for score, b, kind, _ in candidates if kind != "ftf" and score >= BEARING_SCORE_MIN}
+    candidates = [(0.0 if kind == "ftf" and b.name in named else sc, b, kind, ls) for sc, b, kind, ls in candidates]
     candidates.sort(key=lambda c: -c[0])
     found: list[Diagnosis] = []
     for i, (score, bearing, kind, ls) in enumerate(candidates):
@@ -537,12 +562,17 @@ def _gear_diagnoses(
 
 
 def _features(
-    x: Array, fs: float, env_lines: list[LineAmplitude], kurt: float, crest: float, rms: float, band_sk: float
+    half: npt.NDArray[np.complex128],
+    f: Array,
+    env_lines: list[LineAmplitude],
+    kurt: float,
+    crest: float,
+    rms: float,
+    band_sk: float,
 ) -> tuple[float, ...]:
     """Rate-independent features for the learned classifier: time statistics, energy shares in fixed bands up to
     5 kHz, and the envelope evidence at each defect frequency (log SNR of harmonics 1-3)."""
-    spec = np.abs(np.fft.rfft(x - x.mean())) ** 2
-    f = np.fft.rfftfreq(len(x), 1.0 / fs)
+    spec = half.real**2 + half.imag**2
     edges = [0.0, 250.0, 500.0, 1000.0, 1500.0, 2000.0, 2500.0, 3000.0, 3500.0, 4000.0, 5000.0]
     total = float(spec[f <= edges[-1]].sum()) or 1.0
     shares = [float(spec[(f >= lo) & (f < hi)].sum()) / total for lo, hi in itertools.pairwise(edges)]
@@ -583,8 +613,9 @@ def analyse_capture(
     crest = peak / rms if rms > 0 else 0.0
     kurt = _kurtosis(x)
     iso_band = (2.0 if shaft_hz < 10 else 10.0, min(1000.0, fs / 2.5))
-    v_rms, vel = _velocity(x, fs, iso_band)
     acc = spectrum(x, fs)
+    half = np.fft.rfft(x)  # x has zero mean
+    v_rms, vel = _velocity(acc, half, len(x), fs, iso_band)
 
     defect_max = max([f.hz for f in freqs if f.kind in ("bpfo", "bpfi", "bsf")] or [10 * shaft_hz])
     bands = kurtogram_band(x, fs, f_min=max(3.0 * defect_max, 500.0), min_bandwidth=2.0 * defect_max)
@@ -595,7 +626,7 @@ def analyse_capture(
     f_max = min(fs / 2, max(10.0 * defect_max, 50 * shaft_hz))
     best: tuple[float, Spectrum, tuple[float, float, float], list[Diagnosis], list[LineAmplitude]] | None = None
     for band in bands[:3]:
-        env = envelope_spectrum(x, fs, (band[0], band[1]), f_max=min(f_max, band[1] - band[0]))
+        env = envelope_spectrum(x, fs, (band[0], band[1]), f_max=min(f_max, band[1] - band[0]), half_spectrum=half)
         found, env_lines = _bearing_diagnoses(env, kinematics, shaft_hz, sensor_bearing, tol, peak)
         top = found[0].score if found else 0.0
         if best is None or top > best[0]:
@@ -631,5 +662,5 @@ def analyse_capture(
         envelope=env,
         order_spectrum=order_spectrum(x, fs, shaft_hz, end_shaft_hz=end_shaft_hz),
         frequencies=tuple(freqs),
-        features=_features(x, fs, env_lines, kurt, crest, rms, band[2]),
+        features=_features(half, acc.x, env_lines, kurt, crest, rms, band[2]),
     )

@@ -58,7 +58,7 @@ class VibrationClassifier:
 def train_vibration_classifier(
     features: Sequence[Sequence[float]], labels: Sequence[str], *, seed: int = 0
 ) -> VibrationClassifier:
-    """A random forest (300 trees, balanced class weights) on labelled captures. Needs at least two labels with
+    """A random forest (100 trees, balanced class weights) on labelled captures. Needs at least two labels with
     at least MIN_PER_CLASS captures each."""
     from sklearn.ensemble import RandomForestClassifier  # type: ignore[import-untyped]
 
@@ -70,7 +70,7 @@ def train_vibration_classifier(
     keep = np.asarray([label in usable for label in labels])
     y = np.asarray(labels)[keep]
     model = RandomForestClassifier(
-        n_estimators=300, class_weight="balanced", random_state=seed, n_jobs=1, min_samples_leaf=1
+        n_estimators=100, class_weight="balanced", random_state=seed, n_jobs=1, min_samples_leaf=1
     )
     model.fit(x[keep], y)
     return VibrationClassifier(model, tuple(str(c) for c in model.classes_), x.shape[1])
