@@ -260,7 +260,7 @@ def run(data_dir: Path) -> dict:
 
     physics_by_record: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     learned_pairs = []
-    capture_physics = collections.Counter()
+    capture_physics: collections.Counter[tuple[str, bool]] = collections.Counter()
     for c in captures:
         answer, learned = product.results(c["id"])
         physics_by_record[c["record"]][answer] += 1
@@ -270,7 +270,7 @@ def run(data_dir: Path) -> dict:
             learned_pairs.append((c["truth"], learned["label"] if learned else "none"))
 
     # (a) record level
-    per_type = collections.defaultdict(lambda: [0, 0])
+    per_type: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     confusion_a: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     record_rows = []
     for record in records:
@@ -289,7 +289,7 @@ def run(data_dir: Path) -> dict:
 
     # (b) capture level
     classes = ["normal", "inner_race", "outer_race", "rolling_element"]
-    confusion_b = {t: collections.Counter() for t in classes}
+    confusion_b: dict[str, collections.Counter[str]] = {t: collections.Counter() for t in classes}
     for truth, pred in learned_pairs:
         confusion_b[truth][pred] += 1
     b_ok = sum(confusion_b[t][t] for t in classes)

@@ -12,6 +12,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from celery import current_app
 from django.db import transaction
@@ -110,7 +111,7 @@ def capture_analyse(*, capture: VibrationCapture) -> dict:
         for i in range(data.shape[0])
     ]
     # Per (component, fault) the most confident axis.
-    best: dict[tuple[str, str], tuple[str, object]] = {}
+    best: dict[tuple[str, str], tuple[str, Any]] = {}
     for axis, analysis in zip(capture.axes, analyses, strict=True):
         for diagnosis in analysis.diagnoses:
             key = (diagnosis.component, diagnosis.fault)

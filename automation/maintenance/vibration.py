@@ -153,7 +153,7 @@ def _wav(content: bytes, scale: float | None) -> tuple[np.ndarray, float]:
         if chunk == b"data" and fmt_tag is not None:
             raw = content[pos + 8 : pos + 8 + size]
             if fmt_tag == 3 and bits == 32:
-                data = np.frombuffer(raw[: len(raw) // 4 * 4], dtype="<f4").astype(np.float32)
+                data = np.frombuffer(raw[: len(raw) // 4 * 4], dtype="<f4").astype(np.float64)
             elif fmt_tag == 1 and bits in (16, 32):
                 ints = np.frombuffer(raw[: len(raw) // (bits // 8) * (bits // 8)], dtype=f"<i{bits // 8}")
                 if scale is None:
