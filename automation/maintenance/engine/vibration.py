@@ -496,7 +496,8 @@ def _shaft_diagnoses(
             score=round(score, 2),
         )
 
-    if rms_1x >= 0.6 * velocity_rms and rms_2x < 0.5 * rms_1x and orders[1].snr >= MATCH_SNR:
+    # 1x alone must take the machine out of zone A: an inner-race impulse train modulated at 1x has a 1x line too.
+    if rms_1x >= max(ab, 0.6 * velocity_rms) and rms_2x < 0.5 * rms_1x and orders[1].snr >= MATCH_SNR:
         found.append(diag("unbalance", rms_1x / velocity_rms * 2.0, [orders[1]]))
     if rms_2x >= 0.5 * rms_1x and rms_2x >= 0.35 * velocity_rms and orders[2].snr >= MATCH_SNR:
         found.append(diag("misalignment", rms_2x / max(rms_1x, 1e-9), [orders[1], orders[2]]))
