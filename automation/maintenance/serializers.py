@@ -329,6 +329,8 @@ class CaptureUploadSerializer(serializers.Serializer):
 class CaptureSerializer(serializers.ModelSerializer):
     asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
     duration_s = serializers.FloatField(read_only=True)
+    # A plain string in the schema: another `status` enum would collide with the existing ones' names.
+    status = serializers.CharField(read_only=True, help_text="received, analysed or failed")
 
     class Meta:
         model = VibrationCapture
