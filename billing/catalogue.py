@@ -33,6 +33,7 @@ DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTer
             "training.tokens": (0, 2 * M, _open("0.000004")),
             "optimization.solver_seconds": (600, 7_200, _open("0.002")),
             "maintenance.model_runs": (100, 2_000, _open("0.01")),
+            "maintenance.captures": (1_000, 20_000, _open("0.002")),
         },
     ),
     "pro": (
@@ -47,6 +48,7 @@ DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTer
             "training.tokens": (20 * M, 500 * M, _two(100 * M, "0.000003", "0.0000025")),
             "optimization.solver_seconds": (36_000, 720_000, _open("0.0015")),
             "maintenance.model_runs": (10_000, 200_000, _open("0.008")),
+            "maintenance.captures": (100_000, 2_000_000, _open("0.001")),
         },
     ),
     "enterprise": (
@@ -63,6 +65,7 @@ DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTer
             "training.tokens": (200 * M, None, _open("0.000002")),
             "optimization.solver_seconds": (360_000, None, _open("0.001")),
             "maintenance.model_runs": (100_000, None, _open("0.005")),
+            "maintenance.captures": (1_000_000, None, _open("0.0005")),
         },
     ),
 }

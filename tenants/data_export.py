@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from django.core.files import File
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
@@ -66,7 +67,7 @@ def _write_rows(archive: zipfile.ZipFile, name: str, queryset, section: DataSect
     return {"rows": count, "bytes": out.size, "sha256": out.sha256.hexdigest()}
 
 
-def _write_file(archive: zipfile.ZipFile, name: str, path: Path) -> dict:
+def _write_file(archive: zipfile.ZipFile, name: str, path: Path | File) -> dict:
     with path.open("rb") as source, archive.open(name, "w", force_zip64=True) as raw:
         out = _Hashing(raw)
         while chunk := source.read(_CHUNK):
@@ -77,8 +78,11 @@ def _write_file(archive: zipfile.ZipFile, name: str, path: Path) -> dict:
 def _files(section: DataSection, organization: Organization):
     if section.files is None:
         return
-    for arcname, path in section.files(organization):
-        path = Path(path)
+    for arcname, source in section.files(organization):
+        if isinstance(source, File):  # in Django's storage
+            yield arcname, source
+            continue
+        path = Path(source)
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 yield f"{arcname.rstrip('/')}/{child.relative_to(path).as_posix()}", child

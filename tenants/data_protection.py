@@ -25,13 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from django.core.files import File
     from django.db.models import Model
     from django_stubs_ext import StrOrPromise
 
     from .models import Organization
 
 # (name inside the archive, path on disk). A directory is added with everything under it.
-FileEntry = tuple[str, Path]
+# A file that goes with a section's rows: a local path (a directory is taken whole) or a file in Django's storage
+# (a FileField's file, so S3 when that is configured).
+FileEntry = tuple[str, "Path | File"]
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,12 @@ from .models import (
     AssetType,
     Channel,
     IngestionKey,
+    MachineKinematics,
     Recommendation,
     Telemetry,
     TrainedModel,
+    VibrationCapture,
+    VibrationDiagnosis,
     WebhookDelivery,
     WebhookEndpoint,
     WorkOrder,
@@ -145,3 +148,36 @@ class WebhookDeliveryAdmin(_ReadOnly):
     list_display = ("event", "endpoint", "status", "attempts", "response_status", "organization", "created_at")
     list_filter = ("status",)
     list_select_related = ("endpoint", "organization")
+
+
+@admin.register(MachineKinematics)
+class MachineKinematicsAdmin(admin.ModelAdmin):
+    list_display = ("asset", "machine_class", "organization", "updated_at")
+    search_fields = ("asset__code",)
+    list_select_related = ("asset", "organization")
+
+
+class VibrationDiagnosisInline(admin.TabularInline):
+    model = VibrationDiagnosis
+    extra = 0
+    fields = ("label", "confidence", "severity", "severity_level", "source")
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(VibrationCapture)
+class VibrationCaptureAdmin(admin.ModelAdmin):
+    list_display = ("asset", "sensor", "captured_at", "sample_rate", "samples", "status", "label", "organization")
+    list_filter = ("status",)
+    search_fields = ("asset__code", "sensor")
+    list_select_related = ("asset", "organization")
+    readonly_fields = ("waveform", "indicators", "features", "plots", "job")
+    inlines = [VibrationDiagnosisInline]
+
+
+@admin.register(VibrationDiagnosis)
+class VibrationDiagnosisAdmin(admin.ModelAdmin):
+    list_display = ("label", "asset", "fault", "confidence", "severity_level", "created_at", "organization")
+    list_filter = ("fault", "severity_level", "source")
+    search_fields = ("asset__code", "component")
+    list_select_related = ("asset", "organization")

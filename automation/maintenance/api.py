@@ -17,8 +17,9 @@ from foundation.api.errors import ApiError, error_body
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
-from . import importing, serializers, services, telemetry
+from . import importing, serializers, services, telemetry, vibration
 from .conf import MAX_UPLOAD_BYTES
+from .engine.kinematics import BEARING_CATALOGUE
 from .models import (
     Anomaly,
     Asset,
@@ -28,6 +29,8 @@ from .models import (
     IngestionKey,
     Recommendation,
     TrainedModel,
+    VibrationCapture,
+    VibrationDiagnosis,
     WebhookDelivery,
     WebhookEndpoint,
     WorkOrder,
@@ -132,6 +135,28 @@ class AssetViewSet(_Scoped, viewsets.ModelViewSet):
                 "channels": series,
             }
         )
+
+    @extend_schema(methods=["GET"], responses={200: serializers.KinematicsSerializer}, summary="The asset's kinematics")
+    @extend_schema(
+        methods=["PUT"],
+        request=serializers.KinematicsSerializer,
+        responses={200: serializers.KinematicsSerializer},
+        summary="Describe what rotates in the asset",
+    )
+    @action(detail=True, methods=["get", "put"], serializer_class=serializers.KinematicsSerializer)
+    def kinematics(self, request, *args, **kwargs):
+        """Shafts, bearings (catalogue `model` or geometry), gears and sensors; PUT replaces them and adds the
+        sensors' indicator channels to the asset type."""
+        asset = self.get_object()
+        if request.method == "PUT":
+            form = serializers.KinematicsSerializer(data=request.data)
+            form.is_valid(raise_exception=True)
+            record = vibration.kinematics_set(asset=asset, data=dict(form.validated_data))
+        else:
+            record = getattr(asset, "kinematics", None)
+            if record is None:
+                raise ApiError(f"{asset.code} has no kinematics yet.", code="not_found", status_code=404)
+        return Response(serializers.KinematicsSerializer({**record.as_dict(), "updated_at": record.updated_at}).data)
 
 
 class TelemetryIngestView(_Scoped, GenericAPIView):
@@ -384,3 +409,117 @@ class WebhookDeliveryViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
     queryset = WebhookDelivery.objects.all()
     serializer_class = serializers.WebhookDeliverySerializer
     list_filters = {"endpoint": "endpoint_id", "status": "status"}
+
+
+class BearingCatalogueView(_Scoped, GenericAPIView):
+    """The built-in bearing catalogue: geometry and defect frequencies as multiples of shaft speed."""
+
+    serializer_class = serializers.BearingCatalogueSerializer
+    pagination_class = None
+
+    @extend_schema(responses={200: serializers.BearingCatalogueSerializer(many=True)})
+    def get(self, request, org_slug):
+        rows = [
+            {
+                "model": name,
+                "elements": g.elements,
+                "ball_diameter_mm": g.ball_diameter_mm,
+                "pitch_diameter_mm": g.pitch_diameter_mm,
+                "contact_angle_deg": g.contact_angle_deg,
+                "bpfo": round(g.bpfo, 5),
+                "bpfi": round(g.bpfi, 5),
+                "bsf": round(g.bsf, 5),
+                "ftf": round(g.ftf, 5),
+            }
+            for name, g in BEARING_CATALOGUE.items()
+        ]
+        return Response(serializers.BearingCatalogueSerializer(rows, many=True).data)
+
+
+_EXTENSIONS = {".npy": "npy", ".wav": "wav", ".csv": "csv", ".f32": "float32", ".bin": "float32", ".raw": "float32"}
+
+
+class CaptureViewSet(
+    _Scoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    """Vibration captures: upload (multipart) one waveform of one sensor, all or nothing; its analysis runs as a
+    job on the maintenance queue. The detail carries the plot data (spectrum, envelope, orders, fault lines)."""
+
+    queryset = VibrationCapture.objects.select_related("asset")
+    serializer_class = serializers.CaptureSerializer
+    parser_classes = [MultiPartParser]
+    list_filters = {"asset": "asset__code", "sensor": "sensor", "status": "status", "label": "label"}
+    action_scopes = {"train": Scope.JOBS}
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return serializers.CaptureDetailSerializer
+        if self.action == "create":
+            return serializers.CaptureUploadSerializer
+        return serializers.CaptureSerializer
+
+    @extend_schema(
+        request={"multipart/form-data": serializers.CaptureUploadSerializer},
+        responses={201: serializers.CaptureSerializer},
+    )
+    def create(self, request, *args, **kwargs):
+        form = serializers.CaptureUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        upload = data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise ApiError(f"Larger than {MAX_UPLOAD_BYTES // 2**20} MiB.", code="too_large", status_code=413)
+        fmt = data.get("format")
+        if not fmt:
+            name = (upload.name or "").lower()
+            fmt = next((f for ext, f in _EXTENSIONS.items() if name.endswith(ext)), None)
+            if fmt is None:
+                raise DjangoValidationError({"format": ["Give the format (float32, npy, wav, csv)."]})
+        asset = Asset.objects.filter(organization=self.organization, code=data["asset"]).first()
+        if asset is None:
+            raise DjangoValidationError({"asset": [f"No asset with the code {data['asset']!r}."]})
+        try:
+            capture = vibration.capture_create(
+                organization=self.organization,
+                asset=asset,
+                sensor=data["sensor"],
+                content=upload.read(),
+                fmt=fmt,
+                sample_rate=data.get("sample_rate"),
+                shaft_rpm=data.get("shaft_rpm"),
+                unit=data["unit"],
+                captured_at=data.get("captured_at"),
+                label=data.get("label", ""),
+                scale=data.get("scale"),
+                actor=self.actor,
+            )
+        except vibration.CaptureRejected as exc:
+            return Response(
+                error_body(
+                    code="invalid",
+                    message="The capture was refused; nothing was stored.",
+                    fields=exc.message_dict,
+                ),
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return Response(serializers.CaptureSerializer(capture).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        vibration.capture_delete(capture=instance)
+
+    @extend_schema(request=serializers.ScoreRequestSerializer, responses={202: serializers.JobStartedSerializer})
+    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
+    def train(self, request, *args, **kwargs):
+        """Learn a classifier from the asset type's labelled captures (a `maintenance.vibration_train` job)."""
+        form = serializers.ScoreRequestSerializer(data=request.data, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        job = vibration.vibration_training_start(
+            organization=self.organization, asset_type=form.validated_data["asset_type"], actor=self.actor
+        )
+        return _job_started(job)
+
+
+class DiagnosisViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+    queryset = VibrationDiagnosis.objects.select_related("asset")
+    serializer_class = serializers.DiagnosisSerializer
+    list_filters = {"asset": "asset__code", "fault": "fault", "capture": "capture_id", "component": "component"}

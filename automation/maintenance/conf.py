@@ -5,6 +5,12 @@ from django.conf import settings
 TRAIN_JOB_KIND = "maintenance.train"
 SCORE_JOB_KIND = "maintenance.score"
 METER = "maintenance.model_runs"
+CAPTURES_METER = "maintenance.captures"
+VIBRATION_ANALYSE_JOB_KIND = "maintenance.vibration_analyse"
+VIBRATION_ANALYSE_TIME_LIMIT_S = 5 * 60
+VIBRATION_TRAIN_JOB_KIND = "maintenance.vibration_train"
+VIBRATION_TRAIN_TIME_LIMIT_S = 30 * 60
+LEARNED_MIN_PROBABILITY = 0.6
 DEFAULT_EXPLAINER_MODEL = "smollm2-135m-instruct"
 DEFAULT_RUL_CAP = 125.0
 TRAIN_TIME_LIMIT_S = 60 * 60
@@ -16,7 +22,7 @@ MAX_ERRORS = 100  # reported per rejected batch; the count says how many there w
 MAX_FUTURE_SKEW_S = 300  # readings stamped further ahead than this are rejected (a device clock gone wrong)
 EARLIEST_TIMESTAMP_YEAR = 1990
 
-WEBHOOK_EVENTS = ("recommendation.created",)
+WEBHOOK_EVENTS = ("recommendation.created", "diagnosis.created")
 MULTIVARIATE = "multivariate"
 # Scoring turns a result into a recommendation (and a work order) from this priority up; lower ones are kept on
 # the asset's health only, so a healthy fleet does not fill the work-order list.

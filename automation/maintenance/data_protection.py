@@ -16,9 +16,13 @@ from .models import (
     AssetType,
     Channel,
     IngestionKey,
+    MachineKinematics,
     Recommendation,
     Telemetry,
     TrainedModel,
+    VibrationCapture,
+    VibrationDiagnosis,
+    VibrationModel,
     WebhookDelivery,
     WebhookEndpoint,
     WorkOrder,
@@ -28,6 +32,22 @@ from .models import (
 def _purge_telemetry(organization, cutoff) -> int:
     deleted, _ = Telemetry.objects.filter(organization=organization, ts__lt=cutoff).delete()
     return deleted
+
+
+def _waveforms(organization):
+    for capture in VibrationCapture.objects.filter(organization=organization).only("id", "waveform"):
+        yield f"captures/{capture.pk}.npz", capture.waveform
+
+
+def _remove_waveforms(organization) -> None:
+    for capture in VibrationCapture.objects.filter(organization=organization).only("id", "waveform"):
+        capture.waveform.delete(save=False)
+
+
+def _purge_captures(organization, cutoff) -> int:
+    from .vibration import captures_expire
+
+    return captures_expire(organization=organization, older_than=cutoff)
 
 
 def register() -> None:
@@ -52,6 +72,21 @@ def register() -> None:
     )
     # Registered after the assets, so erased before them: one DELETE rather than a cascade through every asset.
     register_section("telemetry", app_label="maintenance", models=[Telemetry])
+    # Before the assets they belong to; the waveforms live in Django's storage and go with the rows.
+    register_section(
+        "vibration",
+        app_label="maintenance",
+        models=[VibrationDiagnosis, VibrationCapture, VibrationModel, MachineKinematics],
+        files=_waveforms,
+        before_erase=_remove_waveforms,
+    )
+    register_retention(
+        "captures",
+        label=_("Vibration captures"),
+        default_days=365,
+        purge=_purge_captures,
+        app_label="maintenance",
+    )
     register_retention(
         "telemetry",
         label=_("Telemetry readings"),

@@ -435,3 +435,141 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.endpoint} ({self.status})"
+
+
+class MachineKinematics(models.Model):
+    """What rotates in an asset: shafts, bearings (catalogue model or geometry), gears and sensor locations, as
+    the JSON `engine.kinematics_from_dict` reads, plus the ISO 20816 machine class for the velocity zones."""
+
+    organization = _organization_field()
+    asset = models.OneToOneField(Asset, on_delete=models.CASCADE, related_name="kinematics")
+    machine_class = models.CharField(max_length=32, default="II")
+    shafts = models.JSONField(default=list)
+    bearings = models.JSONField(default=list)
+    gears = models.JSONField(default=list)
+    sensors = models.JSONField(default=list)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "machine kinematics"
+
+    def __str__(self) -> str:
+        return f"kinematics of {self.asset}"
+
+    def as_dict(self) -> dict:
+        return {
+            "machine_class": self.machine_class,
+            "shafts": self.shafts,
+            "bearings": self.bearings,
+            "gears": self.gears,
+            "sensors": self.sensors,
+        }
+
+
+def _capture_path(instance, filename: str) -> str:
+    return f"vibration/{instance.organization_id}/{instance.asset_id}/{instance.pk}.npz"
+
+
+class VibrationCapture(models.Model):
+    """One vibration waveform (one or more axes) of one sensor: stored whole as a compressed float32 .npz through
+    Django's storage API, never a row per sample; analysed by a `maintenance.vibration_analyse` job."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        ANALYSED = "analysed", _("Analysed")
+        FAILED = "failed", _("Failed")
+
+    id = _uuid_field()
+    organization = _organization_field()
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="vibration_captures")
+    sensor = models.CharField(max_length=64)
+    axes = models.JSONField(default=list)
+    sample_rate = models.FloatField(help_text="Hz")
+    shaft_rpm = models.FloatField(help_text="Reference shaft speed during the capture.")
+    samples = models.PositiveIntegerField(help_text="Per axis.")
+    unit = models.CharField(max_length=8, default="g")
+    captured_at = models.DateTimeField(default=timezone.now)
+    waveform = models.FileField(upload_to=_capture_path, max_length=300)
+    size_bytes = models.PositiveIntegerField(default=0)
+    label = models.CharField(
+        max_length=32, blank=True, help_text="The known condition (normal, outer_race, ...), for learning."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    indicators = models.JSONField(default=dict, blank=True)
+    features = models.JSONField(default=list, blank=True)
+    plots = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    analysed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-captured_at",)
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="maint_capture_created"),
+            models.Index(fields=["asset", "-captured_at"], name="maint_capture_asset"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.sensor} at {self.captured_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / self.sample_rate
+
+
+class VibrationDiagnosis(models.Model):
+    """A failing component named from one capture: the fault, confidence, severity and the peaks that matched."""
+
+    class Source(models.TextChoices):
+        PHYSICS = "physics", _("Physics (kinematics and signal)")
+        LEARNED = "learned", _("Learned from labelled captures")
+
+    id = _uuid_field()
+    organization = _organization_field()
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="vibration_diagnoses")
+    capture = models.ForeignKey(VibrationCapture, on_delete=models.CASCADE, related_name="diagnoses")
+    component = models.CharField(max_length=100)
+    fault = models.CharField(max_length=32)
+    label = models.CharField(max_length=200)
+    confidence = models.FloatField()
+    severity = models.FloatField()
+    severity_level = models.CharField(max_length=16)
+    evidence = models.JSONField(default=list)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.PHYSICS)
+    recommendation = models.ForeignKey(
+        Recommendation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = [models.Index(fields=["organization", "-created_at"], name="maint_diag_created")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.severity_level})"
+
+
+class VibrationModel(models.Model):
+    """A classifier learned from the asset type's labelled captures (see engine.vibration_learning)."""
+
+    id = _uuid_field()
+    organization = _organization_field()
+    asset_type = models.ForeignKey(AssetType, on_delete=models.CASCADE, related_name="vibration_models")
+    artefact = models.BinaryField()
+    classes = models.JSONField(default=list)
+    captures = models.PositiveIntegerField(default=0)
+    is_current = models.BooleanField(default=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset_type"], condition=models.Q(is_current=True), name="maint_vibmodel_current"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"vibration classifier of {self.asset_type} ({', '.join(self.classes)})"

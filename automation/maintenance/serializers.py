@@ -18,6 +18,8 @@ from .models import (
     IngestionKey,
     Recommendation,
     TrainedModel,
+    VibrationCapture,
+    VibrationDiagnosis,
     WebhookDelivery,
     WebhookEndpoint,
     WorkOrder,
@@ -275,3 +277,103 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "delivered_at",
             "created_at",
         ]
+
+
+class KinematicsSerializer(serializers.Serializer):
+    """What rotates in the asset; checked by the engine (see the app README for the shape)."""
+
+    machine_class = serializers.CharField(required=False, default="II")
+    shafts = serializers.ListField(child=serializers.DictField())
+    bearings = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    gears = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    sensors = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class BearingCatalogueSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    elements = serializers.IntegerField()
+    ball_diameter_mm = serializers.FloatField()
+    pitch_diameter_mm = serializers.FloatField()
+    contact_angle_deg = serializers.FloatField()
+    bpfo = serializers.FloatField()
+    bpfi = serializers.FloatField()
+    bsf = serializers.FloatField()
+    ftf = serializers.FloatField()
+
+
+class CaptureUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    asset = serializers.CharField(max_length=64)
+    sensor = serializers.CharField(max_length=64)
+    format = serializers.ChoiceField(
+        choices=["float32", "npy", "wav", "csv"],
+        required=False,
+        help_text="Guessed from the file name (.f32/.bin, .npy, .wav, .csv) when left out.",
+    )
+    sample_rate = serializers.FloatField(required=False, help_text="Hz (a WAV file carries its own).")
+    shaft_rpm = serializers.FloatField(required=False, help_text="Default: the reference shaft's nominal speed.")
+    unit = serializers.ChoiceField(choices=["g", "m/s2"], required=False, default="g")
+    captured_at = serializers.DateTimeField(required=False)
+    label = serializers.CharField(required=False, allow_blank=True, default="")  # type: ignore[assignment]  # DRF takes declared fields off the class
+    scale = serializers.FloatField(required=False, help_text="Integer WAV: the full-scale value in `unit`.")
+
+
+class CaptureSerializer(serializers.ModelSerializer):
+    asset: serializers.SlugRelatedField[Asset] = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    duration_s = serializers.FloatField(read_only=True)
+    # A plain string in the schema: another `status` enum would collide with the existing ones' names.
+    status = serializers.CharField(read_only=True, help_text="received, analysed or failed")
+
+    class Meta:
+        model = VibrationCapture
+        fields = [
+            "id",
+            "asset",
+            "sensor",
+            "axes",
+            "sample_rate",
+            "shaft_rpm",
+            "samples",
+            "duration_s",
+            "unit",
+            "captured_at",
+            "size_bytes",
+            "label",
+            "status",
+            "job",
+            "indicators",
+            "error",
+            "created_at",
+            "analysed_at",
+        ]
+        read_only_fields = fields
+
+
+class CaptureDetailSerializer(CaptureSerializer):
+    class Meta(CaptureSerializer.Meta):
+        fields = [*CaptureSerializer.Meta.fields, "plots"]
+        read_only_fields = fields
+
+
+class DiagnosisSerializer(serializers.ModelSerializer):
+    asset: serializers.SlugRelatedField[Asset] = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = VibrationDiagnosis
+        fields = [
+            "id",
+            "asset",
+            "capture",
+            "component",
+            "fault",
+            "label",
+            "confidence",
+            "severity",
+            "severity_level",
+            "evidence",
+            "source",
+            "recommendation",
+            "created_at",
+        ]
+        read_only_fields = fields

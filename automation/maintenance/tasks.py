@@ -12,7 +12,16 @@ from celery import shared_task
 from jobs.queues import Queue
 from jobs.runner import JobContext, job_task
 
-from .conf import SCORE_JOB_KIND, SCORE_TIME_LIMIT_S, TRAIN_JOB_KIND, TRAIN_TIME_LIMIT_S
+from .conf import (
+    SCORE_JOB_KIND,
+    SCORE_TIME_LIMIT_S,
+    TRAIN_JOB_KIND,
+    TRAIN_TIME_LIMIT_S,
+    VIBRATION_ANALYSE_JOB_KIND,
+    VIBRATION_ANALYSE_TIME_LIMIT_S,
+    VIBRATION_TRAIN_JOB_KIND,
+    VIBRATION_TRAIN_TIME_LIMIT_S,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +96,17 @@ def deliver_webhook(self, *, delivery_id: str) -> str:
         countdown = min(3600, 10 * 2**self.request.retries)
         logger.info("Webhook delivery %s failed (%s); retrying in %s s.", delivery_id, exc, countdown)
         raise self.retry(countdown=countdown, exc=exc, queue="maintenance") from exc
+
+
+@job_task(kind=VIBRATION_ANALYSE_JOB_KIND, queue=Queue.MAINTENANCE, time_limit_s=VIBRATION_ANALYSE_TIME_LIMIT_S)
+def vibration_analyse(ctx: JobContext) -> dict:
+    from .diagnostics import vibration_analyse_execute
+
+    return vibration_analyse_execute(ctx)
+
+
+@job_task(kind=VIBRATION_TRAIN_JOB_KIND, queue=Queue.MAINTENANCE, time_limit_s=VIBRATION_TRAIN_TIME_LIMIT_S)
+def vibration_train(ctx: JobContext) -> dict:
+    from .diagnostics import vibration_train_execute
+
+    return vibration_train_execute(ctx)

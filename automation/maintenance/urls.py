@@ -12,6 +12,8 @@ router.register("maintenance/health", api.AssetHealthViewSet, basename="maintena
 router.register("maintenance/anomalies", api.AnomalyViewSet, basename="maintenance-anomaly")
 router.register("maintenance/recommendations", api.RecommendationViewSet, basename="maintenance-recommendation")
 router.register("maintenance/work-orders", api.WorkOrderViewSet, basename="maintenance-work-order")
+router.register("maintenance/captures", api.CaptureViewSet, basename="maintenance-capture")
+router.register("maintenance/diagnoses", api.DiagnosisViewSet, basename="maintenance-diagnosis")
 router.register("maintenance/ingestion-keys", api.IngestionKeyViewSet, basename="maintenance-ingestion-key")
 router.register("maintenance/webhooks", api.WebhookEndpointViewSet, basename="maintenance-webhook")
 router.register("maintenance/webhook-deliveries", api.WebhookDeliveryViewSet, basename="maintenance-webhook-delivery")
@@ -24,5 +26,6 @@ org_urlpatterns = [
         api.RunToFailureImportView.as_view(),
         name="maintenance-import-run-to-failure",
     ),
+    path("maintenance/bearings", api.BearingCatalogueView.as_view(), name="maintenance-bearings"),
     *router.urls,
 ]

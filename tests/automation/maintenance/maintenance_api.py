@@ -176,4 +176,27 @@ def maintenance_objects(org) -> list:
         found = model.objects.filter(organization=org).first()
         assert found is not None, f"the maintenance world has no {model.__name__}"
         objects.append(found)
-    return objects
+    return objects + vibration_objects(org, world["live"])
+
+
+def vibration_objects(org, asset) -> list:
+    """Kinematics, an analysed capture of an outer-race fault and its diagnosis on `asset`."""
+    import numpy as np
+
+    from automation.maintenance.diagnostics import vibration_analyse_execute
+    from automation.maintenance.vibration import capture_create, kinematics_set
+    from tests.automation.maintenance.vibration_signals import FS, KINEMATICS_DICT, SHAFT_HZ, bearing_fault
+
+    kinematics = kinematics_set(asset=asset, data=KINEMATICS_DICT)
+    capture = capture_create(
+        organization=org,
+        asset=asset,
+        sensor="DE",
+        content=np.asarray(bearing_fault("outer_race", amplitude=4.0), dtype="<f4").tobytes(),
+        fmt="float32",
+        sample_rate=FS,
+        shaft_rpm=SHAFT_HZ * 60,
+    )
+    assert capture.job is not None
+    run_job_here(capture.job, vibration_analyse_execute)
+    return [kinematics, capture, *capture.diagnoses.all()]
