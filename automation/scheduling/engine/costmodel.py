@@ -66,33 +66,31 @@ class CostModel(ScheduleModel):
         self._buys: list[_Buy] = []
         self._fixed = {(f.order, f.op_index) for f in frozen}
         self._frozen_at = {(f.order, f.op_index): (f.start, f.machine) for f in frozen}
-        terms: list[cp_model.LinearExprT] = [self._energy(problem)]
-        terms.append(self._orders(problem))
-        terms.append(self._materials(problem))
-        self.total: cp_model.LinearExprT = sum(terms)
+        terms = self._energy(problem) + self._orders(problem) + self._materials(problem)
+        self.total: cp_model.LinearExprT = cp_model.LinearExpr.sum(terms)
 
     # energy and overtime --------------------------------------------------------------------------------------
-    def _energy(self, problem: Problem) -> cp_model.LinearExprT:
+    def _energy(self, problem: Problem) -> list[cp_model.LinearExprT]:
         cost, horizon, slot = self._cost, problem.horizon, self._cost.slot
         assert horizon is not None
         price = [cost.tariff_at(t) for t in range(horizon)]
         tariff_prefix = [0.0, *accumulate(price)]
         constant = 0.0
         rates: dict[str, list[float]] = {}
-        for machine in problem.machines:
-            power = cost.power_by_machine.get(machine.id)
+        for machine_spec in problem.machines:
+            power = cost.power_by_machine.get(machine_spec.id)
             if power is not None and power.idle_kw > 0:
-                for start, end in working_windows(machine, horizon=horizon):
+                for start, end in working_windows(machine_spec, horizon=horizon):
                     constant += power.idle_kw * (tariff_prefix[end] - tariff_prefix[start]) / 60
             extra = power.running_kw - power.idle_kw if power is not None else 0.0
             per_minute = [extra * p / 60 for p in price]
-            overtime = [o for o in cost.overtime if o.machine == machine.id]
+            overtime = [o for o in cost.overtime if o.machine == machine_spec.id]
             for o in overtime:
                 for t in range(o.start, min(o.end, horizon)):
                     per_minute[t] += o.cost_per_hour / 60
             if extra > 0 or overtime:
-                rates[machine.id] = [0.0, *accumulate(per_minute)]
-        total: cp_model.LinearExprT = to_millis(constant)
+                rates[machine_spec.id] = [0.0, *accumulate(per_minute)]
+        total: list[cp_model.LinearExprT] = [to_millis(constant)]
         for op in self._ops:
             charged = [c for c in op.choices if c.machine in rates]
             if not charged:
@@ -101,7 +99,7 @@ class CostModel(ScheduleModel):
             if op.key in self._fixed:  # its machine and start are given
                 start, machine = self._frozen_at[op.key]
                 prefix = rates[machine]
-                total += to_millis(prefix[min(horizon, start + durations[machine])] - prefix[start])
+                total.append(to_millis(prefix[min(horizon, start + durations[machine])] - prefix[start]))
                 continue
             spent = self.model.new_int_var(0, 10**15, f"energy{op.key}")
             index = self.model.new_int_var(0, horizon // slot, f"slot{op.key}")
@@ -119,12 +117,12 @@ class CostModel(ScheduleModel):
                     self.model.add(spent >= value)
                 else:
                     self.model.add(spent >= value).only_enforce_if(choice.present)
-            total += spent
+            total.append(spent)
         return total
 
     # lateness and declined orders -----------------------------------------------------------------------------
-    def _orders(self, problem: Problem) -> cp_model.LinearExprT:
-        total: cp_model.LinearExprT = 0
+    def _orders(self, problem: Problem) -> list[cp_model.LinearExprT]:
+        total: list[cp_model.LinearExprT] = []
         last = {order.id: self._op_by_key[(order.id, len(problem.routing(order.id)) - 1)] for order in problem.orders}
         for order in problem.orders:
             terms = self._cost.terms.get(order.id)
@@ -132,7 +130,7 @@ class CostModel(ScheduleModel):
                 continue
             accepted = self.accepted.get(order.id)
             if terms.optional and accepted is not None:
-                total += to_millis(terms.margin) * (1 - accepted)
+                total += [to_millis(terms.margin), -to_millis(terms.margin) * accepted]
             if order.due is None or terms.late_penalty_per_day <= 0:
                 continue
             late = self.model.new_int_var(0, self._days, f"late_days_{order.id}")
@@ -140,20 +138,20 @@ class CostModel(ScheduleModel):
             if accepted is not None:
                 constraint.only_enforce_if(accepted)
             self._late_days[order.id] = late
-            total += to_millis(terms.late_penalty_per_day) * late
+            total.append(to_millis(terms.late_penalty_per_day) * late)
         return total
 
     # purchasing, stock, holding -------------------------------------------------------------------------------
-    def _materials(self, problem: Problem) -> cp_model.LinearExprT:
+    def _materials(self, problem: Problem) -> list[cp_model.LinearExprT]:
         cost, horizon_days = self._cost, self._days
         consumers: dict[str, list[tuple[OpKey, int]]] = defaultdict(list)
         for op in self._ops:
-            for material, units in cost.consumption(problem, *op.key).items():
-                consumers[material].append((op.key, units))
-        total: cp_model.LinearExprT = 0
+            for name, units in cost.consumption(problem, *op.key).items():
+                consumers[name].append((op.key, units))
+        total: list[cp_model.LinearExprT] = []
         for material in cost.materials:
             holding = to_millis(material.holding_per_day)
-            total += holding * material.stock * horizon_days
+            total.append(holding * material.stock * horizon_days)
             users = consumers.get(material.id, [])
             demand = sum(units for _, units in users)
             arrivals: dict[int, list[cp_model.IntVar]] = defaultdict(list)
@@ -181,7 +179,7 @@ class CostModel(ScheduleModel):
                         self._buys.append(buy)
                         taken_here.append(taken)
                         arrivals[arrival].append(quantity)
-                        total += unit * quantity + holding * (horizon_days - arrival) * quantity
+                        total.append((unit + holding * (horizon_days - arrival)) * quantity)
                     if len(taken_here) > 1:
                         self.model.add_at_most_one(taken_here)
             if not users:
@@ -189,15 +187,17 @@ class CostModel(ScheduleModel):
             consumed_by: dict[int, list[cp_model.LinearExprT]] = defaultdict(list)
             for key, units in users:
                 day = self._consumption_day(key)
-                total += holding * units * day - holding * units * horizon_days
+                total += [holding * units * day, -holding * units * horizon_days]
                 for d, started in self._started_by(key).items():
                     consumed_by[d].append(units * started)
-            arrived: cp_model.LinearExprT = material.stock
+            arrived: list[cp_model.LinearExprT] = [material.stock]
             for d in range(horizon_days):
-                arrived = arrived + sum(arrivals.get(d, []))
-                self.model.add(arrived - sum(consumed_by.get(d, [])) >= 0)
+                arrived += arrivals.get(d, [])
+                level = cp_model.LinearExpr.sum(arrived)
+                self.model.add(level >= cp_model.LinearExpr.sum(consumed_by.get(d, [])))
                 if material.storage_limit is not None:
-                    self.model.add(arrived - sum(consumed_by.get(d - 1, [])) <= material.storage_limit)
+                    before = cp_model.LinearExpr.sum(consumed_by.get(d - 1, []))
+                    self.model.add(level <= material.storage_limit + before)
         return total
 
     def _consumption_day(self, key: OpKey) -> cp_model.IntVar:

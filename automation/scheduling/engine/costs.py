@@ -247,17 +247,16 @@ def cost_issues(problem: Problem, cost: CostData) -> Iterator[str]:
         if terms.late_penalty_per_day < 0 or terms.margin < 0:
             yield f"terms of order {terms.order!r}: penalty and margin must not be negative"
     used = {line.material for line in cost.bom}
-    for material in sorted(used & materials):
-        if not cost.suppliers_of(material):
+    for name in sorted(used & materials):
+        if not cost.suppliers_of(name):
             demand = sum(
-                cost.consumption(problem, o.id, i)[material]
+                cost.consumption(problem, o.id, i).get(name, 0)
                 for o in problem.orders
                 if o.product in products
                 for i in range(len(products[o.product].routing))
-                if material in cost.consumption(problem, o.id, i)
             )
-            if demand > cost.material_by_id[material].stock:
-                yield f"material {material!r}: no supplier, and {demand} units are needed but only stock is there"
+            if demand > cost.material_by_id[name].stock:
+                yield f"material {name!r}: no supplier, and {demand} units are needed but only stock is there"
 
 
 @dataclass(frozen=True)

@@ -142,13 +142,13 @@ def _price(
 ) -> tuple[int, tuple[Purchase, ...]] | None:
     """The model's cost of ``schedule`` with the cheapest purchases for it."""
     model = built.model.clone()
-    model.clear_hints()
+    model.clear_hints()  # type: ignore[no-untyped-call]
     built.hint(schedule, model)
     built.fix(model, schedule)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = PRICING_S
     solver.parameters.num_workers = workers
     status = solver.solve(model)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if solver.status_name(status) not in ("OPTIMAL", "FEASIBLE"):
         return None
     return round(solver.objective_value), built.purchases(solver.value)

@@ -131,9 +131,9 @@ class ScheduleModel:
             if order.due is None:
                 continue
             if problem.hard_due_dates:
-                self.model.add(last_ends[order.id] <= order.due).only_enforce_if(
-                    self.accepted.get(order.id, self.model.new_constant(1))
-                )
+                hard = self.model.add(last_ends[order.id] <= order.due)
+                if order.id in self.accepted:
+                    hard.only_enforce_if(self.accepted[order.id])
             late = self.model.new_int_var(0, max(0, horizon - order.due), f"tardiness_{order.id}")
             if order.id in self.accepted:
                 self.model.add(late >= last_ends[order.id] - order.due).only_enforce_if(self.accepted[order.id])
@@ -230,7 +230,9 @@ class ScheduleModel:
         if accepted is None:
             self.model.add_exactly_one(c.present for c in op.choices)
         else:
-            self.model.add(sum(c.present for c in op.choices if c.present is not None) == accepted)
+            self.model.add(
+                cp_model.LinearExpr.sum([c.present for c in op.choices if c.present is not None]) == accepted
+            )
         for choice in op.choices:
             self.model.add_linear_expression_in_domain(op.start, starts[choice.machine]).only_enforce_if(choice.present)
         return op

@@ -22,7 +22,8 @@ from ortools.sat.python import cp_model
 
 from automation.scheduling.engine.availability import planning_horizon
 from automation.scheduling.engine.costs import CostBreakdown, Purchase
-from automation.scheduling.engine.costsolve import Status, solve_cost
+from automation.scheduling.engine.costsolve import Status as Status
+from automation.scheduling.engine.costsolve import solve_cost
 from automation.scheduling.engine.diagnosis import Finding, Reason, diagnose
 from automation.scheduling.engine.feasibility import check_schedule
 from automation.scheduling.engine.heuristic import dispatch
