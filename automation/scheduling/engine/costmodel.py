@@ -19,7 +19,7 @@ All money in thousandths (``to_millis``); ``total`` is the objective, constants 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -45,8 +45,58 @@ class _Buy:
     quantity: cp_model.IntVar
 
 
+@dataclass(frozen=True)
+class EnergyRates:
+    """What running costs per minute on each machine (energy above idle plus overtime), as prefix sums, and the
+    idle draw over every machine's working time, which no decision changes. Computed once per problem."""
+
+    prefix: dict[str, list[float]]
+    idle: float
+
+    @classmethod
+    def of(cls, problem: Problem) -> EnergyRates:
+        assert problem.cost is not None and problem.horizon is not None
+        cost, horizon = problem.cost, problem.horizon
+        price = [cost.tariff_at(t) for t in range(horizon)]
+        tariff_prefix = [0.0, *accumulate(price)]
+        idle = 0.0
+        prefix: dict[str, list[float]] = {}
+        for machine_spec in problem.machines:
+            power = cost.power_by_machine.get(machine_spec.id)
+            if power is not None and power.idle_kw > 0:
+                for start, end in working_windows(machine_spec, horizon=horizon):
+                    idle += power.idle_kw * (tariff_prefix[end] - tariff_prefix[start]) / 60
+            extra = power.running_kw - power.idle_kw if power is not None else 0.0
+            per_minute = [extra * p / 60 for p in price]
+            overtime = [o for o in cost.overtime if o.machine == machine_spec.id]
+            for o in overtime:
+                for t in range(o.start, min(o.end, horizon)):
+                    per_minute[t] += o.cost_per_hour / 60
+            if extra > 0 or overtime:
+                prefix[machine_spec.id] = [0.0, *accumulate(per_minute)]
+        return cls(prefix, idle)
+
+    def millis(self, machine: str, start: int, duration: int) -> int:
+        prefix = self.prefix.get(machine)
+        if prefix is None:
+            return 0
+        end = min(len(prefix) - 1, start + duration)
+        return to_millis(prefix[end] - prefix[start])
+
+
 class CostModel(ScheduleModel):
-    def __init__(self, problem: Problem, *, frozen: Sequence[FrozenOp], now: int) -> None:
+    """``frozen`` operations keep machine and start and cost constants; ``declined`` optional orders stay
+    declined. Both make the neighbourhoods of the cost search (``costlns.py``) small models."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        *,
+        frozen: Sequence[FrozenOp],
+        now: int,
+        rates: EnergyRates | None = None,
+        declined: Collection[str] = (),
+    ) -> None:
         assert problem.cost is not None and problem.horizon is not None
         cost = problem.cost
         super().__init__(
@@ -57,58 +107,44 @@ class CostModel(ScheduleModel):
             optional=[t.order for t in cost.orders if t.optional],
             slot=cost.slot,
         )
+        for order_id in declined:
+            self.model.add(self.accepted[order_id] == 0)
+        for order_id in {f.order for f in frozen} & self.accepted.keys():
+            self.model.add(self.accepted[order_id] == 1)  # a frozen operation is being made: so is its order
         self._cost = cost
+        self._rates = rates if rates is not None else EnergyRates.of(problem)
         self._days = days(problem)
         self._slot_of: dict[OpKey, cp_model.IntVar] = {}
         self._day_of: dict[OpKey, cp_model.IntVar] = {}
         self._by_day: dict[OpKey, dict[int, cp_model.IntVar]] = {}
         self._late_days: dict[str, cp_model.IntVar] = {}
         self._buys: list[_Buy] = []
-        self._fixed = {(f.order, f.op_index) for f in frozen}
         self._frozen_at = {(f.order, f.op_index): (f.start, f.machine) for f in frozen}
         terms = self._energy(problem) + self._orders(problem) + self._materials(problem)
         self.total: cp_model.LinearExprT = cp_model.LinearExpr.sum(terms)
 
     # energy and overtime --------------------------------------------------------------------------------------
     def _energy(self, problem: Problem) -> list[cp_model.LinearExprT]:
-        cost, horizon, slot = self._cost, problem.horizon, self._cost.slot
+        horizon, slot = problem.horizon, self._cost.slot
         assert horizon is not None
-        price = [cost.tariff_at(t) for t in range(horizon)]
-        tariff_prefix = [0.0, *accumulate(price)]
-        constant = 0.0
-        rates: dict[str, list[float]] = {}
-        for machine_spec in problem.machines:
-            power = cost.power_by_machine.get(machine_spec.id)
-            if power is not None and power.idle_kw > 0:
-                for start, end in working_windows(machine_spec, horizon=horizon):
-                    constant += power.idle_kw * (tariff_prefix[end] - tariff_prefix[start]) / 60
-            extra = power.running_kw - power.idle_kw if power is not None else 0.0
-            per_minute = [extra * p / 60 for p in price]
-            overtime = [o for o in cost.overtime if o.machine == machine_spec.id]
-            for o in overtime:
-                for t in range(o.start, min(o.end, horizon)):
-                    per_minute[t] += o.cost_per_hour / 60
-            if extra > 0 or overtime:
-                rates[machine_spec.id] = [0.0, *accumulate(per_minute)]
-        total: list[cp_model.LinearExprT] = [to_millis(constant)]
+        total: list[cp_model.LinearExprT] = [to_millis(self._rates.idle)]
         for op in self._ops:
-            charged = [c for c in op.choices if c.machine in rates]
+            charged = [c for c in op.choices if c.machine in self._rates.prefix]
             if not charged:
                 continue
             durations = self._problem.durations(op.key)
-            if op.key in self._fixed:  # its machine and start are given
+            if op.key in self._frozen_at:  # its machine and start are given
                 start, machine = self._frozen_at[op.key]
-                prefix = rates[machine]
-                total.append(to_millis(prefix[min(horizon, start + durations[machine])] - prefix[start]))
+                total.append(self._rates.millis(machine, start, durations[machine]))
                 continue
             spent = self.model.new_int_var(0, 10**15, f"energy{op.key}")
             index = self.model.new_int_var(0, horizon // slot, f"slot{op.key}")
             self.model.add(op.start == slot * index)
             self._slot_of[op.key] = index
             for choice in charged:
-                prefix, duration = rates[choice.machine], durations[choice.machine]
+                duration = durations[choice.machine]
                 table = [
-                    to_millis(prefix[s + duration] - prefix[s]) if s + duration <= horizon else 0
+                    self._rates.millis(choice.machine, s, duration) if s + duration <= horizon else 0
                     for s in range(0, horizon + 1, slot)
                 ]
                 value = self.model.new_int_var(min(table), max(table), "")
@@ -186,8 +222,14 @@ class CostModel(ScheduleModel):
                 continue
             consumed_by: dict[int, list[cp_model.LinearExprT]] = defaultdict(list)
             for key, units in users:
-                day = self._consumption_day(key)
-                total += [holding * units * day, -holding * units * horizon_days]
+                if key in self._frozen_at:
+                    day = self._frozen_at[key][0] // MINUTES_PER_DAY
+                    total.append(-holding * units * (horizon_days - day))
+                    for d in range(day, horizon_days):
+                        consumed_by[d].append(units)
+                    continue
+                day_var = self._consumption_day(key)
+                total += [holding * units * day_var, -holding * units * horizon_days]
                 for d, started in self._started_by(key).items():
                     consumed_by[d].append(units * started)
             arrived: list[cp_model.LinearExprT] = [material.stock]
@@ -254,20 +296,6 @@ class CostModel(ScheduleModel):
                     )
                 )
         return tuple(bought)
-
-    def fix(self, model: cp_model.CpModel, schedule: Sequence[Assignment]) -> None:
-        """Constrain ``model``, a clone of this model, to exactly ``schedule``: only the purchases stay free."""
-        by_key = {a.key: a for a in schedule}
-        scheduled = {a.order for a in schedule}
-        for order_id, accepted in self.accepted.items():
-            model.add(accepted == int(order_id in scheduled))
-        for op in self._ops:
-            if (a := by_key.get(op.key)) is None:
-                continue
-            model.add(op.start == a.start)
-            for choice in op.choices:
-                if choice.present is not None:
-                    model.add(choice.present == int(choice.machine == a.machine))
 
     def hint(self, schedule: Sequence[Assignment], model: cp_model.CpModel | None = None) -> None:
         super().hint(schedule, model)

@@ -1,10 +1,12 @@
 """``objective="cost"``: the schedule and the purchase plan decided together, at the lowest total cost.
 
-The start is the plant's usual practice (``costplan.py``) moved onto the slot grid, priced exactly by the
-model; CP-SAT and the large neighbourhood search then improve it side by side (``search.py``), exactly as for
-the other objectives. The incumbent is a schedule; the purchases that go with it are the cheapest for that
-schedule, found by the same model with the schedule fixed (a small lot-sizing problem, solved at the end).
-Objective values are thousandths of the currency.
+The start is the plant's usual practice (``costplan.py``) moved onto the slot grid, with the cheapest purchases
+for it. Up to ``FULL_MODEL_OPS`` operations, one CP-SAT model holds the whole plan (``costmodel.py``) and CP-SAT
+and the large neighbourhood search improve it side by side (``search.py``), as for the other objectives; it
+proves small plans optimal. Beyond, a fix-and-optimise search (``costlns.py``) re-plans a part of the plan at a
+time, with all purchases. The incumbent is a schedule; the purchases that go with it are the cheapest for that
+schedule (``costlns.price``, a small lot-sizing problem, solved at the end). Objective values are thousandths
+of the currency.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Literal
 from ortools.sat.python import cp_model
 
 from automation.scheduling.engine.costcheck import check_plan, evaluate_plan
-from automation.scheduling.engine.costmodel import CostModel, cost_data
+from automation.scheduling.engine.costlns import CostLns, price
+from automation.scheduling.engine.costmodel import CostModel, EnergyRates, cost_data
 from automation.scheduling.engine.costplan import jit_purchases, retime
 from automation.scheduling.engine.costs import CostBreakdown, Purchase
 from automation.scheduling.engine.diagnosis import Finding, Reason, diagnose
@@ -28,6 +31,7 @@ from automation.scheduling.engine.search import search
 
 Status = Literal["optimal", "feasible", "infeasible", "cancelled", "no_solution_in_time"]
 PRICING_S = 10.0  # at most this long to find the cheapest purchases for a fixed schedule
+FULL_MODEL_OPS = 150  # up to this many operations one CP-SAT model holds the whole plan; beyond, ``costlns``
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,9 @@ def solve_cost(
     findings = diagnose(problem, frozen=frozen, now=now)
     if findings:
         return CostOutcome("infeasible", None, None, (), (), None, time.monotonic() - started, tuple(findings))
-    built = CostModel(problem, frozen=frozen, now=now)
-    built.model.minimize(built.total)
+    rates = EnergyRates.of(problem)
     start = _start(problem, hint, frozen=frozen, now=now)
-    priced = _price(built, start, workers=workers) if start is not None else None
+    priced = price(problem, start, rates=rates, now=now, time_limit_s=PRICING_S) if start is not None else None
 
     def report(value: int, bound: int, schedule: tuple[Assignment, ...]) -> None:
         if on_solution is not None:
@@ -72,20 +75,25 @@ def solve_cost(
 
     incumbent = Incumbent(report)
     if start is not None and priced is not None:
-        built.hint(start)
-        incumbent.seed(priced[0], tuple(start))
-    outcome = search(
-        built,
-        built.total,
-        incumbent,
-        time_limit_s=max(0.0, time_limit_s - (time.monotonic() - started)),
-        workers=workers,
-        should_stop=should_stop,
-    )
-    if outcome.status == cp_model.MODEL_INVALID:
-        raise RuntimeError("CP-SAT rejected the cost model as invalid")
+        incumbent.offer(priced[0], start)
+    left = max(0.0, time_limit_s - (time.monotonic() - started))
+    operations = sum(len(problem.routing(o.id)) for o in problem.orders)
+    cancelled, optimal, infeasible = False, False, False
+    if operations <= FULL_MODEL_OPS or incumbent.value is None:
+        built = CostModel(problem, frozen=frozen, now=now, rates=rates)
+        built.model.minimize(built.total)
+        if start is not None:
+            built.hint(start)
+        outcome = search(built, built.total, incumbent, time_limit_s=left, workers=workers, should_stop=should_stop)
+        if outcome.status == cp_model.MODEL_INVALID:
+            raise RuntimeError("CP-SAT rejected the cost model as invalid")
+        cancelled = outcome.cancelled
+        optimal = outcome.status == cp_model.OPTIMAL
+        infeasible = outcome.status == cp_model.INFEASIBLE
+    else:
+        cancelled = CostLns(problem, incumbent, rates=rates, now=now).run(started + time_limit_s, should_stop)
     if incumbent.value is None:
-        if outcome.status == cp_model.INFEASIBLE:
+        if infeasible:
             conflict = Finding(
                 None,
                 None,
@@ -94,20 +102,14 @@ def solve_cost(
             )
             return CostOutcome("infeasible", None, None, (), (), None, time.monotonic() - started, (conflict,))
         return CostOutcome(
-            "cancelled" if outcome.cancelled else "no_solution_in_time",
-            None,
-            None,
-            (),
-            (),
-            None,
-            time.monotonic() - started,
+            "cancelled" if cancelled else "no_solution_in_time", None, None, (), (), None, time.monotonic() - started
         )
     schedule = incumbent.schedule
-    final = _price(built, schedule, workers=workers)
+    final = price(problem, schedule, rates=rates, now=now, time_limit_s=PRICING_S)
     purchases = final[1] if final is not None else jit_purchases(problem, schedule) or ()
-    proven = outcome.status == cp_model.OPTIMAL or incumbent.proven
-    result: Status = "optimal" if proven else "cancelled" if outcome.cancelled else "feasible"
-    bound = incumbent.value if outcome.status == cp_model.OPTIMAL else incumbent.bound
+    proven = optimal or incumbent.proven
+    result: Status = "optimal" if proven else "cancelled" if cancelled else "feasible"
+    bound = incumbent.value if optimal else incumbent.bound
     return CostOutcome(
         result,
         incumbent.value,
@@ -135,20 +137,3 @@ def _start(
     if purchases is None or check_plan(problem, timed, purchases, frozen=frozen, now=now):
         return None
     return timed
-
-
-def _price(
-    built: CostModel, schedule: Sequence[Assignment], *, workers: int
-) -> tuple[int, tuple[Purchase, ...]] | None:
-    """The model's cost of ``schedule`` with the cheapest purchases for it."""
-    model = built.model.clone()
-    model.clear_hints()  # type: ignore[no-untyped-call]
-    built.hint(schedule, model)
-    built.fix(model, schedule)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = PRICING_S
-    solver.parameters.num_workers = workers
-    status = solver.solve(model)
-    if solver.status_name(status) not in ("OPTIMAL", "FEASIBLE"):
-        return None
-    return round(solver.objective_value), built.purchases(solver.value)
