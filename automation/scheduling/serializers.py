@@ -89,6 +89,12 @@ class ShiftSerializer(serializers.ModelSerializer):
         model = Shift
         fields = ["days", "start", "end", "overtime_cost_per_hour"]
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data.get("overtime_cost_per_hour") is None:
+            data.pop("overtime_cost_per_hour", None)  # a regular shift: shown as before overtime existed
+        return data
+
     def validate(self, attrs):
         if attrs["start"] == attrs["end"]:
             raise serializers.ValidationError({"end": "A shift must not start and end at the same time."})
