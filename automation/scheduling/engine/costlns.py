@@ -51,7 +51,13 @@ def frozen_plan_model(
 
 
 def price(
-    problem: Problem, schedule: Sequence[Assignment], *, rates: EnergyRates, now: int, time_limit_s: float
+    problem: Problem,
+    schedule: Sequence[Assignment],
+    *,
+    rates: EnergyRates,
+    now: int,
+    time_limit_s: float,
+    workers: int = 1,
 ) -> tuple[int, tuple[Purchase, ...]] | None:
     """The cost of ``schedule`` in thousandths with the cheapest purchases for it: a lot-sizing problem."""
     built = frozen_plan_model(problem, schedule, rates=rates, now=now)
@@ -59,7 +65,7 @@ def price(
     built.hint(schedule)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
-    solver.parameters.num_workers = 1
+    solver.parameters.num_workers = workers
     status = solver.solve(built.model)
     if solver.status_name(status) not in ("OPTIMAL", "FEASIBLE"):
         return None
@@ -89,6 +95,7 @@ class CostLns:
         self._difficulty = dict.fromkeys(range(len(self._neighbourhoods)), 0.03)
         self._stopped = False
         self._current: cp_model.CpSolver | None = None
+        self._deadline = 0.0
         self.slices = 0
         self.improvements = 0
 
@@ -99,6 +106,7 @@ class CostLns:
 
     def run(self, deadline: float, should_stop: Callable[[], bool] | None = None) -> bool:
         """Search until ``deadline``; True when ``should_stop`` ended it."""
+        self._deadline = deadline
         while not self._stopped and (left := deadline - time.monotonic()) > 0.2:
             if should_stop is not None and should_stop():
                 return True
@@ -118,9 +126,12 @@ class CostLns:
         declined = [o.id for o in self._problem.orders if o.id not in scheduled]
         free_orders = set(self._rng.sample(declined, min(len(declined), 2))) if declined else set()
         free_orders |= {key[0] for key in freed}
+        building = time.monotonic()
         built = frozen_plan_model(
             self._problem, schedule, rates=self._rates, now=self._now, free=freed, free_orders=free_orders
         )
+        # on a loaded machine a large plan takes seconds to build: give the solve at least as long
+        time_limit = max(time_limit, min(self._deadline - time.monotonic(), time.monotonic() - building))
         built.model.minimize(built.total)
         built.hint(schedule)
         built.model.add(built.total <= value)

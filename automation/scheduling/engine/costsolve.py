@@ -30,7 +30,8 @@ from automation.scheduling.engine.problem import Assignment, FrozenOp, Problem, 
 from automation.scheduling.engine.search import search
 
 Status = Literal["optimal", "feasible", "infeasible", "cancelled", "no_solution_in_time"]
-PRICING_S = 10.0  # at most this long to find the cheapest purchases for a fixed schedule
+PRICING_S = 10.0  # at least this long to find the cheapest purchases for a fixed schedule
+PRICING_SHARE = 0.1  # or this share of the time limit, when longer
 FULL_MODEL_OPS = 150  # up to this many operations one CP-SAT model holds the whole plan; beyond, ``costlns``
 
 
@@ -67,7 +68,13 @@ def solve_cost(
         return CostOutcome("infeasible", None, None, (), (), None, time.monotonic() - started, tuple(findings))
     rates = EnergyRates.of(problem)
     start = _start(problem, hint, frozen=frozen, now=now)
-    priced = price(problem, start, rates=rates, now=now, time_limit_s=PRICING_S) if start is not None else None
+    # the first plan's purchases are most of what the search saves on a large plan: give them time
+    pricing_s = max(PRICING_S, PRICING_SHARE * time_limit_s)
+    priced = (
+        price(problem, start, rates=rates, now=now, time_limit_s=pricing_s, workers=workers)
+        if start is not None
+        else None
+    )
 
     def report(value: int, bound: int, schedule: tuple[Assignment, ...]) -> None:
         if on_solution is not None:
@@ -105,7 +112,7 @@ def solve_cost(
             "cancelled" if cancelled else "no_solution_in_time", None, None, (), (), None, time.monotonic() - started
         )
     schedule = incumbent.schedule
-    final = price(problem, schedule, rates=rates, now=now, time_limit_s=PRICING_S)
+    final = price(problem, schedule, rates=rates, now=now, time_limit_s=pricing_s, workers=workers)
     purchases = final[1] if final is not None else jit_purchases(problem, schedule) or ()
     proven = optimal or incumbent.proven
     result: Status = "optimal" if proven else "cancelled" if cancelled else "feasible"
