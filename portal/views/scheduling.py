@@ -40,11 +40,15 @@ ENTITY_LABELS = {
     "machines": gettext_lazy("Machines"),
     "shifts": gettext_lazy("Shifts"),
     "materials": gettext_lazy("Materials"),
+    "suppliers": gettext_lazy("Suppliers"),
+    "supplier_prices": gettext_lazy("Supplier prices"),
     "products": gettext_lazy("Products"),
     "operations": gettext_lazy("Operations"),
+    "bom": gettext_lazy("Bills of materials"),
     "setup_times": gettext_lazy("Setup times"),
     "downtimes": gettext_lazy("Downtimes"),
     "orders": gettext_lazy("Orders"),
+    "tariff": gettext_lazy("Electricity tariff"),
 }
 
 OBJECTIVES = [
