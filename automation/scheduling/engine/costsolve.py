@@ -5,7 +5,8 @@ for it. Up to ``FULL_MODEL_OPS`` operations, one CP-SAT model holds the whole pl
 and the large neighbourhood search improve it side by side (``search.py``), as for the other objectives; it
 proves small plans optimal. Beyond, a fix-and-optimise search (``costlns.py``) re-plans a part of the plan at a
 time, with all purchases. The incumbent is a schedule; the purchases that go with it are the cheapest for that
-schedule (``costlns.price``, a small lot-sizing problem, solved at the end). Objective values are thousandths
+schedule (``costlns.price``, a small lot-sizing problem, solved at the end: unlike the other objectives, this
+final step may run past ``time_limit_s``, by at most a tenth of it or 10 s). Objective values are thousandths
 of the currency.
 """
 
