@@ -243,3 +243,30 @@ def test_other_objectives_ignore_cost_data() -> None:
     problem = plant(release=0)
     result = solve(problem, objective="makespan", time_limit_s=5)
     assert result.status == "optimal" and result.objective == 60 and result.purchases == ()
+
+
+def generated(seed: int) -> Problem:
+    from benchmarks.scheduling_cost import generate  # the benchmark's generator, with its seeds, in the repository
+
+    return generate(seed=seed, pattern="volatile", orders=8, ops=3, machines=3, materials=2, days=5)
+
+
+def test_the_neighbourhood_search_for_large_plans_keeps_every_rule_and_beats_usual_practice(monkeypatch) -> None:
+    monkeypatch.setattr("automation.scheduling.engine.costsolve.FULL_MODEL_OPS", 0)  # as if the plan were large
+    problem = generated(11)
+    usual = usual_practice(problem)
+    assert usual is not None
+    seen: list[int] = []
+    result = solve(problem, objective="cost", time_limit_s=15, workers=1, on_solution=lambda v, b, s, w: seen.append(v))
+    assert result.status == "feasible" and result.best_bound is None
+    assert check_plan(problem, result.schedule, result.purchases) == []
+    assert result.costs is not None
+    assert result.costs.total <= evaluate_plan(problem, *usual).total
+    assert seen and seen == sorted(seen, reverse=True) and seen[-1] == result.objective
+
+
+def test_a_cancelled_cost_run_returns_its_best_plan() -> None:
+    problem = generated(12)
+    result = solve(problem, objective="cost", time_limit_s=30, workers=1, should_stop=lambda: True)
+    assert result.status == "cancelled"
+    assert result.schedule and check_plan(problem, result.schedule, result.purchases) == []
