@@ -19,7 +19,7 @@ from tenants.scoping import OrganizationScopedViewMixin
 
 from . import importing, runs, serializers, services
 from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime
-from .outputs import schedule_by_machine, schedule_csv, schedule_png
+from .outputs import purchase_rows, purchases_csv, schedule_by_machine, schedule_csv, schedule_png
 
 
 class _MasterData(OrganizationScopedViewMixin, viewsets.ModelViewSet):
@@ -145,7 +145,7 @@ class ImportView(OrganizationScopedViewMixin, GenericAPIView):
         )
 
 
-_FILE_ACTIONS = {"schedule_csv", "gantt_png"}
+_FILE_ACTIONS = {"schedule_csv", "gantt_png", "purchases_csv"}
 
 
 class RunViewSet(
@@ -207,6 +207,23 @@ class RunViewSet(
     def gantt_png(self, request, *args, **kwargs):
         """A Gantt chart: a row per machine, off-shift and downtime shaded, changeovers hatched."""
         return HttpResponse(schedule_png(self._with_schedule()), content_type="image/png")
+
+    @extend_schema(responses={200: serializers.PurchaseOrderSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def purchases(self, request, *args, **kwargs):
+        """The purchase orders planned with a cost run's schedule, by order date."""
+        return Response(purchase_rows(self._with_schedule()))
+
+    @extend_schema(
+        operation_id="scheduling_runs_purchases_csv", responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)}
+    )
+    @action(detail=True, methods=["get"], url_path="purchases.csv", url_name="purchases-csv")
+    def purchases_csv(self, request, *args, **kwargs):
+        """The purchase orders as CSV."""
+        run = self._with_schedule()
+        response = HttpResponse(purchases_csv(run), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="purchases-{run.id}.csv"'
+        return response
 
     def _with_schedule(self) -> Run:
         run = self.get_object()

@@ -4,6 +4,7 @@ optimisation runs with their schedules."""
 from tenants.data_protection import register_section
 
 from .models import (
+    BomLine,
     Downtime,
     Machine,
     Material,
@@ -15,6 +16,9 @@ from .models import (
     Run,
     SetupTime,
     Shift,
+    Supplier,
+    SupplierPrice,
+    TariffRate,
 )
 
 
@@ -27,12 +31,16 @@ def register() -> None:
             Order,
             OperationOption,
             OperationMaterial,
+            BomLine,
             Operation,
             Product,
             SetupTime,
             Downtime,
             Shift,
             Machine,
+            TariffRate,
+            SupplierPrice,
+            Supplier,
             Material,
         ],
     )

@@ -6,7 +6,10 @@ and if any row is bad the whole import is rolled back. Rows that name an existin
 
 Entities are applied in dependency order, so an order may name a product created earlier in the same
 import. CSV files are flat; the lines of `shifts` and `operations` files make up a machine's shifts and a
-product's routing (replacing what was there).
+product's routing (replacing what was there). For the cost objective: `suppliers` (price breaks in a cell as
+"100:0.95;500:0.9"), `supplier_prices` (a supplier's price from a day on), `bom` (a product step's material per
+unit) and `tariff` (price per kWh by weekday 0-6 and UTC hour); a line naming a price, line or hour that exists
+replaces it.
 """
 
 import csv
@@ -27,18 +30,25 @@ from tenants.models import Organization
 
 from . import serializers, services
 from .conf import MAX_IMPORT_BYTES, MAX_IMPORT_ROWS
-from .models import Machine, Material, Order, Product, SetupTime
+from .models import Machine, Material, Order, Product, SetupTime, Supplier
 
 # entity -> (required columns, optional columns) of its CSV file; the JSON document uses the same names.
 CSV_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "machines": (("code",), ("name", "timezone")),
-    "shifts": (("machine", "days", "start", "end"), ()),
-    "materials": (("code",), ("name", "arrives_at")),
+    "machines": (("code",), ("name", "timezone", "running_kw", "idle_kw")),
+    "shifts": (("machine", "days", "start", "end"), ("overtime_cost_per_hour",)),
+    "materials": (("code",), ("name", "arrives_at", "stock", "holding_cost_per_day", "storage_limit")),
+    "suppliers": (("code", "material"), ("name", "lead_days", "moq", "price_breaks")),
+    "supplier_prices": (("supplier", "day", "price"), ()),
     "products": (("code",), ("name", "family")),
     "operations": (("product", "step", "machine", "minutes_per_unit"), ("name", "materials")),
+    "bom": (("product", "step", "material", "quantity_per_unit"), ()),
     "setup_times": (("machine", "minutes"), ("from_family", "to_family")),
     "downtimes": (("machine", "starts_at", "ends_at"), ("kind", "reason")),
-    "orders": (("code", "product", "quantity"), ("release_at", "due_at", "weight")),
+    "orders": (
+        ("code", "product", "quantity"),
+        ("release_at", "due_at", "weight", "late_penalty_per_day", "optional", "margin"),
+    ),
+    "tariff": (("weekday", "hour", "price_per_kwh"), ()),
 }
 ENTITIES = tuple(CSV_COLUMNS)  # also the order in which they are applied
 LIST_COLUMNS = {("operations", "materials")}  # ';'-separated codes in a CSV cell
@@ -288,6 +298,13 @@ class _Importer:
             elif self.write(row.where, lambda d=data, s=existing: services.setup_time_update(setup_time=s, data=d)):
                 self.result.updated["setup_times"] += 1
 
+    def each(self, rows: list[Row], serializer_class, write: Callable[..., object], entity: str) -> None:
+        """Rows that each set one thing (a price on a day, a bill-of-materials line, a tariff hour)."""
+        for row in rows:
+            data = self.validated(serializer_class, row)
+            if data is not None and self.write(row.where, lambda d=data: write(organization=self.organization, **d)):
+                self.result.created[entity] += 1
+
     def downtimes(self, rows: list[Row]) -> None:
         for row in rows:
             data = self.validated(serializers.DowntimeSerializer, row)
@@ -332,6 +349,19 @@ def scheduling_import(*, organization: Organization, rows: Iterable[Row]) -> Imp
             lambda i, d: services.material_update(material=i, data=d),
             "materials",
         ),
+        "suppliers": lambda r: importer.coded(
+            r,
+            Supplier,
+            serializers.SupplierSerializer,
+            services.supplier_create,
+            lambda i, d: services.supplier_update(supplier=i, data=d),
+            "suppliers",
+        ),
+        "supplier_prices": lambda r: importer.each(
+            r, serializers.SupplierPriceSerializer, services.supplier_price_set, "supplier_prices"
+        ),
+        "bom": lambda r: importer.each(r, serializers.BomLineSerializer, services.bom_line_set, "bom"),
+        "tariff": lambda r: importer.each(r, serializers.TariffRateSerializer, services.tariff_rate_set, "tariff"),
         "products": lambda r: importer.coded(
             r,
             Product,

@@ -64,6 +64,9 @@ class Machine(_Coded):
     name = models.CharField(max_length=200, blank=True)
     # Shift times are wall-clock times in this zone, so a 06:00 shift stays at 06:00 across DST changes.
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    # Power draw, for the cost objective's energy: running, and idle during its working time.
+    running_kw = models.DecimalField(max_digits=10, decimal_places=3, default=0, validators=[MinValueValidator(0)])
+    idle_kw = models.DecimalField(max_digits=10, decimal_places=3, default=0, validators=[MinValueValidator(0)])
 
     class Meta:
         ordering = ("code",)
@@ -79,6 +82,14 @@ class Shift(models.Model):
     days = ArrayField(models.CharField(max_length=3, choices=[(d, d) for d in WEEKDAYS]))
     start = models.TimeField()
     end = models.TimeField(help_text="At or before the start: the shift ends the next day.")
+    overtime_cost_per_hour = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Set: an overtime shift, costing this much per hour the machine works in it.",
+    )
 
     class Meta:
         ordering = ("start", "id")
@@ -125,10 +136,70 @@ class Material(_Coded):
 
     name = models.CharField(max_length=200, blank=True)
     arrives_at = models.DateTimeField(null=True, blank=True, help_text="Empty: no delivery is expected yet.")
+    # Purchasing, for the cost objective: units on hand, what holding one costs per day, the most storable.
+    stock = models.PositiveIntegerField(default=0)
+    holding_cost_per_day = models.DecimalField(
+        max_digits=12, decimal_places=4, default=0, validators=[MinValueValidator(0)]
+    )
+    storage_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
 
     class Meta:
         ordering = ("code",)
         constraints, indexes = _coded_meta("material")
+
+
+class Supplier(_Coded):
+    """Sells one material at a price over time, after a lead time, in orders of at least `moq` units."""
+
+    material = models.ForeignKey(Material, on_delete=models.CASCADE, related_name="suppliers")
+    name = models.CharField(max_length=200, blank=True)
+    lead_days = models.PositiveIntegerField(default=0)
+    moq = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    # [[min_quantity, factor], ...]: an order of at least min_quantity pays factor times the dated price.
+    price_breaks = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ("code",)
+        constraints, indexes = _coded_meta("supplier")
+
+
+class SupplierPrice(models.Model):
+    """From `day` on (until the next one), a unit ordered from the supplier costs `price`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    supplier = models.ForeignKey(Supplier, on_delete=models.CASCADE, related_name="prices")
+    day = models.DateField()
+    price = models.DecimalField(max_digits=14, decimal_places=4, validators=[MinValueValidator(0)])
+
+    class Meta:
+        ordering = ("supplier", "day")
+        constraints = [models.UniqueConstraint(fields=["supplier", "day"], name="sched_supplier_price_day")]
+
+    def __str__(self) -> str:
+        return f"{self.supplier} {self.day}: {self.price}"
+
+
+class TariffRate(models.Model):
+    """The electricity price per kWh in one hour of the week (UTC); hours not listed cost nothing."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday ... 6 = Sunday.")
+    hour = models.PositiveSmallIntegerField(help_text="0-23, UTC.")
+    price_per_kwh = models.DecimalField(max_digits=10, decimal_places=5, validators=[MinValueValidator(0)])
+
+    class Meta:
+        ordering = ("weekday", "hour")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "weekday", "hour"], name="sched_tariff_hour"),
+            models.CheckConstraint(
+                condition=models.Q(weekday__lte=6) & models.Q(hour__lte=23), name="sched_tariff_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.weekday} {self.hour:02d}h {self.price_per_kwh}"
 
 
 class Product(_Coded):
@@ -188,6 +259,26 @@ class OperationMaterial(models.Model):
         return f"{self.operation.product} (step {self.operation.position + 1})"
 
 
+class BomLine(models.Model):
+    """Step `position` of a product consumes `quantity_per_unit` of a material per unit of the order."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="bom")
+    position = models.PositiveSmallIntegerField()
+    material = models.ForeignKey(Material, on_delete=models.PROTECT, related_name="+")
+    quantity_per_unit = models.DecimalField(max_digits=14, decimal_places=4, validators=[MinValueValidator(0.0001)])
+
+    class Meta:
+        ordering = ("product", "position")
+        constraints = [
+            models.UniqueConstraint(fields=["product", "position", "material"], name="sched_bom_line_material")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} (step {self.position + 1}): {self.quantity_per_unit} {self.material}"
+
+
 class SetupTime(models.Model):
     """Changeover minutes on a machine from one product family to another (none when not listed)."""
 
@@ -215,6 +306,11 @@ class Order(_Coded):
     release_at = models.DateTimeField(null=True, blank=True, help_text="Empty: may start at once.")
     due_at = models.DateTimeField(null=True, blank=True)
     weight = models.PositiveIntegerField(default=1, help_text="Priority: multiplies this order's lateness.")
+    late_penalty_per_day = models.DecimalField(
+        max_digits=14, decimal_places=2, default=0, validators=[MinValueValidator(0)]
+    )
+    optional = models.BooleanField(default=False, help_text="The cost objective may decline it, forgoing its margin.")
+    margin = models.DecimalField(max_digits=14, decimal_places=2, default=0, validators=[MinValueValidator(0)])
 
     class Meta:
         ordering = ("code",)
@@ -235,6 +331,7 @@ class Run(models.Model):
         MAKESPAN = "makespan", _("Makespan")
         WEIGHTED_TARDINESS = "weighted_tardiness", _("Weighted tardiness")
         WEIGHTED_MIX = "weighted_mix", _("Weighted mix")
+        COST = "cost", _("Cost")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = _organization_field()
@@ -267,6 +364,8 @@ class Run(models.Model):
     schedule = models.JSONField(null=True, blank=True)
     kpis = models.JSONField(null=True, blank=True)
     findings = models.JSONField(default=list, blank=True)
+    costs = models.JSONField(null=True, blank=True)  # objective cost: by kind, per order, per material
+    purchases = models.JSONField(default=list, blank=True)  # objective cost: the purchase orders
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

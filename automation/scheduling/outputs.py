@@ -88,3 +88,44 @@ def kpis_json(run: Run) -> dict | None:
         "on_time_rate": kpis["on_time_rate"],
         "utilisation": kpis["utilisation"],
     }
+
+
+PURCHASE_COLUMNS = [
+    "supplier",
+    "material",
+    "quantity",
+    "order_on",
+    "arrives_on",
+    "order_day",
+    "arrival_day",
+    "unit_price",
+    "cost",
+]
+
+
+def purchase_rows(run: Run) -> list[dict]:
+    """The purchase orders of a cost run, by order date, with the days as datetimes (UTC)."""
+    rows = []
+    for p in sorted(run.purchases or [], key=lambda p: (p["order_day"], p["material"], p["supplier"])):
+        rows.append(
+            {
+                "supplier": p["supplier"],
+                "material": p["material"],
+                "quantity": p["quantity"],
+                "order_on": moment(run, p["order_day"] * 1440),
+                "arrives_on": moment(run, p["arrival_day"] * 1440),
+                "order_day": p["order_day"],
+                "arrival_day": p["arrival_day"],
+                "unit_price": p["unit_price"],
+                "cost": round(p["cost"], 2),
+            }
+        )
+    return rows
+
+
+def purchases_csv(run: Run) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=PURCHASE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(purchase_rows(run))
+    return buffer.getvalue()

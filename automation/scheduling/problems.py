@@ -4,18 +4,24 @@ Only what the chosen orders need goes in: their products, the machines of those 
 downtime and changeovers) and the materials the operations wait for. Reads only.
 """
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 
 from django.db.models import Prefetch, Q
 
+from .engine import BomLine as EngineBomLine
+from .engine import CostData, MachinePower, Option, OrderTerms, Overtime, PriceBreak, PricePoint, Problem, ProblemError
 from .engine import Machine as EngineMachine
+from .engine import Material as EngineMaterial
 from .engine import Operation as EngineOperation
-from .engine import Option, Problem, ProblemError
 from .engine import Order as EngineOrder
 from .engine import Product as EngineProduct
 from .engine import SetupTime as EngineSetupTime
-from .models import Downtime, Machine, Operation, Order, SetupTime
+from .engine import Supplier as EngineSupplier
+from .engine.costs import MINUTES_PER_DAY
+from .models import BomLine, Downtime, Machine, Material, Operation, Order, SetupTime, Supplier, TariffRate
 from .timegrid import Horizon, shift_windows
 
 
@@ -25,8 +31,10 @@ class BuiltProblem:
     operation_names: dict[str, list[str]]  # product code -> names of its operations, in routing order
 
 
-def problem_build(*, orders: Sequence[Order], horizon: Horizon) -> BuiltProblem:
-    """Raises the engine's ProblemError when the data cannot make a problem (say, a product without steps)."""
+def problem_build(*, orders: Sequence[Order], horizon: Horizon, with_cost: bool = False) -> BuiltProblem:
+    """Raises the engine's ProblemError when the data cannot make a problem (say, a product without steps).
+
+    ``with_cost``: add what the cost objective needs (``cost_data_build``)."""
     product_ids = {order.product_id for order in orders}
     operations = list(
         Operation.objects.filter(product_id__in=product_ids)
@@ -73,9 +81,81 @@ def problem_build(*, orders: Sequence[Order], horizon: Horizon) -> BuiltProblem:
         # A material without a delivery date is left out: the engine's diagnosis reports it by name.
         material_arrivals={m.code: max(0, horizon.minute_up(m.arrives_at)) for m in materials if m.arrives_at},
         horizon=horizon.minutes,
+        cost=cost_data_build(orders=orders, machines=machines, horizon=horizon) if with_cost else None,
     )
     names = {code: [operation.name for operation in routing] for code, routing in routings.items()}
     return BuiltProblem(problem, names)
+
+
+def cost_data_build(*, orders: Sequence[Order], machines: Sequence[Machine], horizon: Horizon) -> CostData:
+    """Prices, stock, bills of materials, power, tariff, overtime shifts and order terms, in engine units.
+
+    A supplier's price dated before the horizon applies from its start (day 0); days count from the horizon
+    start. The weekly tariff (UTC hours) becomes one price per hour of the horizon.
+    """
+    organization_id = orders[0].organization_id
+    product_ids = {order.product_id for order in orders}
+    bom = list(BomLine.objects.filter(product_id__in=product_ids).select_related("product", "material"))
+    material_ids = {line.material_id for line in bom}
+    materials = list(Material.objects.filter(id__in=material_ids).order_by("code"))
+    suppliers = list(
+        Supplier.objects.filter(material_id__in=material_ids).select_related("material").prefetch_related("prices")
+    )
+    rates = {
+        (r.weekday, r.hour): float(r.price_per_kwh) for r in TariffRate.objects.filter(organization_id=organization_id)
+    }
+    hours = -(-horizon.minutes // 60)
+    tariff: tuple[float, ...] = ()
+    if rates:
+        tariff = tuple(
+            rates.get(((moment := horizon.start + timedelta(hours=h)).weekday(), moment.hour), 0.0)
+            for h in range(hours)
+        )
+    overtime = []
+    for machine in machines:
+        for shift in machine.shifts.all():
+            if shift.overtime_cost_per_hour is None:
+                continue
+            for start, end in shift_windows(
+                [(shift.days, shift.start, shift.end)], zone=machine.timezone, horizon=horizon
+            ):
+                overtime.append(Overtime(machine.code, start, end, float(shift.overtime_cost_per_hour)))
+    return CostData(
+        materials=tuple(
+            EngineMaterial(m.code, m.stock, float(m.holding_cost_per_day), m.storage_limit) for m in materials
+        ),
+        suppliers=tuple(_supplier(s, horizon) for s in suppliers if s.prices.all()),
+        bom=tuple(
+            EngineBomLine(line.product.code, line.position, line.material.code, float(line.quantity_per_unit))
+            for line in bom
+        ),
+        power=tuple(
+            MachinePower(m.code, float(m.running_kw), float(m.idle_kw)) for m in machines if m.running_kw or m.idle_kw
+        ),
+        tariff=tariff,
+        overtime=tuple(overtime),
+        orders=tuple(
+            OrderTerms(o.code, float(o.late_penalty_per_day), o.optional, float(o.margin))
+            for o in orders
+            if o.late_penalty_per_day or o.optional or o.margin
+        ),
+    )
+
+
+def _supplier(supplier: Supplier, horizon: Horizon) -> EngineSupplier:
+    by_day: dict[int, float] = {}
+    for point in sorted(supplier.prices.all(), key=lambda p: p.day):
+        midnight = datetime.combine(point.day, time(), tzinfo=UTC)
+        day = max(0, -(-horizon.minute_up(midnight) // MINUTES_PER_DAY))
+        by_day[day] = float(point.price)  # later dates win a day they share
+    return EngineSupplier(
+        supplier.code,
+        supplier.material.code,
+        tuple(PricePoint(day, price) for day, price in sorted(by_day.items())),
+        lead_days=supplier.lead_days,
+        moq=supplier.moq,
+        breaks=tuple(PriceBreak(int(q), float(f)) for q, f in supplier.price_breaks),
+    )
 
 
 def _machine(machine: Machine, horizon: Horizon) -> EngineMachine:
@@ -127,4 +207,21 @@ def problem_merge(base: Problem, extra: Problem) -> Problem:
         material_arrivals={**extra.material_arrivals, **base.material_arrivals},
         horizon=base.horizon,
         hard_due_dates=base.hard_due_dates,
+        cost=_cost_merge(base.cost, extra.cost),
+    )
+
+
+def _cost_merge(base: CostData | None, extra: CostData | None) -> CostData | None:
+    """Cost data for a plan with rush orders: ``base``'s, plus the new orders' terms and what they consume."""
+    if base is None or extra is None:
+        return base or extra
+    known_materials = {m.id for m in base.materials}
+    known_suppliers = {s.id for s in base.suppliers}
+    known_bom = {(b.product, b.op_index, b.material) for b in base.bom}
+    return dataclasses.replace(
+        base,
+        materials=base.materials + tuple(m for m in extra.materials if m.id not in known_materials),
+        suppliers=base.suppliers + tuple(s for s in extra.suppliers if s.id not in known_suppliers),
+        bom=base.bom + tuple(b for b in extra.bom if (b.product, b.op_index, b.material) not in known_bom),
+        orders=base.orders + extra.orders,
     )

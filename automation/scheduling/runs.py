@@ -29,13 +29,21 @@ from .engine import (
     SolveResult,
     add_downtime,
     compute_kpis,
+    declined_orders,
     freeze_started,
     problem_from_jobshop,
 )
 from .models import Machine, Order, Run
 from .outputs import moment
 from .problems import problem_build, problem_merge
-from .snapshot import frozen_to_json, problem_from_json, problem_to_json, schedule_from_json, schedule_to_json
+from .snapshot import (
+    costs_to_json,
+    frozen_to_json,
+    problem_from_json,
+    problem_to_json,
+    schedule_from_json,
+    schedule_to_json,
+)
 from .timegrid import Horizon, truncate_to_minute
 
 
@@ -61,7 +69,11 @@ def _run_start(
     now_minute: int = 0,
     changes: dict | None = None,
 ) -> Run:
-    if objective != Run.Objective.MAKESPAN and all(order.due is None for order in problem.orders):
+    if objective == Run.Objective.COST and problem.cost is None:
+        raise ValidationError({"objective": ["cost needs factory data: prices, stock, power and tariffs."]})
+    if objective not in (Run.Objective.MAKESPAN, Run.Objective.COST) and all(
+        order.due is None for order in problem.orders
+    ):
         raise ValidationError({"objective": [f"{objective} needs orders with due dates, and none has one."]})
     run_id = uuid.uuid4()
     params = {
@@ -145,7 +157,11 @@ def run_create(
     if not orders:
         raise ValidationError({"orders": ["There are no orders to schedule."]})
     try:
-        built = problem_build(orders=orders, horizon=Horizon.beginning(start, days=horizon_days))
+        built = problem_build(
+            orders=orders,
+            horizon=Horizon.beginning(start, days=horizon_days),
+            with_cost=objective == Run.Objective.COST,
+        )
     except ProblemError as exc:
         raise ValidationError({"orders": exc.issues}) from exc
     return _run_start(
@@ -206,7 +222,7 @@ def run_reschedule(
             raise ValidationError({"rush_orders": ["Rush orders can only be added to a plan of factory orders."]})
         rush = _orders_by_code(run.organization, rush_order_codes, "rush_orders")
         try:
-            built = problem_build(orders=rush, horizon=horizon)
+            built = problem_build(orders=rush, horizon=horizon, with_cost=problem.cost is not None)
             problem = problem_merge(problem, built.problem)
         except ProblemError as exc:
             raise ValidationError({"rush_orders": exc.issues}) from exc
@@ -279,7 +295,12 @@ def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult) -> di
     run.gap = result.gap
     run.solver_seconds = result.wall_time
     run.schedule = schedule_to_json(schedule) if schedule else None
-    run.kpis = dataclasses.asdict(compute_kpis(problem, schedule)) if schedule else None
+    scheduled = {a.order for a in schedule}
+    # declined optional orders (objective cost) have no finish, so the KPIs are those of the orders made
+    made = dataclasses.replace(problem, orders=tuple(o for o in problem.orders if o.id in scheduled), cost=None)
+    run.kpis = dataclasses.asdict(compute_kpis(made, schedule)) if schedule else None
+    run.costs = costs_to_json(result.costs, declined=declined_orders(problem, schedule)) if result.costs else None
+    run.purchases = [dataclasses.asdict(p) for p in result.purchases]
     run.findings = [_finding_json(run, problem, f) for f in result.findings]
     run.save(
         update_fields=[
@@ -291,6 +312,8 @@ def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult) -> di
             "schedule",
             "kpis",
             "findings",
+            "costs",
+            "purchases",
         ]
     )
     summary = {
@@ -307,4 +330,7 @@ def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult) -> di
         summary["finishes_at"] = moment(run, run.kpis["makespan"])
     if run.findings:
         summary["findings"] = run.findings
+    if run.costs:
+        summary["costs"] = run.costs["by_kind"]
+        summary["purchase_orders"] = len(run.purchases)
     return summary

@@ -13,7 +13,20 @@ from rest_framework import serializers
 from tenants.scoping import CodeRelatedField
 
 from .conf import DEFAULT_HORIZON_DAYS, DEFAULT_TIME_LIMIT_S, MAX_HORIZON_DAYS, MAX_JOBSHOP_OPERATIONS, MAX_TIME_LIMIT_S
-from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime, Shift
+from .models import (
+    BomLine,
+    Downtime,
+    Machine,
+    Material,
+    Order,
+    Product,
+    Run,
+    SetupTime,
+    Shift,
+    Supplier,
+    SupplierPrice,
+    TariffRate,
+)
 from .outputs import kpis_json, moment
 from .timegrid import WEEKDAYS
 
@@ -73,7 +86,13 @@ class ShiftSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Shift
-        fields = ["days", "start", "end"]
+        fields = ["days", "start", "end", "overtime_cost_per_hour"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data.get("overtime_cost_per_hour") is None:
+            data.pop("overtime_cost_per_hour", None)  # a regular shift: shown as before overtime existed
+        return data
 
     def validate(self, attrs):
         if attrs["start"] == attrs["end"]:
@@ -91,7 +110,14 @@ class MachineSerializer(_OrganizationOwned):
 
     class Meta:
         model = Machine
-        fields = ["id", "code", "name", "timezone", "shifts", "created_at"]
+        fields = ["id", "code", "name", "timezone", "running_kw", "idle_kw", "shifts", "created_at"]
+
+    def validate(self, attrs):
+        running = attrs.get("running_kw", getattr(self.instance, "running_kw", 0))
+        idle = attrs.get("idle_kw", getattr(self.instance, "idle_kw", 0))
+        if idle > running:
+            raise serializers.ValidationError({"idle_kw": "A machine cannot draw more idle than running."})
+        return attrs
 
 
 class DowntimeSerializer(_OrganizationOwned):
@@ -112,7 +138,16 @@ class DowntimeSerializer(_OrganizationOwned):
 class MaterialSerializer(_OrganizationOwned):
     class Meta:
         model = Material
-        fields = ["id", "code", "name", "arrives_at", "created_at"]
+        fields = [
+            "id",
+            "code",
+            "name",
+            "arrives_at",
+            "stock",
+            "holding_cost_per_day",
+            "storage_limit",
+            "created_at",
+        ]
 
 
 class OptionSerializer(serializers.Serializer):
@@ -165,7 +200,19 @@ class OrderSerializer(_OrganizationOwned):
 
     class Meta:
         model = Order
-        fields = ["id", "code", "product", "quantity", "release_at", "due_at", "weight", "created_at"]
+        fields = [
+            "id",
+            "code",
+            "product",
+            "quantity",
+            "release_at",
+            "due_at",
+            "weight",
+            "late_penalty_per_day",
+            "optional",
+            "margin",
+            "created_at",
+        ]
 
     def validate(self, attrs):
         release_at = attrs.get("release_at", getattr(self.instance, "release_at", None))
@@ -184,7 +231,7 @@ class ShiftRowSerializer(ShiftSerializer):
     machine = CodeRelatedField(Machine)
 
     class Meta(ShiftSerializer.Meta):
-        fields = ["machine", "days", "start", "end"]
+        fields = ["machine", "days", "start", "end", "overtime_cost_per_hour"]
 
 
 class OperationRowSerializer(serializers.Serializer):
@@ -198,6 +245,76 @@ class OperationRowSerializer(serializers.Serializer):
     materials = CodeRelatedField(
         Material, many=True, required=False, help_text="Material codes; in a CSV file separated by ';'."
     )
+
+
+# --- purchasing and energy, for the cost objective -----------------------------------------------------------------
+
+
+class PriceBreaksField(serializers.Field):
+    """All-units discounts as [[min_quantity, factor], ...], or in a CSV cell as "100:0.95;500:0.9"."""
+
+    default_error_messages = {"invalid": "Use min_quantity:factor pairs such as '100:0.95;500:0.9'."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            pairs = [part.split(":") for part in re.split(r"[;\s]+", data.strip()) if part]
+        else:
+            pairs = data
+        try:
+            breaks = sorted([int(q), float(f)] for q, f in pairs)
+        except (TypeError, ValueError):
+            self.fail("invalid")
+        if any(q < 1 or not 0 < f <= 10 for q, f in breaks):
+            self.fail("invalid")
+        return breaks
+
+    def to_representation(self, value):
+        return value
+
+
+class SupplierSerializer(_OrganizationOwned):
+    material = CodeRelatedField(Material)
+    price_breaks = PriceBreaksField(required=False, default=list)
+
+    class Meta:
+        model = Supplier
+        fields = ["id", "code", "material", "name", "lead_days", "moq", "price_breaks", "created_at"]
+
+
+class SupplierPriceSerializer(serializers.ModelSerializer):
+    supplier = CodeRelatedField(Supplier)
+    price = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=Decimal("0"), coerce_to_string=False)
+
+    class Meta:
+        model = SupplierPrice
+        fields = ["supplier", "day", "price"]
+
+
+class BomLineSerializer(serializers.ModelSerializer):
+    """One line of a bill of materials: a product's step (from 1) consumes material per unit of the order."""
+
+    product = CodeRelatedField(Product)
+    step = serializers.IntegerField(min_value=1, max_value=1000, source="position")
+    material = CodeRelatedField(Material)
+    quantity_per_unit = serializers.DecimalField(
+        max_digits=14, decimal_places=4, min_value=Decimal("0.0001"), coerce_to_string=False
+    )
+
+    class Meta:
+        model = BomLine
+        fields = ["product", "step", "material", "quantity_per_unit"]
+
+
+class TariffRateSerializer(serializers.ModelSerializer):
+    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6 = Sunday.")
+    hour = serializers.IntegerField(min_value=0, max_value=23, help_text="UTC.")
+    price_per_kwh = serializers.DecimalField(
+        max_digits=10, decimal_places=5, min_value=Decimal("0"), coerce_to_string=False
+    )
+
+    class Meta:
+        model = TariffRate
+        fields = ["weekday", "hour", "price_per_kwh"]
 
 
 # --- runs -----------------------------------------------------------------------------------------------------------
@@ -343,6 +460,7 @@ class RunSerializer(serializers.ModelSerializer):
             "gap",
             "solver_seconds",
             "kpis",
+            "costs",
             "findings",
             "requested_by_label",
             "created_at",
@@ -374,6 +492,18 @@ class ScheduledOperationSerializer(serializers.Serializer):
 class MachineScheduleSerializer(serializers.Serializer):
     machine = serializers.CharField()
     operations = ScheduledOperationSerializer(many=True)
+
+
+class PurchaseOrderSerializer(serializers.Serializer):
+    supplier = serializers.CharField()
+    material = serializers.CharField()
+    quantity = serializers.IntegerField()
+    order_on = serializers.CharField(help_text="When to place it: the start of that day, UTC.")
+    arrives_on = serializers.CharField(help_text="When it arrives and can be used: the start of that day, UTC.")
+    order_day = serializers.IntegerField(help_text="Days from the horizon start.")
+    arrival_day = serializers.IntegerField()
+    unit_price = serializers.FloatField()
+    cost = serializers.FloatField()
 
 
 class ImportResultSerializer(serializers.Serializer):

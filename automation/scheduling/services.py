@@ -7,7 +7,7 @@ that again, so no code path can link one tenant's order to another tenant's prod
 """
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, TypedDict, TypeVar
 
@@ -18,6 +18,7 @@ from django.db.models import ProtectedError
 from tenants.models import Organization
 
 from .models import (
+    BomLine,
     Downtime,
     Machine,
     Material,
@@ -28,14 +29,18 @@ from .models import (
     Product,
     SetupTime,
     Shift,
+    Supplier,
+    SupplierPrice,
+    TariffRate,
 )
 from .timegrid import WEEKDAYS
 
 
-class ShiftData(TypedDict):
+class ShiftData(TypedDict, total=False):
     days: list[str]
     start: time
     end: time
+    overtime_cost_per_hour: Decimal | None
 
 
 class OptionData(TypedDict):
@@ -55,12 +60,14 @@ _M = TypeVar("_M", bound=models.Model)
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def _same_organization(organization_id, field: str, *objects: Machine | Material | Product) -> None:
+def _same_organization(organization_id, field: str, *objects: Machine | Material | Product | Supplier) -> None:
     if any(obj.organization_id != organization_id for obj in objects):
         raise ValidationError({field: ["No such object in this organisation."]})
 
 
-def _code_free(model: type[Machine | Material | Product | Order], *, organization_id, code: str, instance=None) -> None:
+def _code_free(
+    model: type[Machine | Material | Product | Order | Supplier], *, organization_id, code: str, instance=None
+) -> None:
     taken = model.objects.filter(organization_id=organization_id, code=code)
     if instance is not None:
         taken = taken.exclude(pk=instance.pk)
@@ -125,6 +132,7 @@ def _shifts_replace(machine: Machine, shifts: Sequence[ShiftData]) -> None:
             days=sorted(set(s["days"]), key=WEEKDAYS.index),
             start=s["start"],
             end=s["end"],
+            overtime_cost_per_hour=s.get("overtime_cost_per_hour"),
         )
         for s in shifts
     )
@@ -134,10 +142,21 @@ def _shifts_replace(machine: Machine, shifts: Sequence[ShiftData]) -> None:
 
 @transaction.atomic
 def machine_create(
-    *, organization: Organization, code: str, name: str = "", timezone: str = "UTC", shifts: Sequence[ShiftData] = ()
+    *,
+    organization: Organization,
+    code: str,
+    name: str = "",
+    timezone: str = "UTC",
+    shifts: Sequence[ShiftData] = (),
+    running_kw: Decimal = Decimal(0),
+    idle_kw: Decimal = Decimal(0),
 ) -> Machine:
     _code_free(Machine, organization_id=organization.id, code=code)
-    machine = _save(Machine(organization=organization, code=code, name=name, timezone=timezone))
+    machine = _save(
+        Machine(
+            organization=organization, code=code, name=name, timezone=timezone, running_kw=running_kw, idle_kw=idle_kw
+        )
+    )
     _shifts_replace(machine, shifts)
     return machine
 
@@ -149,7 +168,7 @@ def machine_update(*, machine: Machine, data: dict[str, Any]) -> Machine:
     shifts = data.pop("shifts", None)
     if "code" in data:
         _code_free(Machine, organization_id=machine.organization_id, code=data["code"], instance=machine)
-    _assign(machine, data, ("code", "name", "timezone"))
+    _assign(machine, data, ("code", "name", "timezone", "running_kw", "idle_kw"))
     _save(machine)
     if shifts is not None:
         _shifts_replace(machine, shifts)
@@ -199,17 +218,40 @@ def downtime_delete(*, downtime: Downtime) -> None:
 
 
 def material_create(
-    *, organization: Organization, code: str, name: str = "", arrives_at: datetime | None = None
+    *,
+    organization: Organization,
+    code: str,
+    name: str = "",
+    arrives_at: datetime | None = None,
+    stock: int = 0,
+    holding_cost_per_day: Decimal = Decimal(0),
+    storage_limit: int | None = None,
 ) -> Material:
     _code_free(Material, organization_id=organization.id, code=code)
-    return _save(Material(organization=organization, code=code, name=name, arrives_at=arrives_at))
+    material = Material(
+        organization=organization,
+        code=code,
+        name=name,
+        arrives_at=arrives_at,
+        stock=stock,
+        holding_cost_per_day=holding_cost_per_day,
+        storage_limit=storage_limit,
+    )
+    _material_check(material)
+    return _save(material)
+
+
+def _material_check(material: Material) -> None:
+    if material.storage_limit is not None and material.storage_limit < material.stock:
+        raise ValidationError({"storage_limit": ["The storage limit is below the stock on hand."]})
 
 
 def material_update(*, material: Material, data: dict[str, Any]) -> Material:
-    """`data`: any of code, name, arrives_at."""
+    """`data`: any of code, name, arrives_at, stock, holding_cost_per_day, storage_limit."""
     if "code" in data:
         _code_free(Material, organization_id=material.organization_id, code=data["code"], instance=material)
-    _assign(material, data, ("code", "name", "arrives_at"))
+    _assign(material, data, ("code", "name", "arrives_at", "stock", "holding_cost_per_day", "storage_limit"))
+    _material_check(material)
     return _save(material)
 
 
@@ -338,6 +380,9 @@ def order_create(
     release_at: datetime | None = None,
     due_at: datetime | None = None,
     weight: int = 1,
+    late_penalty_per_day: Decimal = Decimal(0),
+    optional: bool = False,
+    margin: Decimal = Decimal(0),
 ) -> Order:
     _same_organization(organization.id, "product", product)
     _code_free(Order, organization_id=organization.id, code=code)
@@ -349,21 +394,108 @@ def order_create(
         release_at=release_at,
         due_at=due_at,
         weight=weight,
+        late_penalty_per_day=late_penalty_per_day,
+        optional=optional,
+        margin=margin,
     )
     _order_check(order)
     return _save(order)
 
 
 def order_update(*, order: Order, data: dict[str, Any]) -> Order:
-    """`data`: any of code, product, quantity, release_at, due_at, weight."""
+    """`data`: any of code, product, quantity, release_at, due_at, weight, late_penalty_per_day, optional,
+    margin."""
     if "product" in data:
         _same_organization(order.organization_id, "product", data["product"])
     if "code" in data:
         _code_free(Order, organization_id=order.organization_id, code=data["code"], instance=order)
-    _assign(order, data, ("code", "product", "quantity", "release_at", "due_at", "weight"))
+    _assign(
+        order,
+        data,
+        ("code", "product", "quantity", "release_at", "due_at", "weight", "late_penalty_per_day", "optional", "margin"),
+    )
     _order_check(order)
     return _save(order)
 
 
 def order_delete(*, order: Order) -> None:
     order.delete()
+
+
+# --- purchasing and energy ------------------------------------------------------------------------------------------
+
+
+def supplier_create(
+    *,
+    organization: Organization,
+    code: str,
+    material: Material,
+    name: str = "",
+    lead_days: int = 0,
+    moq: int = 1,
+    price_breaks: list | None = None,
+) -> Supplier:
+    _same_organization(organization.id, "material", material)
+    _code_free(Supplier, organization_id=organization.id, code=code)
+    return _save(
+        Supplier(
+            organization=organization,
+            code=code,
+            material=material,
+            name=name,
+            lead_days=lead_days,
+            moq=moq,
+            price_breaks=price_breaks or [],
+        )
+    )
+
+
+def supplier_update(*, supplier: Supplier, data: dict[str, Any]) -> Supplier:
+    """`data`: any of code, material, name, lead_days, moq, price_breaks."""
+    if "material" in data:
+        _same_organization(supplier.organization_id, "material", data["material"])
+    if "code" in data:
+        _code_free(Supplier, organization_id=supplier.organization_id, code=data["code"], instance=supplier)
+    _assign(supplier, data, ("code", "material", "name", "lead_days", "moq", "price_breaks"))
+    return _save(supplier)
+
+
+def supplier_price_set(*, organization: Organization, supplier: Supplier, day: date, price: Decimal) -> SupplierPrice:
+    """The supplier's price from ``day`` on; replaces one already given for that day."""
+    _same_organization(organization.id, "supplier", supplier)
+    existing = SupplierPrice.objects.filter(supplier=supplier, day=day).first()
+    if existing is not None:
+        existing.price = price
+        return _save(existing)
+    return _save(SupplierPrice(organization=organization, supplier=supplier, day=day, price=price))
+
+
+def bom_line_set(
+    *, organization: Organization, product: Product, position: int, material: Material, quantity_per_unit: Decimal
+) -> BomLine:
+    """Step ``position`` (from 1) of ``product`` consumes ``quantity_per_unit`` of ``material`` per unit."""
+    _same_organization(organization.id, "product", product, material)
+    steps = product.operations.count()
+    if not 1 <= position <= steps:
+        raise ValidationError({"step": [f"Product {product.code} has {steps} steps; there is no step {position}."]})
+    existing = BomLine.objects.filter(product=product, position=position - 1, material=material).first()
+    if existing is not None:
+        existing.quantity_per_unit = quantity_per_unit
+        return _save(existing)
+    return _save(
+        BomLine(
+            organization=organization,
+            product=product,
+            position=position - 1,
+            material=material,
+            quantity_per_unit=quantity_per_unit,
+        )
+    )
+
+
+def tariff_rate_set(*, organization: Organization, weekday: int, hour: int, price_per_kwh: Decimal) -> TariffRate:
+    existing = TariffRate.objects.filter(organization=organization, weekday=weekday, hour=hour).first()
+    if existing is not None:
+        existing.price_per_kwh = price_per_kwh
+        return _save(existing)
+    return _save(TariffRate(organization=organization, weekday=weekday, hour=hour, price_per_kwh=price_per_kwh))

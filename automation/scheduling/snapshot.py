@@ -5,9 +5,30 @@ data changes, and a re-plan starts from the same minutes as the plan it replaces
 ``[order, operation index, machine, start, end, setup]``: compact for plans of thousands of operations.
 """
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Mapping
 
-from .engine import Assignment, FrozenOp, Machine, Operation, Option, Order, Problem, Product, SetupTime
+from .engine import (
+    Assignment,
+    BomLine,
+    CostBreakdown,
+    CostData,
+    FrozenOp,
+    Machine,
+    MachinePower,
+    Material,
+    Operation,
+    Option,
+    Order,
+    OrderTerms,
+    Overtime,
+    PriceBreak,
+    PricePoint,
+    Problem,
+    Product,
+    SetupTime,
+    Supplier,
+)
 
 
 def problem_to_json(problem: Problem) -> dict:
@@ -46,6 +67,7 @@ def problem_to_json(problem: Problem) -> dict:
         "material_arrivals": dict(problem.material_arrivals),
         "horizon": problem.horizon,
         "hard_due_dates": problem.hard_due_dates,
+        "cost": None if problem.cost is None else dataclasses.asdict(problem.cost),
     }
 
 
@@ -80,7 +102,46 @@ def problem_from_json(data: dict) -> Problem:
         material_arrivals=dict(data["material_arrivals"]),
         horizon=data["horizon"],
         hard_due_dates=data["hard_due_dates"],
+        cost=cost_from_json(data["cost"]) if data.get("cost") else None,
     )
+
+
+def cost_from_json(data: dict) -> CostData:
+    return CostData(
+        materials=tuple(Material(**m) for m in data["materials"]),
+        suppliers=tuple(
+            Supplier(
+                s["id"],
+                s["material"],
+                tuple(PricePoint(**p) for p in s["prices"]),
+                s["lead_days"],
+                s["moq"],
+                tuple(PriceBreak(**b) for b in s["breaks"]),
+            )
+            for s in data["suppliers"]
+        ),
+        bom=tuple(BomLine(**b) for b in data["bom"]),
+        power=tuple(MachinePower(**p) for p in data["power"]),
+        tariff=tuple(data["tariff"]),
+        overtime=tuple(Overtime(**o) for o in data["overtime"]),
+        orders=tuple(OrderTerms(**t) for t in data["orders"]),
+        slot=data["slot"],
+        order_day_from=data["order_day_from"],
+    )
+
+
+def costs_to_json(costs: CostBreakdown, *, declined: Iterable[str] = ()) -> dict:
+    """A plan's cost: totals by kind, per order and per material (money rounded to cents)."""
+
+    def cents(values: Mapping[str, float]) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in values.items()}
+
+    return {
+        "by_kind": cents(costs.by_kind()),
+        "by_order": {o: cents(v) for o, v in sorted(costs.by_order.items())},
+        "by_material": {m: cents(v) for m, v in sorted(costs.by_material.items())},
+        "declined_orders": sorted(declined),
+    }
 
 
 def schedule_to_json(schedule: Iterable[Assignment]) -> list[list]:

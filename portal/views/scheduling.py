@@ -24,7 +24,7 @@ from django.views.generic import TemplateView
 from automation.scheduling import importing, runs
 from automation.scheduling.conf import DEFAULT_HORIZON_DAYS, MAX_HORIZON_DAYS, MAX_IMPORT_BYTES, MAX_TIME_LIMIT_S
 from automation.scheduling.models import Machine, Order, Product, Run
-from automation.scheduling.outputs import kpis_json, schedule_csv, schedule_png, schedule_rows
+from automation.scheduling.outputs import kpis_json, purchase_rows, schedule_csv, schedule_png, schedule_rows
 from automation.scheduling.selectors import master_data_counts, run_list, run_solutions
 from billing.errors import BillingRefusal
 from jobs.services import job_cancel
@@ -42,23 +42,40 @@ ENTITY_LABELS = {
     "machines": gettext_lazy("Machines"),
     "shifts": gettext_lazy("Shifts"),
     "materials": gettext_lazy("Materials"),
+    "suppliers": gettext_lazy("Suppliers"),
+    "supplier_prices": gettext_lazy("Supplier prices"),
     "products": gettext_lazy("Products"),
     "operations": gettext_lazy("Operations"),
+    "bom": gettext_lazy("Bills of materials"),
     "setup_times": gettext_lazy("Setup times"),
     "downtimes": gettext_lazy("Downtimes"),
     "orders": gettext_lazy("Orders"),
+    "tariff": gettext_lazy("Electricity tariff"),
 }
 
 OBJECTIVES = [
     (Run.Objective.MAKESPAN, gettext_lazy("Makespan: finish all orders as early as possible")),
     (Run.Objective.WEIGHTED_TARDINESS, gettext_lazy("Weighted tardiness: be late as little as possible")),
     (Run.Objective.WEIGHTED_MIX, gettext_lazy("Weighted mix of both")),
+    (Run.Objective.COST, gettext_lazy("Cost: materials, stock, energy, overtime and penalties, with purchasing")),
 ]
 
 OBJECTIVE_NAMES: dict[str, Promise] = {
     Run.Objective.MAKESPAN: gettext_lazy("Makespan"),
     Run.Objective.WEIGHTED_TARDINESS: gettext_lazy("Weighted tardiness"),
     Run.Objective.WEIGHTED_MIX: gettext_lazy("Weighted mix"),
+    Run.Objective.COST: gettext_lazy("Cost"),
+}
+
+# The kinds of a cost run's breakdown, for people.
+COST_KINDS = {
+    "material": gettext_lazy("Materials"),
+    "holding": gettext_lazy("Holding stock"),
+    "energy": gettext_lazy("Energy"),
+    "overtime": gettext_lazy("Overtime"),
+    "late": gettext_lazy("Late penalties"),
+    "declined": gettext_lazy("Margin of declined orders"),
+    "total": gettext_lazy("Total"),
 }
 
 # The engine's diagnosis reasons, for people.
@@ -409,6 +426,8 @@ def run_results(run: Run) -> dict:
                 value_label="%",
                 bars=[(machine, round(100 * share, 1)) for machine, share in utilisation],
             ),
+            cost_kinds=[(COST_KINDS[k], v) for k, v in (run.costs or {}).get("by_kind", {}).items() if k in COST_KINDS],
+            purchases=purchase_rows(run) if run.costs else [],
             schedule=rows[:SCHEDULE_LIMIT],
             schedule_total=len(rows),
             schedule_limit=SCHEDULE_LIMIT,

@@ -54,8 +54,20 @@ class _Op:
 class ScheduleModel:
     """Builds the constraints; the caller picks the objective from ``makespan`` and ``weighted_tardiness``."""
 
-    def __init__(self, problem: Problem, *, horizon: int, frozen: Sequence[FrozenOp], now: int) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        *,
+        horizon: int,
+        frozen: Sequence[FrozenOp],
+        now: int,
+        optional: Collection[str] = (),
+        slot: int = 1,
+    ) -> None:
+        """``optional``: orders the model may decline (``accepted`` holds their literals); ``slot``: operations
+        that are not frozen start on multiples of it."""
         self.model = cp_model.CpModel()
+        self.accepted: dict[str, cp_model.IntVar] = {o: self.model.new_bool_var(f"accept_{o}") for o in optional}
         self._problem = problem
         self._ops: list[_Op] = []
         self._op_by_key: dict[OpKey, _Op] = {}
@@ -75,13 +87,17 @@ class ScheduleModel:
                 order = problem.order(key[0])
                 earliest = max([order.release, now, *(problem.material_arrivals[m] for m in operation.materials)])
                 allowed = cp_model.Domain(earliest, horizon)
+                if slot > 1:
+                    allowed = cp_model.Domain.from_values(range(-(-earliest // slot) * slot, horizon + 1, slot))
             starts = {
                 machine: cp_model.Domain.from_intervals(
                     start_ranges(windows[machine], duration=duration)
                 ).intersection_with(allowed)
                 for machine, duration in durations.items()
             }
-            op = self._new_op(key, {m: d for m, d in starts.items() if not d.is_empty()}, horizon)
+            op = self._new_op(
+                key, {m: d for m, d in starts.items() if not d.is_empty()}, horizon, self.accepted.get(key[0])
+            )
             for choice in op.choices:
                 duration = durations[choice.machine]
                 # the operation itself, which ties start, duration on this machine and end together
@@ -116,9 +132,14 @@ class ScheduleModel:
             if order.due is None:
                 continue
             if problem.hard_due_dates:
-                self.model.add(last_ends[order.id] <= order.due)
+                hard = self.model.add(last_ends[order.id] <= order.due)
+                if order.id in self.accepted:
+                    hard.only_enforce_if(self.accepted[order.id])
             late = self.model.new_int_var(0, max(0, horizon - order.due), f"tardiness_{order.id}")
-            self.model.add_max_equality(late, [last_ends[order.id] - order.due, 0])
+            if order.id in self.accepted:
+                self.model.add(late >= last_ends[order.id] - order.due).only_enforce_if(self.accepted[order.id])
+            else:
+                self.model.add_max_equality(late, [last_ends[order.id] - order.due, 0])
             self._tardiness[order.id] = late
         self.weighted_tardiness = sum(problem.order(o).weight * late for o, late in self._tardiness.items())
 
@@ -126,7 +147,9 @@ class ScheduleModel:
         """The schedule in a solution; ``value`` is the solver's or a solution callback's ``value``."""
         assignments = []
         for op in self._ops:
-            choice = next(c for c in op.choices if c.present is None or value(c.present))
+            choice = next((c for c in op.choices if c.present is None or value(c.present)), None)
+            if choice is None:
+                continue  # a declined optional order
             setup = value(choice.changeover.setup) if choice.changeover else 0
             assignments.append(Assignment(*op.key, choice.machine, value(op.start), value(op.end), setup))
         return tuple(assignments)
@@ -190,7 +213,9 @@ class ScheduleModel:
                 begins = choice.changeover.occupied_from if choice.changeover else self._op_by_key[after.key].start
                 model.add(begins >= self._op_by_key[before.key].end)
 
-    def _new_op(self, key: OpKey, starts: dict[str, cp_model.Domain], horizon: int) -> _Op:
+    def _new_op(
+        self, key: OpKey, starts: dict[str, cp_model.Domain], horizon: int, accepted: cp_model.IntVar | None = None
+    ) -> _Op:
         """Start, end and one choice per machine whose ``starts`` domain allows the operation."""
         anywhere = cp_model.Domain.from_values([])
         for domain in starts.values():
@@ -200,11 +225,16 @@ class ScheduleModel:
             self.model.new_int_var_from_domain(anywhere, f"start{key}"),
             self.model.new_int_var(0, horizon, f"end{key}"),
         )
-        if len(starts) == 1:
+        if len(starts) == 1 and accepted is None:
             op.choices.append(_Choice(next(iter(starts)), None))
             return op
         op.choices += [_Choice(machine, self.model.new_bool_var(f"{key}@{machine}")) for machine in starts]
-        self.model.add_exactly_one(c.present for c in op.choices)
+        if accepted is None:
+            self.model.add_exactly_one(c.present for c in op.choices)
+        else:
+            self.model.add(
+                cp_model.LinearExpr.sum([c.present for c in op.choices if c.present is not None]) == accepted
+            )
         for choice in op.choices:
             self.model.add_linear_expression_in_domain(op.start, starts[choice.machine]).only_enforce_if(choice.present)
         return op

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from automation.scheduling.engine.costs import CostData, cost_issues
+
 Window = tuple[int, int]
 OpKey = tuple[str, int]  # (order id, index of the operation in the product routing)
 
@@ -110,6 +112,7 @@ class Problem:
     material_arrivals: Mapping[str, int] = field(default_factory=dict)
     horizon: int | None = None  # every operation must end by then; None lets the solver pick a safe bound
     hard_due_dates: bool = False  # True: due dates are constraints; False: lateness is only penalised
+    cost: CostData | None = None  # prices, stock, energy and order terms, for ``objective="cost"``
 
     def __post_init__(self) -> None:
         issues = list(_problem_issues(self))
@@ -220,6 +223,8 @@ def _problem_issues(problem: Problem) -> Iterator[str]:
     for material, arrival in problem.material_arrivals.items():
         if arrival < 0:
             yield f"material {material!r}: arrival must not be negative, got {arrival}"
+    if problem.cost is not None:
+        yield from cost_issues(problem, problem.cost)
 
 
 def _duplicates(what: str, ids: Iterable[object]) -> Iterator[str]:

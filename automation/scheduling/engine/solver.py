@@ -21,6 +21,9 @@ from typing import Literal
 from ortools.sat.python import cp_model
 
 from automation.scheduling.engine.availability import planning_horizon
+from automation.scheduling.engine.costs import CostBreakdown, Purchase
+from automation.scheduling.engine.costsolve import Status as Status
+from automation.scheduling.engine.costsolve import solve_cost
 from automation.scheduling.engine.diagnosis import Finding, Reason, diagnose
 from automation.scheduling.engine.feasibility import check_schedule
 from automation.scheduling.engine.heuristic import dispatch
@@ -31,8 +34,7 @@ from automation.scheduling.engine.problem import Assignment, FrozenOp, Problem, 
 from automation.scheduling.engine.search import search
 from automation.scheduling.engine.tabu import is_classic_job_shop
 
-Objective = Literal["makespan", "weighted_tardiness", "weighted_mix"]
-Status = Literal["optimal", "feasible", "infeasible", "cancelled", "no_solution_in_time"]
+Objective = Literal["makespan", "weighted_tardiness", "weighted_mix", "cost"]
 SolutionCallback = Callable[[int, int, tuple[Assignment, ...], float], None]
 
 
@@ -52,6 +54,8 @@ class SolveResult:
     schedule: tuple[Assignment, ...]  # empty when no solution was found
     wall_time: float
     findings: tuple[Finding, ...] = ()  # why, when the status is infeasible
+    purchases: tuple[Purchase, ...] = ()  # objective "cost": the purchase orders that go with the schedule
+    costs: CostBreakdown | None = None  # objective "cost": what the plan costs (objective is in thousandths)
 
     @property
     def gap(self) -> float | None:
@@ -91,6 +95,27 @@ def solve(
     nothing. Raises ``ProblemError`` when a frozen operation names no real
     operation.
     """
+    if objective == "cost":
+        found = solve_cost(
+            problem,
+            time_limit_s=time_limit_s,
+            workers=workers,
+            frozen=frozen,
+            now=now,
+            on_solution=on_solution,
+            should_stop=should_stop,
+            hint=hint,
+        )
+        return SolveResult(
+            found.status,
+            found.objective,
+            found.best_bound,
+            found.schedule,
+            found.wall_time,
+            found.findings,
+            found.purchases,
+            found.costs,
+        )
     started = time.monotonic()
     issues = frozen_issues(problem, frozen)
     if issues:
