@@ -30,6 +30,7 @@ DEFAULT_CATALOGUE = {
             "training.tokens": (0, 2 * M, _open("0.000004")),
             "optimization.solver_seconds": (600, 7_200, _open("0.002")),
             "maintenance.model_runs": (100, 2_000, _open("0.01")),
+            "quality.analyses": (50, 1_000, _open("0.05")),
         },
     ),
     "pro": (
@@ -44,6 +45,7 @@ DEFAULT_CATALOGUE = {
             "training.tokens": (20 * M, 500 * M, _two(100 * M, "0.000003", "0.0000025")),
             "optimization.solver_seconds": (36_000, 720_000, _open("0.0015")),
             "maintenance.model_runs": (10_000, 200_000, _open("0.008")),
+            "quality.analyses": (2_000, 50_000, _open("0.03")),
         },
     ),
     "enterprise": (
@@ -60,6 +62,7 @@ DEFAULT_CATALOGUE = {
             "training.tokens": (200 * M, None, _open("0.000002")),
             "optimization.solver_seconds": (360_000, None, _open("0.001")),
             "maintenance.model_runs": (100_000, None, _open("0.005")),
+            "quality.analyses": (20_000, None, _open("0.02")),
         },
     ),
 }

@@ -62,6 +62,7 @@ METERS: dict[str, Meter] = {
         Meter("training.tokens", "token", "Tokens processed while fine-tuning adapters"),
         Meter("optimization.solver_seconds", "second", "Production-scheduling solver time"),
         Meter("maintenance.model_runs", "run", "Predictive-maintenance model runs"),
+        Meter("quality.analyses", "analysis", "Quality root-cause analyses"),
     ]
 }
 

@@ -1,0 +1,120 @@
+"""Translation between the quality API's JSON and the services; references are by code within the caller's
+organisation (another tenant's station "does not exist")."""
+
+from rest_framework import serializers
+
+from .models import Analysis, Characteristic, DefectCode, Lot, Machine, ProcessVariable, Station, Unit
+
+
+class CodeRelatedField(serializers.SlugRelatedField):
+    def __init__(self, model, slug_field: str = "code", **kwargs):
+        kwargs.setdefault("error_messages", {"does_not_exist": f"No {model._meta.verbose_name} {{value}}."})
+        super().__init__(slug_field=slug_field, queryset=model.objects.all(), **kwargs)
+
+    def get_queryset(self):
+        return super().get_queryset().filter(organization=self.context["organization"])
+
+
+class StationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Station
+        fields = ["id", "code", "name", "position"]
+        validators = []
+
+
+class MachineSerializer(serializers.ModelSerializer):
+    station = CodeRelatedField(Station)
+
+    class Meta:
+        model = Machine
+        fields = ["id", "code", "name", "station"]
+        validators = []
+
+
+class ProcessVariableSerializer(serializers.ModelSerializer):
+    station = CodeRelatedField(Station)
+    causes = CodeRelatedField(ProcessVariable, slug_field="name", many=True, required=False)
+
+    class Meta:
+        model = ProcessVariable
+        fields = ["id", "name", "station", "unit", "lsl", "usl", "target", "causes"]
+        validators = []
+
+
+class DefectCodeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DefectCode
+        fields = ["code", "description"]
+        extra_kwargs = {"code": {"validators": []}}
+
+
+class CharacteristicSerializer(serializers.ModelSerializer):
+    station = CodeRelatedField(Station)
+    affected_by = CodeRelatedField(ProcessVariable, slug_field="name", many=True, required=False)
+    defect_codes = DefectCodeSerializer(many=True, required=False)
+
+    class Meta:
+        model = Characteristic
+        fields = ["id", "code", "name", "station", "unit", "lsl", "usl", "target", "affected_by", "defect_codes"]
+        validators = []
+
+
+class LotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Lot
+        fields = ["id", "code", "material", "created_at"]
+        read_only_fields = ["created_at"]
+        validators = []
+
+
+class UnitSerializer(serializers.ModelSerializer):
+    lots = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+
+    class Meta:
+        model = Unit
+        fields = ["id", "serial", "status", "lots", "created_at"]
+        read_only_fields = fields
+
+
+class IngestResultSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    received = serializers.IntegerField()
+    stored = serializers.IntegerField()
+    units_created = serializers.IntegerField()
+    lots_created = serializers.IntegerField()
+
+
+class AnalysisSerializer(serializers.ModelSerializer):
+    defect_code = CodeRelatedField(DefectCode)
+    job = serializers.UUIDField(source="job_id", read_only=True)
+    units = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=10_000)
+    candidates = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=10_000)
+
+    class Meta:
+        model = Analysis
+        fields = [
+            "id",
+            "defect_code",
+            "method",
+            "start",
+            "end",
+            "units",
+            "candidates",
+            "window_seconds",
+            "job",
+            "status",
+            "verdict",
+            "message",
+            "result",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = ["status", "verdict", "message", "result", "created_at", "finished_at"]
+
+
+class ChartQuerySerializer(serializers.Serializer):
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+    subgroup = serializers.IntegerField(required=False, min_value=1, max_value=10, default=1)
+    baseline = serializers.IntegerField(required=False, min_value=2)
+    machine = serializers.CharField(required=False)
