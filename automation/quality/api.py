@@ -15,6 +15,7 @@ from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from foundation.api.errors import error_body
+from foundation.api.pagination import CreatedCursorPagination
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
@@ -55,10 +56,15 @@ class _Scoped(OrganizationScopedViewMixin):
         return queryset
 
 
+class RoutingOrderPagination(CreatedCursorPagination):
+    ordering = ("position", "id")
+
+
 class StationViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Stations in routing order (`position`, upstream first)."""
 
     queryset = Station.objects.all()
+    pagination_class = RoutingOrderPagination
     serializer_class = serializers.StationSerializer
 
     def perform_create(self, serializer):
@@ -121,12 +127,11 @@ class CharacteristicViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyM
 
 
 class LotViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
-    """Material lots; `trace` lists every unit that used the lot (trace forward)."""
+    """Material lots (`?code=`); `trace` lists every unit that used the lot (trace forward)."""
 
     queryset = Lot.objects.all()
     serializer_class = serializers.LotSerializer
-    lookup_field = "code"
-    lookup_value_regex = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
+    list_filters = {"code": "code"}
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
@@ -135,13 +140,11 @@ class LotViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
 
 
 class UnitViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
-    """Units by serial; `trace` shows its lots, machines and inspections (trace back)."""
+    """Units (`?serial=`, `?lot=`, `?status=`); `trace` shows its lots, machines and inspections (trace back)."""
 
     queryset = Unit.objects.prefetch_related("lots")
     serializer_class = serializers.UnitSerializer
-    lookup_field = "serial"
-    lookup_value_regex = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
-    list_filters = {"status": "status", "lot": "lots__code"}
+    list_filters = {"serial": "serial", "status": "status", "lot": "lots__code"}
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])

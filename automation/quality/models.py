@@ -40,6 +40,7 @@ class Station(models.Model):
     code = _code_field()
     name = models.CharField(max_length=200, blank=True)
     position = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("position", "code")
@@ -56,6 +57,7 @@ class Machine(models.Model):
     station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="machines")
     code = _code_field()
     name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("station__position", "code")
@@ -77,6 +79,7 @@ class ProcessVariable(models.Model):
     usl = models.FloatField(null=True, blank=True, help_text="Upper spec limit.")
     target = models.FloatField(null=True, blank=True)
     causes = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="effects")
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("station__position", "name")
@@ -98,6 +101,7 @@ class Characteristic(models.Model):
     usl = models.FloatField(null=True, blank=True)
     target = models.FloatField(null=True, blank=True)
     affected_by = models.ManyToManyField(ProcessVariable, blank=True, related_name="characteristics")
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("station__position", "code")
