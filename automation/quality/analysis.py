@@ -7,6 +7,7 @@ healthy units of the same machine (a machine is compared with itself first; all 
 few). `auto` takes `line` when at least 20 units were inspected and 5 failed, else `unit`.
 """
 
+import graphlib
 import logging
 from collections import defaultdict
 from datetime import datetime
@@ -230,6 +231,23 @@ def _traces(org, unit_ids: list[int], names: dict[int, str]) -> tuple[dict[int, 
     return raw, first
 
 
+def _causal_order(variables: list[ProcessVariable], parents: dict[str, list[str]]) -> list[str]:
+    """Upstream first: the causal graph's topological order within the routing order (ties broken by it)."""
+    by_station = [v.name for v in variables]  # by station position, then name
+    try:
+        sorter = graphlib.TopologicalSorter({name: parents.get(name, []) for name in by_station})
+        sorter.prepare()
+    except graphlib.CycleError:
+        return by_station
+    rank = {name: i for i, name in enumerate(by_station)}
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=lambda n: rank.get(n, len(rank)))
+        order.extend(ready)
+        sorter.done(*ready)
+    return [n for n in order if n in rank]
+
+
 def _units(ctx: JobContext, analysis: Analysis, inspected: dict, failed_at: dict) -> dict:
     org = ctx.organization_id
     characteristic = analysis.defect_code.characteristic
@@ -237,12 +255,12 @@ def _units(ctx: JobContext, analysis: Analysis, inspected: dict, failed_at: dict
         return {"verdict": "too_few_defects", "message": "No unit failed with this defect code.", "units": []}
     variables = _variables(org, characteristic.station)
     candidates = [v.name for v in variables if not analysis.candidates or v.name in set(analysis.candidates)]
-    order = [v.name for v in variables]  # by station position, then name
     parents: dict[str, list[str]] = defaultdict(list)
     for child, parent in ProcessVariable.causes.through.objects.filter(
         from_processvariable__organization_id=org
     ).values_list("from_processvariable__name", "to_processvariable__name"):
         parents[child].append(parent)
+    order = _causal_order(variables, parents)
     defect_causes = list(characteristic.affected_by.values_list("name", flat=True))
     healthy = [u for u in inspected if u not in failed_at]
     # Reference units that failed with another defect code of this characteristic are not healthy either.
