@@ -3,8 +3,9 @@
 Two methods. `line` compares units across the line (machines per station, lots, one value per unit and
 variable: the mean of its step values) and needs enough units and defects; `unit` ranks, for each failed unit,
 the variables its recorded traces show out of their healthy behaviour in the window before the failure, against
-healthy units of the same machine (a machine is compared with itself first; all healthy units when it has too
-few). `auto` takes `line` when at least 20 units were inspected and 5 failed, else `unit`.
+healthy units of the same machine (a machine is compared with itself first), per variable falling back to every
+healthy unit where the machine's own have not recorded it, and to the failed unit's own history before the
+window where no healthy unit has. `auto` takes `line` when at least 20 units were inspected and 5 failed, else `unit`.
 """
 
 import graphlib
@@ -298,6 +299,7 @@ def _units(ctx: JobContext, analysis: Analysis, inspected: dict, failed_at: dict
             continue
         same = [u for u in reference_all if unit_machines[u] & unit_machines[unit_id]]
         reference = [reference_all[u] for u in (same if len(same) >= MIN_REFERENCE_UNITS else reference_all)]
+        fleet = list(reference_all.values())
         failed = UnitTrace(
             {k: (tuple(t), tuple(v)) for k, (t, v) in traces[unit_id].items()},
             (failed_ts - first[unit_id]).total_seconds(),
@@ -310,6 +312,7 @@ def _units(ctx: JobContext, analysis: Analysis, inspected: dict, failed_at: dict
             order=order,
             window_s=analysis.window_seconds,
             defect_causes=defect_causes,
+            fallback=fleet,
         )
         rankings.append(
             {
@@ -329,6 +332,7 @@ def _units(ctx: JobContext, analysis: Analysis, inspected: dict, failed_at: dict
                         "state": c.state,
                         "since": (first[unit_id] + _seconds(c.since)).isoformat() if c.since is not None else None,
                         "parents": list(c.parents),
+                        "reference": c.reference,
                     }
                     for r, c in enumerate(ranking.causes[:20])
                 ],

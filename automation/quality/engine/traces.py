@@ -50,10 +50,11 @@ class UnitTrace:
 class TraceCause:
     variable: str
     score: float  # mean conditional surprise in the window, nats
-    state: float  # the variable's value that was most surprising
+    state: float | None  # the variable's value that was most surprising (None: nothing was)
     surprise_peak: float
     since: float | None  # when that surprising state began (seconds, the unit's clock)
     parents: tuple[str, ...]
+    reference: str = "primary"  # "primary" (the same machine), "fallback" (every healthy unit), "own_history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +128,18 @@ def rank_trace_causes(
     order: Sequence[str] = (),
     window_s: float = 30.0,
     defect_causes: Sequence[str] = (),
+    fallback: Sequence[UnitTrace] = (),
     min_reference_s: float = 60.0,
     min_support_s: float = 1.0,
 ) -> TraceRanking:
     """Rank `candidates` for one failed unit. `order` is the causal (routing) order used to break ties, upstream
-    first; `parents` the causal prior. Says "cannot_tell" when the reference is too thin or nothing is surprising."""
+    first; `parents` the causal prior; `defect_causes` what the defect directly depends on (only their ancestors
+    are candidates). Each variable is judged against `reference` (say, healthy units of the same machine) where
+    that recorded it for `min_reference_s`, else against `fallback` (say, every healthy unit). Says "cannot_tell"
+    when the reference is too thin or nothing is surprising."""
     start, end = max(0.0, failed.end - window_s), failed.end
     position = {name: i for i, name in enumerate(order)}
-    reference_seconds = sum(t.end for t in reference)
+    reference_seconds = sum(t.end for t in (*reference, *fallback))
     if reference_seconds < min_reference_s:
         return TraceRanking((), (start, end), "cannot_tell", "too little healthy reference to compare with")
     if defect_causes:
@@ -143,13 +148,20 @@ def rank_trace_causes(
         candidates = [c for c in candidates if c in upstream]
     causes = []
     for name in candidates:
-        pa = tuple(p for p in parents.get(name, ()) if p != name)
-        observed = [v for t in reference if name in t.changes for v in t.changes[name][1]]
+        # Condition on the causes the failed unit recorded; the others are marginalised out (not "unknown").
+        pa = tuple(p for p in parents.get(name, ()) if p != name and p in failed.changes)
+        pool, used = reference, "primary"
+        if fallback and _recorded(reference, name) < min_reference_s:
+            pool, used = fallback, "fallback"
+        if _recorded(pool, name) < min_reference_s and start >= min_reference_s:
+            # No healthy unit recorded it: the failed unit's own history before the window is the reference.
+            pool, used = (UnitTrace(failed.changes, start),), "own_history"
+        observed = [v for t in pool if name in t.changes for v in t.changes[name][1]]
         if not observed and name not in failed.changes:
             continue
         states = _states_for(observed or [0.0])
         parent_states = {
-            p: _states_for([v for t in reference if p in t.changes for v in t.changes[p][1]] or [0.0]) for p in pa
+            p: _states_for([v for t in pool if p in t.changes for v in t.changes[p][1]] or [0.0]) for p in pa
         }
         # For every parents' configuration: seconds spent in it, and the lengths of the stretches each state of
         # this variable held within it. A state is unusual given its causes when the healthy line seldom held it
@@ -157,7 +169,7 @@ def rank_trace_causes(
         config_seconds: dict[tuple[int, ...], float] = {}
         stretches: dict[tuple[tuple[int, ...], int], list[float]] = {}
         names = (name, *pa)
-        for trace in reference:
+        for trace in pool:
             for key, state, length in _stretches(trace, names, 0.0, trace.end, states, parent_states, pa):
                 config_seconds[key] = config_seconds.get(key, 0.0) + length
                 stretches.setdefault((key, state), []).append(length)
@@ -170,10 +182,16 @@ def rank_trace_causes(
             # Of the healthy time in which, under these causes, the variable had already held one state for as
             # long as the failed unit held this one: the share spent in this state.
             held_any = sum(max(0.0, s - length) for x in range(states.count) for s in stretches.get((key, x), ()))
-            if config_seconds.get(key, 0.0) < min_support_s or held_any < min_support_s:
-                # The causes are in a configuration the healthy line never showed (the anomaly is theirs), or
-                # nothing ever held this long under them: no evidence against this variable.
+            seconds = config_seconds.get(key, 0.0)
+            if seconds < min_support_s:
+                # The causes are in a configuration the healthy line never showed: the anomaly is theirs, and
+                # this variable's state is no evidence against it.
                 surprise = 0.0
+            elif held_any < min_support_s:
+                # Nothing ever held a state this long under these causes (a value that changes all the time):
+                # how often the healthy line was in this state at all.
+                occupied = sum(stretches.get((key, state), ()))
+                surprise = -math.log((occupied + _SMOOTHING) / (seconds + _SMOOTHING * states.count))
             else:
                 held = sum(max(0.0, s - length) for s in stretches.get((key, state), ()))
                 surprise = -math.log((held + _SMOOTHING) / (held_any + _SMOOTHING * states.count))
@@ -183,11 +201,25 @@ def rank_trace_causes(
                 peak, peak_state, since = surprise, value, begun
         if covered <= 0:
             continue
-        causes.append(TraceCause(name, peak, peak_state, total_surprise / (end - start), since, pa))
+        causes.append(
+            TraceCause(
+                name,
+                peak,
+                peak_state if math.isfinite(peak_state) else None,
+                total_surprise / (end - start),
+                since,
+                pa,
+                used,
+            )
+        )
     causes.sort(key=lambda c: (-round(c.score, 9), position.get(c.variable, len(position)), c.variable))
     if not causes or causes[0].score <= 0.0:
         return TraceRanking(tuple(causes), (start, end), "cannot_tell", "no candidate left its healthy behaviour")
     return TraceRanking(tuple(causes), (start, end), "ranked")
+
+
+def _recorded(traces: Sequence[UnitTrace], name: str) -> float:
+    return sum(t.end - t.changes[name][0][0] for t in traces if name in t.changes and t.changes[name][0])
 
 
 def _ancestors(roots: Sequence[str], parents: Mapping[str, Sequence[str]]) -> set[str]:
