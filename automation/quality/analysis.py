@@ -15,6 +15,7 @@ from datetime import datetime
 
 import numpy as np
 from django.db import connection
+from threadpoolctl import threadpool_limits
 from django.db.models import Max
 from django.utils import timezone
 
@@ -168,7 +169,9 @@ def _line(ctx: JobContext, analysis: Analysis, inspected: dict, failed_at: dict)
         parents=parents,
     )
     ctx.progress(50, f"Ranking causes across {len(records)} units")
-    result = rank_line_causes(units=records, line=line, config=RcaConfig())
+    # One BLAS thread: the worker's cores are shared, and threads fighting over them made this 2-3x slower.
+    with threadpool_limits(limits=1):
+        result = rank_line_causes(units=records, line=line, config=RcaConfig())
     return {
         "verdict": result.verdict,
         "message": result.message,

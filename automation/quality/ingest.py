@@ -341,6 +341,10 @@ def _ingest_steps(organization: Organization, rows: list[Row]) -> IngestResult:
         ):
             for serial, machine_id, variable_id, ts, value in parsed:
                 copy.write_row((org_id, unit_ids[serial], machine_id, variable_id, ts, value))
+        if len(parsed) >= 100_000:
+            # A large load changes the table's statistics; the next analysis should not plan on stale ones.
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE quality_steprecord")
     return IngestResult("steps", len(parsed), len(parsed), len(known.new_units), 0)
 
 

@@ -135,6 +135,17 @@ def _change_point(times: np.ndarray, series: np.ndarray) -> float | None:
     return float(times[order][k + 1])
 
 
+def _least_squares(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ordinary least squares through the normal equations on centred data (a few columns, many rows: far
+    cheaper than an SVD), with a whisper of ridge so collinear upstream variables cannot make it singular."""
+    z_mean, y_mean = z.mean(axis=0), float(y.mean())
+    zc = z - z_mean
+    gram = zc.T @ zc
+    gram[np.diag_indices_from(gram)] += 1e-9 * (float(np.trace(gram)) / max(1, gram.shape[0]) + 1.0)
+    coef = np.linalg.solve(gram, zc.T @ (y - y_mean))
+    return coef, y_mean - float(z_mean @ coef)
+
+
 def _fisher(a: int, b: int, c: int, d: int) -> float:
     """One-sided: is the defect rate higher with the candidate (a defective of a+b) than without (c of c+d)?"""
     return float(stats.fisher_exact([[a, b], [c, d]], alternative="greater")[1])
@@ -188,16 +199,21 @@ def rank_line_causes(*, units: Sequence[UnitRecord], line: LineModel, config: Rc
 
     everyone = np.ones(n, dtype=bool)
     for station in line.stations:
-        used = np.array([station in u.machines for u in units], dtype=bool)
-        machines = sorted({u.machines[station] for u in units if station in u.machines})
+        at_station = np.array([u.machines.get(station, "") for u in units], dtype=object)
+        used = at_station != ""
+        machines = sorted(set(at_station[used]))
         if len(machines) < 2:
             continue
         for machine in machines:
-            mask = np.array([u.machines.get(station) == machine for u in units], dtype=bool)
-            binary("machine", f"{station}/{machine}", station, mask, used)
-    lots = sorted({lot for u in units for lot in u.lots})
-    for lot in lots:
-        binary("lot", lot, None, np.array([lot in u.lots for u in units], dtype=bool), everyone)
+            binary("machine", f"{station}/{machine}", station, at_station == machine, used)
+    lot_units: dict[str, list[int]] = {}
+    for i, u in enumerate(units):
+        for lot in u.lots:
+            lot_units.setdefault(lot, []).append(i)
+    for lot in sorted(lot_units):
+        mask = np.zeros(n, dtype=bool)
+        mask[lot_units[lot]] = True
+        binary("lot", lot, None, mask, everyone)
 
     variables = sorted(line.variable_station, key=lambda v: (position.get(line.variable_station[v], 0), v))
     matrix = np.full((n, len(variables)), np.nan)
@@ -219,12 +235,10 @@ def rank_line_causes(*, units: Sequence[UnitRecord], line: LineModel, config: Rc
             z = matrix[:, cols]
             fit = ok & np.isfinite(z).all(axis=1) & ~defective
             if fit.sum() > len(cols) + 5:
-                design = np.column_stack([np.ones(int(fit.sum())), z[fit]])
-                coef, *_ = np.linalg.lstsq(design, x[fit], rcond=None)
+                coef, intercept = _least_squares(z[fit], x[fit])
                 full = np.isfinite(z).all(axis=1) & ok
                 residual = np.full(n, np.nan)
-                residual[full] = np.column_stack([np.ones(int(full.sum())), z[full]]) @ coef
-                residual[full] = x[full] - residual[full]
+                residual[full] = x[full] - (z[full] @ coef + intercept)
                 ok = full
             else:
                 explained = ()
