@@ -15,9 +15,9 @@ from datetime import datetime
 
 import numpy as np
 from django.db import connection
-from threadpoolctl import threadpool_limits
 from django.db.models import Max
 from django.utils import timezone
+from threadpoolctl import threadpool_limits
 
 from billing.usage import usage_record
 from jobs.runner import JobContext, JobFailure
