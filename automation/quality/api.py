@@ -65,7 +65,7 @@ class StationViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelVie
 
     queryset = Station.objects.all()
     pagination_class = RoutingOrderPagination
-    serializer_class = serializers.StationSerializer
+    serializer_class = serializers.QualityStationSerializer
 
     def perform_create(self, serializer):
         serializer.instance = services.station_create(organization=self.organization, **serializer.validated_data)
@@ -73,7 +73,7 @@ class StationViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelVie
 
 class MachineViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Machine.objects.select_related("station")
-    serializer_class = serializers.MachineSerializer
+    serializer_class = serializers.QualityMachineSerializer
     list_filters = {"station": "station__code"}
 
     def perform_create(self, serializer):
@@ -84,14 +84,14 @@ class ProcessVariableViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnly
     """Process variables; `causes` names the variables that drive this one (the causal prior)."""
 
     queryset = ProcessVariable.objects.select_related("station").prefetch_related("causes")
-    serializer_class = serializers.ProcessVariableSerializer
+    serializer_class = serializers.QualityProcessVariableSerializer
     list_filters = {"station": "station__code"}
 
     def perform_create(self, serializer):
         serializer.instance = services.variable_create(organization=self.organization, **serializer.validated_data)
 
     @extend_schema(
-        parameters=[serializers.ChartQuerySerializer],
+        parameters=[serializers.QualityChartQuerySerializer],
         responses={200: OpenApiTypes.OBJECT},
         operation_id="quality_chart",
     )
@@ -99,7 +99,7 @@ class ProcessVariableViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnly
     def chart(self, request, *args, **kwargs):
         """Control chart (I-MR, or X-bar/R with `subgroup` > 1) of per-unit values, rule violations, Cp/Cpk."""
         variable = self.get_object()
-        query = serializers.ChartQuerySerializer(data=request.query_params)
+        query = serializers.QualityChartQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = dict(query.validated_data)
         machine = None
@@ -118,7 +118,7 @@ class CharacteristicViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyM
     """Inspection characteristics with their defect codes; `affected_by` names the variables they depend on."""
 
     queryset = Characteristic.objects.select_related("station").prefetch_related("affected_by", "defect_codes")
-    serializer_class = serializers.CharacteristicSerializer
+    serializer_class = serializers.QualityCharacteristicSerializer
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
@@ -130,7 +130,7 @@ class LotViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
     """Material lots (`?code=`); `trace` lists every unit that used the lot (trace forward)."""
 
     queryset = Lot.objects.all()
-    serializer_class = serializers.LotSerializer
+    serializer_class = serializers.QualityLotSerializer
     list_filters = {"code": "code"}
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -143,7 +143,7 @@ class UnitViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
     """Units (`?serial=`, `?lot=`, `?status=`); `trace` shows its lots, machines and inspections (trace back)."""
 
     queryset = Unit.objects.prefetch_related("lots")
-    serializer_class = serializers.UnitSerializer
+    serializer_class = serializers.QualityUnitSerializer
     list_filters = {"serial": "serial", "status": "status", "lot": "lots__code"}
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -157,7 +157,7 @@ class IngestView(_Scoped, GenericAPIView):
     (`unit,characteristic,ts,value,defect_code`): JSON, multipart CSV or a text/csv body; all or nothing."""
 
     parser_classes = [JSONParser, MultiPartParser, CsvParser]
-    serializer_class = serializers.IngestResultSerializer
+    serializer_class = serializers.QualityIngestResultSerializer
     kind = ""
 
     @extend_schema(
@@ -166,7 +166,7 @@ class IngestView(_Scoped, GenericAPIView):
             "multipart/form-data": OpenApiTypes.OBJECT,
             "text/csv": OpenApiTypes.STR,
         },
-        responses={201: serializers.IngestResultSerializer},
+        responses={201: serializers.QualityIngestResultSerializer},
     )
     def post(self, request, org_slug):
         try:
@@ -216,7 +216,7 @@ class AnalysisViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelVi
     or here (`status`, `verdict`, `result` with the ranked causes and their evidence)."""
 
     queryset = Analysis.objects.select_related("defect_code")
-    serializer_class = serializers.AnalysisSerializer
+    serializer_class = serializers.QualityAnalysisSerializer
     action_scopes = {"create": Scope.JOBS}
     list_filters = {"defect_code": "defect_code__code", "verdict": "verdict"}
 

@@ -15,14 +15,14 @@ class CodeRelatedField(serializers.SlugRelatedField):
         return super().get_queryset().filter(organization=self.context["organization"])
 
 
-class StationSerializer(serializers.ModelSerializer):
+class QualityStationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Station
         fields = ["id", "code", "name", "position"]
         validators = []
 
 
-class MachineSerializer(serializers.ModelSerializer):
+class QualityMachineSerializer(serializers.ModelSerializer):
     station = CodeRelatedField(Station)
 
     class Meta:
@@ -31,7 +31,7 @@ class MachineSerializer(serializers.ModelSerializer):
         validators = []
 
 
-class ProcessVariableSerializer(serializers.ModelSerializer):
+class QualityProcessVariableSerializer(serializers.ModelSerializer):
     station = CodeRelatedField(Station)
     causes = CodeRelatedField(ProcessVariable, slug_field="name", many=True, required=False)
 
@@ -41,17 +41,17 @@ class ProcessVariableSerializer(serializers.ModelSerializer):
         validators = []
 
 
-class DefectCodeSerializer(serializers.ModelSerializer):
+class QualityDefectCodeSerializer(serializers.ModelSerializer):
     class Meta:
         model = DefectCode
         fields = ["code", "description"]
         extra_kwargs = {"code": {"validators": []}}
 
 
-class CharacteristicSerializer(serializers.ModelSerializer):
+class QualityCharacteristicSerializer(serializers.ModelSerializer):
     station = CodeRelatedField(Station)
     affected_by = CodeRelatedField(ProcessVariable, slug_field="name", many=True, required=False)
-    defect_codes = DefectCodeSerializer(many=True, required=False)
+    defect_codes = QualityDefectCodeSerializer(many=True, required=False)
 
     class Meta:
         model = Characteristic
@@ -59,7 +59,7 @@ class CharacteristicSerializer(serializers.ModelSerializer):
         validators = []
 
 
-class LotSerializer(serializers.ModelSerializer):
+class QualityLotSerializer(serializers.ModelSerializer):
     class Meta:
         model = Lot
         fields = ["id", "code", "material", "created_at"]
@@ -67,7 +67,7 @@ class LotSerializer(serializers.ModelSerializer):
         validators = []
 
 
-class UnitSerializer(serializers.ModelSerializer):
+class QualityUnitSerializer(serializers.ModelSerializer):
     lots = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
 
     class Meta:
@@ -76,7 +76,7 @@ class UnitSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class IngestResultSerializer(serializers.Serializer):
+class QualityIngestResultSerializer(serializers.Serializer):
     kind = serializers.CharField()
     received = serializers.IntegerField()
     stored = serializers.IntegerField()
@@ -84,7 +84,7 @@ class IngestResultSerializer(serializers.Serializer):
     lots_created = serializers.IntegerField()
 
 
-class AnalysisSerializer(serializers.ModelSerializer):
+class QualityAnalysisSerializer(serializers.ModelSerializer):
     defect_code = CodeRelatedField(DefectCode)
     job = serializers.UUIDField(source="job_id", read_only=True)
     units = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=10_000)
@@ -112,7 +112,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
         read_only_fields = ["status", "verdict", "message", "result", "created_at", "finished_at"]
 
 
-class ChartQuerySerializer(serializers.Serializer):
+class QualityChartQuerySerializer(serializers.Serializer):
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
     subgroup = serializers.IntegerField(required=False, min_value=1, max_value=10, default=1)
