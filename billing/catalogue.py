@@ -34,6 +34,7 @@ DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTer
             "optimization.solver_seconds": (600, 7_200, _open("0.002")),
             "maintenance.model_runs": (100, 2_000, _open("0.01")),
             "maintenance.captures": (1_000, 20_000, _open("0.002")),
+            "quality.analyses": (50, 1_000, _open("0.05")),
         },
     ),
     "pro": (
@@ -49,6 +50,7 @@ DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTer
             "optimization.solver_seconds": (36_000, 720_000, _open("0.0015")),
             "maintenance.model_runs": (10_000, 200_000, _open("0.008")),
             "maintenance.captures": (100_000, 2_000_000, _open("0.001")),
+            "quality.analyses": (2_000, 50_000, _open("0.03")),
         },
     ),
     "enterprise": (
@@ -66,6 +68,7 @@ DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTer
             "optimization.solver_seconds": (360_000, None, _open("0.001")),
             "maintenance.model_runs": (100_000, None, _open("0.005")),
             "maintenance.captures": (1_000_000, None, _open("0.0005")),
+            "quality.analyses": (20_000, None, _open("0.02")),
         },
     ),
 }

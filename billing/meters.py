@@ -63,6 +63,7 @@ METERS: dict[str, Meter] = {
         Meter("optimization.solver_seconds", "second", "Production-scheduling solver time"),
         Meter("maintenance.model_runs", "run", "Predictive-maintenance model runs"),
         Meter("maintenance.captures", "capture", "Vibration captures analysed"),
+        Meter("quality.analyses", "analysis", "Quality root-cause analyses"),
     ]
 }
 

@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 import automation.maintenance.urls
+import automation.quality.urls
 import automation.scheduling.urls
 import billing.urls
 import inference.urls
@@ -21,6 +22,7 @@ org_urlpatterns = [
     *inference.urls.org_urlpatterns,
     *automation.scheduling.urls.org_urlpatterns,
     *automation.maintenance.urls.org_urlpatterns,
+    *automation.quality.urls.org_urlpatterns,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [

@@ -8,4 +8,5 @@ class Queue(StrEnum):
     TRAINING = "training"
     OPTIMIZATION = "optimization"
     MAINTENANCE = "maintenance"
+    QUALITY = "quality"
     BILLING = "billing"

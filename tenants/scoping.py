@@ -163,13 +163,14 @@ class OrganizationScopedViewMixin:
 
 
 class CodeRelatedField(serializers.SlugRelatedField):
-    """Another object of the caller's organisation, by its code (the view's serializer context carries it)."""
+    """Another object of the caller's organisation, by its code or another unique field (the view's serializer
+    context carries the organisation)."""
 
-    def __init__(self, model, **kwargs):
+    def __init__(self, model, slug_field: str = "code", **kwargs):
         kwargs.setdefault(
-            "error_messages", {"does_not_exist": f"No {model._meta.verbose_name} with the code {{value}}."}
+            "error_messages", {"does_not_exist": f"No {model._meta.verbose_name} with the {slug_field} {{value}}."}
         )
-        super().__init__(slug_field="code", queryset=model.objects.all(), **kwargs)
+        super().__init__(slug_field=slug_field, queryset=model.objects.all(), **kwargs)
 
     def get_queryset(self):
         return super().get_queryset().filter(organization=self.context["organization"])

@@ -67,6 +67,7 @@ def world(base_model_dir, settings, tmp_path):
         *_scheduling_objects(org_a),
         *_inference_objects(org_a, base_model_dir, settings, tmp_path),
         *_maintenance_objects(org_a),
+        *_quality_objects(org_a),
     ]
 
     org_b = builders.make_org(slug="bravo-plant")
@@ -149,6 +150,13 @@ def _maintenance_objects(org) -> list:
     from tests.automation.maintenance.maintenance_api import maintenance_objects
 
     return maintenance_objects(org)
+
+
+def _quality_objects(org) -> list:
+    """A line (stations, machines, variables, a characteristic), a lot, a unit with steps and an analysis."""
+    from tests.automation.quality.quality_api import quality_objects
+
+    return quality_objects(org)
 
 
 def test_no_endpoint_leaks_or_accepts_writes_across_organisations(world):

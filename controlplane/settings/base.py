@@ -38,6 +38,7 @@ LOCAL_APPS = [
     "inference",
     "automation.scheduling",
     "automation.maintenance",
+    "automation.quality",
     "portal",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS

@@ -1,0 +1,250 @@
+"""Quality: the line (stations in routing order, machines, process variables, inspection characteristics with
+defect codes), what flowed through it (units, material lots, which lot went into which unit), what each step
+measured, what inspection found, and the root-cause analyses.
+
+Step records are the volume (millions of values per upload): one narrow row each, bigint keys, written with COPY.
+Reads are per unit (genealogy, per-unit traces) and per variable over time (SPC): two b-tree indexes serve them.
+Every row, child rows included, carries its organisation.
+"""
+
+import uuid
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+code_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$",
+    "Use letters, digits, '.', '_', '/' and '-' only, starting with a letter or digit.",
+)
+
+
+def _organization_field() -> models.ForeignKey:
+    return models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+
+
+def _code_field() -> models.CharField:
+    return models.CharField(max_length=100, validators=[code_validator])
+
+
+def _unique(name: str, *fields: str) -> models.UniqueConstraint:
+    return models.UniqueConstraint(
+        fields=["organization", *fields], name=name, violation_error_message="This code is already in use."
+    )
+
+
+class Station(models.Model):
+    """A process step of the line; `position` is the routing order (upstream first)."""
+
+    organization = _organization_field()
+    code = _code_field()
+    name = models.CharField(max_length=200, blank=True)
+    position = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("position", "code")
+        constraints = [_unique("quality_station_code", "code")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Machine(models.Model):
+    """A machine at a station; a station may have several in parallel."""
+
+    organization = _organization_field()
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="machines")
+    code = _code_field()
+    name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("station__position", "code")
+        constraints = [_unique("quality_machine_code", "code")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class ProcessVariable(models.Model):
+    """What a step records: unit, spec limits, target. `causes` refines the routing order into a causal graph
+    (which variables drive this one); without it, every variable of an earlier station is a possible cause."""
+
+    organization = _organization_field()
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="variables")
+    name = _code_field()
+    unit = models.CharField(max_length=40, blank=True)
+    lsl = models.FloatField(null=True, blank=True, help_text="Lower spec limit.")
+    usl = models.FloatField(null=True, blank=True, help_text="Upper spec limit.")
+    target = models.FloatField(null=True, blank=True)
+    causes = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="effects")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("station__position", "name")
+        constraints = [_unique("quality_variable_name", "name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Characteristic(models.Model):
+    """An inspected characteristic at an inspection station; `affected_by` are the variables it depends on."""
+
+    organization = _organization_field()
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="characteristics")
+    code = _code_field()
+    name = models.CharField(max_length=200, blank=True)
+    unit = models.CharField(max_length=40, blank=True)
+    lsl = models.FloatField(null=True, blank=True)
+    usl = models.FloatField(null=True, blank=True)
+    target = models.FloatField(null=True, blank=True)
+    affected_by = models.ManyToManyField(ProcessVariable, blank=True, related_name="characteristics")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("station__position", "code")
+        constraints = [_unique("quality_characteristic_code", "code")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class DefectCode(models.Model):
+    organization = _organization_field()
+    characteristic = models.ForeignKey(Characteristic, on_delete=models.CASCADE, related_name="defect_codes")
+    code = _code_field()
+    description = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ("code",)
+        constraints = [_unique("quality_defect_code", "code")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Lot(models.Model):
+    """A material lot (batch of raw material or components)."""
+
+    organization = _organization_field()
+    code = _code_field()
+    material = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("code",)
+        constraints = [_unique("quality_lot_code", "code")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Unit(models.Model):
+    """A serial-numbered unit; `status` says where it is (for containment: still in the plant, or shipped)."""
+
+    class Status(models.TextChoices):
+        IN_PROCESS = "in_process"
+        FINISHED = "finished"
+        SHIPPED = "shipped"
+        SCRAPPED = "scrapped"
+
+    id = models.BigAutoField(primary_key=True)
+    organization = _organization_field()
+    serial = _code_field()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.IN_PROCESS)
+    lots = models.ManyToManyField(Lot, blank=True, related_name="units")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("serial",)
+        constraints = [_unique("quality_unit_serial", "serial")]
+
+    def __str__(self) -> str:
+        return self.serial
+
+
+class StepRecord(models.Model):
+    """One value a step recorded: unit, machine (hence station), variable, time, value."""
+
+    id = models.BigAutoField(primary_key=True)
+    organization = _organization_field()
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="+", db_index=False)
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="+", db_index=False)
+    variable = models.ForeignKey(ProcessVariable, on_delete=models.CASCADE, related_name="+", db_index=False)
+    ts = models.DateTimeField()
+    value = models.FloatField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["unit", "variable", "ts"], name="quality_step_unit"),
+            models.Index(fields=["variable", "ts"], name="quality_step_variable"),
+            models.Index(fields=["machine"], name="quality_step_machine"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.unit_id} {self.variable_id} {self.ts:%Y-%m-%d %H:%M:%S} = {self.value:g}"
+
+
+class InspectionResult(models.Model):
+    """What inspection found for a unit: the measured value (if any) and the defect code (none: passed)."""
+
+    id = models.BigAutoField(primary_key=True)
+    organization = _organization_field()
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="inspections")
+    characteristic = models.ForeignKey(Characteristic, on_delete=models.CASCADE, related_name="+")
+    ts = models.DateTimeField()
+    value = models.FloatField(null=True, blank=True)
+    defect_code = models.ForeignKey(DefectCode, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ("ts", "id")
+        indexes = [
+            models.Index(fields=["organization", "defect_code", "ts"], name="quality_inspection_defect"),
+            models.Index(fields=["characteristic", "ts"], name="quality_inspection_char"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.unit_id} {self.characteristic_id}: {'passed' if self.passed else 'defect'}"
+
+    @property
+    def passed(self) -> bool:
+        return self.defect_code_id is None
+
+
+class Analysis(models.Model):
+    """A root-cause analysis of one defect code: over a time window (units finished in it) or named failed
+    units; run by the `quality.analyse` job; the result keeps the ranked causes and their evidence."""
+
+    class Method(models.TextChoices):
+        AUTO = "auto"
+        LINE = "line"  # across units: stations, machines, variables, lots
+        UNIT = "unit"  # per failed unit, from its recorded traces
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    defect_code = models.ForeignKey(DefectCode, on_delete=models.CASCADE, related_name="analyses")
+    method = models.CharField(max_length=10, choices=Method.choices, default=Method.AUTO)
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    units = models.JSONField(default=list, blank=True, help_text="Serials of failed units to analyse.")
+    candidates = models.JSONField(
+        default=list, blank=True, help_text="Only these process variables (names); empty: every one upstream."
+    )
+    window_seconds = models.FloatField(default=30.0, help_text="Per-unit traces: how far before the failure.")
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=20, default="queued")
+    verdict = models.CharField(max_length=30, blank=True)
+    message = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name_plural = "analyses"
+        indexes = [models.Index(fields=["organization", "-created_at"], name="quality_analysis_created")]
+
+    def __str__(self) -> str:
+        return f"{self.defect_code_id} {self.created_at:%Y-%m-%d %H:%M} {self.status}"

@@ -1,0 +1,21 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from . import api
+
+router = SimpleRouter(trailing_slash=False)
+router.register("quality/stations", api.StationViewSet, basename="quality-station")
+router.register("quality/machines", api.MachineViewSet, basename="quality-machine")
+router.register("quality/variables", api.ProcessVariableViewSet, basename="quality-variable")
+router.register("quality/characteristics", api.CharacteristicViewSet, basename="quality-characteristic")
+router.register("quality/lots", api.LotViewSet, basename="quality-lot")
+router.register("quality/units", api.UnitViewSet, basename="quality-unit")
+router.register("quality/analyses", api.AnalysisViewSet, basename="quality-analysis")
+
+# Mounted under /api/v1/orgs/<org_slug>/ by controlplane.urls.
+org_urlpatterns = [
+    path("quality/ingest/units", api.UnitIngestView.as_view(), name="quality-ingest-units"),
+    path("quality/ingest/steps", api.StepIngestView.as_view(), name="quality-ingest-steps"),
+    path("quality/ingest/inspections", api.InspectionIngestView.as_view(), name="quality-ingest-inspections"),
+    *router.urls,
+]
