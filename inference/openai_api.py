@@ -206,10 +206,15 @@ def job_object(ft: FineTuningJob) -> dict:
         "status": status_name,
         "training_file": ft.training_file_id,
         "validation_file": ft.validation_file_id,
+        # The values the job trains with: the caller's, and those chosen for it where it left them out.
         "hyperparameters": {k: hyper.get(k) for k in fine_tuning.HYPERPARAMETER_NAMES},
         "method": {
             "type": "supervised",
-            "supervised": {"hyperparameters": {k: hyper.get(k) for k in fine_tuning.HYPERPARAMETER_NAMES}},
+            "supervised": {
+                "hyperparameters": {
+                    k: hyper.get(k) for k in (*fine_tuning.HYPERPARAMETER_NAMES, *fine_tuning.LORA_NAMES)
+                }
+            },
         },
         "trained_tokens": ft.trained_tokens,
         "seed": ft.seed,
