@@ -311,7 +311,9 @@ def fine_tune_run(ctx: JobContext) -> dict:
             f"Held-back answers given exactly: fine-tuned {metrics['exact_match_fine_tuned']:.0%}, base model "
             f"{metrics['exact_match_base']:.0%} ({metrics['exact_match_examples']} questions); validation loss "
             f"{metrics.get('valid_loss_before')} -> {metrics.get('valid_loss_after')}.",
-            **{k: metrics.get(k) for k in ("exact_match_base", "exact_match_fine_tuned", "exact_match_examples")},
+            exact_match_base=metrics["exact_match_base"],
+            exact_match_fine_tuned=metrics["exact_match_fine_tuned"],
+            exact_match_examples=metrics["exact_match_examples"],
         )
     return {
         "fine_tuned_model": name,
