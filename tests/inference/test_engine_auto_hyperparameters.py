@@ -16,7 +16,7 @@ LLAMA_ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "do
 
 
 def test_small_datasets_get_more_epochs_and_large_ones_fewer() -> None:
-    assert [auto_epochs(n) for n in (8, 20, 54, 60, 200, 1000, 5000, 30_000)] == [20, 20, 8, 7, 3, 3, 3, 1]
+    assert [auto_epochs(n) for n in (8, 20, 54, 60, 200, 1000, 5000, 30_000)] == [20, 20, 8, 7, 6, 6, 5, 1]
     assert [auto_batch_size(n) for n in (8, 60, 200, 400, 1000, 5000)] == [4, 4, 8, 16, 32, 32]
     with pytest.raises(ValueError):
         auto_epochs(0)
