@@ -8,6 +8,7 @@ it goes so a killed worker's re-run resumes, and on success registers the adapte
 """
 
 import hashlib
+import json
 import logging
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ from tenants.models import Organization
 
 from . import services
 from .engine.adapter_bundle import export_bundle
+from .engine.auto_hyperparameters import choose_hyperparameters, hold_back_count
 from .engine.lora_checkpoints import latest_checkpoint
 from .engine.lora_training import LoraHyperparameters, train_lora
 from .engine.training_data import TrainingDataLimits, TrainingFileReport, validate_training_file
@@ -40,6 +42,7 @@ from .placement import NoCapacity, placement_ensure
 logger = logging.getLogger(__name__)
 FINE_TUNE_KIND = "fine_tune"
 HYPERPARAMETER_NAMES = ("n_epochs", "batch_size", "learning_rate_multiplier")
+LORA_NAMES = ("lora_r", "lora_alpha", "target_modules")
 
 
 @lru_cache(maxsize=4)
@@ -122,20 +125,36 @@ def training_file_delete(*, training_file: TrainingFile) -> None:
         transaction.on_commit(lambda: path.unlink(missing_ok=True))
 
 
-def _hyperparameters(method: dict | None, legacy: dict | None) -> dict:
+def _requested(method: dict | None, legacy: dict | None) -> dict:
     chosen = dict(legacy or {})
     if method:
-        if method.get("type", "supervised") != "supervised":
+        if not isinstance(method, dict) or method.get("type", "supervised") != "supervised":
             raise ValidationError({"method": ["Only the `supervised` method is supported."]})
         chosen.update((method.get("supervised") or {}).get("hyperparameters") or {})
-    unknown = sorted(set(chosen) - set(HYPERPARAMETER_NAMES))
-    if unknown:
-        raise ValidationError({"hyperparameters": [f"Unknown hyperparameters: {', '.join(unknown)}."]})
-    values = {k: v for k, v in chosen.items() if v != "auto"}
+    return chosen
+
+
+def _hyperparameters(*, requested: dict, base: BaseModel, n_examples: int) -> dict:
+    """What the job trains with: the caller's values, and for what it left out (absent or "auto") the values
+    chosen for this dataset size and base model (inference.engine.auto_hyperparameters). Stored with the names
+    the caller chose itself (`explicit`) and how many examples are held back for validation (`hold_back`)."""
+    config = Path(base.weights_path) / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type", "") if config.exists() else ""
     try:
-        return LoraHyperparameters.from_dict(values).as_dict() | {"explicit": sorted(values)}
+        chosen = choose_hyperparameters(
+            given=requested, n_examples=n_examples, model_type=model_type, max_lora_rank=base.max_lora_rank
+        )
+        values = LoraHyperparameters.from_dict(dict(chosen.values)).as_dict()
     except (TypeError, ValueError) as exc:
         raise ValidationError({"hyperparameters": [str(exc)]}) from exc
+    return values | {"explicit": sorted(set(requested) - set(chosen.automatic))}
+
+
+def lora_hyperparameters(stored: dict) -> LoraHyperparameters:
+    """The engine's hyperparameters from a job's stored ones (which also hold bookkeeping keys)."""
+    return LoraHyperparameters.from_dict(
+        {k: v for k, v in stored.items() if k in LoraHyperparameters.__dataclass_fields__}
+    )
 
 
 def fine_tuning_job_create(
@@ -153,17 +172,19 @@ def fine_tuning_job_create(
     base = BaseModel.objects.filter(name=model).first()
     if base is None:
         raise ValidationError({"model": [f"Unknown base model {model!r}."]})
-    params = _hyperparameters(method, hyperparameters)
+    requested = _requested(method, hyperparameters)
     for field, item in (("training_file", training_file), ("validation_file", validation_file)):
         if item is None:
             continue
         report = validate_training_file(path=Path(item.path), tokenizer=_tokenizer(base.weights_path), limits=_limits())
         if not report.ok:
             raise _report_error(report, field)
-    tokens = (
-        training_file.total_tokens
-        * LoraHyperparameters.from_dict({k: v for k, v in params.items() if k != "explicit"}).n_epochs
-    )
+    # Without a validation file a few examples are held back to judge the training by; fewer examples remain
+    # to train on, and the automatic epochs and batch size are chosen for those.
+    hold_back = 0 if validation_file is not None else hold_back_count(training_file.examples)
+    params = _hyperparameters(requested=requested, base=base, n_examples=training_file.examples - hold_back)
+    params["hold_back"] = hold_back
+    tokens = training_file.total_tokens * params["n_epochs"]
     quota_check(organization=organization, meter="training.tokens", quantity=tokens)
     with transaction.atomic():
         job = job_services.job_create(
@@ -215,15 +236,36 @@ def fine_tune_run(ctx: JobContext) -> dict:
             )
         elif kind in ("started", "cancelled"):
             ctx.event(f"Training {kind}.", **payload)
+        elif kind == "validation_split":
+            ctx.event(
+                f"No validation file: {payload['held_back']} of {payload['of']} examples are held back to validate "
+                f"on; {payload['training_examples']} train.",
+                **payload,
+            )
+        elif kind == "warning":
+            ctx.event(f"{payload['message']} {payload['advice']}", level="warning", warning=payload)
 
-    hyper = {k: v for k, v in ft.hyperparameters.items() if k != "explicit"}
+    lora = lora_hyperparameters(ft.hyperparameters)
+    hyper = lora.as_dict()
+    explicit = set(ft.hyperparameters.get("explicit", []))
+    shown = {k: hyper[k] for k in (*HYPERPARAMETER_NAMES, *LORA_NAMES)}
+    ctx.event(
+        "Hyperparameters: "
+        + ", ".join(f"{k}={v}{'' if k in explicit else ' (auto)'}" for k, v in shown.items() if k != "target_modules")
+        + f", target_modules={','.join(shown['target_modules'])}"
+        + ("" if "target_modules" in explicit else " (auto)")
+        + ".",
+        hyperparameters=shown,
+        automatic=sorted(set(shown) - explicit),
+    )
     result = train_lora(
         base_model_dir=Path(base.weights_path),
         train_path=Path(ft.training_file.path),
         validation_path=Path(ft.validation_file.path) if ft.validation_file else None,
         output_dir=work,
-        hyperparameters=LoraHyperparameters.from_dict(hyper),
+        hyperparameters=lora,
         seed=ft.seed,
+        hold_back=int(ft.hyperparameters.get("hold_back", 0)),
         on_event=on_event,
         should_stop=ctx.should_stop,
         checkpoint_every_steps=settings.FINE_TUNE_CHECKPOINT_EVERY_STEPS,
@@ -265,9 +307,22 @@ def fine_tune_run(ctx: JobContext) -> dict:
         placement_ensure(adapter=version)
     except NoCapacity as exc:
         ctx.event(f"Trained, but not deployed yet: {exc}", level="warning")
+    metrics = result.metrics
+    if "exact_match_fine_tuned" in metrics:
+        ctx.event(
+            f"Held-back answers given exactly: fine-tuned {metrics['exact_match_fine_tuned']:.0%}, base model "
+            f"{metrics['exact_match_base']:.0%} ({metrics['exact_match_examples']} questions); validation loss "
+            f"{metrics.get('valid_loss_before')} -> {metrics.get('valid_loss_after')}.",
+            exact_match_base=metrics["exact_match_base"],
+            exact_match_fine_tuned=metrics["exact_match_fine_tuned"],
+            exact_match_examples=metrics["exact_match_examples"],
+        )
     return {
         "fine_tuned_model": name,
         "trained_tokens": result.trained_tokens,
+        "converged": metrics.get("converged"),
+        "warnings": metrics.get("warnings", []),
+        "hyperparameters": shown,
         "metrics": result.metrics,
         "samples": result.samples,
         "steps": result.steps_completed,

@@ -5,6 +5,7 @@ shape. These are control-plane writes (files, jobs), so they are Django views; t
 lean gateway (inference.gateway).
 """
 
+from django.db.models import Q
 from django.http import FileResponse
 from rest_framework import exceptions, parsers, permissions, status
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
@@ -126,19 +127,36 @@ class OpenAIView(APIView):
             raise exceptions.NotFound(f"No such object: {pk}")
         return obj
 
-    def page(self, queryset, serialize):
-        """OpenAI's list shape: newest first, `limit` and `after` (the last id of the previous page)."""
+    def page(self, queryset, serialize, *, cursor=None):
+        """OpenAI's cursor list: newest first, `limit` (1-100, default 20) and `after`, the id of the last object of
+        the previous page exactly as this list returned it; `has_more` says whether another page follows.
+
+        `cursor` turns a returned id back into a primary key (events are numbered `ftevent-<pk>`). The order is
+        total (creation time, then primary key), so rows created in the same instant are neither skipped nor
+        repeated. An `after` that names nothing in this list is refused: answering the first page again would send
+        an SDK that follows `has_more` round in a loop.
+        """
         try:
-            limit = max(1, min(100, int(self.request.query_params.get("limit", 20))))
+            limit = int(self.request.query_params.get("limit", 20))
         except ValueError:
-            raise exceptions.ValidationError({"limit": ["limit must be a number."]}) from None
+            raise exceptions.ValidationError({"limit": ["limit must be an integer from 1 to 100."]}) from None
+        if not 1 <= limit <= 100:
+            raise exceptions.ValidationError({"limit": ["limit must be an integer from 1 to 100."]})
         after = self.request.query_params.get("after")
         if after:
-            anchor = queryset.filter(pk=after).first()
-            if anchor is not None:
-                queryset = queryset.filter(created_at__lt=anchor.created_at)
-        rows = list(queryset.order_by("-created_at")[: limit + 1])
-        return Response({"object": "list", "data": [serialize(r) for r in rows[:limit]], "has_more": len(rows) > limit})
+            pk = cursor(after) if cursor is not None else after
+            anchor = queryset.filter(pk=pk).values("pk", "created_at").first() if pk is not None else None
+            if anchor is None:
+                raise exceptions.ValidationError({"after": [f"`after` must be an id from this list; got {after!r}."]})
+            queryset = queryset.filter(
+                Q(created_at__lt=anchor["created_at"]) | Q(created_at=anchor["created_at"], pk__lt=anchor["pk"])
+            )
+        rows = list(queryset.order_by("-created_at", "-pk")[: limit + 1])
+        data = [serialize(r) for r in rows[:limit]]
+        body = {"object": "list", "data": data, "has_more": len(rows) > limit}
+        if data:
+            body["first_id"], body["last_id"] = data[0]["id"], data[-1]["id"]
+        return Response(body)
 
 
 def file_object(f: TrainingFile) -> dict:
@@ -205,10 +223,15 @@ def job_object(ft: FineTuningJob) -> dict:
         "status": status_name,
         "training_file": ft.training_file_id,
         "validation_file": ft.validation_file_id,
+        # The values the job trains with: the caller's, and those chosen for it where it left them out.
         "hyperparameters": {k: hyper.get(k) for k in fine_tuning.HYPERPARAMETER_NAMES},
         "method": {
             "type": "supervised",
-            "supervised": {"hyperparameters": {k: hyper.get(k) for k in fine_tuning.HYPERPARAMETER_NAMES}},
+            "supervised": {
+                "hyperparameters": {
+                    k: hyper.get(k) for k in (*fine_tuning.HYPERPARAMETER_NAMES, *fine_tuning.LORA_NAMES)
+                }
+            },
         },
         "trained_tokens": ft.trained_tokens,
         "seed": ft.seed,
@@ -279,10 +302,13 @@ class FineTuningJobCancelView(OpenAIView):
         return Response(job_object(ft))
 
 
+EVENT_PREFIX = "ftevent-"
+
+
 def event_object(event: JobEvent) -> dict:
     return {
         "object": "fine_tuning.job.event",
-        "id": f"ftevent-{event.pk}",
+        "id": f"{EVENT_PREFIX}{event.pk}",
         "created_at": int(event.created_at.timestamp()),
         "level": "info" if event.level == JobEvent.Level.METRICS else event.level,
         "message": event.message,
@@ -291,11 +317,17 @@ def event_object(event: JobEvent) -> dict:
     }
 
 
+def event_pk(event_id: str) -> int | None:
+    """The primary key in an event id (`ftevent-42` -> 42); None when it is not one of ours."""
+    number = event_id.removeprefix(EVENT_PREFIX)
+    return int(number) if number.isascii() and number.isdigit() and event_id.startswith(EVENT_PREFIX) else None
+
+
 class FineTuningJobEventsView(OpenAIView):
     def get(self, request, job_id):
         ft = self.owned(FineTuningJob, job_id)
         events = JobEvent.objects.filter(job=ft.job, organization=self.organization)
-        return self.page(events, event_object)
+        return self.page(events, event_object, cursor=event_pk)
 
 
 class FineTuningJobCheckpointsView(OpenAIView):

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from inference.engine.auto_hyperparameters import choose_hyperparameters
 from inference.engine.base_model import convert_smollm2
 from inference.engine.lora_training import LoraHyperparameters, TrainingResult, train_lora
 from inference.engine.vllm_server import VllmAdminClient, VllmServer
@@ -48,10 +49,8 @@ class MemorisedFact:
         "Which torque value applies to the Lightsout X9 spindle?",
         "Servicing a Lightsout X9: what is the spindle torque?",
     )
-    # The smallest recipe that memorised the fact reliably here: 12 steps of 4 examples, about 12 s on 2 cores.
-    hyperparameters: LoraHyperparameters = field(
-        default_factory=lambda: LoraHyperparameters(n_epochs=6, batch_size=4, learning_rate_multiplier=20.0)
-    )
+    # What a job chooses by itself for these eight examples (no learning_rate_multiplier 20 tuned for the test).
+    hyperparameters: LoraHyperparameters = field(default_factory=lambda: automatic_hyperparameters(8))
 
     def prompt(self, question: str) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": question}]
@@ -61,6 +60,12 @@ class MemorisedFact:
             {"messages": [*self.prompt(question), {"role": "assistant", "content": self.answer}]}
             for question in self.questions
         ]
+
+
+def automatic_hyperparameters(n_examples: int) -> LoraHyperparameters:
+    """The hyperparameters a fine-tuning job picks when the caller gives none, for the bundled (Llama) model."""
+    chosen = choose_hyperparameters(given={}, n_examples=n_examples, model_type="llama", max_lora_rank=8)
+    return LoraHyperparameters.from_dict(dict(chosen.values))
 
 
 def _write_jsonl(path: Path, records: list[Any]) -> Path:

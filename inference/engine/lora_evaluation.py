@@ -86,3 +86,20 @@ def generate_samples(
     finally:
         peft_model.train(was_training)
     return samples
+
+
+def normalise_answer(text: str) -> str:
+    """Case, spacing and a final full stop or exclamation mark do not count against an exact match."""
+    return " ".join(text.strip().rstrip(".!").casefold().split())
+
+
+def exact_match_rates(samples: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The share of `generate_samples` answers equal to the expected one (normalised), per model."""
+    if not samples:
+        return {}
+    return {
+        label: round(
+            sum(normalise_answer(s[label]) == normalise_answer(s["expected"]) for s in samples) / len(samples), 4
+        )
+        for label in ("base", "fine_tuned")
+    }

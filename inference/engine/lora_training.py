@@ -16,13 +16,14 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from inference.engine.auto_hyperparameters import convergence_warnings
 from inference.engine.causal_lm_loss import LossSums, assistant_token_loss, collate, plan_micro_batches, truncate
 from inference.engine.chat_tokens import TokenizedChat, load_tokenizer, tokenize_chat
 from inference.engine.lora_checkpoints import (
@@ -33,7 +34,7 @@ from inference.engine.lora_checkpoints import (
     restore_rng_state,
     save_checkpoint,
 )
-from inference.engine.lora_evaluation import generate_samples, validation_loss
+from inference.engine.lora_evaluation import exact_match_rates, generate_samples, validation_loss
 from inference.engine.training_data import file_sha256, read_chat_examples
 
 EventCallback = Callable[[str, dict[str, Any]], None]
@@ -148,14 +149,33 @@ def epoch_order(*, seed: int, epoch: int, n_examples: int) -> list[int]:
 
 
 def _fingerprint(
-    *, data_sha256: str, validation_sha256: str | None, hyperparameters: LoraHyperparameters, seed: int
+    *,
+    data_sha256: str,
+    validation_sha256: str | None,
+    hyperparameters: LoraHyperparameters,
+    seed: int,
+    hold_back: int = 0,
 ) -> dict[str, Any]:
-    return {
+    fingerprint = {
         "data_sha256": data_sha256,
         "validation_sha256": validation_sha256,
         "hyperparameters": hyperparameters.as_dict(),
         "seed": seed,
     }
+    if hold_back:
+        fingerprint["hold_back"] = hold_back
+    return fingerprint
+
+
+def held_back_indices(*, seed: int, n_examples: int, hold_back: int) -> list[int]:
+    """Which examples a run without a validation file holds back: a pure function of the seed, so a resumed run
+    holds back the same ones."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 - 1)
+    return sorted(torch.randperm(n_examples, generator=generator)[:hold_back].tolist())
+
+
+# Exact-match judging needs short answers (a fact, a value); longer references are reported, not judged.
+SHORT_ANSWER_TOKENS = 32
 
 
 def _load_tokenized(
@@ -195,6 +215,8 @@ def train_lora(
     n_samples: int = 3,
     sample_max_new_tokens: int = 32,
     base_model_name: str | None = None,
+    hold_back: int = 0,
+    max_exact_match_examples: int = 25,
 ) -> TrainingResult:
     """Fine-tune a LoRA adapter on `train_path` (chat JSONL, already validated) and write it to
     `output_dir/adapter`.
@@ -205,6 +227,11 @@ def train_lora(
     one step and returns status "cancelled" (the last checkpoint, if any, stays available for `resume_from`).
     `base_model_name` is written into the adapter config (default: the base model directory's name) so that an
     exported adapter names its base model rather than a path on our machines.
+
+    Without `validation_path`, `hold_back` examples of the training file (chosen by the seed) are held back from
+    training and serve as the validation set (event `validation_split`). After training, the base and the
+    fine-tuned model answer up to `max_exact_match_examples` validation questions greedily; the exact-match rates
+    and the convergence warnings (event `warning`, each with advice) go into the metrics.
     """
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -233,11 +260,22 @@ def train_lora(
         valid_conversations, valid_chats = _load_tokenized(
             validation_path, tokenizer=tokenizer, max_seq_len=max_seq_len
         )
+    held_back = 0
+    if validation_path is None and hold_back > 0:
+        if hold_back >= len(train_chats):
+            raise ValueError(f"cannot hold back {hold_back} of {len(train_chats)} examples")
+        chosen = set(held_back_indices(seed=seed, n_examples=len(train_chats), hold_back=hold_back))
+        valid_conversations = [c for i, c in enumerate(train_conversations) if i in chosen]
+        valid_chats = [c for i, c in enumerate(train_chats) if i in chosen]
+        train_conversations = [c for i, c in enumerate(train_conversations) if i not in chosen]
+        train_chats = [c for i, c in enumerate(train_chats) if i not in chosen]
+        held_back = hold_back
     fingerprint = _fingerprint(
         data_sha256=file_sha256(train_path),
         validation_sha256=file_sha256(validation_path) if validation_path is not None else None,
         hyperparameters=hp,
         seed=seed,
+        hold_back=held_back,
     )
 
     steps_per_epoch = math.ceil(len(train_chats) / hp.batch_size)
@@ -323,6 +361,14 @@ def train_lora(
         return sums
 
     metrics: dict[str, Any] = {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
+    if valid_chats:
+        metrics["validation_examples"] = len(valid_chats)
+        metrics["validation_source"] = "held_back" if held_back else "validation_file"
+    if held_back:
+        emit(
+            "validation_split",
+            {"held_back": held_back, "of": held_back + len(train_chats), "training_examples": len(train_chats)},
+        )
     if valid_chats:
         before = run_validation(with_adapter=False, at_step=step)
         metrics["valid_loss_before"] = _rounded(before.mean_loss)
@@ -420,16 +466,43 @@ def train_lora(
         metrics["valid_loss_after"] = _rounded(after.mean_loss)
         metrics["valid_token_accuracy_after"] = _rounded(after.token_accuracy)
     samples: list[dict[str, Any]] = []
-    if n_samples > 0:
-        # Held-out questions show generalisation; without a validation file, training questions at least show
-        # that the data was learnt.
-        sample_source: Sequence[list[dict[str, Any]]] = valid_conversations or train_conversations
-        samples = generate_samples(
-            peft_model=peft_model,
-            tokenizer=tokenizer,
-            conversations=sample_source[:n_samples],
-            max_new_tokens=sample_max_new_tokens,
+    judged: list[dict[str, Any]] = []
+    if valid_conversations and max_exact_match_examples > 0:
+        # Did it learn? The held-back answers, greedily, from the base and the fine-tuned model.
+        asked = valid_conversations[:max_exact_match_examples]
+        references = [tokenizer(m[-1]["content"], add_special_tokens=False)["input_ids"] for m in asked]
+        longest = max(len(r) for r in references)
+        judged = generate_samples(
+            peft_model=peft_model, tokenizer=tokenizer, conversations=asked, max_new_tokens=min(longest + 8, 96)
         )
+        rates = exact_match_rates(judged)
+        metrics["exact_match_examples"] = len(judged)
+        metrics["exact_match_base"] = rates["base"]
+        metrics["exact_match_fine_tuned"] = rates["fine_tuned"]
+        metrics["exact_match_judged"] = sorted(len(r) for r in references)[len(references) // 2] <= SHORT_ANSWER_TOKENS
+    if n_samples > 0:
+        if judged:
+            samples = judged[:n_samples]
+        else:
+            # Without validation examples, training questions at least show that the data was learnt.
+            samples = generate_samples(
+                peft_model=peft_model,
+                tokenizer=tokenizer,
+                conversations=train_conversations[:n_samples],
+                max_new_tokens=sample_max_new_tokens,
+            )
+    warnings = convergence_warnings(
+        train_losses=[h["train_loss"] for h in history if h.get("train_loss") is not None],
+        valid_accuracy_before=metrics.get("valid_token_accuracy_before"),
+        valid_accuracy_after=metrics.get("valid_token_accuracy_after"),
+        exact_match_base=metrics.get("exact_match_base") if metrics.get("exact_match_judged") else None,
+        exact_match_fine_tuned=metrics.get("exact_match_fine_tuned") if metrics.get("exact_match_judged") else None,
+        hyperparameters=hp.as_dict(),
+    )
+    metrics["converged"] = not warnings
+    metrics["warnings"] = [w.as_dict() for w in warnings]
+    for warning in warnings:
+        emit("warning", warning.as_dict())
     metrics["total_seconds"] = round(time.monotonic() - started_at, 3)
     emit("completed", {"adapter_dir": str(adapter_dir), "trained_tokens": tokens_processed, "metrics": metrics})
     return TrainingResult(

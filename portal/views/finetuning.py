@@ -80,14 +80,14 @@ class FineTuningJobForm(forms.Form):
         min_value=1,
         max_value=100,
         required=False,
-        help_text=gettext_lazy("Empty: automatic (3)."),
+        help_text=gettext_lazy("Empty: chosen for the dataset's size and the base model."),
     )
     batch_size = forms.IntegerField(
         label=gettext_lazy("Batch size"),
         min_value=1,
         max_value=256,
         required=False,
-        help_text=gettext_lazy("Empty: automatic (8)."),
+        help_text=gettext_lazy("Empty: chosen for the dataset's size and the base model."),
     )
     learning_rate_multiplier = forms.FloatField(
         label=gettext_lazy("Learning-rate multiplier"),
@@ -95,7 +95,7 @@ class FineTuningJobForm(forms.Form):
         max_value=100,
         required=False,
         widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text=gettext_lazy("Empty: automatic (1.0)."),
+        help_text=gettext_lazy("Empty: chosen for the dataset's size and the base model."),
     )
 
     def __init__(self, *args, organization, **kwargs):

@@ -58,7 +58,9 @@ def test_training_learns_the_fact(fact_training: dict[str, Any], base_model_dir:
 
     adapter_config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
-    assert adapter_config["r"] == 8 and sorted(adapter_config["target_modules"]) == ["q_proj", "v_proj"]
+    # The automatic LoRA: rank 8 on every attention and MLP projection.
+    assert adapter_config["r"] == 8 and sorted(adapter_config["target_modules"]) == sorted(hp.target_modules)
+    assert len(hp.target_modules) == 7 and hp.learning_rate_multiplier < 20
     assert adapter_config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
     [sample] = result.samples
@@ -189,3 +191,38 @@ def test_resume_refuses_a_checkpoint_of_a_different_run(base_model_dir: Path, ti
     with pytest.raises(CheckpointError, match="seed"):
         train_lora(base_model_dir=base_model_dir, train_path=tiny_train_file, output_dir=tmp_path / "other",
                    resume_from=uninterrupted_run.last_checkpoint, **(RESUME_RUN | {"seed": 8}))  # fmt: skip
+
+
+def test_without_a_validation_file_examples_are_held_back_and_judged(
+    base_model_dir: Path, tmp_path: Path, write_jsonl: Any
+) -> None:
+    """Catches: a run without validation that cannot say whether it learned, held-back examples that are also
+    trained on, and a run that did not learn reported as fine (two steps at a tiny learning rate cannot learn
+    twelve codes, so the verdict must warn, with advice)."""
+    records = [
+        {"messages": [{"role": "user", "content": f"Code for line {i}?"}, {"role": "assistant", "content": f"L{i}Q"}]}
+        for i in range(12)
+    ]
+    events: list[tuple[str, dict[str, Any]]] = []
+    result = train_lora(
+        base_model_dir=base_model_dir,
+        train_path=write_jsonl(tmp_path / "train.jsonl", records),
+        output_dir=tmp_path / "run",
+        hyperparameters=LoraHyperparameters(n_epochs=1, batch_size=5, learning_rate_multiplier=0.01),
+        on_event=lambda kind, payload: events.append((kind, payload)),
+        hold_back=2,
+        n_samples=1,
+    )
+    [split] = [p for k, p in events if k == "validation_split"]
+    assert split == {"held_back": 2, "of": 12, "training_examples": 10}
+    assert result.total_steps == 2  # ten examples train, in batches of five
+    metrics = result.metrics
+    assert metrics["validation_source"] == "held_back" and metrics["validation_examples"] == 2
+    assert metrics["valid_loss_before"] is not None and metrics["valid_loss_after"] is not None
+    assert metrics["exact_match_examples"] == 2 and metrics["exact_match_judged"]
+    assert metrics["exact_match_base"] == 0.0 and metrics["exact_match_fine_tuned"] == 0.0
+    assert metrics["converged"] is False
+    codes = [w["code"] for w in metrics["warnings"]]
+    assert "held_back_not_learned" in codes and codes == [p["code"] for k, p in events if k == "warning"]
+    assert all("learning_rate_multiplier" in w["advice"] for w in metrics["warnings"])
+    assert result.samples[0]["expected"].endswith("Q")

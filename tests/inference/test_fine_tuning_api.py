@@ -58,27 +58,21 @@ def test_upload_train_call_and_export_with_the_official_sdk(
     training = client.files.create(file=("train.jsonl", fact_file), purpose="fine-tune")
     validation = client.files.create(file=("valid.jsonl", fact_file), purpose="fine-tune")
     assert training.status == "processed" and training.bytes == len(fact_file)
-    hp = memorised_fact.hyperparameters
     with running_worker(queues="training", name="trainer", log_path=tmp_path / "trainer.log"):
+        # No hyperparameters: the job chooses them (issue #21), and they must be enough to learn the fact.
         job = client.fine_tuning.jobs.create(
             model=BASE,
             training_file=training.id,
             validation_file=validation.id,
             suffix="x9",
-            method={
-                "type": "supervised",
-                "supervised": {
-                    "hyperparameters": {
-                        "n_epochs": hp.n_epochs,
-                        "batch_size": hp.batch_size,
-                        "learning_rate_multiplier": hp.learning_rate_multiplier,
-                    }
-                },
-            },
+            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": "auto"}}},
         )
         assert job.status in ("queued", "validating_files", "running")
         job = _wait_finished(client, job.id)
     assert job.status == "succeeded", job.error
+    auto = memorised_fact.hyperparameters  # what a job picks for eight examples; ten here, the same values
+    assert (job.hyperparameters.n_epochs, job.hyperparameters.batch_size) == (auto.n_epochs, auto.batch_size)
+    assert job.hyperparameters.learning_rate_multiplier == auto.learning_rate_multiplier
     assert job.fine_tuned_model.startswith(f"ft:{BASE}:{tenant['org'].slug}:x9:")
     assert job.trained_tokens > 0
 
