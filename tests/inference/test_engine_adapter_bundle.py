@@ -72,7 +72,8 @@ def test_export_bundle_holds_adapter_model_card_and_metadata(
     metadata = json.loads(contents[prefix + "lightsout.json"])
     assert metadata["format"] == "lightsout-adapter-bundle"
     assert {key: metadata[key] for key in model_card} == model_card
-    assert metadata["adapter"]["r"] == 8 and sorted(metadata["adapter"]["target_modules"]) == ["q_proj", "v_proj"]
+    # The automatic defaults train every attention and MLP projection of the Llama architecture.
+    assert metadata["adapter"]["r"] == 8 and sorted(metadata["adapter"]["target_modules"]) == sorted(ALLOWED)
     assert metadata["files"] == {name: sha256(data) for name, data in adapter_files.items()}
 
 
@@ -98,8 +99,8 @@ def test_exported_bundle_round_trips_through_upload_validation_and_serves(
         allowed_target_modules=ALLOWED,
         base_model_dir=base_model_dir,
     )
-    assert (info.rank, info.lora_alpha, info.target_modules) == (8, 16.0, ["q_proj", "v_proj"])
-    assert info.tensor_count == 30 * 2 * 2  # 30 layers x 2 modules x (A, B)
+    assert (info.rank, info.lora_alpha, sorted(info.target_modules)) == (8, 16.0, sorted(ALLOWED))
+    assert info.tensor_count == 30 * 7 * 2  # 30 layers x 7 projections x (A, B)
     assert info.weights_sha256 == sha256(adapter_files["adapter_model.safetensors"])
     assert info.metadata is not None and info.metadata["data_sha256"] == model_card["data_sha256"]
     assert info.warnings == []
