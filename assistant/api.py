@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -18,6 +19,11 @@ from .conf import max_upload_bytes
 from .models import Document
 
 _MULTIPART_OVERHEAD = 64 * 1024
+
+
+class PassagePagination(CursorPagination):
+    ordering = ("ordinal",)
+    page_size = 100
 
 
 class DocumentViewSet(
@@ -70,9 +76,9 @@ class DocumentViewSet(
     @action(detail=True, methods=["get"], url_path="passages")
     def passages(self, request, org_slug, pk):
         document = self.get_object()
-        page = self.paginate_queryset(document.passages.order_by("ordinal"))
-        data = serializers.PassageSerializer(page, many=True).data
-        return self.get_paginated_response(data)
+        paginator = PassagePagination()
+        page = paginator.paginate_queryset(document.passages.all(), request, view=self)
+        return paginator.get_paginated_response(serializers.PassageSerializer(page, many=True).data)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], url_path="file")

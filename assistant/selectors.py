@@ -1,13 +1,16 @@
 """Reads: hybrid passage search over one organisation's documents.
 
 Two retrievers, each restricted to the organisation in SQL, then fused by reciprocal rank fusion:
-- semantic: cosine distance between the question's MiniLM embedding and the passages' (HNSW index; the
-  organisation filter runs with pgvector's iterative index scan so a tenant with few passages still gets k);
+- semantic: cosine distance between the question's MiniLM embedding and the passages'. With pgvector 0.8 or
+  newer the HNSW index serves it with an iterative scan, so the organisation filter still yields k rows; older
+  pgvector (the embedded PostgreSQL's) would filter after the index's ef_search candidates and could return too
+  few for a small tenant, so there the query runs exactly over the organisation's rows (index scans off for it).
 - lexical: PostgreSQL full-text search with the 'simple' configuration, terms OR-ed (a question's extra words
   must not hide a passage that holds its part number), ranked by ts_rank_cd.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.db import connection, transaction
 from pgvector.django import CosineDistance
@@ -45,11 +48,25 @@ def _lexical(*, organization: Organization, query: str, limit: int) -> list[str]
         return [str(row[0]) for row in cursor.fetchall()]
 
 
+@lru_cache(maxsize=1)
+def _has_iterative_scan() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    major, minor = (int(part) for part in str(row[0]).split(".")[:2])
+    return (major, minor) >= (0, 8)
+
+
 def _semantic(*, organization: Organization, query: str, limit: int) -> dict[str, float]:
     vector = engine.embed_texts([query])[0].tolist()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.iterative_scan = 'relaxed_order'")
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, limit)])
+        if _has_iterative_scan():
+            cursor.execute("SET LOCAL hnsw.iterative_scan = 'relaxed_order'")
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(40, limit))])
+        else:
+            cursor.execute("SET LOCAL enable_indexscan = off")
         rows = list(
             Passage.objects.filter(organization=organization, embedding__isnull=False)
             .annotate(distance=CosineDistance("embedding", vector))

@@ -12,7 +12,9 @@ def document_path(document: Document) -> str:
 
 
 class DocumentUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="PDF, Markdown (.md), plain text (.txt) or Word (.docx).")
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="PDF, Markdown (.md), plain text (.txt) or Word (.docx)."
+    )
     title = serializers.CharField(required=False, allow_blank=True, max_length=300)
 
 
