@@ -2,11 +2,13 @@ from django.contrib import admin
 
 from .models import Document, Passage
 
+_PASSAGE_FIELDS = ("ordinal", "page", "section", "char_start", "char_end", "word_count")
+
 
 class PassageInline(admin.TabularInline):
     model = Passage
-    fields = ["ordinal", "page", "section", "char_start", "char_end", "word_count"]
-    readonly_fields = fields
+    fields = _PASSAGE_FIELDS
+    readonly_fields = _PASSAGE_FIELDS
     extra = 0
     can_delete = False
     show_change_link = True

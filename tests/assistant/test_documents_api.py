@@ -49,7 +49,7 @@ def _ready(client, org, document_id: str, timeout: float = 300) -> dict:
 
 
 def _stored_files(org) -> list[Path]:
-    root = Path(default_storage.location) / "assistant" / str(org.pk)
+    root = Path(default_storage.path("assistant")) / str(org.pk)
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
