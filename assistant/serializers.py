@@ -1,0 +1,92 @@
+"""The documents API's JSON."""
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import Document, Passage
+
+
+def document_path(document: Document) -> str:
+    return reverse("assistant-document-detail", kwargs={"org_slug": document.organization.slug, "pk": str(document.pk)})
+
+
+class DocumentUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="PDF, Markdown (.md), plain text (.txt) or Word (.docx)."
+    )
+    title = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+    job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Document
+        fields = [
+            "id",
+            "title",
+            "filename",
+            "format",
+            "content_type",
+            "size_bytes",
+            "sha256",
+            "page_count",
+            "passage_count",
+            "embedded_count",
+            "status",
+            "error",
+            "embedding_model",
+            "job",
+            "uploaded_by_label",
+            "created_at",
+            "url",
+            "download_url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField())
+    def get_url(self, document: Document) -> str:
+        return self.context["request"].build_absolute_uri(document_path(document))
+
+    @extend_schema_field(serializers.CharField())
+    def get_download_url(self, document: Document) -> str:
+        return self.context["request"].build_absolute_uri(document_path(document) + "/file")
+
+
+class PassageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Passage
+        fields = ["id", "ordinal", "page", "section", "char_start", "char_end", "word_count", "text"]
+        read_only_fields = fields
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=1000, trim_whitespace=True)
+    k = serializers.IntegerField(min_value=1, default=5)
+
+    def validate_k(self, value: int) -> int:
+        from .conf import max_search_k
+
+        limit = max_search_k()
+        if value > limit:
+            raise serializers.ValidationError(f"At most {limit}.")
+        return value
+
+
+class SearchHitSerializer(serializers.Serializer):
+    passage_id = serializers.UUIDField()
+    text = serializers.CharField()
+    score = serializers.FloatField(help_text="Reciprocal rank fusion score (higher is better).")
+    similarity = serializers.FloatField(allow_null=True, help_text="Cosine similarity to the question.")
+    vector_rank = serializers.IntegerField(allow_null=True)
+    text_rank = serializers.IntegerField(allow_null=True)
+    document_id = serializers.UUIDField()
+    document_title = serializers.CharField()
+    page = serializers.IntegerField(allow_null=True)
+    section = serializers.CharField()
+    char_start = serializers.IntegerField()
+    char_end = serializers.IntegerField()
+    citation_url = serializers.CharField()
