@@ -1,9 +1,7 @@
 """The copilot's data for export and erasure (see `tenants.data_protection`): documents with their passages, and
 the original files in Django's storage. Passages' embeddings are derived data; they are exported like any column."""
 
-from django.db import transaction
-
-from tenants.data_protection import register_section
+from tenants.data_protection import register_section, stored_files_remove_on_commit
 
 from .models import Document, Passage
 
@@ -15,9 +13,7 @@ def _originals(organization):
 
 
 def _remove_originals(organization) -> None:
-    """Once the erasure has committed: a rolled-back erasure keeps its files with its rows."""
-    files = [d.file for d in Document.objects.filter(organization=organization).only("id", "file") if d.file]
-    transaction.on_commit(lambda: [file.storage.delete(file.name) for file in files])
+    stored_files_remove_on_commit(d.file for d in Document.objects.filter(organization=organization).only("id", "file"))
 
 
 def register() -> None:

@@ -24,9 +24,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from django.db import transaction
+
 if TYPE_CHECKING:
     from django.core.files import File
     from django.db.models import Model
+    from django.db.models.fields.files import FieldFile
     from django_stubs_ext import StrOrPromise
 
     from .models import Organization
@@ -138,3 +141,15 @@ def retention_policy(kind: str) -> RetentionPolicy:
         return _registry.retention[kind]
     except KeyError:
         raise LookupError(kind) from None
+
+
+def stored_files_remove_on_commit(files: Iterable[FieldFile]) -> None:
+    """Delete files from Django's storage once the erasure has committed: a rolled-back erasure keeps its files
+    with its rows. For a section's `before_erase`."""
+    stored = [(file.storage, file.name) for file in files if file and file.name]
+
+    def remove() -> None:
+        for storage, name in stored:
+            storage.delete(name)
+
+    transaction.on_commit(remove)

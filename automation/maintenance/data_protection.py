@@ -4,10 +4,9 @@ Secrets are derived from a per-row salt and SECRET_KEY, so the salts are not exp
 sign); trained models' pickled artefacts are binary columns and are left out too (they are rebuilt by training).
 """
 
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from tenants.data_protection import register_retention, register_section
+from tenants.data_protection import register_retention, register_section, stored_files_remove_on_commit
 
 from .models import (
     Anomaly,
@@ -41,9 +40,8 @@ def _waveforms(organization):
 
 
 def _remove_waveforms(organization) -> None:
-    """Once the erasure has committed: a rolled-back erasure keeps its waveforms with its rows."""
-    files = [c.waveform for c in VibrationCapture.objects.filter(organization=organization).only("id", "waveform")]
-    transaction.on_commit(lambda: [file.storage.delete(file.name) for file in files if file])
+    captures = VibrationCapture.objects.filter(organization=organization).only("id", "waveform")
+    stored_files_remove_on_commit(capture.waveform for capture in captures)
 
 
 def _purge_captures(organization, cutoff) -> int:
