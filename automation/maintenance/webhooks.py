@@ -22,6 +22,8 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
+from foundation.metrics import WEBHOOK_FAILURES
+
 from .models import WebhookDelivery
 from .signing import SIGNATURE_HEADER, webhook_secret, webhook_signature
 
@@ -106,6 +108,8 @@ def webhook_deliver(*, delivery_id: str) -> WebhookDelivery:
     elif delivery.attempts >= MAX_ATTEMPTS:
         delivery.status = WebhookDelivery.Status.FAILED
     delivery.save(update_fields=["attempts", "response_status", "last_error", "status", "delivered_at"])
+    if error:
+        WEBHOOK_FAILURES.labels(kind="maintenance_delivery").inc()
     if error and delivery.status == WebhookDelivery.Status.PENDING:
         raise DeliveryFailed(error)
     return delivery
