@@ -10,6 +10,7 @@ import hmac
 import logging
 import os
 import time
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
@@ -66,9 +67,9 @@ class QueueAndLedgerCollector:
             "lightsout_ledger_lag_seconds", "Age of the oldest usage stream entry not yet in the ledger (0 when none)."
         )
         try:
-            broker = _broker_redis()
-            for queue in [q.value for q in Queue] + list(getattr(settings, "EXTRA_CELERY_QUEUES", [])):
-                depth.add_metric([queue], float(broker.llen(queue)))
+            with _broker_redis() as broker:
+                for queue in [q.value for q in Queue]:
+                    depth.add_metric([queue], float(broker.llen(queue)))
             redis = get_redis()
             stream = keys.usage_stream()
             lag_entries.add_metric([], float(redis.xlen(stream)))
@@ -87,17 +88,13 @@ class QueueAndLedgerCollector:
         yield lag_seconds
 
 
-_broker = None
-
-
+@contextmanager
 def _broker_redis():
-    global _broker
-    if _broker is None:
-        from controlplane.celery import app
+    """A Redis client of the Celery broker (a pooled kombu connection's), whatever form its URL takes."""
+    from controlplane.celery import app
 
-        with app.connection_for_write() as conn:
-            _broker = conn.default_channel.client
-    return _broker
+    with app.pool.acquire(block=True, timeout=5) as conn:
+        yield conn.default_channel.client
 
 
 def metrics() -> HttpResponse:
