@@ -17,13 +17,15 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 
+from foundation import metrics as declared_metrics
 from foundation.logs import REQUEST_ID_HEADER, accept_request_id, reset_request_id, set_request_id
 from foundation.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from foundation.redis import get_redis
 
 logger = logging.getLogger(__name__)
+DECLARED = [getattr(declared_metrics, name) for name in declared_metrics.__all__]
 tracer = trace.get_tracer("lightsout")  # a no-op until OTEL_ENABLED installs a provider
 
 LIVENESS_PATH, READINESS_PATH, LEGACY_HEALTH_PATH, METRICS_PATH = "/livez", "/readyz", "/healthz", "/metrics"
@@ -98,24 +100,32 @@ def _broker_redis():
 
 
 def metrics() -> HttpResponse:
+    """Every process's metrics (summed from PROMETHEUS_MULTIPROC_DIR when set) plus the scrape-time ones. A declared
+    metric nothing has observed yet is still listed (HELP and TYPE, no samples), so dashboards and alerts can tell
+    "zero so far" from "not deployed"."""
+    source = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(source)
     else:
-        registry = CollectorRegistry()
-        registry.register(_RegistryView(REGISTRY))
-    registry.register(QueueAndLedgerCollector())
+        source.register(_Families(list(REGISTRY.collect())))
+    source.register(QueueAndLedgerCollector())
+    families = list(source.collect())
+    present = {f.name for f in families}
+    for declared in DECLARED:
+        for family in declared.describe():
+            if family.name not in present:
+                families.append(Metric(family.name, family.documentation, family.type))
+    registry = CollectorRegistry()
+    registry.register(_Families(families))
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
-class _RegistryView:
-    """This process's default registry, nested into a per-scrape one."""
-
-    def __init__(self, registry):
-        self.registry = registry
+class _Families:
+    def __init__(self, families):
+        self.families = families
 
     def collect(self):
-        return self.registry.collect()
+        return iter(self.families)
 
 
 def _metrics_allowed(request) -> bool:
@@ -168,7 +178,12 @@ class RequestContextMiddleware:
             return response
         finally:
             match = getattr(request, "resolver_match", None)
-            route = "/" + match.route if match is not None and match.route else "unmatched"
+            # The URL pattern, never the raw path (bounded label values); routers' regex anchors dropped.
+            route = (
+                "/" + match.route.replace("^", "").replace("$", "")
+                if match is not None and match.route
+                else "unmatched"
+            )
             labels = {"route": route, "method": request.method, "status": status}
             HTTP_REQUESTS.labels(**labels).inc()
             HTTP_LATENCY.labels(**labels).observe(time.perf_counter() - started)
