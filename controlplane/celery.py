@@ -58,6 +58,17 @@ def _drop_request_id(task_id=None, **_):
             reset_request_id(token)
 
 
+@signals.worker_init.connect
+def _serve_worker_metrics(**_):
+    import os
+
+    port = os.environ.get("METRICS_PORT")
+    if port:
+        from controlplane.observability import start_worker_metrics_server
+
+        start_worker_metrics_server(int(port))
+
+
 @signals.worker_process_init.connect
 @signals.worker_init.connect
 def _init_reporting(**_):

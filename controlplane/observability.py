@@ -190,6 +190,18 @@ class RequestContextMiddleware:
             reset_request_id(token)
 
 
+def start_worker_metrics_server(port: int) -> None:
+    """A Celery worker pod's own /metrics (on METRICS_PORT): every pool process's values from the pod's
+    PROMETHEUS_MULTIPROC_DIR. Scrape-time series (queue depth, ledger lag) come from the web pods."""
+    from prometheus_client import start_http_server
+
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    start_http_server(port, registry=registry)
+
+
 def init_error_reporting_and_tracing() -> None:
     """Sentry when SENTRY_DSN is set, OpenTelemetry traces when OTEL_ENABLED is; both no-ops otherwise."""
     dsn = getattr(settings, "SENTRY_DSN", "")
