@@ -68,7 +68,28 @@ class QueueAndLedgerCollector:
         lag_seconds = GaugeMetricFamily(
             "lightsout_ledger_lag_seconds", "Age of the oldest usage stream entry not yet in the ledger (0 when none)."
         )
+        oldest = GaugeMetricFamily(
+            "lightsout_queue_oldest_job_age_seconds",
+            "Age of the oldest job still queued (not started), per queue.",
+            labels=["queue"],
+        )
         try:
+            from django.db.models import Min
+
+            from jobs import registry
+            from jobs.models import Job
+
+            ages: dict[str, float] = {q.value: 0.0 for q in Queue}
+            now = time.time()
+            queued = Job.objects.filter(status=Job.Status.QUEUED).values("kind").annotate(oldest=Min("created_at"))
+            for row in queued:
+                try:
+                    queue = registry.get(row["kind"]).queue
+                except KeyError:
+                    queue = "unknown"
+                ages[queue] = max(ages.get(queue, 0.0), now - row["oldest"].timestamp())
+            for queue, age in ages.items():
+                oldest.add_metric([queue], age)
             with _broker_redis() as broker:
                 for queue in [q.value for q in Queue]:
                     depth.add_metric([queue], float(broker.llen(queue)))
@@ -86,6 +107,7 @@ class QueueAndLedgerCollector:
             logger.exception("Collecting queue depth and ledger lag failed")
             return
         yield depth
+        yield oldest
         yield lag_entries
         yield lag_seconds
 
