@@ -96,10 +96,10 @@ class QueueAndLedgerCollector:
             redis = get_redis()
             stream = keys.usage_stream()
             lag_entries.add_metric([], float(redis.xlen(stream)))
-            oldest = redis.xrange(stream, count=1)
+            first = redis.xrange(stream, count=1)
             age = 0.0
-            if oldest:
-                entry_id = oldest[0][0]
+            if first:
+                entry_id = first[0][0]
                 entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 age = max(0.0, time.time() - int(entry_id.split("-")[0]) / 1000)
             lag_seconds.add_metric([], age)
@@ -164,6 +164,8 @@ class ProbeMiddleware:
 
     def __call__(self, request):
         path = request.path_info
+        if request.method not in ("GET", "HEAD"):
+            return self.get_response(request)  # the URL map answers (404: nothing else lives at these paths)
         if path == LIVENESS_PATH:
             return liveness()
         if path in (READINESS_PATH, LEGACY_HEALTH_PATH):

@@ -26,6 +26,7 @@ NAMED_SERIES = [
     "lightsout_gateway_upstream_latency_seconds",
     "lightsout_gateway_tokens",
     "lightsout_queue_depth",
+    "lightsout_queue_oldest_job_age_seconds",
     "lightsout_job_duration_seconds",
     "lightsout_adapter_loads",
     "lightsout_adapter_evictions",
@@ -99,6 +100,7 @@ def test_metrics_from_web_and_worker_exist_and_move(org, tmp_path, multiprocess_
         assert _value(waiting, "lightsout_http_request_duration_seconds_count", route=route, status="200") >= 3
         assert _value(waiting, "lightsout_http_requests_total", route="/v1/models", status="401") >= 1
         assert _value(waiting, "lightsout_queue_depth", queue="default") >= 1
+        assert _value(waiting, "lightsout_queue_oldest_job_age_seconds", queue="default") > 0
         assert _value(waiting, "lightsout_ledger_lag_entries") >= 1
 
         worker = start_worker(queues="default", log_path=tmp_path / "worker.log", env=multiprocess_dir)
@@ -106,6 +108,7 @@ def test_metrics_from_web_and_worker_exist_and_move(org, tmp_path, multiprocess_
         ledger_flush(max_seconds=5)
         after = _scrape(url)
         assert _value(after, "lightsout_queue_depth", queue="default") == 0
+        assert _value(after, "lightsout_queue_oldest_job_age_seconds", queue="default") == 0
         assert (
             _value(
                 after, "lightsout_job_duration_seconds_count", queue="default", kind="test.count", outcome="succeeded"
