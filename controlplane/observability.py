@@ -76,18 +76,13 @@ class QueueAndLedgerCollector:
         try:
             from django.db.models import Min
 
-            from jobs import registry
             from jobs.models import Job
 
             ages: dict[str, float] = {q.value: 0.0 for q in Queue}
             now = time.time()
-            queued = Job.objects.filter(status=Job.Status.QUEUED).values("kind").annotate(oldest=Min("created_at"))
+            queued = Job.objects.filter(status=Job.Status.QUEUED).values("queue").annotate(oldest=Min("created_at"))
             for row in queued:
-                try:
-                    queue = registry.get(row["kind"]).queue
-                except KeyError:
-                    queue = "unknown"
-                ages[queue] = max(ages.get(queue, 0.0), now - row["oldest"].timestamp())
+                ages[row["queue"]] = max(ages.get(row["queue"], 0.0), now - row["oldest"].timestamp())
             for queue, age in ages.items():
                 oldest.add_metric([queue], age)
             with _broker_redis() as broker:

@@ -31,7 +31,7 @@ def _serve(tmp_path, env):
             return False
 
     try:
-        wait_until(up, timeout=90, what="the production-settings server")
+        wait_until(up, timeout=240, what="the production-settings server")
     except AssertionError:
         stop_worker(process)
         raise AssertionError((tmp_path / f"web-{port}.log").read_text()[-3000:]) from None
