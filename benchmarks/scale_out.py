@@ -286,7 +286,8 @@ def drill(procs, key, product, up1, up1_port, seconds, concurrency, jobs) -> dic
         organization=organization, meter__startswith="inference.input_tokens", occurred_at__gte=since
     )
     finished = {j.pk: j for j in Job.objects.filter(pk__in=[j.pk for j in created])}
-    completions = {k.decode(): int(v) for k, v in get_redis().hgetall(bench_jobs.COMPLETIONS_KEY).items()}
+    raw = get_redis().hgetall(bench_jobs.COMPLETIONS_KEY)
+    completions = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
     return {
         "events": events,
         "load": load,
