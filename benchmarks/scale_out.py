@@ -200,7 +200,14 @@ def run(*, seconds: float, concurrency: int, drill_seconds: float, jobs: int) ->
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     go.WORK_DIR.mkdir(parents=True, exist_ok=True)
     procs = go.Processes(LOG_DIR)
-    result: dict[str, Any] = {"throughput": [], "cores": os.cpu_count()}
+    result: dict[str, Any] = {
+        "throughput": [],
+        "cores": os.cpu_count(),
+        "seconds": seconds,
+        "concurrency": concurrency,
+        "drill_seconds": drill_seconds,
+        "jobs": jobs,
+    }
     try:
         up1, up1_port = start_upstream(procs, "upstream-1")
         product = go.prepare_product(f"http://127.0.0.1:{up1_port}")
@@ -307,9 +314,23 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Scale-out on one machine",
         "",
-        "Protocol: see the docstring of `benchmarks/scale_out.py` (stated there before any figure). Machine: "
-        f"{result['cores']} cores shared with other work; one run of each figure; upstream = OpenAI-shaped stand-in "
-        "for vLLM (`gateway_overhead --serve-upstream`).",
+        "## Protocol",
+        "",
+        "Separate processes on one machine under the embedded PostgreSQL and Redis: N gateway processes (`uvicorn "
+        "controlplane.asgi:application`, 1 worker each), a round-robin TCP load balancer in front "
+        "(`scale_out.py --serve-lb`, skips a backend that refuses connections), OpenAI-shaped upstreams standing in "
+        "for vLLM (`gateway_overhead --serve-upstream`; real vLLM on these cores serves about 2 completions/s and "
+        "would measure only itself). Throughput: a closed loop of C keep-alive connections through the balancer for S "
+        "seconds, N = 1, 2, 4, one run each. Kill drill: 2 gateways, 2 upstreams registered as 2 vLLM servers, 2 "
+        "Celery workers on `default` running J `bench.scale_out` jobs, a `billing` worker and beat (ledger flush, "
+        "stale-job re-queue; heartbeat 1 s, stale after 5 s); SIGKILL of one gateway at 25% of the load, one worker "
+        "at 50%, one upstream at 75%; the client retries a request whose connection broke before an answer (or got "
+        "502/503) on a fresh connection, up to 5 tries. Full text: the docstring of `benchmarks/scale_out.py`.",
+        "",
+        f"Machine: {result['cores']} cores, shared with other engineers' work while this ran (load average well above "
+        "the core count), so absolute figures are low and noisy; one run of each figure, scaled down to fit "
+        f"(S = {result.get('seconds')} s, C = {result.get('concurrency')}, drill {result.get('drill_seconds')} s, "
+        f"J = {result.get('jobs')}).",
         "",
         "## Throughput: gateway processes behind one load balancer",
         "",
