@@ -18,6 +18,8 @@ import stripe
 from django.conf import settings
 from django.db import transaction
 
+from foundation.metrics import WEBHOOK_FAILURES
+
 from . import stripe_api
 from .invoicing import carrier_subscription_forget, invoice_sync_from_stripe
 from .models import StripeEvent
@@ -67,7 +69,11 @@ def _process(event: dict) -> str:
 
 
 def stripe_event_receive(*, payload: bytes, signature: str) -> WebhookOutcome:
-    event = _verified_event(payload=payload, signature=signature)
+    try:
+        event = _verified_event(payload=payload, signature=signature)
+    except WebhookRejected:
+        WEBHOOK_FAILURES.labels(kind="stripe_rejected").inc()
+        raise
     data_object = event.get("data", {}).get("object", {})
     with transaction.atomic():
         record, created = StripeEvent.objects.get_or_create(

@@ -11,6 +11,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")
 django_application = get_asgi_application()
 
+from controlplane.observability import init_error_reporting_and_tracing  # noqa: E402
+
+init_error_reporting_and_tracing()
+
 from foundation.api.limits import body_size_limited  # noqa: E402  (needs Django set up)
 from inference.gateway.app import COMPLETION_PATHS, GatewayApp  # noqa: E402
 

@@ -1,12 +1,8 @@
-from django.db import connection
-from django.http import JsonResponse
+"""The health view for the URL map; ProbeMiddleware answers these paths first (see controlplane.observability)."""
 
-from foundation.redis import get_redis
+from controlplane.observability import readiness
 
 
 def health(request):
-    """Liveness and readiness for the load balancer: the database and Redis answer."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    get_redis().ping()
-    return JsonResponse({"status": "ok"})
+    """Readiness: PostgreSQL and Redis answer."""
+    return readiness()

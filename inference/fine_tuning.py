@@ -24,6 +24,7 @@ from django.db.models import Q
 
 from billing.quotas import quota_check
 from billing.usage import usage_record
+from foundation.storage import delete_prefix, fetch_file, list_keys, store_directory, store_file
 from jobs import services as job_services
 from jobs.models import Job
 from jobs.runner import JobCancelled, JobContext
@@ -107,6 +108,8 @@ def training_file_upload(*, organization: Organization, upload: UploadedFile, pu
             record.path = str(final)
             record.save()
             staged.rename(final)
+            # The training worker (another pod) reads the file from the shared artifact store.
+            store_file(local_path=final, key=training_file_key(record))
     finally:
         staged.unlink(missing_ok=True)
     return record
@@ -120,9 +123,31 @@ def training_file_delete(*, training_file: TrainingFile) -> None:
         # A finished job's record says what it was trained on, so the file stays while the job does.
         raise ValidationError({"file": [f"{training_file.filename} trained a fine-tuning job and is kept with it."]})
     path = Path(training_file.path)
+    key = training_file_key(training_file)
+
+    def remove() -> None:
+        path.unlink(missing_ok=True)
+        delete_prefix(prefix=key)
+
     with transaction.atomic():
         training_file.delete()
-        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+        transaction.on_commit(remove)
+
+
+def training_file_key(training_file: TrainingFile) -> str:
+    return f"training/files/{training_file.organization_id}/{training_file.id}.jsonl"
+
+
+def training_file_local(training_file: TrainingFile) -> Path:
+    """The file on this machine: the uploading pod's copy, or fetched from the artifact store."""
+    path = Path(training_file.path)
+    if not path.is_file():
+        fetch_file(key=training_file_key(training_file), local_path=path)
+    return path
+
+
+def _checkpoints_prefix(ft: FineTuningJob) -> str:
+    return f"training/runs/{ft.id}/checkpoints"
 
 
 def _requested(method: dict | None, legacy: dict | None) -> dict:
@@ -176,7 +201,9 @@ def fine_tuning_job_create(
     for field, item in (("training_file", training_file), ("validation_file", validation_file)):
         if item is None:
             continue
-        report = validate_training_file(path=Path(item.path), tokenizer=_tokenizer(base.weights_path), limits=_limits())
+        report = validate_training_file(
+            path=training_file_local(item), tokenizer=_tokenizer(base.weights_path), limits=_limits()
+        )
         if not report.ok:
             raise _report_error(report, field)
     # Without a validation file a few examples are held back to judge the training by; fewer examples remain
@@ -215,6 +242,11 @@ def fine_tune_run(ctx: JobContext) -> dict:
     )
     base = ft.base_model
     work = Path(settings.TRAINING_STORE) / "runs" / ft.id
+    if ctx.attempt > 1:  # a previous attempt may have run on another worker: its checkpoints are in the store
+        for key in list_keys(prefix=_checkpoints_prefix(ft)):
+            local = work / "checkpoints" / key.removeprefix(_checkpoints_prefix(ft) + "/")
+            if not local.exists():
+                fetch_file(key=key, local_path=local)
     resume = latest_checkpoint(work / "checkpoints") if ctx.attempt > 1 else None
     if resume is not None:
         ctx.event(f"Resuming from checkpoint {resume.name}.")
@@ -229,6 +261,8 @@ def fine_tune_run(ctx: JobContext) -> dict:
         elif kind == "validation":
             ctx.metrics(f"Validation loss ({payload['model']} model) {payload['valid_loss']}", **payload)
         elif kind == "checkpoint":
+            checkpoint = Path(payload["path"])
+            store_directory(local_dir=checkpoint, prefix=f"{_checkpoints_prefix(ft)}/{checkpoint.name}")
             FineTuningCheckpoint.objects.get_or_create(
                 fine_tuning_job=ft,
                 step_number=payload["step"],
@@ -260,8 +294,8 @@ def fine_tune_run(ctx: JobContext) -> dict:
     )
     result = train_lora(
         base_model_dir=Path(base.weights_path),
-        train_path=Path(ft.training_file.path),
-        validation_path=Path(ft.validation_file.path) if ft.validation_file else None,
+        train_path=training_file_local(ft.training_file),
+        validation_path=training_file_local(ft.validation_file) if ft.validation_file else None,
         output_dir=work,
         hyperparameters=lora,
         seed=ft.seed,
@@ -354,5 +388,7 @@ def adapter_export(*, version: AdapterVersion, out_dir: Path) -> Path:
     }
     safe = hashlib.sha256(version.name.encode()).hexdigest()[:12]
     return export_bundle(
-        adapter_dir=Path(version.path), out_path=out_dir / f"lightsout-adapter-{safe}.tar.gz", model_card=card
+        adapter_dir=services.adapter_local_dir(version=version),
+        out_path=out_dir / f"lightsout-adapter-{safe}.tar.gz",
+        model_card=card,
     )

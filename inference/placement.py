@@ -10,10 +10,12 @@ never overfill a server.
 import logging
 import time
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from foundation.invalidation import publish_invalidation
+from foundation.metrics import ADAPTER_EVICTIONS, ADAPTER_LOADS
 from foundation.redis import get_redis
 
 from .engine.vllm_server import VllmAdminClient, VllmApiError, VllmError
@@ -53,6 +55,27 @@ def _unload(server: VllmServer, placement: Placement) -> None:
             raise
     get_redis().zrem(lru_key(server.pk), placement.adapter.lora_name)
     placement.delete()
+    ADAPTER_EVICTIONS.labels(server=server.url).inc()
+
+
+def _load_lora(server: VllmServer, adapter: AdapterVersion) -> None:
+    """Ask vLLM to load the adapter from its path. In a cluster the server's adapter-sync sidecar copies new
+    versions from the artifact store into that path (`manage.py adapter_sync`): until it has, vLLM answers 404, so
+    that answer is retried for ADAPTER_SYNC_WAIT_SECONDS."""
+    deadline = time.monotonic() + settings.ADAPTER_SYNC_WAIT_SECONDS
+    while True:
+        try:
+            with VllmAdminClient(server.url, timeout_s=120) as client:
+                client.load_lora(adapter.lora_name, adapter.path)
+        except VllmApiError as exc:
+            if "already" in exc.message.lower():
+                return
+            if exc.status_code == 404 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            raise
+        ADAPTER_LOADS.labels(server=server.url).inc()
+        return
 
 
 def _load_on(server: VllmServer, adapter: AdapterVersion) -> Placement:
@@ -70,12 +93,7 @@ def _load_on(server: VllmServer, adapter: AdapterVersion) -> Placement:
         placement = existing or Placement.objects.create(
             organization_id=adapter.organization_id, adapter=adapter, server=server
         )
-        try:
-            with VllmAdminClient(server.url, timeout_s=120) as client:
-                client.load_lora(adapter.lora_name, adapter.path)
-        except VllmApiError as exc:
-            if "already" not in exc.message.lower():
-                raise
+        _load_lora(server, adapter)
         placement.state = Placement.State.LOADED
         placement.loaded_at = timezone.now()
         placement.save(update_fields=["state", "loaded_at"])

@@ -15,6 +15,7 @@ from django.db.models import Max
 
 from billing.meters import size_class_for
 from foundation.invalidation import publish_invalidation
+from foundation.storage import delete_prefix, fetch_directory, store_directory
 from tenants.models import Organization
 
 from .engine.adapter_bundle import AdapterArchiveError, validate_adapter_archive
@@ -140,7 +141,10 @@ def adapter_version_create(
     store = Path(settings.ADAPTER_STORE) / str(tenant_model.organization_id) / lora_name
     store.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(adapter_dir, store)
+    prefix = adapter_store_prefix(organization_id=tenant_model.organization_id, lora_name=lora_name)
     try:
+        # The shared store first: vLLM servers' adapter-sync sidecars and other pods fetch it from there.
+        store_directory(local_dir=store, prefix=prefix)
         with transaction.atomic():
             TenantModel.objects.select_for_update().get(pk=tenant_model.pk)  # serialise version numbers
             number = (tenant_model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
@@ -163,8 +167,22 @@ def adapter_version_create(
                 publish_invalidation(kind="route", organization_id=tenant_model.organization_id)
     except BaseException:
         shutil.rmtree(store, ignore_errors=True)  # no orphan directory for a version that was not written
+        delete_prefix(prefix=prefix)
         raise
     return version
+
+
+def adapter_store_prefix(*, organization_id: uuid.UUID | int, lora_name: str) -> str:
+    """Where an adapter version's files live in the artifact store."""
+    return f"adapters/{organization_id}/{lora_name}"
+
+
+def adapter_local_dir(*, version: AdapterVersion) -> Path:
+    """The adapter's directory on this machine, fetched from the artifact store when this pod has no copy yet."""
+    return fetch_directory(
+        prefix=adapter_store_prefix(organization_id=version.organization_id, lora_name=version.lora_name),
+        local_dir=Path(version.path),
+    )
 
 
 def adapter_version_upload(

@@ -11,12 +11,15 @@ job is never run or finished again.
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection
+
+from foundation.metrics import JOB_DURATION
 
 from . import registry, services
 from .models import Job, JobEvent
@@ -108,6 +111,8 @@ def run_job(*, job_id: str, organization_id: str, handler: Callable[[JobContext]
         ctx._cancel_requested.set()
     heartbeat = _Heartbeat(ctx)
     heartbeat.start()
+    started = time.monotonic()
+    logger.info("Job %s (%s) started, attempt %s", job.id, job.kind, ctx.attempt, extra={"job_id": str(job.id)})
     try:
         ctx.raise_if_cancelled()
         result = handler(ctx)
@@ -140,6 +145,9 @@ def run_job(*, job_id: str, organization_id: str, handler: Callable[[JobContext]
     finally:
         heartbeat.stopped.set()
         heartbeat.join(timeout=5)
+        kind = registry.get(job.kind)
+        JOB_DURATION.labels(queue=kind.queue, kind=job.kind, outcome=job.status).observe(time.monotonic() - started)
+    logger.info("Job %s (%s) finished: %s", job.id, job.kind, job.status, extra={"job_id": str(job.id)})
     return job.status
 
 

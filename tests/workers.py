@@ -27,7 +27,9 @@ def worker_env() -> dict[str, str]:
     }
 
 
-def start_worker(*, queues: str = "default", name: str = "w1", log_path: Path | None = None) -> subprocess.Popen:
+def start_worker(
+    *, queues: str = "default", name: str = "w1", log_path: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115  (owned by the child)
     return subprocess.Popen(
         [
@@ -51,7 +53,7 @@ def start_worker(*, queues: str = "default", name: str = "w1", log_path: Path | 
             "INFO",
         ],
         cwd=ROOT,
-        env=worker_env(),
+        env={**worker_env(), **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

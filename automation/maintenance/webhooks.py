@@ -21,6 +21,7 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
+from foundation.metrics import WEBHOOK_FAILURES
 from foundation.outbound import OutboundRefused, outbound_post, outbound_url_problem
 
 from .models import WebhookDelivery
@@ -91,6 +92,8 @@ def webhook_deliver(*, delivery_id: str) -> WebhookDelivery:
     elif delivery.attempts >= MAX_ATTEMPTS:
         delivery.status = WebhookDelivery.Status.FAILED
     delivery.save(update_fields=["attempts", "response_status", "last_error", "status", "delivered_at"])
+    if error:
+        WEBHOOK_FAILURES.labels(kind="maintenance_delivery").inc()
     if error and delivery.status == WebhookDelivery.Status.PENDING:
         raise DeliveryFailed(error)
     return delivery

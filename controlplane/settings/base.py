@@ -45,6 +45,9 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # Probes and /metrics first: the kubelet and Prometheus call with the pod IP as Host, over plain HTTP.
+    "controlplane.observability.ProbeMiddleware",
+    "controlplane.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "foundation.api.limits.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -119,11 +122,18 @@ LOGIN_REDIRECT_URL = "portal:home"
 
 STATIC_URL = "/static/"
 STATIC_ROOT: Path | None = BASE_DIR / "staticfiles"  # None where nothing is collected (local, test)
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".cache" / "media")
+# The artifact store (foundation.storage): adapters, training files, checkpoints. A directory by default (embedded
+# runs, or a volume every pod mounts); production.py switches it and the media store to S3 when a bucket is set.
+ARTIFACT_ROOT = env.path("ARTIFACT_ROOT", default=BASE_DIR / ".cache" / "artifacts")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(ARTIFACT_ROOT)},
+    },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".cache" / "media")
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Lightsout <no-reply@lightsout.example>")
@@ -195,6 +205,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # worker's job is re-queued by `jobs.requeue_stale` long before this; the duplicate delivery is then a no-op.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60 * 60 * 6)}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Workers log through LOGGING above (JSON with request ids), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 
 # Jobs: a running job's worker writes a heartbeat; one older than this is taken for dead and run again.
@@ -211,11 +223,23 @@ SIGN_IN_MAX_FAILURES_PER_ADDRESS = env.int("SIGN_IN_MAX_FAILURES_PER_ADDRESS", d
 SIGN_IN_FAILURE_WINDOW_SECONDS = env.int("SIGN_IN_FAILURE_WINDOW_SECONDS", default=15 * 60)
 SIGN_IN_LOCKOUT_SECONDS = env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60)
 
+# Logs: one JSON object per line with the request id (LOG_FORMAT=json, production's default), or plain text.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "foundation.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "foundation.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -364,3 +388,17 @@ CELERY_BEAT_SCHEDULE |= {
         "options": {"expires": 60 * 60 * 36},
     },
 }
+
+# How long placement retries a vLLM server that does not have an adapter's files yet (its adapter-sync sidecar is
+# still copying them from the artifact store).
+ADAPTER_SYNC_WAIT_SECONDS = env.float("ADAPTER_SYNC_WAIT_SECONDS", default=30.0)
+
+# --- observability -------------------------------------------------------------------------------------------
+# /metrics needs this bearer token when set (the NetworkPolicy already limits it to Prometheus's namespace).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+SENTRY_DSN = env("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT", default="production")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+# OpenTelemetry traces over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT) when set; off by default.
+OTEL_ENABLED = env.bool("OTEL_ENABLED", default=False)
+OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="lightsout")

@@ -1,7 +1,7 @@
 """pytest: real PostgreSQL and Redis (embedded when no URL is given), fast password hashing, local mail."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import ARTIFACT_ROOT, env
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-tests-only")
 
@@ -13,6 +13,10 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.locmem.E
 EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=None)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(ARTIFACT_ROOT)},
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
@@ -21,3 +25,4 @@ STATIC_ROOT = None  # nothing is collected outside production
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=10_000)
 JOB_HEARTBEAT_SECONDS = 1
 JOB_STALE_AFTER_SECONDS = 4
+ADAPTER_SYNC_WAIT_SECONDS = 1.0

@@ -23,8 +23,16 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from foundation.asgi_types import Receive, Scope, Send
+from foundation.asgi_types import Message, Receive, Scope, Send
 from foundation.client_address import client_address_asgi
+from foundation.logs import REQUEST_ID_HEADER, accept_request_id, get_request_id, reset_request_id, set_request_id
+from foundation.metrics import (
+    GATEWAY_ADDED_LATENCY,
+    GATEWAY_TOKENS,
+    GATEWAY_UPSTREAM_LATENCY,
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+)
 from inference.models import VllmServer
 from inference.placement import NoCapacity, server_check_health
 from inference.selectors import KeyInfo, Route, gateway_key_lookup, gateway_model_list, gateway_route_resolve
@@ -148,6 +156,30 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.session is None:
             await self.startup()
+        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = accept_request_id(incoming)
+        token = set_request_id(request_id)
+        started, answered = time.perf_counter(), []
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answered.append(message["status"])
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode())],
+                }
+            await send(message)
+
+        try:
+            await self._dispatch(scope, receive, send_with_id)
+        finally:
+            status = str(answered[0]) if answered else "none"
+            labels = {"route": scope["path"], "method": scope["method"], "status": status}
+            HTTP_REQUESTS.labels(**labels).inc()
+            HTTP_LATENCY.labels(**labels).observe(time.perf_counter() - started)
+            reset_request_id(token)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             path, method = scope["path"], scope["method"]
             if path == "/v1/models":
@@ -252,6 +284,7 @@ class GatewayApp:
                 exc.headers = {**rate_headers(rate_count), **exc.headers}
             raise
         extra = rate_headers(admitted_count if admitted_count is not None else rate_count or 0)
+        upstream_started = time.perf_counter()
         try:
             try:
                 outcome = await self._forward(route, path, payload, stream, client_wants_usage, send, extra)
@@ -271,6 +304,15 @@ class GatewayApp:
             self._spawn(asyncio.to_thread(reservation.release))
             raise
         status, usage, server_id = outcome
+        finished = time.perf_counter()
+        GATEWAY_UPSTREAM_LATENCY.labels(model=route.base_model).observe(finished - upstream_started)
+        GATEWAY_ADDED_LATENCY.labels(model=route.base_model).observe(
+            max(0.0, (finished - started) - (finished - upstream_started))
+        )
+        if status == 200 and usage:
+            tenant = str(info.organization_id)
+            GATEWAY_TOKENS.labels(tenant=tenant, kind="input").inc(int(usage.get("prompt_tokens") or 0))
+            GATEWAY_TOKENS.labels(tenant=tenant, kind="output").inc(int(usage.get("completion_tokens") or 0))
         self.usage.add(
             info=info,
             route=route,
@@ -306,7 +348,7 @@ class GatewayApp:
         for server_id, url in self._ordered_targets(route)[:2]:
             if not stream:
                 try:
-                    status, raw = await self.upstream.post(url, path, body)
+                    status, raw = await self.upstream.post(url, path, body, request_id=get_request_id())
                 except OSError as exc:
                     logger.warning("Upstream %s failed before answering: %s", url, exc)
                     continue
@@ -315,7 +357,9 @@ class GatewayApp:
                     continue
                 return status, await _relay_json(status, raw, route, send, extra), server_id
             try:
-                response = await self.session.post(url + path, data=body, headers=UPSTREAM_HEADERS)
+                response = await self.session.post(
+                    url + path, data=body, headers={**UPSTREAM_HEADERS, "X-Request-Id": get_request_id() or ""}
+                )
             except (aiohttp.ClientError, OSError) as exc:
                 logger.warning("Upstream %s failed before answering: %s", url, exc)
                 continue

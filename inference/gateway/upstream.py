@@ -158,12 +158,14 @@ class UpstreamPool:
         )
         return conn
 
-    async def post(self, url: str, path: str, body: bytes) -> tuple[int, bytes]:
-        """POST a JSON body to `url` + `path`; returns the status and the whole answer's body."""
+    async def post(self, url: str, path: str, body: bytes, request_id: str | None = None) -> tuple[int, bytes]:
+        """POST a JSON body to `url` + `path`; returns the status and the whole answer's body. `request_id` goes
+        upstream as X-Request-Id (vLLM logs it and uses it as its own request id)."""
         target = self._target(url)
+        extra = b"X-Request-Id: %s\r\n" % request_id.encode() if request_id else b""
         request = (
-            b"POST %s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-            % (target.prefix, path.encode(), target.host_header, len(body))
+            b"POST %s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
+            % (target.prefix, path.encode(), target.host_header, extra, len(body))
         ) + body
         conn = self._take_idle(target)
         reused = conn is not None
