@@ -234,7 +234,7 @@ def drill(procs, key, product, up1, up1_port, seconds, concurrency, jobs) -> dic
     from django.db import connections
     from django.utils import timezone
 
-    import benchmarks.scale_out_jobs as bench_jobs  # registers the job kind here too (job_create looks it up)
+    import benchmarks._scale_out_jobs as bench_jobs  # registers the job kind here too (job_create looks it up)
     from billing.ledger import ledger_backlog
     from billing.models import UsageEvent
     from foundation.redis import get_redis
@@ -257,7 +257,7 @@ def drill(procs, key, product, up1, up1_port, seconds, concurrency, jobs) -> dic
     gateways = start_gateways(procs, key, 2, "drill")
     _lb, lb_port = start_lb(procs, [p for _, p in gateways], "drill")
     worker_argv = ["worker", "-Q", "default", "--pool", "solo", "--without-gossip", "--without-mingle",
-                   "--include", "benchmarks.scale_out_jobs", "--loglevel", "WARNING"]  # fmt: skip
+                   "--include", "benchmarks._scale_out_jobs", "--loglevel", "WARNING"]  # fmt: skip
     workers = [start_celery(procs, f"worker-{i}", [*worker_argv, "-n", f"drill{i}@%h"]) for i in (1, 2)]
     start_celery(procs, "worker-billing", ["worker", "-Q", "billing", "--pool", "solo", "-n", "billing@%h"])
     start_celery(procs, "beat", ["beat", "--loglevel", "WARNING"])

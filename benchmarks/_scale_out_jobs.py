@@ -1,4 +1,4 @@
-"""The job kind the scale-out kill drill runs (workers load it with `--include benchmarks.scale_out_jobs`): a few
+"""The job kind the scale-out kill drill runs (workers load it with `--include benchmarks._scale_out_jobs`): a few
 short steps with heartbeats, then one mark in Redis per completed run, so the drill can count runs to completion."""
 
 import time
