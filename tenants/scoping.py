@@ -148,6 +148,19 @@ class OrganizationScopedViewMixin:
     def get_permissions(self):
         return [permissions.IsAuthenticated(), HasOrganizationScope()]
 
+    # Exact filters on lists, query parameter -> lookup ({"asset": "asset__code"} answers `?asset=P4`); the queryset
+    # is already the organisation's.
+    list_filters: dict[str, str] = {}
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        if getattr(self, "action", None) == "list":
+            for param, lookup in self.list_filters.items():
+                value = self.request.query_params.get(param)
+                if value:
+                    queryset = queryset.filter(**{lookup: value})
+        return queryset
+
     def get_base_queryset(self):
         """The queryset before scoping; override to add select_related or annotations."""
         return self.queryset.all()

@@ -10,10 +10,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from foundation.api.errors import ApiError, error_body
+from foundation.api.parsers import CsvBodyParser
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
@@ -38,11 +39,8 @@ from .models import (
 from .selectors import telemetry_series
 
 
-class CsvParser(BaseParser):
-    media_type = "text/csv"
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read(MAX_UPLOAD_BYTES + 1)
+class CsvParser(CsvBodyParser):
+    max_bytes = MAX_UPLOAD_BYTES
 
 
 def _rejected(rejected: telemetry.TelemetryRejected) -> Response:
@@ -51,21 +49,7 @@ def _rejected(rejected: telemetry.TelemetryRejected) -> Response:
     )
 
 
-class _Scoped(OrganizationScopedViewMixin):
-    # ?asset=<code> (and other exact filters) on lists; the queryset is already the organisation's.
-    list_filters: dict[str, str] = {}
-
-    def filter_queryset(self, queryset):
-        queryset = super().filter_queryset(queryset)
-        if getattr(self, "action", None) == "list":
-            for param, lookup in self.list_filters.items():
-                value = self.request.query_params.get(param)
-                if value:
-                    queryset = queryset.filter(**{lookup: value})
-        return queryset
-
-
-class AssetTypeViewSet(_Scoped, viewsets.ModelViewSet):
+class AssetTypeViewSet(OrganizationScopedViewMixin, viewsets.ModelViewSet):
     queryset = AssetType.objects.prefetch_related("channels")
     serializer_class = serializers.AssetTypeSerializer
 
@@ -85,7 +69,7 @@ class AssetTypeViewSet(_Scoped, viewsets.ModelViewSet):
         services.asset_type_delete(asset_type=instance)
 
 
-class AssetViewSet(_Scoped, viewsets.ModelViewSet):
+class AssetViewSet(OrganizationScopedViewMixin, viewsets.ModelViewSet):
     queryset = Asset.objects.select_related("asset_type")
     serializer_class = serializers.AssetSerializer
     list_filters = {"asset_type": "asset_type__code", "site": "site"}
@@ -159,7 +143,7 @@ class AssetViewSet(_Scoped, viewsets.ModelViewSet):
         return Response(serializers.KinematicsSerializer({**record.as_dict(), "updated_at": record.updated_at}).data)
 
 
-class TelemetryIngestView(_Scoped, GenericAPIView):
+class TelemetryIngestView(OrganizationScopedViewMixin, GenericAPIView):
     """A batch of readings, all or nothing: JSON `{"readings": [...]}`, a CSV file (multipart field `file`) or
     a text/csv body. CSV is long (asset,channel,ts,value) or wide (asset,ts,<channel>...). Errors name each bad
     line or index; nothing of a rejected batch is stored."""
@@ -201,7 +185,7 @@ class TelemetryIngestView(_Scoped, GenericAPIView):
         return content
 
 
-class RunToFailureImportView(_Scoped, GenericAPIView):
+class RunToFailureImportView(OrganizationScopedViewMixin, GenericAPIView):
     """Historical run-to-failure data (C-MAPSS text or CSV) for one asset type: creates the assets, their telemetry
     and a failure at each one's last cycle, all or nothing."""
 
@@ -236,7 +220,7 @@ class RunToFailureImportView(_Scoped, GenericAPIView):
 
 
 class AssetEventViewSet(
-    _Scoped,
+    OrganizationScopedViewMixin,
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -260,7 +244,9 @@ def _job_started(job) -> Response:
     return Response({"job": str(job.pk), "kind": job.kind, "status": job.status}, status=status.HTTP_202_ACCEPTED)
 
 
-class TrainedModelViewSet(_Scoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TrainedModelViewSet(
+    OrganizationScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """RUL models with their cross-validation metrics; `train` and `score` start jobs (follow them under /jobs)."""
 
     queryset = TrainedModel.objects.select_related("asset_type").defer("artefact", "baseline")
@@ -296,25 +282,25 @@ _ASSET_FILTER = [OpenApiParameter("asset", str, description="An asset's code.")]
 
 
 @extend_schema(parameters=_ASSET_FILTER)
-class AssetHealthViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+class AssetHealthViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     queryset = AssetHealth.objects.select_related("asset")
     serializer_class = serializers.AssetHealthSerializer
     list_filters = {"asset": "asset__code"}
 
 
-class AnomalyViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+class AnomalyViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Anomaly.objects.select_related("asset")
     serializer_class = serializers.AnomalySerializer
     list_filters = {"asset": "asset__code", "channel": "channel", "ongoing": "ongoing"}
 
 
-class RecommendationViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+class RecommendationViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Recommendation.objects.select_related("asset", "work_order")
     serializer_class = serializers.RecommendationSerializer
     list_filters = {"asset": "asset__code", "explanation_status": "explanation_status"}
 
 
-class WorkOrderViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+class WorkOrderViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Work orders from recommendations: open -> acknowledged -> closed (or straight to closed)."""
 
     queryset = WorkOrder.objects.select_related("asset", "recommendation__asset", "recommendation__work_order")
@@ -347,7 +333,7 @@ class WorkOrderViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
 
 
 class IngestionKeyViewSet(
-    _Scoped,
+    OrganizationScopedViewMixin,
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -373,7 +359,7 @@ class IngestionKeyViewSet(
         return Response(self.get_serializer(key).data)
 
 
-class WebhookEndpointViewSet(_Scoped, viewsets.ModelViewSet):
+class WebhookEndpointViewSet(OrganizationScopedViewMixin, viewsets.ModelViewSet):
     """Where new recommendations are POSTed, signed (`Lightsout-Signature: t=...,v1=...`); the secret is shown
     once."""
 
@@ -405,13 +391,13 @@ class WebhookEndpointViewSet(_Scoped, viewsets.ModelViewSet):
         services.webhook_endpoint_delete(endpoint=instance)
 
 
-class WebhookDeliveryViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+class WebhookDeliveryViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     queryset = WebhookDelivery.objects.all()
     serializer_class = serializers.WebhookDeliverySerializer
     list_filters = {"endpoint": "endpoint_id", "status": "status"}
 
 
-class BearingCatalogueView(_Scoped, GenericAPIView):
+class BearingCatalogueView(OrganizationScopedViewMixin, GenericAPIView):
     """The built-in bearing catalogue: geometry and defect frequencies as multiples of shaft speed."""
 
     serializer_class = serializers.BearingCatalogueSerializer
@@ -440,7 +426,11 @@ _EXTENSIONS = {".npy": "npy", ".wav": "wav", ".csv": "csv", ".f32": "float32", "
 
 
 class CaptureViewSet(
-    _Scoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+    OrganizationScopedViewMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Vibration captures: upload (multipart) one waveform of one sensor, all or nothing; its analysis runs as a
     job on the maintenance queue. The detail carries the plot data (spectrum, envelope, orders, fault lines)."""
@@ -519,7 +509,7 @@ class CaptureViewSet(
         return _job_started(job)
 
 
-class DiagnosisViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+class DiagnosisViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     queryset = VibrationDiagnosis.objects.select_related("asset")
     serializer_class = serializers.DiagnosisSerializer
     list_filters = {"asset": "asset__code", "fault": "fault", "capture": "capture_id", "component": "component"}

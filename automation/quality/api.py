@@ -11,11 +11,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from foundation.api.errors import error_body
 from foundation.api.pagination import CreatedCursorPagination
+from foundation.api.parsers import CsvBodyParser
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
@@ -24,11 +25,8 @@ from .conf import MAX_UPLOAD_BYTES
 from .models import Analysis, Characteristic, Lot, Machine, ProcessVariable, Station, Unit
 
 
-class CsvParser(BaseParser):
-    media_type = "text/csv"
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read(MAX_UPLOAD_BYTES + 1)
+class CsvParser(CsvBodyParser):
+    max_bytes = MAX_UPLOAD_BYTES
 
 
 def _rejected(rejected: ingest.IngestRejected) -> Response:
@@ -37,30 +35,11 @@ def _rejected(rejected: ingest.IngestRejected) -> Response:
     )
 
 
-class _Scoped(OrganizationScopedViewMixin):
-    list_filters: dict[str, str] = {}
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if not getattr(self, "swagger_fake_view", False):
-            context["organization"] = self.organization
-        return context
-
-    def filter_queryset(self, queryset):
-        queryset = super().filter_queryset(queryset)
-        if getattr(self, "action", None) == "list":
-            for param, lookup in self.list_filters.items():
-                value = self.request.query_params.get(param)
-                if value:
-                    queryset = queryset.filter(**{lookup: value})
-        return queryset
-
-
 class RoutingOrderPagination(CreatedCursorPagination):
     ordering = ("position", "id")
 
 
-class StationViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class StationViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Stations in routing order (`position`, upstream first)."""
 
     queryset = Station.objects.all()
@@ -71,7 +50,7 @@ class StationViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelVie
         serializer.instance = services.station_create(organization=self.organization, **serializer.validated_data)
 
 
-class MachineViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class MachineViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Machine.objects.select_related("station")
     serializer_class = serializers.QualityMachineSerializer
     list_filters = {"station": "station__code"}
@@ -80,7 +59,7 @@ class MachineViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelVie
         serializer.instance = services.machine_create(organization=self.organization, **serializer.validated_data)
 
 
-class ProcessVariableViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ProcessVariableViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Process variables; `causes` names the variables that drive this one (the causal prior)."""
 
     queryset = ProcessVariable.objects.select_related("station").prefetch_related("causes")
@@ -114,7 +93,7 @@ class ProcessVariableViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnly
         )
 
 
-class CharacteristicViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class CharacteristicViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Inspection characteristics with their defect codes; `affected_by` names the variables they depend on."""
 
     queryset = Characteristic.objects.select_related("station").prefetch_related("affected_by", "defect_codes")
@@ -126,7 +105,7 @@ class CharacteristicViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyM
         serializer.instance = services.characteristic_create(organization=self.organization, **data)
 
 
-class LotViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+class LotViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Material lots (`?code=`); `trace` lists every unit that used the lot (trace forward)."""
 
     queryset = Lot.objects.all()
@@ -139,7 +118,7 @@ class LotViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
         return Response(selectors.lot_trace_forward(organization=self.organization, lot=self.get_object()))
 
 
-class UnitViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
+class UnitViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Units (`?serial=`, `?lot=`, `?status=`); `trace` shows its lots, machines and inspections (trace back)."""
 
     queryset = Unit.objects.prefetch_related("lots")
@@ -152,7 +131,7 @@ class UnitViewSet(_Scoped, viewsets.ReadOnlyModelViewSet):
         return Response(selectors.unit_trace_back(organization=self.organization, unit=self.get_object()))
 
 
-class IngestView(_Scoped, GenericAPIView):
+class IngestView(OrganizationScopedViewMixin, GenericAPIView):
     """Units (`unit,lots,status`), step records (`unit,station,machine,ts,variable,value`) or inspection results
     (`unit,characteristic,ts,value,defect_code`): JSON, multipart CSV or a text/csv body; all or nothing."""
 
@@ -211,7 +190,7 @@ class InspectionIngestView(IngestView):
 
 
 @extend_schema(parameters=[OpenApiParameter("defect_code", str), OpenApiParameter("verdict", str)])
-class AnalysisViewSet(_Scoped, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class AnalysisViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Root-cause analyses. Creating one starts the `quality.analyse` job (scope `jobs`); follow it under /jobs
     or here (`status`, `verdict`, `result` with the ranked causes and their evidence)."""
 
