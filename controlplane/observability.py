@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from foundation import metrics as declared_metrics
+from foundation.api.errors import error_body
 from foundation.logs import REQUEST_ID_HEADER, accept_request_id, reset_request_id, set_request_id
 from foundation.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from foundation.redis import get_redis
@@ -167,9 +168,7 @@ class ProbeMiddleware:
             return readiness()
         if path == METRICS_PATH:
             if not _metrics_allowed(request):
-                return JsonResponse(
-                    {"error": {"code": "not_authenticated", "message": "Bearer token required."}}, status=401
-                )
+                return JsonResponse(error_body(code="not_authenticated", message="Bearer token required."), status=401)
             return metrics()
         return self.get_response(request)
 

@@ -13,7 +13,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from foundation.api.errors import ApiError, error_body
+from foundation.api.errors import ApiError, error_body, rejected_response
 from foundation.api.parsers import CsvBodyParser
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
@@ -41,12 +41,6 @@ from .selectors import telemetry_series
 
 class CsvParser(CsvBodyParser):
     max_bytes = MAX_UPLOAD_BYTES
-
-
-def _rejected(rejected: telemetry.TelemetryRejected) -> Response:
-    return Response(
-        error_body(code="invalid", message=str(rejected), fields=rejected.errors), status=status.HTTP_400_BAD_REQUEST
-    )
 
 
 class AssetTypeViewSet(OrganizationScopedViewMixin, viewsets.ModelViewSet):
@@ -164,7 +158,7 @@ class TelemetryIngestView(OrganizationScopedViewMixin, GenericAPIView):
             readings = self._readings(request)
             result = telemetry.telemetry_ingest(organization=self.organization, readings=readings)
         except telemetry.TelemetryRejected as rejected:
-            return _rejected(rejected)
+            return rejected_response(rejected)
         return Response(result.as_dict(), status=status.HTTP_201_CREATED)
 
     def _readings(self, request) -> list:
@@ -201,7 +195,9 @@ class RunToFailureImportView(OrganizationScopedViewMixin, GenericAPIView):
         data = form.validated_data
         upload = data["file"]
         if upload.size > MAX_UPLOAD_BYTES:
-            return _rejected(telemetry.TelemetryRejected({"file": [f"Larger than {MAX_UPLOAD_BYTES // 2**20} MiB."]}))
+            return rejected_response(
+                telemetry.TelemetryRejected({"file": [f"Larger than {MAX_UPLOAD_BYTES // 2**20} MiB."]})
+            )
         columns = [c.strip() for c in data["columns"].split(",")] if data.get("columns") else None
         try:
             result = importing.run_to_failure_import(
@@ -215,7 +211,7 @@ class RunToFailureImportView(OrganizationScopedViewMixin, GenericAPIView):
                 site=data["site"],
             )
         except telemetry.TelemetryRejected as rejected:
-            return _rejected(rejected)
+            return rejected_response(rejected)
         return Response(result.as_dict(), status=status.HTTP_201_CREATED)
 
 

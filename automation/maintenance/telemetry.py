@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from foundation.rejections import ProblemCollector, Rejected
 from tenants.models import Organization
 
 from .conf import EARLIEST_TIMESTAMP_YEAR, MAX_ERRORS, MAX_FUTURE_SKEW_S, MAX_READINGS_PER_REQUEST
@@ -49,30 +50,12 @@ class IngestResult:
         return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates, "assets": self.assets}
 
 
-class TelemetryRejected(Exception):
-    """Nothing was stored. `errors` maps each place ("line 4") to its messages; `count` is every problem found."""
-
-    def __init__(self, errors: dict[str, list[str]], count: int | None = None):
-        self.errors = errors
-        self.count = count if count is not None else sum(len(m) for m in errors.values())
-        where, messages = next(iter(errors.items()))
-        more = f" ({self.count} problems in all)" if self.count > 1 else ""
-        super().__init__(f"{where}: {messages[0]}{more}. Nothing was stored.")
+class TelemetryRejected(Rejected):
+    """Telemetry refused as a whole (see foundation.rejections)."""
 
 
-class _Errors:
-    def __init__(self):
-        self.errors: dict[str, list[str]] = {}
-        self.count = 0
-
-    def add(self, where: str, message: str) -> None:
-        self.count += 1
-        if len(self.errors) < MAX_ERRORS or where in self.errors:
-            self.errors.setdefault(where, []).append(message)
-
-    def raise_if_any(self) -> None:
-        if self.count:
-            raise TelemetryRejected(self.errors, self.count)
+def _problems() -> ProblemCollector:
+    return ProblemCollector(TelemetryRejected, MAX_ERRORS)
 
 
 # --- parsing --------------------------------------------------------------------------------------------------------
@@ -242,7 +225,7 @@ def telemetry_ingest(*, organization: Organization, readings: Sequence[Reading])
         names_by_type.setdefault(type_id, []).append(name)
     latest = timezone.now() + timedelta(seconds=MAX_FUTURE_SKEW_S)
     seen: dict[tuple[Any, ...], str]
-    errors, rows, seen = _Errors(), [], {}
+    errors, rows, seen = _problems(), [], {}
     for reading in readings:
         where = reading.where
         if reading.problem:

@@ -14,7 +14,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from foundation.api.errors import error_body
+from foundation.api.errors import rejected_response
 from foundation.api.pagination import CreatedCursorPagination
 from foundation.api.parsers import CsvBodyParser
 from tenants.roles import Scope
@@ -27,12 +27,6 @@ from .models import Analysis, Characteristic, Lot, Machine, ProcessVariable, Sta
 
 class CsvParser(CsvBodyParser):
     max_bytes = MAX_UPLOAD_BYTES
-
-
-def _rejected(rejected: ingest.IngestRejected) -> Response:
-    return Response(
-        error_body(code="invalid", message=str(rejected), fields=rejected.errors), status=status.HTTP_400_BAD_REQUEST
-    )
 
 
 class RoutingOrderPagination(CreatedCursorPagination):
@@ -152,7 +146,7 @@ class IngestView(OrganizationScopedViewMixin, GenericAPIView):
             rows = self._rows(request)
             result = ingest.ingest(organization=self.organization, kind=self.kind, rows=rows)
         except ingest.IngestRejected as rejected:
-            return _rejected(rejected)
+            return rejected_response(rejected)
         return Response(result.as_dict(), status=status.HTTP_201_CREATED)
 
     def _rows(self, request):

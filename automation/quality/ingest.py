@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from foundation.rejections import ProblemCollector, Rejected
 from tenants.models import Organization
 
 from .conf import EARLIEST_TIMESTAMP_YEAR, MAX_ERRORS, MAX_FUTURE_SKEW_S, MAX_ROWS_PER_REQUEST
@@ -35,30 +36,12 @@ REQUIRED = {
 }
 
 
-class IngestRejected(Exception):
-    """Nothing was stored. `errors` maps each place to its messages; `count` is every problem found."""
-
-    def __init__(self, errors: dict[str, list[str]], count: int | None = None):
-        self.errors = errors
-        self.count = count if count is not None else sum(len(m) for m in errors.values())
-        where, messages = next(iter(errors.items()))
-        more = f" ({self.count} problems in all)" if self.count > 1 else ""
-        super().__init__(f"{where}: {messages[0]}{more}. Nothing was stored.")
+class IngestRejected(Rejected):
+    """A quality upload refused as a whole (see foundation.rejections)."""
 
 
-class _Errors:
-    def __init__(self) -> None:
-        self.errors: dict[str, list[str]] = {}
-        self.count = 0
-
-    def add(self, where: str, message: str) -> None:
-        self.count += 1
-        if len(self.errors) < MAX_ERRORS or where in self.errors:
-            self.errors.setdefault(where, []).append(message)
-
-    def raise_if_any(self) -> None:
-        if self.count:
-            raise IngestRejected(self.errors, self.count)
+def _problems() -> ProblemCollector:
+    return ProblemCollector(IngestRejected, MAX_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -241,7 +224,7 @@ def ingest(*, organization: Organization, kind: str, rows: Iterable[Row]) -> Ing
 
 
 def _ingest_units(organization: Organization, rows: list[Row]) -> IngestResult:
-    errors = _Errors()
+    errors = _problems()
     statuses = set(Unit.Status.values)
     parsed: list[tuple[str, list[str], str]] = []
     seen: dict[str, str] = {}
@@ -285,7 +268,7 @@ def _ingest_units(organization: Organization, rows: list[Row]) -> IngestResult:
 def _ingest_steps(organization: Organization, rows: list[Row]) -> IngestResult:
     machines = {m.code: m for m in Machine.objects.filter(organization=organization).select_related("station")}
     variables = {v.name: v for v in ProcessVariable.objects.filter(organization=organization)}
-    errors, stamps = _Errors(), _Timestamps()
+    errors, stamps = _problems(), _Timestamps()
     parsed: list[tuple[str, int, int, datetime, float]] = []
     serials: set[str] = set()
     for where, f in rows:
@@ -351,7 +334,7 @@ def _ingest_steps(organization: Organization, rows: list[Row]) -> IngestResult:
 def _ingest_inspections(organization: Organization, rows: list[Row]) -> IngestResult:
     characteristics = {c.code: c for c in Characteristic.objects.filter(organization=organization)}
     defects = {d.code: d for d in DefectCode.objects.filter(organization=organization)}
-    errors, stamps = _Errors(), _Timestamps()
+    errors, stamps = _problems(), _Timestamps()
     parsed = []
     for where, f in rows:
         if "__problem__" in f:

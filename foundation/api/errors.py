@@ -18,6 +18,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from foundation.rejections import Rejected
+
 logger = logging.getLogger(__name__)
 
 # A validation error's detail as the error shape carries it: messages, lists of them, and fields mapping to them.
@@ -128,3 +130,10 @@ def json_error_view(
         return JsonResponse(error_body(code=code, message=message), status=status_code)
 
     return view
+
+
+def rejected_response(rejected: Rejected) -> Response:
+    """A batch refused as a whole: 400 with every place's problems (`fields`), nothing stored."""
+    return Response(
+        error_body(code="invalid", message=str(rejected), fields=rejected.errors), status=status.HTTP_400_BAD_REQUEST
+    )

@@ -306,9 +306,7 @@ class GatewayApp:
         status, usage, server_id = outcome
         finished = time.perf_counter()
         GATEWAY_UPSTREAM_LATENCY.labels(model=route.base_model).observe(finished - upstream_started)
-        GATEWAY_ADDED_LATENCY.labels(model=route.base_model).observe(
-            max(0.0, (finished - started) - (finished - upstream_started))
-        )
+        GATEWAY_ADDED_LATENCY.labels(model=route.base_model).observe(upstream_started - started)
         if status == 200 and usage:
             tenant = str(info.organization_id)
             GATEWAY_TOKENS.labels(tenant=tenant, kind="input").inc(int(usage.get("prompt_tokens") or 0))
