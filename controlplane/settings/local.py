@@ -1,7 +1,7 @@
 """`make run`: one machine, embedded services, mail to the console."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import STORAGES, env
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-only-never-in-production")
 
@@ -13,7 +13,5 @@ WHITENOISE_USE_FINDERS = True
 # Integrators testing webhooks on one machine receive them on localhost.
 MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", default=True)
 STATIC_ROOT = None  # nothing is collected outside production
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
+# Only the static files change: the media and artifact stores stay base's (a local run uploads and trains too).
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

@@ -1,7 +1,7 @@
 """pytest: real PostgreSQL and Redis (embedded when no URL is given), fast password hashing, local mail."""
 
 from .base import *  # noqa: F403
-from .base import ARTIFACT_ROOT, env
+from .base import STORAGES, env
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-tests-only")
 
@@ -11,14 +11,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The portal's end-to-end server writes mail to files (the browser test reads the confirmation link there).
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.locmem.EmailBackend")
 EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=None)
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "artifacts": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(ARTIFACT_ROOT)},
-    },
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None  # nothing is collected outside production
 # Tests use their own Redis database so they never see a local run's keys.

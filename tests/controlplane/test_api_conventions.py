@@ -120,3 +120,19 @@ def test_models_and_migrations_agree():
 def test_the_suite_runs_on_the_test_settings(settings):
     """Catches a settings default leaking in from an import (the suite once ran on local settings)."""
     assert settings.SETTINGS_MODULE == "controlplane.settings.test"
+
+
+@pytest.mark.parametrize("module", ["local", "test", "production"])
+def test_every_settings_module_keeps_every_store(module):
+    """Catches a settings module that redefines STORAGES and drops a store: `make run` once lost `artifacts`, so
+    every upload and fine-tune of a local run answered 500 while the suite (test settings) passed."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": f"controlplane.settings.{module}",
+        "DJANGO_SECRET_KEY": "k" * 20 + "-9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a",
+        "DJANGO_ALLOWED_HOSTS": "lightsout.example",
+    }
+    code = "import django; from django.conf import settings; django.setup(); print(' '.join(sorted(settings.STORAGES)))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["artifacts", "default", "staticfiles"]
