@@ -47,7 +47,8 @@ def openai_exception_handler(exc, context):
             openai_error(message, type="server_error", code="insufficient_storage"),
             status=status.HTTP_507_INSUFFICIENT_STORAGE,
         )
-    if isinstance(exc, OperationalError | InterfaceError | REDIS_UNAVAILABLE):
+    away = (OperationalError, InterfaceError, *REDIS_UNAVAILABLE)
+    if isinstance(exc, away):
         # The database or Redis is away (restart, fail-over): OpenAI's 503 shape with Retry-After, never a crash.
         code = "database_unavailable" if isinstance(exc, OperationalError | InterfaceError) else "service_unavailable"
         response = Response(

@@ -214,6 +214,9 @@ CELERY_TIMEZONE = "UTC"
 JOB_HEARTBEAT_SECONDS = env.int("JOB_HEARTBEAT_SECONDS", default=10)
 JOB_STALE_AFTER_SECONDS = env.int("JOB_STALE_AFTER_SECONDS", default=90)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
+# A job still queued after this long is sent to its queue again (its message may have been lost with a broker);
+# then at most once per its age so far. A duplicate message is a no-op.
+JOB_REDISPATCH_AFTER_SECONDS = env.int("JOB_REDISPATCH_AFTER_SECONDS", default=120)
 
 INVITATION_TTL_HOURS = env.int("INVITATION_TTL_HOURS", default=72)
 

@@ -87,6 +87,7 @@ def test_redis_away_answers_clean_503s_and_both_doors_recover(own_redis_server):
         answers = {
             "models": http.get(f"{base}/v1/models"),
             "completion": http.post(f"{base}/v1/chat/completions", json=chat),
+            "files": http.get(f"{base}/v1/files"),  # Django's /v1 views, OpenAI's shape too
             "api write": http.post(machines, json={"code": "M1", "name": "Mill"}),
             "idempotent write": http.post(
                 machines, json={"code": "M2", "name": "Mill"}, headers={"Idempotency-Key": "redis-away"}
@@ -97,12 +98,13 @@ def test_redis_away_answers_clean_503s_and_both_doors_recover(own_redis_server):
             assert int(answer.headers["Retry-After"]) >= 1, door
             error = answer.json()["error"]
             assert error["code"] == "service_unavailable" and error["message"], door
-            if door in ("models", "completion"):
+            if door in ("models", "completion", "files"):
                 assert error["type"] == "server_error", door  # OpenAI's shape: the SDKs raise APIStatusError
         assert not Machine.objects.filter(organization=org, code__in=["M1", "M2"]).exists()
 
         redis_server.start()  # same directory: the AOF is replayed
         assert http.get(f"{base}/v1/models").status_code == 200
+        assert http.get(f"{base}/v1/files").status_code == 200
         missing = http.post(f"{base}/v1/chat/completions", json=chat)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
         assert http.post(machines, json={"code": "M1", "name": "Mill"}).status_code == 201
