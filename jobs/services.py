@@ -201,6 +201,11 @@ def _redispatch_lost() -> int:
     for job in waiting.order_by("created_at")[:1000]:
         age = int((now - job.created_at).total_seconds())
         if redis.set(f"jobs:redispatched:{job.pk}", "1", nx=True, ex=max(after, age)):
+            job_event(
+                job=job,
+                level=JobEvent.Level.WARNING,
+                message=f"Still queued after {age} s; sent to its queue again (its message may have been lost).",
+            )
             job_dispatch(job=job)
             sent += 1
     if sent:
