@@ -503,7 +503,7 @@ def disk_drill(args) -> int:
     base = f"http://127.0.0.1:{port}/api/v1/orgs/{organization.slug}"
     rng = np.random.default_rng(7)
     statuses: Counter[tuple[str, str, int]] = Counter()
-    improper = 0
+    improper: Counter[str] = Counter()
     try:
         with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {key}"}) as http:
             deadline = time.monotonic() + 120
@@ -531,7 +531,7 @@ def disk_drill(args) -> int:
                         files={"file": (f"{run}-{drill}-{n}.md", words.encode(), "text/markdown")},
                     )
                     statuses[("document", size, response.status_code)] += 1
-                    improper += _improper(response)
+                    improper["document"] += _improper(response)
                     seconds = (args.fsize_limit * 2 // (4 * int(FS))) + 1 if big else 0.5
                     waveform = rng.normal(size=int(FS * seconds)).astype("<f4").tobytes()
                     buffer = io.BytesIO(waveform)
@@ -540,7 +540,7 @@ def disk_drill(args) -> int:
                         f"{base}/maintenance/captures", data=data, files={"file": (f"{run}-{n}.f32", buffer)}
                     )
                     statuses[("capture", size, response.status_code)] += 1
-                    improper += _improper(response)
+                    improper["capture"] += _improper(response)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(web.pid, signal.SIGTERM)
@@ -549,13 +549,20 @@ def disk_drill(args) -> int:
 
     documents = Document.objects.filter(organization=organization, filename__startswith=run)
     captures = VibrationCapture.objects.filter(organization=organization, asset__code=f"{run}-M1")
-    referenced = {d.file.name for d in documents} | {c.waveform.name for c in captures}
+    # Every file under the organisation's folders must belong to one of its rows (the drill's organisation is
+    # fresh per embedded database, so nothing else writes there).
+    every_document = Document.objects.filter(organization=organization)
+    every_capture = VibrationCapture.objects.filter(organization=organization)
+    referenced = {d.file.name for d in every_document} | {c.waveform.name for c in every_capture}
     on_disk = set()
     for folder in (f"assistant/{organization.pk}", f"vibration/{organization.pk}"):
         root = Path(default_storage.path(folder))
         on_disk |= {p.relative_to(default_storage.path("")).as_posix() for p in root.rglob("*") if p.is_file()}
     partial = sorted(name for name in on_disk if ".partial-" in name)
-    orphans = sorted(name for name in on_disk - referenced if ".partial-" not in name and run in name)
+    orphans = {
+        kind: sorted(n for n in on_disk - referenced if ".partial-" not in n and n.startswith(folder))
+        for kind, folder in (("document", "assistant/"), ("capture", "vibration/"))
+    }
     stored_rows = {"document": documents.count(), "capture": captures.count()}
     fits = {kind: sum(n for (k, size, status), n in statuses.items() if k == kind and status == 201)
             for kind in stored_rows}  # fmt: skip
@@ -567,8 +574,11 @@ def disk_drill(args) -> int:
         fit = ", ".join(f"{s}: {n}" for (k, size, s), n in sorted(statuses.items()) if k == kind and size == "fits")
         too_big = ", ".join(f"{s}: {n}" for (k, size, s), n in sorted(statuses.items()) if k == kind and size != "fits")
         extra_rows = stored_rows[kind] - fits[kind]
-        print(f"| {kind} | {fit} | {too_big} | {improper} | {extra_rows} | {len(partial)} | {len(orphans)} |")
-    ok = improper == 0 and not partial and not orphans and stored_rows == fits
+        kind_partial = sum(1 for n in partial if n.startswith("assistant/" if kind == "document" else "vibration/"))
+        print(
+            f"| {kind} | {fit} | {too_big} | {improper[kind]} | {extra_rows} | {kind_partial} | {len(orphans[kind])} |"
+        )
+    ok = not sum(improper.values()) and not partial and not any(orphans.values()) and stored_rows == fits
     ok = ok and all(status in (201, 507) for (_, _, status) in statuses)
     return 0 if ok else 1
 
