@@ -188,7 +188,7 @@ def job_finish(
     return bool(finished)
 
 
-def _redispatch_lost() -> int:
+def _redispatch_lost(*, just_sent: set) -> int:
     """Send again the queued jobs whose message may be lost (a broker restarted without its data, or away when the
     job was created). Each is re-sent at most once per max(JOB_REDISPATCH_AFTER_SECONDS, its age so far), so a job
     that merely waits in a long queue adds a few duplicate messages over its wait, not one per beat; a duplicate
@@ -198,7 +198,7 @@ def _redispatch_lost() -> int:
     waiting = Job.objects.filter(status=Status.QUEUED, created_at__lt=now - timedelta(seconds=after))
     redis = get_redis()
     sent = 0
-    for job in waiting.order_by("created_at")[:1000]:
+    for job in waiting.exclude(pk__in=just_sent).order_by("created_at")[:1000]:
         age = int((now - job.created_at).total_seconds())
         if redis.set(f"jobs:redispatched:{job.pk}", "1", nx=True, ex=max(after, age)):
             job_event(
@@ -217,6 +217,7 @@ def job_requeue_stale() -> dict[str, int]:
     """Give another worker the jobs whose worker stopped sending heartbeats; fail those out of attempts; send again
     the queued jobs whose message may be lost."""
     requeued = failed = 0
+    sent: set = set()
     stale = Job.objects.filter(status=Status.RUNNING, heartbeat_at__lt=_stale_cutoff())
     for job in stale.select_related("organization"):
         if job.attempts >= job.max_attempts:
@@ -241,5 +242,6 @@ def job_requeue_stale() -> dict[str, int]:
                         message=f"No heartbeat from {job.worker or 'its worker'}; re-queued.",
                     )
                     job_dispatch(job=job)
+                    sent.add(job.pk)
                     requeued += 1
-    return {"requeued": requeued, "failed": failed, "redispatched": _redispatch_lost()}
+    return {"requeued": requeued, "failed": failed, "redispatched": _redispatch_lost(just_sent=sent)}

@@ -7,9 +7,9 @@ most the last 100 ms of usage; the reservations it held expire on their own.
 
 While Redis is away (a restart) a flush fails and its batch is kept and tried again at the next flush, so usage
 answered in that time is recorded once Redis is back. Trying again is safe: every event carries an idempotency key
-(the request id) that the ingest script drops when it has seen it, and a reservation's release is a no-op the
-second time. What waits is bounded (`MAX_PENDING`, the oldest go first, logged) so a long outage cannot exhaust the
-process's memory.
+of its own (drawn when the completion was answered) that the ingest script drops when it has seen it, and a
+reservation's release is a no-op the second time. What waits is bounded (`MAX_PENDING`, the oldest go first,
+logged) so a long outage cannot exhaust the process's memory.
 """
 
 import asyncio
