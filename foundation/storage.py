@@ -8,18 +8,67 @@ disk is never what another process reads.
 
 Keys are POSIX paths (`adapters/<org>/<lora_name>/adapter_config.json`). Writes of a directory are file by file;
 readers fetch into a scratch directory and rename it into place, so a half-fetched directory is never seen.
+
+A full disk (or a quota) while storing leaves nothing half-stored: the local stores are `AtomicFileSystemStorage`
+(written beside the target, renamed into place, the partial file removed on any error; Django's own leaves the
+partial file under the final name), an S3 PUT is all or nothing, and `storage_full` tells the API's error handlers
+to answer `507 insufficient_storage` instead of a 500.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 from django.core.files import File
-from django.core.files.storage import Storage, storages
+from django.core.files.storage import FileSystemStorage, Storage, storages
 
 ARTIFACTS = "artifacts"
+
+# Out of space, over a disk quota, or over the process's file-size limit (RLIMIT_FSIZE).
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether `exc` says the storage (a disk, a quota, or PostgreSQL's disk) has no room for what was written."""
+    from psycopg.errors import DiskFull
+
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return True
+    return isinstance(exc, DiskFull) or isinstance(exc.__cause__, DiskFull)
+
+
+class _Staged(File):
+    """A file already on disk beside its destination, which FileSystemStorage then renames into place."""
+
+    def __init__(self, path: Path):
+        super().__init__(None, name=path.name)
+        self._path = path
+
+    def temporary_file_path(self) -> str:
+        return str(self._path)
+
+
+class AtomicFileSystemStorage(FileSystemStorage):
+    """FileSystemStorage that never leaves a partial file: the bytes go to a hidden name in the target directory,
+    which is renamed to the final name only when complete, and removed on any error (a full disk)."""
+
+    def _save(self, name, content):
+        directory = Path(self.path(name)).parent
+        directory.mkdir(parents=True, exist_ok=True)
+        staged = directory / f".partial-{uuid.uuid4().hex}"
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in content.chunks():
+                    out.write(chunk if isinstance(chunk, bytes) else chunk.encode())
+            return super()._save(name, _Staged(staged))  # a rename in the same directory
+        finally:
+            staged.unlink(missing_ok=True)
 
 
 def artifact_storage() -> Storage:

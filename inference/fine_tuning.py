@@ -108,8 +108,12 @@ def training_file_upload(*, organization: Organization, upload: UploadedFile, pu
             record.path = str(final)
             record.save()
             staged.rename(final)
-            # The training worker (another pod) reads the file from the shared artifact store.
-            store_file(local_path=final, key=training_file_key(record))
+            try:
+                # The training worker (another pod) reads the file from the shared artifact store.
+                store_file(local_path=final, key=training_file_key(record))
+            except BaseException:  # a full store: the row is rolled back, so no file may stay behind it
+                final.unlink(missing_ok=True)
+                raise
     finally:
         staged.unlink(missing_ok=True)
     return record

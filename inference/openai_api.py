@@ -38,17 +38,21 @@ def openai_exception_handler(exc, context):
     from django.core.exceptions import ValidationError as DjangoValidationError
     from django.db import InterfaceError, OperationalError
 
-    if isinstance(exc, OperationalError | InterfaceError):
-        # The database is away (restart, fail-over): OpenAI's 503 shape with Retry-After, never a crash.
+    from foundation.api.errors import REDIS_UNAVAILABLE
+    from foundation.storage import storage_full
+
+    if storage_full(exc):
+        message = "There is no room to store this right now; nothing was stored. Retry later or contact support."
+        return Response(
+            openai_error(message, type="server_error", code="insufficient_storage"),
+            status=status.HTTP_507_INSUFFICIENT_STORAGE,
+        )
+    away = (OperationalError, InterfaceError, *REDIS_UNAVAILABLE)
+    if isinstance(exc, away):
+        # The database or Redis is away (restart, fail-over): OpenAI's 503 shape with Retry-After, never a crash.
+        code = "database_unavailable" if isinstance(exc, OperationalError | InterfaceError) else "service_unavailable"
         response = Response(
-            {
-                "error": {
-                    "message": "The service is temporarily unavailable; retry shortly.",
-                    "type": "server_error",
-                    "param": None,
-                    "code": "database_unavailable",
-                }
-            },
+            openai_error("The service is temporarily unavailable; retry shortly.", type="server_error", code=code),
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
         response["Retry-After"] = "5"

@@ -2,11 +2,13 @@
 
 `POST /api/v1/orgs/{slug}/data-exports` queues an `organization.export` job that writes every registered section
 (`tenants.data_protection`) into one zip archive (`tenants.data_export`); `GET .../data-exports/{id}/download`
-sends it once the job has succeeded. Requests and downloads are audited.
+sends it once the job has succeeded, for `DATA_EXPORT_ARCHIVE_DAYS` after that (then `410 export_expired`, and the
+retention job removes the file). Requests and downloads are audited.
 """
 
 import hashlib
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -21,7 +23,7 @@ from tenants.data_protection_api import OwnerOnlyMixin
 from tenants.models import AuditEvent, Organization
 
 from . import services
-from .data_protection import export_store
+from .data_protection import export_expires_at, export_store
 from .models import Job
 from .queues import Queue
 from .runner import JobContext, job_task
@@ -64,11 +66,20 @@ def data_export_start(*, organization: Organization, actor: Actor) -> Job:
 
 
 def data_export_archive(*, job: Job):
-    """The finished archive of an export job, or None when it is not (or no longer) there."""
+    """The finished archive of an export job; raises `ApiError` when there is none (yet, or any more)."""
     if job.kind != EXPORT_JOB_KIND or job.status != Job.Status.SUCCEEDED:
-        return None
+        raise ApiError(
+            "This export has not succeeded (yet).", code="export_not_ready", status_code=status.HTTP_409_CONFLICT
+        )
     path = export_store(job.organization_id) / f"{job.pk}.zip"
-    return path if path.is_file() else None
+    expires_at = export_expires_at(job)
+    if (expires_at is not None and expires_at <= timezone.now()) or not path.is_file():
+        raise ApiError(
+            "This export's archive has expired and was removed; start a new export.",
+            code="export_expired",
+            status_code=status.HTTP_410_GONE,
+        )
+    return path
 
 
 class DataExportViewSet(OwnerOnlyMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -86,18 +97,13 @@ class DataExportViewSet(OwnerOnlyMixin, mixins.ListModelMixin, mixins.RetrieveMo
         responses={
             (200, "application/zip"): OpenApiResponse(description="The archive (zip)."),
             409: OpenApiResponse(description="The export has not succeeded (yet)."),
+            410: OpenApiResponse(description="The archive has expired (`DATA_EXPORT_ARCHIVE_DAYS`) and was removed."),
         }
     )
     @action(detail=True, methods=["get"])
     def download(self, request, *args, **kwargs):
         job = self.get_object()
         path = data_export_archive(job=job)
-        if path is None:
-            raise ApiError(
-                "This export has not succeeded, or its archive is gone.",
-                code="export_not_ready",
-                status_code=status.HTTP_409_CONFLICT,
-            )
         audit_record(action=AuditEvent.Action.DATA_EXPORT_DOWNLOADED, target=job, **self.actor.audit_kwargs())
         filename = f"lightsout-{self.organization.slug}-{job.created_at:%Y%m%d-%H%M%S}.zip"
         return file_download(request, path.open("rb"), filename=filename, content_type="application/zip")

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from foundation.redis import get_redis
 from tenants.actor import Actor
 from tenants.audit import audit_record
 from tenants.models import AuditEvent, Organization
@@ -40,7 +41,9 @@ def job_dispatch(*, job: Job) -> None:
             time_limit=kind.time_limit_s + 30,
         )
 
-    transaction.on_commit(send)
+    # Robust: a broker that is away (restarting) must not fail the request that created the job after its row is
+    # committed. The job stays queued, and `job_requeue_stale` sends it again (`_redispatch_lost`).
+    transaction.on_commit(send, robust=True)
 
 
 def job_create(*, organization: Organization, kind: str, params: dict, actor: Actor | None = None) -> Job:
@@ -185,9 +188,36 @@ def job_finish(
     return bool(finished)
 
 
+def _redispatch_lost(*, just_sent: set) -> int:
+    """Send again the queued jobs whose message may be lost (a broker restarted without its data, or away when the
+    job was created). Each is re-sent at most once per max(JOB_REDISPATCH_AFTER_SECONDS, its age so far), so a job
+    that merely waits in a long queue adds a few duplicate messages over its wait, not one per beat; a duplicate
+    message is a no-op (the claim is one conditional UPDATE)."""
+    now = timezone.now()
+    after = settings.JOB_REDISPATCH_AFTER_SECONDS
+    waiting = Job.objects.filter(status=Status.QUEUED, created_at__lt=now - timedelta(seconds=after))
+    redis = get_redis()
+    sent = 0
+    for job in waiting.exclude(pk__in=just_sent).order_by("created_at")[:1000]:
+        age = int((now - job.created_at).total_seconds())
+        if redis.set(f"jobs:redispatched:{job.pk}", "1", nx=True, ex=max(after, age)):
+            job_event(
+                job=job,
+                level=JobEvent.Level.WARNING,
+                message=f"Still queued after {age} s; sent to its queue again (its message may have been lost).",
+            )
+            job_dispatch(job=job)
+            sent += 1
+    if sent:
+        logger.warning("Re-sent %d queued jobs whose message may have been lost.", sent)
+    return sent
+
+
 def job_requeue_stale() -> dict[str, int]:
-    """Give another worker the jobs whose worker stopped sending heartbeats; fail those out of attempts."""
+    """Give another worker the jobs whose worker stopped sending heartbeats; fail those out of attempts; send again
+    the queued jobs whose message may be lost."""
     requeued = failed = 0
+    sent: set = set()
     stale = Job.objects.filter(status=Status.RUNNING, heartbeat_at__lt=_stale_cutoff())
     for job in stale.select_related("organization"):
         if job.attempts >= job.max_attempts:
@@ -212,5 +242,6 @@ def job_requeue_stale() -> dict[str, int]:
                         message=f"No heartbeat from {job.worker or 'its worker'}; re-queued.",
                     )
                     job_dispatch(job=job)
+                    sent.add(job.pk)
                     requeued += 1
-    return {"requeued": requeued, "failed": failed}
+    return {"requeued": requeued, "failed": failed, "redispatched": _redispatch_lost(just_sent=sent)}

@@ -1,12 +1,52 @@
 """Operators' console for organisations, people, keys and the audit log. Actions call the services."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 
 from .actor import Actor
 from .audit import client_ip
 from .models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
 from .services import api_key_revoke, organization_reactivate, organization_suspend
+from .signin import InvalidCredentials, SignInLocked, TwoFactorRequired, sign_in_authenticate
+
+
+class AdminSignInForm(AdminAuthenticationForm):
+    """The admin's sign-in through the one door (`tenants.signin`): the same per-account and per-address attempt
+    limits, lock-out and audit events as the portal and the API. A person with two-factor sign-in on signs in at the
+    portal (which asks for the code) and then opens the admin with that session."""
+
+    otp = forms.CharField(required=False, max_length=32, widget=forms.HiddenInput)
+
+    def clean(self):
+        email = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if email is not None and password:
+            try:
+                self.user_cache = sign_in_authenticate(
+                    request=self.request, email=email, password=password, otp=self.cleaned_data.get("otp") or ""
+                )
+            except SignInLocked as exc:
+                minutes = max(1, round((exc.wait or 60) / 60))
+                raise ValidationError(
+                    "Too many failed sign-in attempts; try again in %(minutes)s minutes.",
+                    code="sign_in_locked",
+                    params={"minutes": minutes},
+                ) from None
+            except TwoFactorRequired:
+                raise ValidationError(
+                    "This account signs in with a second factor: sign in at the portal, then open the admin.",
+                    code="two_factor_required",
+                ) from None
+            except InvalidCredentials:
+                raise self.get_invalid_login_error() from None
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
+
+
+admin.site.login_form = AdminSignInForm
 
 
 def operator(request, organization=None) -> Actor:

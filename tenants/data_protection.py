@@ -7,7 +7,9 @@ reach all of their data. So each app registers its own data here from its `AppCo
   rows belong to it (filtered by their `organization` field), the files that go with them, and whether the rows
   are erased with the organisation or retained (billing law: invoices and the usage ledger);
 - `register_retention(...)`: a data kind (`telemetry`, `captures`, `conversation_history`) whose rows older than
-  the organisation's retention period a periodic job purges.
+  the organisation's retention period a periodic job purges;
+- `register_expiry(...)`: something the platform keeps for a fixed time whatever the organisation (export
+  archives), removed by the same periodic job.
 
 Registration order is `INSTALLED_APPS` order, bottom layer first; erasure runs in the reverse order, so an app's
 rows go before the rows of the apps below it that they point at.
@@ -68,10 +70,19 @@ class RetentionPolicy:
     app_label: str = ""
 
 
+@dataclass(frozen=True)
+class Expiry:
+    name: str
+    # Removes, for every organisation, what has expired by `now`; returns how many things went.
+    remove: Callable[[datetime], int]
+    app_label: str = ""
+
+
 @dataclass
 class _Registry:
     sections: dict[str, DataSection] = field(default_factory=dict)
     retention: dict[str, RetentionPolicy] = field(default_factory=dict)
+    expiries: dict[str, Expiry] = field(default_factory=dict)
 
 
 _registry = _Registry()
@@ -125,6 +136,17 @@ def register_retention(
     policy = RetentionPolicy(kind=kind, label=label, default_days=days, purge=purge, app_label=app_label)
     _registry.retention[kind] = policy
     return policy
+
+
+def register_expiry(name: str, *, remove: Callable[[datetime], int], app_label: str = "") -> Expiry:
+    """Declare something kept for a fixed, platform-wide time (not an owner's choice), removed by the retention job."""
+    expiry = Expiry(name=name, remove=remove, app_label=app_label)
+    _registry.expiries[name] = expiry
+    return expiry
+
+
+def expiries() -> list[Expiry]:
+    return sorted(_registry.expiries.values(), key=lambda e: e.name)
 
 
 def sections() -> list[DataSection]:

@@ -2,7 +2,8 @@
 
 Each app registers the kinds it holds (`tenants.data_protection.register_retention`); the platform default for a
 kind is `DATA_RETENTION_DAYS[kind]` (settings) or the app's own. An owner may set the organisation's period for a
-kind (`retention_set`); the periodic `tenants.enforce_retention` deletes the rows older than that.
+kind (`retention_set`); the periodic `tenants.enforce_retention` deletes the rows older than that, and removes what
+the platform keeps for a fixed time (`register_expiry`: export archives after `DATA_EXPORT_ARCHIVE_DAYS`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from .actor import Actor
 from .audit import audit_record
-from .data_protection import retention_policies, retention_policy
+from .data_protection import expiries, retention_policies, retention_policy
 from .models import AuditEvent, Organization, RetentionSetting
 
 MAX_DAYS = 3650
@@ -70,11 +71,14 @@ def retention_set(*, organization: Organization, actor: Actor, kind: str, days: 
 
 
 def retention_enforce(*, now=None) -> dict[str, int]:
-    """Purge, for every organisation and registered kind, the rows older than its period. Returns rows per kind."""
+    """Purge, for every organisation and registered kind, the rows older than its period, then what has expired.
+    Returns rows (or things) per kind."""
     now = now or timezone.now()
     purged: dict[str, int] = {}
     for organization in Organization.objects.all().iterator():
         for period in retention_for(organization=organization):
             count = retention_policy(period.kind).purge(organization, now - timedelta(days=period.days))
             purged[period.kind] = purged.get(period.kind, 0) + count
+    for expiry in expiries():
+        purged[expiry.name] = expiry.remove(now)
     return purged

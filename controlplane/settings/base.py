@@ -127,9 +127,10 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".cache" / "media")
 # runs, or a volume every pod mounts); production.py switches it and the media store to S3 when a bucket is set.
 ARTIFACT_ROOT = env.path("ARTIFACT_ROOT", default=BASE_DIR / ".cache" / "artifacts")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # A write that fails (a full disk) leaves no partial file (foundation.storage).
+    "default": {"BACKEND": "foundation.storage.AtomicFileSystemStorage"},
     "artifacts": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": "foundation.storage.AtomicFileSystemStorage",
         "OPTIONS": {"location": str(ARTIFACT_ROOT)},
     },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -213,6 +214,9 @@ CELERY_TIMEZONE = "UTC"
 JOB_HEARTBEAT_SECONDS = env.int("JOB_HEARTBEAT_SECONDS", default=10)
 JOB_STALE_AFTER_SECONDS = env.int("JOB_STALE_AFTER_SECONDS", default=90)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
+# A job still queued after this long is sent to its queue again (its message may have been lost with a broker);
+# then at most once per its age so far. A duplicate message is a no-op.
+JOB_REDISPATCH_AFTER_SECONDS = env.int("JOB_REDISPATCH_AFTER_SECONDS", default=120)
 
 INVITATION_TTL_HOURS = env.int("INVITATION_TTL_HOURS", default=72)
 
@@ -368,6 +372,8 @@ GATEWAY_DEFAULT_MAX_TOKENS = env.int("GATEWAY_DEFAULT_MAX_TOKENS", default=1024)
 # --- data protection (tenants/data_protection.py, docs/data-protection.md) ------------------------------------
 # Where export archives are written (one directory per organisation; erased with it).
 DATA_EXPORT_STORE = env.path("DATA_EXPORT_STORE", default=BASE_DIR / ".cache" / "exports")
+# Days an export archive stays downloadable after its job finished; then the retention job removes it (410).
+DATA_EXPORT_ARCHIVE_DAYS = env.int("DATA_EXPORT_ARCHIVE_DAYS", default=7)
 # Days between an owner's deletion request and the erasure, during which an operator can undo it.
 ORGANIZATION_DELETION_GRACE_DAYS = env.int("ORGANIZATION_DELETION_GRACE_DAYS", default=14)
 # Platform defaults per data kind (an organisation's owner may set its own); apps register the kinds they hold.

@@ -14,11 +14,14 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from foundation.rejections import Rejected
+from foundation.storage import storage_full
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +78,46 @@ def database_unavailable_response() -> Response:
     return response
 
 
+# Seconds a client should wait before retrying when Redis is away (a restart takes seconds).
+SERVICE_RETRY_AFTER_S = 5
+# Redis errors that mean "away for now" (restarting, loading its data, unreachable), not a bug of ours.
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
+
+
+def service_unavailable_response() -> Response:
+    """Redis (rate limits, quotas, usage, sign-in limits, idempotency) is away, e.g. restarting: a clean 503 that
+    says when to retry. Nothing the request would have written to Redis was written; its database transaction, if
+    any, is rolled back by the exception."""
+    response = Response(
+        error_body(code="service_unavailable", message="A backing service is unavailable; retry shortly."),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+    response["Retry-After"] = str(SERVICE_RETRY_AFTER_S)
+    return response
+
+
+def insufficient_storage_response() -> Response:
+    """A disk or quota ran out while storing (an upload, or rows in PostgreSQL): 507, and nothing half-stored (the
+    stores write beside the target and rename, the transaction is rolled back)."""
+    return Response(
+        error_body(
+            code="insufficient_storage",
+            message="There is no room to store this right now; nothing was stored. Retry later or contact support.",
+        ),
+        status=status.HTTP_507_INSUFFICIENT_STORAGE,
+    )
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if storage_full(exc):
+        logger.error("Storage full in %s: %s", context.get("view"), exc)
+        return insufficient_storage_response()
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("Database unavailable in %s: %s", context.get("view"), exc)
         return database_unavailable_response()
+    if isinstance(exc, REDIS_UNAVAILABLE):
+        logger.warning("Redis unavailable in %s: %s", context.get("view"), exc)
+        return service_unavailable_response()
     if isinstance(exc, DataError):
         # Input the database cannot hold (a NUL character, a number beyond the column's range) that no validator
         # caught: the caller's mistake, so a 400, not a 500 (found by fuzzing: a NUL in a code looked up by value).

@@ -19,6 +19,7 @@ with a key is replayed with its plaintext, exactly as the first answer showed it
 """
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -31,7 +32,7 @@ from django.http.response import HttpResponseBase
 
 from foundation.redis import get_redis
 
-from .errors import error_body
+from .errors import REDIS_UNAVAILABLE, SERVICE_RETRY_AFTER_S, error_body
 
 HEADER = "Idempotency-Key"
 PREFIXES = ("/api/v1/", "/v1/")
@@ -103,19 +104,27 @@ class IdempotencyMiddleware:
         fingerprint = _fingerprint(request)
         ttl = settings.IDEMPOTENCY_TTL_SECONDS
         redis = get_redis()
-        if not redis.set(redis_key, json.dumps({"state": "running", "fp": fingerprint}), nx=True, ex=ttl):
-            return self._answer_repeat(cast(str | None, redis.get(redis_key)), fingerprint)  # decode_responses
+        try:
+            if not redis.set(redis_key, json.dumps({"state": "running", "fp": fingerprint}), nx=True, ex=ttl):
+                return self._answer_repeat(cast(str | None, redis.get(redis_key)), fingerprint)  # decode_responses
+        except REDIS_UNAVAILABLE:
+            # Without Redis the promise "runs once" cannot be kept: refuse (503, retry) rather than risk running twice.
+            refused = _refusal(503, "service_unavailable", "A backing service is unavailable; retry shortly.")
+            refused["Retry-After"] = str(SERVICE_RETRY_AFTER_S)
+            return refused
         try:
             response = self.get_response(request)
         except BaseException:
-            redis.delete(redis_key)
+            with contextlib.suppress(*REDIS_UNAVAILABLE):
+                redis.delete(redis_key)
             raise
         if (
             response.status_code >= 500
             or response.status_code in NOT_KEPT
             or not isinstance(response, HttpResponse)  # a streamed or file answer is not kept
         ):
-            redis.delete(redis_key)
+            with contextlib.suppress(*REDIS_UNAVAILABLE):
+                redis.delete(redis_key)
             return response
         kept = {
             "state": "done",
@@ -124,7 +133,8 @@ class IdempotencyMiddleware:
             "headers": {h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)},
             "body": base64.b64encode(response.content).decode(),
         }
-        redis.set(redis_key, json.dumps(kept), ex=ttl)
+        with contextlib.suppress(*REDIS_UNAVAILABLE):  # the work is done: answer it even if Redis just went away
+            redis.set(redis_key, json.dumps(kept), ex=ttl)
         return response
 
     def _answer_repeat(self, raw: str | None, fingerprint: str) -> HttpResponse:

@@ -51,6 +51,7 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 UPSTREAM_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 MAX_BODY_BYTES = 4 * 1024 * 1024
+REDIS_TIMEOUT_S = 3
 
 
 class _UpstreamLost(Exception):
@@ -121,7 +122,13 @@ class GatewayApp:
                 connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60), timeout=timeout, auto_decompress=False
             )
             self.upstream = UpstreamPool(connect_timeout_s=5, read_timeout_s=settings.GATEWAY_UPSTREAM_TIMEOUT_S)
-            self.redis = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+            # Admission's client: a Redis that is away (restarting) fails a request within seconds, as a 503.
+            self.redis = aioredis.Redis.from_url(
+                settings.REDIS_URL,
+                decode_responses=True,
+                socket_connect_timeout=REDIS_TIMEOUT_S,
+                socket_timeout=REDIS_TIMEOUT_S,
+            )
             self.admission.connect(self.redis)
             self._spawn(listen_for_invalidations(self._invalidate))
             self._spawn(self.usage.run())
@@ -194,6 +201,12 @@ class GatewayApp:
                 raise errors.GatewayError(404, f"Unknown path {path}.", code="unknown_url")
         except errors.GatewayError as exc:
             await _send(send, exc.status, exc.body(), extra=exc.headers)
+        except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+            # Redis (rate limits, quotas) is away, e.g. restarting: nothing was admitted or forwarded yet (admission
+            # comes first), so the client may simply retry. Never a 500, never a hang (the client's timeouts).
+            logger.warning("Redis unavailable for %s: %s", scope.get("path"), exc)
+            refused = errors.service_unavailable()
+            await _send(send, refused.status, refused.body(), extra=refused.headers)
 
     async def _authenticate(self, scope: Scope) -> KeyInfo:
         secret = _bearer(scope)

@@ -56,3 +56,14 @@ def model_not_found(model: str) -> GatewayError:
 
 def no_capacity(message: str) -> GatewayError:
     return GatewayError(503, message, type="server_error", code="no_capacity")
+
+
+def service_unavailable(retry_after_s: int = 5) -> GatewayError:
+    """A dependency (Redis: rate limits and quotas) is away for now; retry after a few seconds."""
+    return GatewayError(
+        503,
+        "The service is temporarily unavailable; retry shortly.",
+        type="server_error",
+        code="service_unavailable",
+        headers={"Retry-After": str(retry_after_s)},
+    )

@@ -4,6 +4,12 @@ Settling happens in batches: completions queue what they used, and one flush eve
 commits every reservation and records every input-token event in one Redis transaction, off the event loop.
 Per request this would cost a thread hop and two round trips, most of the gateway's CPU time. A crash loses at
 most the last 100 ms of usage; the reservations it held expire on their own.
+
+While Redis is away (a restart) a flush fails and its batch is kept and tried again at the next flush, so usage
+answered in that time is recorded once Redis is back. Trying again is safe: every event carries an idempotency key
+of its own (drawn when the completion was answered) that the ingest script drops when it has seen it, and a
+reservation's release is a no-op the second time. What waits is bounded (`MAX_PENDING`, the oldest go first,
+logged) so a long outage cannot exhaust the process's memory.
 """
 
 import asyncio
@@ -24,6 +30,8 @@ from inference.selectors import KeyInfo, Route
 logger = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.1
 FLUSH_ENTRIES = 500
+# Settlements kept while Redis is away (about 1 KB each): minutes of a busy gateway's traffic.
+MAX_PENDING = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +113,13 @@ class UsageBatcher:
         try:
             await asyncio.to_thread(_settle, batch)
         except Exception:
-            logger.exception("Settling the usage of %d completions failed", len(batch))
+            # Kept for the next flush, in front of what came since (their order does not matter to the ledger).
+            self._pending = batch + self._pending
+            dropped = len(self._pending) - MAX_PENDING
+            if dropped > 0:
+                del self._pending[:dropped]
+                logger.error("Dropped the usage of %d completions: Redis has been away too long", dropped)
+            logger.warning("Settling the usage of %d completions failed; will retry", len(batch), exc_info=True)
 
 
 async def touch_adapter(*, redis: Redis, route: Route, server_id: int) -> None:

@@ -10,6 +10,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from foundation.api.downloads import file_download
+from foundation.api.errors import ApiError
 from jobs.data_export import EXPORT_JOB_KIND, data_export_archive, data_export_start
 from jobs.models import Job
 from tenants.audit import audit_record
@@ -85,9 +86,10 @@ class DataExportDownload(OwnerOnly, View):
         job = self.owned(Job, pk=kwargs["pk"], kind=EXPORT_JOB_KIND)
         if not self.is_owner():
             return self.refuse(request)
-        archive = data_export_archive(job=job)
-        if archive is None:
-            raise Http404
+        try:
+            archive = data_export_archive(job=job)
+        except ApiError:  # not finished, or expired and removed
+            raise Http404 from None
         audit_record(action=AuditEvent.Action.DATA_EXPORT_DOWNLOADED, target=job, **self.actor.audit_kwargs())
         name = f"lightsout-{self.organization.slug}-{job.created_at:%Y%m%d-%H%M%S}.zip"
         return file_download(request, archive.open("rb"), filename=name, content_type="application/zip")

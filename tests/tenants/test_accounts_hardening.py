@@ -186,3 +186,27 @@ def test_unknown_api_keys_are_limited_per_address_on_the_control_plane(settings,
     elsewhere = APIClient(REMOTE_ADDR="203.0.113.81")
     elsewhere.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert elsewhere.get(f"/api/v1/orgs/{org.slug}/members").status_code == 200
+
+
+def test_the_admin_sign_in_goes_through_the_same_lock_out():
+    """Catches a Django admin login outside the attempt limit: the operators' console, the most valuable door."""
+    user = builders.make_user()
+    user.is_staff = user.is_superuser = True
+    user.save(update_fields=["is_staff", "is_superuser"])
+    for i in range(10):  # a new address each time: the account's own limit must hold
+        client = Client(REMOTE_ADDR=f"198.51.100.{i + 1}")
+        page = client.post("/admin/login/", {"username": user.email, "password": "wrong-password"})
+        assert page.status_code == 200 and "_auth_user_id" not in client.session
+    client = Client(REMOTE_ADDR="198.51.100.99")
+    refused = client.post("/admin/login/", {"username": user.email, "password": builders.PASSWORD})
+    assert refused.status_code == 200 and "_auth_user_id" not in client.session
+    assert "Too many failed sign-in attempts" in refused.content.decode()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_LOCKED, actor=user).count() == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED).count() == 10
+    # Another account signs in at the admin as before.
+    other = builders.make_user()
+    other.is_staff = True
+    other.save(update_fields=["is_staff"])
+    client = Client()
+    ok = client.post("/admin/login/", {"username": other.email, "password": builders.PASSWORD, "next": "/admin/"})
+    assert ok.status_code == 302 and ok["Location"] == "/admin/" and client.session["_auth_user_id"] == str(other.pk)

@@ -222,3 +222,29 @@ def test_retention_purges_only_what_is_older_than_the_organisations_period(org, 
     assert Telemetry.objects.filter(organization=other_org).count() == 2
     assert AuditEvent.objects.filter(organization=org, action=AuditEvent.Action.RETENTION_CHANGED).count() == 1
     assert Asset.objects.filter(organization=org).exists()
+
+
+def test_export_archives_expire_and_the_retention_job_removes_them(org, settings, tmp_path):
+    """Catches: an export archive (all of an organisation's data) downloadable for ever, or left on disk."""
+    settings.DATA_EXPORT_STORE = tmp_path
+    settings.DATA_EXPORT_ARCHIVE_DAYS = 7
+    owner = session_client(_owner(org))
+    jobs = []
+    for _ in range(2):
+        job = Job.objects.get(pk=owner.post(f"/api/v1/orgs/{org.slug}/data-exports").json()["id"])
+        assert run_job_here(job, organization_export_job.handler).status == Job.Status.SUCCEEDED
+        jobs.append(job)
+    old, fresh = jobs
+    Job.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=7, minutes=1))
+    old_path = tmp_path / str(org.pk) / f"{old.pk}.zip"
+    assert old_path.is_file()
+
+    expired = owner.get(f"/api/v1/orgs/{org.slug}/data-exports/{old.pk}/download")
+    assert expired.status_code == 410 and expired.json()["error"]["code"] == "export_expired"
+    assert owner.get(f"/app/{org.slug}/data/exports/{old.pk}").status_code == 404  # the portal's door too
+
+    assert retention_enforce()["data_exports"] == 1
+    assert not old_path.exists()
+    assert owner.get(f"/api/v1/orgs/{org.slug}/data-exports/{old.pk}/download").status_code == 410
+    assert owner.get(f"/api/v1/orgs/{org.slug}/data-exports/{fresh.pk}/download").status_code == 200
+    assert (tmp_path / str(org.pk) / f"{fresh.pk}.zip").is_file()
