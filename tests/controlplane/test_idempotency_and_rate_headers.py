@@ -104,13 +104,14 @@ def test_gateway_answers_carry_openais_ratelimit_headers(web_server, org):
     """Catches a gateway that tells clients nothing until it refuses them."""
     _, plaintext = builders.make_key(org, scopes=["inference"])
     headers = {"Authorization": f"Bearer {plaintext}"}
-    models = httpx.get(f"{web_server}/v1/models", headers=headers)
+    models = httpx.get(f"{web_server}/v1/models", headers=headers, timeout=60)
     assert models.status_code == 200 and int(models.headers["x-ratelimit-limit-requests"]) > 0
     answers = [
         httpx.post(
             f"{web_server}/v1/chat/completions",
             json={"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]},
             headers=headers,
+            timeout=60,
         )
         for _ in range(2)
     ]

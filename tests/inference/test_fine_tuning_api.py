@@ -218,7 +218,9 @@ def test_another_organisation_sees_none_of_it(tenant, fact_file, web_server):
     ):
         with pytest.raises(openai.NotFoundError):
             call()
-    export = httpx.get(f"{web_server}/v1/fine_tuning/jobs/{job.id}/export", headers={"Authorization": f"Bearer {key}"})
+    export = httpx.get(
+        f"{web_server}/v1/fine_tuning/jobs/{job.id}/export", headers={"Authorization": f"Bearer {key}"}, timeout=60
+    )
     assert export.status_code == 404
     with pytest.raises(openai.BadRequestError):  # someone else's file cannot train my model either
         stranger.fine_tuning.jobs.create(model=BASE, training_file=training.id)

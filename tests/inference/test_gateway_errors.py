@@ -58,7 +58,7 @@ def test_bad_requests_are_400(web_server, org):
         ('{"model": "smollm2-135m-instruct"}', "`messages` is required"),
     ]
     for body, fragment in cases:
-        response = httpx.post(f"{web_server}/v1/chat/completions", content=body, headers=headers)
+        response = httpx.post(f"{web_server}/v1/chat/completions", content=body, headers=headers, timeout=60)
         assert response.status_code == 400, body
         error = response.json()["error"]
         assert fragment in error["message"] and error["type"] == "invalid_request_error"
@@ -99,5 +99,7 @@ def test_vllm_admin_endpoints_are_not_reachable_through_the_gateway(web_server, 
     _, plaintext = builders.make_key(org, scopes=["inference"])
     headers = {"Authorization": f"Bearer {plaintext}"}
     for path in ("/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/metrics", "/v1/../metrics"):
-        response = httpx.post(f"{web_server}{path}", json={"lora_name": "x", "lora_path": "/tmp"}, headers=headers)
+        response = httpx.post(
+            f"{web_server}{path}", json={"lora_name": "x", "lora_path": "/tmp"}, headers=headers, timeout=60
+        )
         assert response.status_code == 404, path

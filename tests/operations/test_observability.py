@@ -76,11 +76,14 @@ def test_metrics_from_web_and_worker_exist_and_move(org, tmp_path, multiprocess_
         for _ in range(3):
             assert (
                 httpx.get(
-                    f"{url}/api/v1/orgs/{org.slug}/jobs", headers={"Authorization": f"Bearer {secret}"}
+                    f"{url}/api/v1/orgs/{org.slug}/jobs", headers={"Authorization": f"Bearer {secret}"}, timeout=60
                 ).status_code
                 == 200
             )
-        assert httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer lo_live_nope"}).status_code == 401
+        assert (
+            httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer lo_live_nope"}, timeout=60).status_code
+            == 401
+        )
 
         # A job waits in its queue (no worker yet), then a worker runs it.
         job = services.job_create(

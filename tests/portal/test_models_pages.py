@@ -677,7 +677,10 @@ def test_without_javascript_the_answer_comes_back_whole_and_a_revoked_key_is_rep
     wait_until(
         lambda: (
             httpx.post(
-                f"{plant['gateway']}/v1/chat/completions", json={}, headers={"Authorization": f"Bearer {plaintext}"}
+                f"{plant['gateway']}/v1/chat/completions",
+                json={},
+                headers={"Authorization": f"Bearer {plaintext}"},
+                timeout=60,
             ).status_code
             == 401
         ),
