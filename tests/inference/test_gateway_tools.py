@@ -7,7 +7,7 @@ import httpx
 import openai
 import pytest
 
-from inference.engine.vllm_server import TOOL_CALL_PARSERS, VllmServer
+from inference.engine.vllm_server import STRUCTURED_TOOL_PARSER, TOOL_CALL_PARSERS, VllmServer
 from inference.gateway import errors
 from inference.gateway.tools import tool_choice_refusal, tool_request_check
 from inference.models import BaseModel, InferenceCluster
@@ -99,7 +99,11 @@ def test_tools_are_bounded_in_number_and_size(settings):
     ("messages", "param", "fragment"),
     [
         ([*USER, {"role": "tool", "content": "{}"}], "messages[1].tool_call_id", "required"),
-        ([*USER, {"role": "tool", "tool_call_id": "call_9", "content": "{}"}], "messages[1].tool_call_id", "no earlier"),
+        (
+            [*USER, {"role": "tool", "tool_call_id": "call_9", "content": "{}"}],
+            "messages[1].tool_call_id",
+            "no earlier",
+        ),
         (
             [*USER, {"role": "assistant", "content": None, "tool_calls": [_call()]},
              {"role": "tool", "tool_call_id": "call_1", "content": {"health": 1}}],
@@ -157,9 +161,10 @@ def test_the_parser_list_is_the_installed_vllms():
     assert set(TOOL_CALL_PARSERS) == set(ToolParserManager.list_registered())
 
 
-def test_a_server_for_a_model_with_a_parser_enables_automatic_tool_choice(tmp_path):
+def test_a_server_runs_the_models_parser_or_the_structured_one(tmp_path):
+    """Without a parser vLLM 0.32 refuses even required and named choices; the gateway refuses auto for it."""
     plain = VllmServer(model_dir=tmp_path, served_name="m", port=1).command()
-    assert "--enable-auto-tool-choice" not in plain
+    assert plain[-3:] == ["--enable-auto-tool-choice", "--tool-call-parser", STRUCTURED_TOOL_PARSER]
     hermes = VllmServer(model_dir=tmp_path, served_name="m", port=1, tool_call_parser="hermes").command()
     assert hermes[-3:] == ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
 
