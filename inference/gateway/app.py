@@ -410,7 +410,7 @@ class GatewayApp:
 def _completion_payload(body: bytes, path: str) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise errors.bad_request("The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise errors.bad_request("The body must be a JSON object.")

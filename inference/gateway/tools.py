@@ -83,6 +83,8 @@ def _check_parameters(schema: Any, *, param: str) -> None:
         raise errors.bad_request(
             f"`{param}` is not a valid JSON Schema at {location}: {exc.message}", param=param
         ) from None
+    except RecursionError:  # within GATEWAY_MAX_TOOLS_BYTES a schema can nest thousands of levels
+        raise errors.bad_request(f"`{param}` is nested too deeply.", param=param) from None
 
 
 def _check_choice(choice: Any, names: tuple[str, ...]) -> ToolRequest:
@@ -182,7 +184,10 @@ def tool_request_check(payload: dict[str, Any]) -> ToolRequest | None:
     limit = settings.GATEWAY_MAX_TOOLS
     if len(tools) > limit:
         raise errors.bad_request(f"At most {limit} tools per request; got {len(tools)}.", param="tools")
-    size = len(json.dumps(tools, separators=(",", ":")))
+    try:
+        size = len(json.dumps(tools, separators=(",", ":")))
+    except RecursionError:
+        raise errors.bad_request("`tools` are nested too deeply.", param="tools") from None
     if size > settings.GATEWAY_MAX_TOOLS_BYTES:
         raise errors.bad_request(
             f"The tools' definitions take {size} bytes; at most {settings.GATEWAY_MAX_TOOLS_BYTES} per request.",

@@ -220,3 +220,16 @@ def test_models_list_says_which_tool_choices_work(web_server, org, served):
     assert "auto" in capabilities["hermes-test"]["tool_choice"]
     assert "auto" not in capabilities["plain-test"]["tool_choice"]
     assert "required" in capabilities["plain-test"]["tool_choice"]
+
+
+def test_a_schema_nested_past_the_parsers_depth_is_a_400_not_a_500(settings):
+    """Catches a RecursionError escaping as a server error: 64 KiB of tools can nest thousands of levels."""
+    for depth, param in ((300, "tools[0].function.parameters"), (3000, "tools")):
+        schema: dict = {"type": "object"}
+        inner = schema
+        for _ in range(depth):
+            inner["properties"] = {"a": {"type": "object"}}
+            inner = inner["properties"]["a"]
+        tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+        error = _refused({"messages": USER, "tools": [tool]})
+        assert error.param == param and "nested too deeply" in error.message
