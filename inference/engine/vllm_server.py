@@ -260,12 +260,10 @@ class VllmServer:
         ]  # fmt: skip
         if self.max_cpu_loras is not None:
             args += ["--max-cpu-loras", str(self.max_cpu_loras)]
-        if self.tool_call_parser:
-            if self.tool_call_parser not in TOOL_CALL_PARSERS:
-                raise VllmServerError(
-                    f"Unknown tool-call parser {self.tool_call_parser!r}; vLLM knows {TOOL_CALL_PARSERS}"
-                )
-            args += ["--enable-auto-tool-choice", "--tool-call-parser", self.tool_call_parser]
+        parser = self.tool_call_parser or STRUCTURED_TOOL_PARSER
+        if parser not in TOOL_CALL_PARSERS:
+            raise VllmServerError(f"Unknown tool-call parser {parser!r}; vLLM knows {', '.join(TOOL_CALL_PARSERS)}")
+        args += ["--enable-auto-tool-choice", "--tool-call-parser", parser]
         return args + list(self.extra_args)
 
     def environment(self) -> dict[str, str]:
