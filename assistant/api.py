@@ -12,6 +12,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from foundation.api.downloads import file_download
+from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
 from . import datasets, selectors, serializers, services
@@ -156,6 +157,7 @@ class QaDatasetViewSet(
 
     queryset = QaDataset.objects.all()
     serializer_class = serializers.QaDatasetSerializer
+    action_scopes = {"fine_tune": Scope.JOBS}  # as POST /v1/fine_tuning/jobs
 
     @extend_schema(request=serializers.QaDatasetBuildSerializer, responses={201: serializers.QaDatasetSerializer})
     def create(self, request, org_slug):

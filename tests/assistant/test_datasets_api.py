@@ -125,6 +125,10 @@ def test_fine_tune_uploads_chat_jsonl_and_starts_a_job(factory, base_model_dir, 
     dataset_id = client.post(_url(org, "datasets"), {"name": "v1"}, format="json").json()["id"]
     pairs = _pairs(client, org, dataset_id)
     client.patch(_url(org, f"pairs/{pairs[0]['id']}"), {"answer": "HX-4471-B, greased every 200 h."}, format="json")
+    # Starting a job needs the `jobs` scope, as POST /v1/fine_tuning/jobs does.
+    _, no_jobs = builders.make_key(org, scopes=["org:read", "org:write"])
+    refused = builders.key_client(no_jobs).post(_url(org, f"datasets/{dataset_id}/fine-tune"), {}, format="json")
+    assert refused.status_code == 403 and not FineTuningJob.objects.filter(organization=org).exists()
     response = client.post(_url(org, f"datasets/{dataset_id}/fine-tune"), {"suffix": "factory"}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
