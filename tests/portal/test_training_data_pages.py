@@ -17,7 +17,10 @@ from tests import builders
 
 pytestmark = pytest.mark.django_db
 
-MANUAL = b"# Hydraulics\n\nHydraulic pressure should be 180 bar in normal operation. Check hoses weekly.\n"
+MANUAL = (
+    b"# Hydraulics\n\nHydraulic pressure should be 180 bar in normal operation. Check hoses weekly.\n\n"
+    b"# Lubrication\n\nThe ram guide bushing is HX-4471-B. The grease must be LGEP-2.\n"
+)
 
 
 def _url(name: str, org, **kwargs) -> str:
@@ -36,8 +39,11 @@ def factory(org):
         organization=org, upload=Upload(filename="press.md", content=MANUAL), actor=builders.owner_actor(org)
     )
     press = maintenance.asset_type_create(organization=org, code="PRESS", channels=[{"name": "p", "unit": "bar"}])
-    maintenance.asset_create(organization=org, code="P-4", asset_type=press, name="Press 4", site="Hall B")
-    return org
+    for number in (3, 4, 5):
+        maintenance.asset_create(
+            organization=org, code=f"P-{number}", asset_type=press, name=f"Press {number}", site="Hall B"
+        )
+    return org  # 3 passage pairs and 9 record pairs: a fine-tuning file needs at least 10 examples
 
 
 def test_build_review_and_fine_tune(factory, base_model_dir, settings, tmp_path):
@@ -53,7 +59,9 @@ def test_build_review_and_fine_tune(factory, base_model_dir, settings, tmp_path)
     # The extracted answer is marked inside its passage; the record pair names its asset.
     assert "<mark>Hydraulic pressure should be 180 bar in normal operation.</mark>" in page
     assert "Asset P-4" in page
-    pair = QaPair.objects.filter(dataset=dataset, source_kind="asset").first()
+    pair = QaPair.objects.filter(
+        dataset=dataset, source_kind="asset", record_code="P-4", question__contains="Where"
+    ).get()
     prefix = str(pair.pk)
     client.post(
         _url("dataset-pair", org, pk=pair.pk), {f"{prefix}-question": "Where is P-4?", f"{prefix}-answer": "Hall B."}
