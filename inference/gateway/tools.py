@@ -85,6 +85,8 @@ def _check_parameters(schema: Any, *, param: str) -> None:
         ) from None
     except RecursionError:  # within GATEWAY_MAX_TOOLS_BYTES a schema can nest thousands of levels
         raise errors.bad_request(f"`{param}` is nested too deeply.", param=param) from None
+    except (OverflowError, ValueError, TypeError) as exc:  # e.g. a `pattern` repeating more than `re` can count
+        raise errors.bad_request(f"`{param}` is not a valid JSON Schema: {exc}", param=param) from None
 
 
 def _check_choice(choice: Any, names: tuple[str, ...]) -> ToolRequest:

@@ -67,6 +67,7 @@ class DatasetsPage(OrgPage, TemplateView):
 
 
 class DatasetPage(OrgPage, TemplateView):
+    model = QaDataset  # what `pk` addresses (the isolation sweep reads it)
     template_name = "portal/models/dataset.html"
     section = "finetuning"
 
@@ -86,6 +87,7 @@ class DatasetPage(OrgPage, TemplateView):
 
 
 class PairEdit(OrgPage, View):
+    model = QaPair
     def post(self, request, *args, **kwargs):
         pair = self.owned(QaPair, pk=kwargs["pk"])
         slug = self.organization.slug
@@ -111,6 +113,7 @@ class PairEdit(OrgPage, View):
 
 
 class DatasetDelete(OrgPage, View):
+    model = QaDataset
     def post(self, request, *args, **kwargs):
         dataset = self.owned(QaDataset, pk=kwargs["pk"])
         qa_dataset_delete(dataset=dataset, actor=self.actor)
@@ -119,6 +122,7 @@ class DatasetDelete(OrgPage, View):
 
 
 class DatasetFineTune(OrgPage, View):
+    model = QaDataset
     scopes = {**OrgPage.scopes, "POST": Scope.JOBS}
 
     def post(self, request, *args, **kwargs):

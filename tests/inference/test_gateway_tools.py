@@ -65,6 +65,24 @@ def _refused(payload) -> errors.GatewayError:
             "not a valid JSON Schema",
         ),
         (
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "f",
+                            "parameters": {
+                                "type": "object",
+                                "properties": {"a": {"pattern": "a{99999999999999999999}"}},
+                            },
+                        },
+                    }
+                ]
+            },
+            "tools[0].function.parameters",
+            "not a valid JSON Schema",
+        ),
+        (
             {"tools": [{"type": "function", "function": {"name": "f", "parameters": "{}"}}]},
             "tools[0].function.parameters",
             "JSON Schema object",
