@@ -88,6 +88,7 @@ class DatasetPage(OrgPage, TemplateView):
 
 class PairEdit(OrgPage, View):
     model = QaPair
+
     def post(self, request, *args, **kwargs):
         pair = self.owned(QaPair, pk=kwargs["pk"])
         slug = self.organization.slug
@@ -114,6 +115,7 @@ class PairEdit(OrgPage, View):
 
 class DatasetDelete(OrgPage, View):
     model = QaDataset
+
     def post(self, request, *args, **kwargs):
         dataset = self.owned(QaDataset, pk=kwargs["pk"])
         qa_dataset_delete(dataset=dataset, actor=self.actor)
