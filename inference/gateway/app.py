@@ -264,6 +264,10 @@ class GatewayApp:
             payload = _completion_payload(await _read_body(receive), path)
             model = payload["model"]
             tool_request = tool_request_check(payload) if path == "/v1/chat/completions" else None
+            if tool_request is None:
+                # Without tools the choice is "none" (vLLM's default too); an explicit null would have vLLM's
+                # parser read a plain answer as tool calls.
+                payload.pop("tool_choice", None)
             if not self.routes.holds((info.organization_id, model)):
                 counted = True  # before the await: a refusal must not be counted twice below
                 rate_count = await self.admission.count(info)  # a database read comes next; over its limit stops here
