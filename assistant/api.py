@@ -12,11 +12,12 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from foundation.api.downloads import file_download
+from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
-from . import selectors, serializers, services
+from . import datasets, selectors, serializers, services
 from .conf import max_upload_bytes
-from .models import Document
+from .models import Document, QaDataset, QaPair
 
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -135,3 +136,83 @@ class SearchView(OrganizationScopedViewMixin, GenericAPIView):
         return Response(
             {"query": form.validated_data["q"], "results": serializers.SearchHitSerializer(data, many=True).data}
         )
+
+
+# --- the fine-tuning data set ----------------------------------------------------------------------------------------
+
+
+class QaPairPagination(CursorPagination):
+    ordering = ("ordinal",)
+    page_size = 100
+
+
+class QaDatasetViewSet(
+    OrganizationScopedViewMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Question-answer data sets built from the organisation's documents and records, for fine-tuning its model."""
+
+    queryset = QaDataset.objects.all()
+    serializer_class = serializers.QaDatasetSerializer
+    action_scopes = {"fine_tune": Scope.JOBS}  # as POST /v1/fine_tuning/jobs
+
+    @extend_schema(request=serializers.QaDatasetBuildSerializer, responses={201: serializers.QaDatasetSerializer})
+    def create(self, request, org_slug):
+        form = serializers.QaDatasetBuildSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        dataset = datasets.qa_dataset_build(organization=self.organization, actor=self.actor, **form.validated_data)
+        return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        datasets.qa_dataset_delete(dataset=instance, actor=self.actor)
+
+    @extend_schema(responses={200: serializers.QaPairSerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="pairs")
+    def pairs(self, request, org_slug, pk):
+        dataset = self.get_object()
+        paginator = QaPairPagination()
+        page = paginator.paginate_queryset(dataset.pairs.all(), request, view=self)
+        return paginator.get_paginated_response(serializers.QaPairSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=serializers.QaFineTuneSerializer,
+        responses={201: serializers.QaDatasetSerializer},
+        description="Upload the pairs as a training file (OpenAI chat JSONL) and start a fine-tuning job on them; "
+        "follow it at /v1/fine_tuning/jobs/{fine_tuning_job}.",
+    )
+    @action(detail=True, methods=["post"], url_path="fine-tune")
+    def fine_tune(self, request, org_slug, pk):
+        dataset = self.get_object()
+        form = serializers.QaFineTuneSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        datasets.qa_dataset_fine_tune(dataset=dataset, actor=self.actor, **form.validated_data)
+        dataset.refresh_from_db()
+        return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class QaPairViewSet(
+    OrganizationScopedViewMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """One pair of a data set: read it, correct its question or answer (PATCH), or drop it."""
+
+    queryset = QaPair.objects.select_related("dataset")
+    serializer_class = serializers.QaPairSerializer
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def perform_update(self, serializer):
+        serializer.instance = datasets.qa_pair_update(
+            pair=serializer.instance,
+            actor=self.actor,
+            question=serializer.validated_data.get("question"),
+            answer=serializer.validated_data.get("answer"),
+        )
+
+    def perform_destroy(self, instance):
+        datasets.qa_pair_delete(pair=instance, actor=self.actor)

@@ -3,7 +3,7 @@ the original files in Django's storage. Passages' embeddings are derived data; t
 
 from tenants.data_protection import register_section, stored_files_remove_on_commit
 
-from .models import Document, Passage
+from .models import Document, Passage, QaDataset, QaPair
 
 
 def _originals(organization):
@@ -24,3 +24,5 @@ def register() -> None:
         files=_originals,
         before_erase=_remove_originals,
     )
+    # The fine-tuning data set's pairs (their source text is a copy of passages and records, so it goes with them).
+    register_section("training_pairs", app_label="assistant", models=[QaPair, QaDataset])

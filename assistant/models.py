@@ -98,3 +98,72 @@ class Passage(models.Model):
     def __str__(self) -> str:
         where = f"p. {self.page}" if self.page else (self.section or f"#{self.ordinal}")
         return f"{self.document_id} {where}"
+
+
+# --- The fine-tuning data set: question-answer pairs from the tenant's documents and records (issue #20, "a model
+# that knows the factory"). Separate from the documents above and from the conversations; see assistant/datasets.py.
+
+
+class QaDataset(models.Model):
+    """A reviewable set of extractive question-answer pairs, and the fine-tuning job started from it (if any)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    system_prompt = models.CharField(max_length=1000, help_text="The system message of every training example.")
+    pair_count = models.PositiveIntegerField(default=0)
+    training_file = models.ForeignKey(
+        "inference.TrainingFile", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    fine_tuning_job = models.ForeignKey(
+        "inference.FineTuningJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_label = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QaPair(models.Model):
+    """One question and its answer, grounded in a passage (the answer's span in it) or a record (its fields)."""
+
+    class SourceKind(models.TextChoices):
+        PASSAGE = "passage", "Document passage"
+        ASSET = "asset", "Asset"
+        MACHINE = "machine", "Machine"
+        PRODUCT = "product", "Product"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(QaDataset, on_delete=models.CASCADE, related_name="pairs")
+    ordinal = models.PositiveIntegerField()
+    question = models.TextField()
+    answer = models.TextField()
+    source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    # A passage source: the passage (null once its document is deleted; the text below stays for review).
+    passage = models.ForeignKey(Passage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    answer_start = models.PositiveIntegerField(null=True, blank=True, help_text="The answer's span in source_text.")
+    answer_end = models.PositiveIntegerField(null=True, blank=True)
+    # A record source: its code and the fields the answer states.
+    record_code = models.CharField(max_length=128, blank=True)
+    record_fields = models.JSONField(default=dict, blank=True)
+    source_text = models.TextField(help_text="The passage or the record's fields, as they were when generated.")
+    source_label = models.CharField(max_length=500, help_text='Where it came from, e.g. "Press 4 manual, p. 3".')
+    edited = models.BooleanField(default=False, help_text="Changed by a reviewer since it was generated.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["dataset", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "ordinal"], name="assistant_qapair_unique_ordinal"),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]

@@ -4,7 +4,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Document, Passage
+from .models import Document, Passage, QaDataset, QaPair
 
 
 def document_path(document: Document) -> str:
@@ -90,3 +90,70 @@ class SearchHitSerializer(serializers.Serializer):
     char_start = serializers.IntegerField()
     char_end = serializers.IntegerField()
     citation_url = serializers.CharField()
+
+
+# --- the fine-tuning data set ----------------------------------------------------------------------------------------
+
+
+class QaDatasetBuildSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    documents = serializers.BooleanField(default=True, help_text="Pairs from the ready documents' passages.")
+    records = serializers.BooleanField(default=True, help_text="Pairs from assets, machines and products.")
+    system_prompt = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, help_text="The system message of every example."
+    )
+
+
+class QaDatasetSerializer(serializers.ModelSerializer):
+    fine_tuning_job = serializers.CharField(source="fine_tuning_job_id", read_only=True, allow_null=True)
+    training_file = serializers.CharField(source="training_file_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = QaDataset
+        fields = [
+            "id",
+            "name",
+            "system_prompt",
+            "pair_count",
+            "training_file",
+            "fine_tuning_job",
+            "created_by_label",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class QaPairSerializer(serializers.ModelSerializer):
+    dataset = serializers.UUIDField(source="dataset_id", read_only=True)
+    passage = serializers.UUIDField(source="passage_id", read_only=True, allow_null=True)
+    document = serializers.UUIDField(source="document_id", read_only=True, allow_null=True)
+    question = serializers.CharField(max_length=2000, required=False)
+    answer = serializers.CharField(max_length=4000, required=False)
+
+    class Meta:
+        model = QaPair
+        fields = [
+            "id",
+            "dataset",
+            "ordinal",
+            "question",
+            "answer",
+            "source_kind",
+            "source_label",
+            "source_text",
+            "passage",
+            "document",
+            "answer_start",
+            "answer_end",
+            "record_code",
+            "record_fields",
+            "edited",
+            "updated_at",
+        ]
+        read_only_fields = [f for f in fields if f not in ("question", "answer")]
+
+
+class QaFineTuneSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True, help_text="A base model name.")
+    suffix = serializers.RegexField(r"^[a-z0-9-]{0,40}$", required=False, allow_blank=True, default="")
+    hyperparameters = serializers.DictField(required=False, help_text="As in POST /v1/fine_tuning/jobs.")

@@ -5,6 +5,8 @@ from . import api
 
 router = SimpleRouter(trailing_slash=False)
 router.register("assistant/documents", api.DocumentViewSet, basename="assistant-document")
+router.register("assistant/datasets", api.QaDatasetViewSet, basename="assistant-dataset")
+router.register("assistant/pairs", api.QaPairViewSet, basename="assistant-pair")
 
 # Mounted under /api/v1/orgs/<org_slug>/ by controlplane.urls.
 org_urlpatterns = [

@@ -92,6 +92,20 @@ def _register_when_ready(vllm: VllmServer) -> None:
     print(f"vLLM ready at {vllm.base_url}; the gateway now serves smollm2-135m-instruct.", flush=True)
 
 
+def _tool_call_parser(base_model: str) -> str:
+    """The registry's tool-call parser for the base model (blank: the server runs without automatic tool choice)."""
+    import django
+    from django.db import connections
+
+    django.setup()
+    from inference.models import BaseModel
+
+    try:
+        return BaseModel.objects.get(name=base_model).tool_call_parser
+    finally:
+        connections.close_all()
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")
     os.environ.setdefault("PUBLIC_BASE_URL", f"http://{HOST}:{PORT}")
@@ -107,6 +121,7 @@ def main() -> int:
             max_loras=2,
             max_cpu_loras=4,
             log_path=Path(".cache/logs/vllm.log"),
+            tool_call_parser=_tool_call_parser("smollm2-135m-instruct"),
         )
         vllm.start()
         threading.Thread(target=_register_when_ready, args=(vllm,), daemon=True).start()

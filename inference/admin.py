@@ -6,7 +6,10 @@ from .placement import server_check_health
 
 @admin.register(BaseModel)
 class BaseModelAdmin(admin.ModelAdmin):
-    list_display = ("name", "architecture", "context_length", "size_class", "max_lora_rank", "license")
+    list_display = (
+        "name", "architecture", "context_length", "size_class", "max_lora_rank", "tool_call_parser", "license"
+    )  # fmt: skip
+    list_filter = ("tool_call_parser",)
     search_fields = ("name",)
 
 

@@ -1,12 +1,19 @@
 import uuid
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.meters import SizeClass
+from inference.engine.vllm_server import TOOL_CALL_PARSERS
 from tenants.models import Region
+
+
+def validate_tool_call_parser(value: str) -> None:
+    if value and value not in TOOL_CALL_PARSERS:
+        raise ValidationError(f"Unknown tool-call parser {value!r}; vLLM knows: {', '.join(TOOL_CALL_PARSERS)}.")
 
 
 class BaseModel(models.Model):
@@ -23,10 +30,23 @@ class BaseModel(models.Model):
         models.CharField(max_length=64), default=list, help_text="Modules an adapter may target."
     )
     license = models.CharField(max_length=100)
+    tool_call_parser = models.CharField(
+        max_length=32,
+        blank=True,
+        validators=[validate_tool_call_parser],
+        help_text="vLLM's tool-call parser for this model's output (e.g. hermes for Qwen2.5, llama3_json for "
+        'Llama 3.1). Blank: the model cannot choose tools itself; `tool_choice` "required" or a named function '
+        'still works (structured outputs), "auto" is refused.',
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def can_choose_tools(self) -> bool:
+        """Whether `tool_choice: "auto"` works: vLLM runs with --enable-auto-tool-choice and this parser."""
+        return bool(self.tool_call_parser)
 
 
 class InferenceCluster(models.Model):

@@ -43,13 +43,67 @@ _LIST = {
     "required": ["object", "data"],
     "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"type": "object"}}},
 }
+_TOOL_CALL = {
+    "type": "object",
+    "required": ["id", "type", "function"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"const": "function"},
+        "function": {
+            "type": "object",
+            "required": ["name", "arguments"],
+            "properties": {"name": {"type": "string"}, "arguments": {"type": "string"}},
+        },
+    },
+}
 _MESSAGE = {
     "type": "object",
-    "required": ["role", "content"],
+    "required": ["role"],
     "properties": {
         "role": {"type": "string", "enum": ["system", "user", "assistant", "tool", "developer"]},
         "content": {"type": ["string", "null"]},
+        "tool_calls": {"type": "array", "items": _TOOL_CALL, "description": "An assistant message's calls."},
+        "tool_call_id": {"type": "string", "description": "The call a `tool` message answers."},
     },
+}
+_TOOLS = {
+    "tools": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 128,
+        "items": {
+            "type": "object",
+            "required": ["type", "function"],
+            "properties": {
+                "type": {"const": "function"},
+                "function": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                        "description": {"type": "string"},
+                        "parameters": {"type": "object", "description": "A JSON Schema describing an object."},
+                        "strict": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+    },
+    "tool_choice": {
+        "oneOf": [
+            {"type": "string", "enum": ["none", "auto", "required"]},
+            {
+                "type": "object",
+                "required": ["type", "function"],
+                "properties": {
+                    "type": {"const": "function"},
+                    "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+                },
+            },
+        ],
+        "description": '"auto" only for models listing it in /v1/models `capabilities.tool_choice`.',
+    },
+    "parallel_tool_calls": {"type": "boolean"},
 }
 _SAMPLING = {
     "max_tokens": {"type": ["integer", "null"], "minimum": 1},
@@ -102,6 +156,7 @@ DOCUMENT: dict = {
                                 "properties": {
                                     "model": {"type": "string"},
                                     "messages": {"type": "array", "minItems": 1, "items": _MESSAGE},
+                                    **_TOOLS,
                                     **_SAMPLING,
                                 },
                             }

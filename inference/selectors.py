@@ -32,6 +32,7 @@ class Route:
     size_class: str
     adapter_id: str | None
     targets: tuple[tuple[int, str], ...]  # (server id, url), healthy servers that hold the model
+    can_choose_tools: bool = False  # the base model has a tool-call parser: `tool_choice: "auto"` works
 
 
 def gateway_key_lookup(*, key_hash: str) -> KeyInfo | None:
@@ -94,6 +95,7 @@ def gateway_route_resolve(*, organization_id: str, region: str, model: str) -> R
             size_class=base.size_class,
             adapter_id=str(adapter.pk),
             targets=tuple((p.server_id, p.server.url) for p in placements),
+            can_choose_tools=base.can_choose_tools,
         )
     base = BaseModel.objects.filter(name=model).first()
     if base is None:
@@ -105,7 +107,14 @@ def gateway_route_resolve(*, organization_id: str, region: str, model: str) -> R
         size_class=base.size_class,
         adapter_id=None,
         targets=_base_model_targets(base, region),
+        can_choose_tools=base.can_choose_tools,
     )
+
+
+def _capabilities(base: BaseModel) -> dict[str, object]:
+    """What a model accepts beyond plain chat (a Lightsout extension of OpenAI's model object)."""
+    choices = ["none", "required", "function"] + (["auto"] if base.can_choose_tools else [])
+    return {"tools": True, "tool_choice": choices, "context_length": base.context_length}
 
 
 def gateway_model_list(*, organization_id: str, region: str) -> list[dict]:
@@ -120,6 +129,7 @@ def gateway_model_list(*, organization_id: str, region: str) -> list[dict]:
                 "created": created,
                 "owned_by": "organization",
                 "parent": tenant_model.base_model.name,
+                "capabilities": _capabilities(tenant_model.base_model),
             }
         )
         for version in tenant_model.versions.all():
@@ -130,6 +140,7 @@ def gateway_model_list(*, organization_id: str, region: str) -> list[dict]:
                     "created": int(version.created_at.timestamp()),
                     "owned_by": "organization",
                     "parent": tenant_model.base_model.name,
+                    "capabilities": _capabilities(tenant_model.base_model),
                 }
             )
     regional = Q(servers__cluster__region=region, servers__state=VllmServer.State.HEALTHY)
@@ -141,6 +152,7 @@ def gateway_model_list(*, organization_id: str, region: str) -> list[dict]:
                 "created": int(base.created_at.timestamp()),
                 "owned_by": "lightsout",
                 "parent": None,
+                "capabilities": _capabilities(base),
             }
         )
     return rows

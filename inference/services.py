@@ -20,7 +20,7 @@ from tenants.models import Organization
 
 from .engine.adapter_bundle import AdapterArchiveError, validate_adapter_archive
 from .engine.base_model import describe_model_dir
-from .models import AdapterVersion, BaseModel, InferenceCluster, TenantModel, VllmServer
+from .models import AdapterVersion, BaseModel, InferenceCluster, TenantModel, VllmServer, validate_tool_call_parser
 
 
 def base_model_register(
@@ -30,8 +30,12 @@ def base_model_register(
     license: str,  # noqa: A002
     max_lora_rank: int = 8,
     lora_target_modules: list[str] | None = None,
+    tool_call_parser: str = "",
 ) -> BaseModel:
-    """Register (or update) a base model from a local weights directory, reading its config."""
+    """Register (or update) a base model from a local weights directory, reading its config.
+
+    `tool_call_parser` is vLLM's parser for the model's tool calls (blank: it cannot choose tools itself)."""
+    validate_tool_call_parser(tool_call_parser)
     described = describe_model_dir(Path(weights_path))
     # Weights are stored in 16-bit floats, two bytes a parameter: enough to place the model in a size class.
     parameters = described["weights_bytes"] // 2
@@ -45,8 +49,10 @@ def base_model_register(
         "lora_target_modules": lora_target_modules
         or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "license": license,
+        "tool_call_parser": tool_call_parser,
     }
     model, _ = BaseModel.objects.update_or_create(name=name, defaults=fields)
+    publish_invalidation(kind="route", organization_id="*")  # routes carry whether the model chooses tools
     return model
 
 

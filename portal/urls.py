@@ -13,6 +13,7 @@ from .views import (
     organization,
     playground,
     scheduling,
+    training_data,
 )
 
 app_name = "portal"
@@ -25,6 +26,7 @@ org_urlpatterns = [
     path("billing", billing.PlanAndInvoices.as_view(), name="billing"),
     path("usage", billing.Usage.as_view(), name="usage"),
     *finetuning.urlpatterns,
+    *training_data.urlpatterns,
     *models.urlpatterns,
     *playground.urlpatterns,
     *scheduling.urlpatterns,

@@ -161,7 +161,9 @@ def _quality_objects(org) -> list:
 
 
 def _assistant_objects(org) -> list:
-    """A document with its passages, through the upload service (its embedding job stays queued)."""
+    """A document with its passages, through the upload service (its embedding job stays queued), and a
+    fine-tuning data set with its pairs."""
+    from assistant.datasets import qa_dataset_build
     from assistant.services import Upload, document_upload
 
     document = document_upload(
@@ -169,7 +171,8 @@ def _assistant_objects(org) -> list:
         upload=Upload(filename="manual.md", content=b"# Press 4\n\nThe ram guide bushing is HX-4471-B."),
         actor=builders.owner_actor(org),
     )
-    return [document, *document.passages.all()]
+    dataset = qa_dataset_build(organization=org, actor=builders.owner_actor(org), name="sweep", records=False)
+    return [document, *document.passages.all(), dataset, *dataset.pairs.all()]
 
 
 def test_no_endpoint_leaks_or_accepts_writes_across_organisations(world):

@@ -196,3 +196,17 @@ def telemetry_span(*, asset: Asset, channels: list[Channel]) -> tuple[datetime, 
 def health_history(*, asset: Asset, limit: int = 500) -> list[AssetHealth]:
     """The asset's scorings, oldest first (the latest `limit`)."""
     return list(reversed(AssetHealth.objects.filter(asset=asset).order_by("-created_at", "-id")[:limit]))
+
+
+def asset_facts(*, organization) -> list[dict[str, str]]:
+    """The organisation's assets as plain facts (code, name, type, site), for the copilot's training data."""
+    assets = Asset.objects.filter(organization=organization).select_related("asset_type").order_by("code")
+    return [
+        {
+            "code": asset.code,
+            "name": asset.name,
+            "type": asset.asset_type.code + (f" ({asset.asset_type.name})" if asset.asset_type.name else ""),
+            "site": asset.site,
+        }
+        for asset in assets
+    ]

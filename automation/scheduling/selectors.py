@@ -63,3 +63,38 @@ def run_solutions(*, run: Run) -> list[Solution]:
                 )
             )
     return found
+
+
+def machine_facts(*, organization: Organization) -> list[dict[str, str]]:
+    """The organisation's machines as plain facts, for the copilot's training data."""
+    return [
+        {
+            "code": machine.code,
+            "name": machine.name,
+            "timezone": machine.timezone,
+            "running_kw": f"{machine.running_kw.normalize():f}" if machine.running_kw else "",
+            "idle_kw": f"{machine.idle_kw.normalize():f}" if machine.idle_kw else "",
+        }
+        for machine in Machine.objects.filter(organization=organization).order_by("code")
+    ]
+
+
+def product_facts(*, organization: Organization) -> list[dict[str, str]]:
+    """The organisation's products with their routing (operations in order, each with the machines that can run
+    it), for the copilot's training data."""
+    products = (
+        Product.objects.filter(organization=organization)
+        .prefetch_related("operations__options__machine")
+        .order_by("code")
+    )
+    facts = []
+    for product in products:
+        steps = []
+        for operation in sorted(product.operations.all(), key=lambda o: o.position):
+            machines = ", ".join(sorted(option.machine.code for option in operation.options.all()))
+            label = operation.name or f"step {operation.position}"
+            steps.append(f"{label} on {machines}" if machines else label)
+        facts.append(
+            {"code": product.code, "name": product.name, "family": product.family, "operations": "; ".join(steps)}
+        )
+    return facts

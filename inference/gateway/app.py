@@ -41,6 +41,7 @@ from tenants.secrets import API_KEY_PREFIX
 from . import errors
 from .admission import Admission, rate_headers
 from .caches import TtlCache, listen_for_invalidations
+from .tools import tool_choice_refusal, tool_request_check
 from .upstream import UpstreamPool
 from .usage import UsageBatcher, touch_adapter
 
@@ -275,10 +276,19 @@ class GatewayApp:
         try:
             payload = _completion_payload(await _read_body(receive), path)
             model = payload["model"]
+            tool_request = tool_request_check(payload) if path == "/v1/chat/completions" else None
+            if tool_request is None:
+                # Without tools the choice is "none" (vLLM's default too); an explicit null would have vLLM's
+                # parser read a plain answer as tool calls.
+                payload.pop("tool_choice", None)
             if not self.routes.holds((info.organization_id, model)):
                 counted = True  # before the await: a refusal must not be counted twice below
                 rate_count = await self.admission.count(info)  # a database read comes next; over its limit stops here
             route = await self._route(info, model)
+            if tool_request is not None:
+                refusal = tool_choice_refusal(tool_request, model=model, can_choose_tools=route.can_choose_tools)
+                if refusal is not None:
+                    raise refusal
             budget = _budget(payload)
         except errors.GatewayError as exc:
             if not counted:
@@ -417,7 +427,7 @@ class GatewayApp:
 def _completion_payload(body: bytes, path: str) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise errors.bad_request("The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise errors.bad_request("The body must be a JSON object.")
