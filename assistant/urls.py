@@ -5,6 +5,8 @@ from . import api
 
 router = SimpleRouter(trailing_slash=False)
 router.register("assistant/documents", api.DocumentViewSet, basename="assistant-document")
+router.register("assistant/conversations", api.ConversationViewSet, basename="assistant-conversation")
+router.register("assistant/proposals", api.ProposalViewSet, basename="assistant-proposal")
 
 # Mounted under /api/v1/orgs/<org_slug>/ by controlplane.urls.
 org_urlpatterns = [
