@@ -1,10 +1,7 @@
 """The documents API under /api/v1/orgs/{org_slug}/assistant/: upload, list, retrieve, delete, the original file,
 the passages, and hybrid search. Reads need org:read, uploads and deletes org:write."""
 
-import json
-
 from django.core.files.storage import default_storage
-from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -20,7 +17,7 @@ from foundation.api.downloads import file_download
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
-from . import selectors, serializers, services
+from . import events, selectors, serializers, services
 from .conf import max_upload_bytes
 from .models import Conversation, Document, Proposal
 
@@ -155,11 +152,7 @@ class EventStreamRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        return sse_event("error", data).encode()
-
-
-def sse_event(event: str, data) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False)}\n\n"
+        return events.sse_event("error", data).encode()
 
 
 class ConversationViewSet(
@@ -211,19 +204,17 @@ class ConversationViewSet(
         conversation = self.get_object()
         form = serializers.MessageCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        events = services.message_answer(
+        answer = services.message_answer(
             conversation=conversation, actor=self.actor, content=form.validated_data["content"]
         )
         wants_stream = form.validated_data["stream"] or "text/event-stream" in request.META.get("HTTP_ACCEPT", "")
         if wants_stream:
-            response = StreamingHttpResponse(
-                (sse_event(event, data) for event, data in events), content_type="text/event-stream"
-            )
+            response = StreamingHttpResponse(events.sse_stream(request, answer), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
             return response
         final: dict = {}
-        for event, data in events:
+        for event, data in answer:
             if event == "done":
                 final = data["message"]
         return Response(final)

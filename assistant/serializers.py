@@ -139,7 +139,7 @@ class MessageSerializer(serializers.ModelSerializer):
     def get_proposals(self, message: Message) -> list:
         if message.role != Message.Role.ASSISTANT or message.outcome != Message.Outcome.PROPOSED:
             return []
-        return ProposalSerializer(message.proposals.all(), many=True).data
+        return list(ProposalSerializer(message.proposals.all(), many=True).data)
 
 
 class ConversationSerializer(serializers.ModelSerializer):

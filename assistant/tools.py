@@ -527,8 +527,8 @@ def _propose_run(ctx: ToolContext) -> Proposed | str:
         if rush:
             parts.append(f"rush order(s) {', '.join(rush)}")
         return Proposed(arguments, f"Re-plan run {str(base.pk)[:8]} with " + " and ".join(parts) + ".")
-    arguments = {"objective": "weighted_tardiness", "time_limit_s": 30}
-    return Proposed(arguments, "Start an optimisation run over all open orders (weighted tardiness, 30 s).")
+    plain: dict[str, object] = {"objective": "weighted_tardiness", "time_limit_s": 30}
+    return Proposed(plain, "Start an optimisation run over all open orders (weighted tardiness, 30 s).")
 
 
 def _execute_run(*, organization: Organization, actor: Actor, arguments: dict) -> dict:
@@ -555,7 +555,11 @@ def _propose_work_order(ctx: ToolContext) -> Proposed | str:
     if asset is None:
         return "Name the asset (its code) the work order is for."
     component = "general inspection"
-    match = re.search(r"\b(?:for|on|of) the ([\w\- ]{2,40}?)(?: of| on| at|[.?!,]|$)", ctx.question, re.IGNORECASE)
+    match = re.search(
+        r"\b(?:inspect|replace|check|service|repair|for|on|of) the ([\w\- ]{2,40}?)(?: of| on| at| for|[.?!,]|$)",
+        ctx.question,
+        re.IGNORECASE,
+    )
     if match and normalise(match.group(1)) != normalise(asset):
         component = match.group(1).strip()
     action = "replace" if re.search(r"\b(replace|ersetzen|교체)", ctx.question, re.IGNORECASE) else "inspect"

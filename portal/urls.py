@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from .views import (
     accounts,
     billing,
+    copilot,
     data_protection,
     finetuning,
     maintenance,
@@ -27,6 +28,7 @@ org_urlpatterns = [
     *finetuning.urlpatterns,
     *models.urlpatterns,
     *playground.urlpatterns,
+    *copilot.urlpatterns,
     *scheduling.urlpatterns,
     *maintenance.urlpatterns,
     *data_protection.urlpatterns,
