@@ -46,6 +46,15 @@ must be inspected before the next shift.
 
 Stop the press and lock it out. Release the accumulator pressure, then remove the filter housing. Tighten the new
 filter element to 35 Nm. Vent the circuit and run the pump for 5 minutes without load.
+
+## 유압 펌프 점검 (한국어)
+
+유압 펌프 P-220은 500 운전 시간마다 점검합니다. 전체 행정에서 압력이 180 bar 아래로 떨어지면 펌프 씰을 교체합니다.
+
+## Hauptlager (Deutsch)
+
+Das Hauptlager alle 200 Stunden mit Fett EP-2 schmieren. Über 85 °C Lagertemperatur muss das Lager vor der nächsten
+Schicht geprüft werden.
 """
 
 # The fixed figures the evaluation set checks answers against.

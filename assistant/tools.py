@@ -33,7 +33,7 @@ from tenants.actor import Actor
 from tenants.models import Organization
 from tenants.roles import Scope
 
-from .engine.choosing import Resolution
+from .engine.choosing import Resolution, tokens
 
 FACTS_LIMIT = 12
 
@@ -451,12 +451,82 @@ def _unit_trace(ctx: ToolContext, args: dict) -> ToolResult:
 # --- documents and usage ----------------------------------------------------------------------------------------
 
 
+DOCUMENT_MIN_SIMILARITY = 0.3
+_GENERIC = frozenset(
+    [
+        "about",
+        "according",
+        "does",
+        "document",
+        "documents",
+        "manual",
+        "manuals",
+        "procedure",
+        "procedures",
+        "report",
+        "reports",
+        "what",
+        "which",
+        "says",
+        "written",
+        "with",
+        "when",
+        "where",
+        "should",
+        "must",
+        "often",
+        "many",
+        "much",
+        "there",
+        "have",
+        "this",
+        "that",
+        "from",
+        "your",
+        "will",
+        "into",
+        "after",
+        "before",
+        "tell",
+        "show",
+        "handbuch",
+        "anleitung",
+        "dokument",
+        "laut",
+        "steht",
+        "매뉴얼",
+        "설명서",
+        "절차",
+        "문서",
+    ]
+)
+
+
+def _relevant(question: str, text: str, similarity: float | None) -> bool:
+    """A passage answers only when it is close in meaning (MiniLM, English) or shares a telling word with the
+    question (how Korean and German are found; a Korean word is also tried without its last syllable, its particle:
+    '펌프는' finds '펌프'). Otherwise every question would 'find' the nearest passage of an unrelated manual."""
+    if similarity is not None and similarity >= DOCUMENT_MIN_SIMILARITY:
+        return True
+    folded = text.casefold()
+    for word in tokens(question):
+        if len(word) < 2 or word in _GENERIC or (word.isascii() and len(word) < 4):
+            continue
+        if word in folded or (not word.isascii() and len(word) >= 3 and word[:-1] in folded):
+            return True
+    return False
+
+
 def _documents(ctx: ToolContext, args: dict) -> ToolResult:
     from . import selectors
     from .serializers import document_path
 
     result = ToolResult()
-    hits = selectors.passage_search(organization=ctx.organization, query=ctx.question, k=3)
+    hits = [
+        hit
+        for hit in selectors.passage_search(organization=ctx.organization, query=ctx.question, k=3)
+        if _relevant(ctx.question, hit.passage.text, hit.similarity)
+    ]
     for hit in hits:
         where = f"p. {hit.passage.page}" if hit.passage.page else (hit.passage.section or "")
         result.fact(

@@ -87,6 +87,15 @@ _STOP = frozenset(
 )
 
 
+_SCRIPT_BOUNDARY = re.compile(r"(?<=[A-Za-z0-9])(?=[^\x00-\x7f\s])|(?<=[^\x00-\x7f\s])(?=[A-Za-z0-9])")
+
+
+def split_scripts(text: str) -> str:
+    """NFKC, and a space where Latin letters or digits meet another script: 'PRESS-4의' (a Korean particle on a
+    code) reads as 'PRESS-4 의'."""
+    return _SCRIPT_BOUNDARY.sub(" ", unicodedata.normalize("NFKC", text))
+
+
 def normalise_code(text: str) -> str:
     """Lower case, letters and digits only (NFKC first): 'Press-4', 'PRESS 4' and 'press4' are one code."""
     folded = unicodedata.normalize("NFKC", text).casefold()
@@ -94,7 +103,7 @@ def normalise_code(text: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    return [t.casefold().strip("-./#") for t in _TOKEN.findall(unicodedata.normalize("NFKC", text))]
+    return [t.casefold().strip("-./#") for t in _TOKEN.findall(split_scripts(text))]
 
 
 def _digits(text: str) -> str:
@@ -145,7 +154,7 @@ def resolve_codes(
     """Which of the tenant's records the question names. `records` maps a kind ('asset', 'machine', ...) to
     (alias, code) pairs: the code itself and, say, the record's name ('Press 4' for PRESS-4). Only kinds in
     `fuzzy_kinds` are matched fuzzily (small master data, not thousands of unit serials)."""
-    words = _TOKEN.findall(unicodedata.normalize("NFKC", question))
+    words = _TOKEN.findall(split_scripts(question))
     index: dict[str, list[tuple[str, str]]] = {}
     fuzzy_pool: list[tuple[str, str, str]] = []
     fuzzy_set = set(fuzzy_kinds)
