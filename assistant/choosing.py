@@ -21,6 +21,7 @@ from tenants.models import Organization
 
 from . import engine
 from .engine.choosing import (
+    WRITE_MARGIN,
     Resolution,
     ToolProfile,
     ToolScore,
@@ -32,7 +33,7 @@ from .engine.choosing import (
 )
 from .tools import IMPERATIVES, TOOLS, Tool
 
-MIN_SCORE = 0.42  # below this, no tool fits the question: refuse
+MIN_SCORE = 0.5  # below this, and with no keyword of the tool in the question, no tool fits: refuse
 KIND_LABELS = {
     "asset": "asset",
     "machine": "machine",
@@ -125,7 +126,13 @@ def tool_choose(*, organization: Organization, question: str) -> Choice:
     scores = score_tools(question, vector, tool_profiles(), resolution)
     imperative = has_imperative(question, IMPERATIVES)
     allowed = [s for s in scores if imperative or not TOOLS[s.name].write]
-    if not allowed or allowed[0].score < MIN_SCORE:
+    if imperative and allowed:
+        writes = [s for s in allowed if TOOLS[s.name].write]
+        if writes and writes[0].score >= allowed[0].score - WRITE_MARGIN:
+            allowed = [writes[0], *[s for s in allowed if s is not writes[0]]]
+    # A keyword phrase of the tool in the question (how Korean and German are recognised) lets it through
+    # below the semantic threshold; an unrelated question has neither.
+    if not allowed or (allowed[0].score < MIN_SCORE and allowed[0].keyword == 0):
         return Choice(
             None,
             resolution,

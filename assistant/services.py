@@ -285,6 +285,7 @@ def message_answer(
                 else:
                     reply.outcome = Message.Outcome.PROPOSED
                     reply.arguments = proposed.arguments
+                    reply.facts = [{"name": name, "value": value} for name, value in proposed.arguments.items()]
                     reply.content = f"{proposed.summary} Nothing has changed yet: confirm this proposal to run it."
                     reply.prose_source = "template"
                     reply.save()

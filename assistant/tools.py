@@ -438,6 +438,8 @@ def _unit_trace(ctx: ToolContext, args: dict) -> ToolResult:
         lot = quality.Lot.objects.get(organization=ctx.organization, code=lot_code)
         trace = quality_selectors.lot_trace_forward(organization=ctx.organization, lot=lot)
         result.fact("lot", trace["lot"], record=trace["lot"])
+        if trace["material"]:
+            result.fact("material", trace["material"])
         result.fact("units built with it", len(trace["units"]))
         result.fact("units that failed inspection", trace["failed"])
         for status, n in sorted(trace["by_status"].items()):

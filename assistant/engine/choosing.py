@@ -10,8 +10,10 @@ A small model (the bundled SmolLM2-135M) cannot choose tools reliably, so the co
   of normalised n-grams ("press 4" and "Press-4" both normalise to "press4") or by a fuzzy match that keeps the
   digits (a typo in the letters is tolerated, "PRESS-5" never stands for "PRESS-4"); a tool whose records were
   named gets a bonus;
-- a write tool needs an imperative in the question ("open", "start", "re-plan", ...): without one, the best read
-  tool answers, so "which work orders are open?" reads and "open a work order" proposes.
+- a write tool needs an imperative in the question ("Open ...", "Start ...", "re-plan", "best plan", ...): without
+  one, the best read tool answers, so "which work orders are open?" reads and "open a work order" proposes; with
+  one, the best write tool wins when it scores within WRITE_MARGIN of the best tool (an imperative question about
+  a defect reads much like the question about its analysis).
 """
 
 import math
@@ -29,6 +31,7 @@ KEYWORD_WEIGHT = 0.3
 ENTITY_BONUS = 0.12
 FUZZY_MIN_RATIO = 0.8
 MAX_NGRAM = 3
+WRITE_MARGIN = 0.15
 
 _TOKEN = re.compile(r"[\w][\w\-./#]*", re.UNICODE)
 _STOP = frozenset(
@@ -250,7 +253,7 @@ def score_tools(
     for profile, vocabulary in zip(profiles, vocabularies, strict=True):
         semantic = float(np.max(profile.vectors @ question_vector)) if len(profile.vectors) else 0.0
         lexical = sum(weight for word, weight in idf.items() if word in vocabulary) / total_idf
-        hits = sum(1 for phrase in profile.keywords if phrase.casefold() in folded)
+        hits = sum(1 for phrase in profile.keywords if _keyword_in(phrase.casefold(), folded))
         keyword = min(1.0, 0.5 * hits)
         entity = ENTITY_BONUS if any(resolution.matches.get(kind) for kind in profile.kinds) else 0.0
         total = semantic + LEXICAL_WEIGHT * lexical + KEYWORD_WEIGHT * keyword + entity
@@ -259,15 +262,31 @@ def score_tools(
     return scores
 
 
+_POLITE = frozenset({"please", "can", "could", "would", "will", "you", "kindly", "now", "then", "and"})
+
+
+def _keyword_in(phrase: str, folded: str) -> bool:
+    """A keyword found in the question: at the start of a word for Latin script ('anomal' finds 'anomalies', 'part'
+    does not find 'department'), anywhere for scripts without spaces between words."""
+    if not phrase.isascii():
+        return phrase in folded
+    return re.search(r"(?<![\w])" + re.escape(phrase), folded) is not None
+
+
 def has_imperative(question: str, imperatives: Iterable[str]) -> bool:
-    """Whether the question asks for a change: one of the imperative phrases, as a word or (for scripts without
-    spaces between words) as a substring."""
-    folded = unicodedata.normalize("NFKC", question).casefold()
-    words = set(tokens(question))
+    """Whether the question asks for a change. A phrase of several words, or in a script without spaces between
+    words, counts anywhere ("best plan", "재계획"); a single English word only as the sentence's first word after
+    courtesies ("Please open a work order", not "Which work orders are open?")."""
+    folded = split_scripts(question).casefold()
+    words = tokens(question)
+    while words and words[0] in _POLITE:
+        words = words[1:]
+    first = words[0] if words else ""
     for phrase in imperatives:
         phrase = phrase.casefold()
-        if (" " in phrase or not phrase.isascii()) and phrase in folded:
-            return True
-        if phrase in words:
+        if " " in phrase or not phrase.isascii():
+            if phrase in folded:
+                return True
+        elif phrase == first:
             return True
     return False
