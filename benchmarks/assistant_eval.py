@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -190,9 +191,37 @@ def summarise(rows: list[dict]) -> dict:
     return summary
 
 
+def _start_vllm(model: str, region: str):
+    """The bundled SmolLM2-135M on a vLLM CPU server, registered as base model and server of the org's region."""
+    from inference.engine.base_model import convert_smollm2
+    from inference.engine.vllm_server import VllmServer
+    from inference.services import base_model_register, server_register
+
+    model_dir = convert_smollm2(target_dir=REPO_ROOT / ".cache" / "models" / "smollm2-135m-instruct")
+    vllm = VllmServer(
+        model_dir=model_dir,
+        served_name=model,
+        max_loras=2,
+        max_cpu_loras=4,
+        kv_cache_gib=1,
+        max_model_len=2048,
+        log_path=REPO_ROOT / ".cache" / "bench-assistant-vllm.log",
+    )
+    vllm.start()
+    vllm.wait_ready(timeout_s=900)
+    base_model = base_model_register(name=model, weights_path=model_dir, license="apache-2.0")
+    server_register(url=vllm.base_url, base_model=base_model, cluster_name="bench-assistant", region=region)
+    return vllm
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="assistant_eval")
-    parser.add_argument("--gateway", default="", help="a gateway serving the bundled model (default: none, template)")
+    parser.add_argument("--gateway", default="", help="another gateway serving the model (default: this run's)")
+    parser.add_argument(
+        "--with-vllm",
+        action="store_true",
+        help="start a vLLM CPU server with the bundled SmolLM2-135M and register it, so this run's gateway serves it",
+    )
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
     parser.add_argument("--out", default="", help="write the JSON summary here too")
@@ -213,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     from tests.workers import start_web_server, stop_worker, wait_for_http
 
     call_command("migrate", verbosity=0)
-    org = builders.make_org()
+    run_tag = uuid.uuid4().hex[:8]  # the embedded database persists between runs
+    org = builders.make_org(owner=builders.make_user(f"eval-{run_tag}@example.com"), slug=f"eval-{run_tag}")
     seeded = demo_factory_seed(organization=org, actor=builders.owner_actor(org))
     _, key = builders.make_key(org)
     questions = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
@@ -224,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {"ASSISTANT_MODEL": args.model, "PUBLIC_BASE_URL": base}
     if args.gateway:
         env["ASSISTANT_GATEWAY_BASE_URL"] = args.gateway
+    vllm = _start_vllm(args.model, org.region) if args.with_vllm else None
     server = start_web_server(port=port, env=env, log_path=REPO_ROOT / ".cache" / "bench-assistant-web.log")
     try:
         wait_for_http(f"{base}/healthz", timeout=180)
@@ -232,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = evaluate(base, key, org.slug, seeded, questions)
     finally:
         stop_worker(server)
-    summary["gateway"] = args.gateway or "none (template prose)"
+        if vllm is not None:
+            vllm.stop()
+    summary["gateway"] = args.gateway or ("this run's, vLLM CPU " + args.model if vllm else "none (template prose)")
     summary["cores"] = os.cpu_count()
     text = json.dumps(summary, indent=2, ensure_ascii=False)
     print(text)
