@@ -15,6 +15,8 @@ arrive. Reported, overall and per domain:
   answer's structured facts or prose, and no figure in the prose is missing from the facts and the question
   (`assistant.prose.prose_check`: "no invented figure");
 - citation validity: every citation's URL answers 200 to the same key;
+- the peer, side by side: dense retrieval alone over the same tool descriptions and examples (the usual tool
+  retriever), scored on the same questions;
 - time to first token: from sending the question to the first prose event (`token` from the model, or
   `prose_replaced` when the template answers), and to the `facts` event; median and p95 over one-tool questions.
 
@@ -191,6 +193,23 @@ def summarise(rows: list[dict]) -> dict:
     return summary
 
 
+def dense_only_tool_choice(questions: list[dict]) -> float:
+    """The peer, in the same run: dense retrieval alone (the tool whose description or example question is
+    nearest to the question in MiniLM space), without lexical match, keywords, the tenant's codes or imperatives."""
+    import numpy as np
+
+    from assistant import engine
+    from assistant.choosing import tool_profiles
+
+    profiles = tool_profiles()
+    vectors = engine.embed_texts([q["question"] for q in questions])
+    right = 0
+    for item, vector in zip(questions, vectors, strict=True):
+        best = max(profiles, key=lambda p: float(np.max(p.vectors @ vector)))
+        right += best.name == item["tool"]
+    return right / max(1, len(questions))
+
+
 def _start_vllm(model: str, region: str):
     """The bundled SmolLM2-135M on a vLLM CPU server, registered as base model and server of the org's region."""
     from inference.engine.base_model import convert_smollm2
@@ -265,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_worker(server)
         if vllm is not None:
             vllm.stop()
+    summary["peer_dense_only_tool_choice"] = dense_only_tool_choice(questions)
     summary["gateway"] = args.gateway or ("this run's, vLLM CPU " + args.model if vllm else "none (template prose)")
     summary["cores"] = os.cpu_count()
     text = json.dumps(summary, indent=2, ensure_ascii=False)
