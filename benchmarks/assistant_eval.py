@@ -89,7 +89,7 @@ def evaluate(base: str, key: str, org_slug: str, seeded: dict, questions: list[d
             ) as response:
                 events = _events(response)
             total = time.monotonic() - sent
-            times = {}
+            times: dict[str, float] = {}
             for event, _, at in events:
                 times.setdefault(event, at)
             done = next((data["message"] for event, data, _ in events if event == "done"), None)
@@ -243,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    parser.add_argument(
+        "--every", type=int, default=1, help="every Nth question only (each domain alike): a shorter run with a model"
+    )
     parser.add_argument("--out", default="", help="write the JSON summary here too")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
@@ -266,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     seeded = demo_factory_seed(organization=org, actor=builders.owner_actor(org))
     _, key = builders.make_key(org)
     questions = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
+    questions = questions[:: max(1, args.every)]
     if args.limit:
         questions = questions[: args.limit]
     port = free_port()
@@ -274,14 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway:
         env["ASSISTANT_GATEWAY_BASE_URL"] = args.gateway
     vllm = _start_vllm(args.model, org.region) if args.with_vllm else None
-    server = start_web_server(port=port, env=env, log_path=REPO_ROOT / ".cache" / "bench-assistant-web.log")
+    server = None
     try:
+        server = start_web_server(port=port, env=env, log_path=REPO_ROOT / ".cache" / "bench-assistant-web.log")
         wait_for_http(f"{base}/healthz", timeout=180)
         # One warm-up question (loads the embedding model in the server process), not counted.
         evaluate(base, key, org.slug, seeded, [questions[0]])
         summary = evaluate(base, key, org.slug, seeded, questions)
     finally:
-        stop_worker(server)
+        if server is not None:
+            stop_worker(server)
         if vllm is not None:
             vllm.stop()
     summary["peer_dense_only_tool_choice"] = dense_only_tool_choice(questions)
