@@ -104,6 +104,7 @@ def _with_conversation(conversation: Conversation, answer):
 class CopilotConfirm(_Copilot, View):
     """POST: run a proposal of the member's (once), with the member's permissions."""
 
+    model = Proposal  # what `pk` addresses (the isolation sweep reads it)
     http_method_names = ["post"]
 
     def post(self, request, org_slug, pk):
