@@ -2,6 +2,7 @@
 the passages, and hybrid search. Reads need org:read, uploads and deletes org:write."""
 
 from django.core.files.storage import default_storage
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -9,15 +10,16 @@ from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from foundation.api.downloads import file_download
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
-from . import datasets, selectors, serializers, services
+from . import datasets, events, selectors, serializers, services
 from .conf import max_upload_bytes
-from .models import Document, QaDataset, QaPair
+from .models import Conversation, Document, Proposal, QaDataset, QaPair
 
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -216,3 +218,109 @@ class QaPairViewSet(
 
     def perform_destroy(self, instance):
         datasets.qa_pair_delete(pair=instance, actor=self.actor)
+# --- conversations -----------------------------------------------------------------------------------------------
+
+
+class EventStreamRenderer(BaseRenderer):
+    """`text/event-stream`: lets a client ask for the streamed answer with its Accept header; a refusal before the
+    stream starts (a bad body, a missing scope) is sent as one `error` event in the API's error shape."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return events.sse_event("error", data).encode()
+
+
+class ConversationViewSet(
+    OrganizationScopedViewMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The caller's own copilot conversations. Asking is reading: every action needs org:read, and each tool then
+    needs its own scope (a change proposed by the copilot needs the change's scope, checked again on confirmation)."""
+
+    queryset = Conversation.objects.select_related("organization")
+    serializer_class = serializers.ConversationSerializer
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    method_scopes = dict.fromkeys(OrganizationScopedViewMixin.method_scopes, Scope.ORG_READ)
+
+    def get_base_queryset(self):
+        return _owned_by(self.queryset.all(), self.actor)
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return serializers.ConversationDetailSerializer
+        return serializers.ConversationSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = services.conversation_create(
+            organization=self.organization, actor=self.actor, title=serializer.validated_data.get("title", "")
+        )
+
+    def perform_destroy(self, instance):
+        services.conversation_delete(conversation=instance)
+
+    @extend_schema(
+        request=serializers.MessageCreateSerializer,
+        responses={
+            200: serializers.MessageSerializer,
+            (200, "text/event-stream"): OpenApiTypes.STR,
+        },
+        description=(
+            "Ask the copilot. JSON: the assistant's message (tool, arguments, facts, citations, prose, proposals). "
+            "With `stream: true` or `Accept: text/event-stream`: server-sent events `message`, `tool`, `facts`, "
+            "`token` (prose), `prose_replaced`, `citations`, `proposal` or `refusal`, then `done` with the message."
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="messages")
+    def messages(self, request, org_slug, pk):
+        conversation = self.get_object()
+        form = serializers.MessageCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        answer = services.message_answer(
+            conversation=conversation, actor=self.actor, content=form.validated_data["content"]
+        )
+        wants_stream = form.validated_data["stream"] or "text/event-stream" in request.META.get("HTTP_ACCEPT", "")
+        if wants_stream:
+            response = StreamingHttpResponse(events.sse_stream(request, answer), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+            return response
+        final: dict = {}
+        for event, data in answer:
+            if event == "done":
+                final = data["message"]
+        return Response(final)
+
+
+def _owned_by(queryset, actor, prefix: str = ""):
+    """Conversations (and what hangs off them) belong to the member or API key that started them."""
+    if actor.api_key is not None:
+        return queryset.filter(**{f"{prefix}api_key": actor.api_key})
+    return queryset.filter(**{f"{prefix}user": actor.user, f"{prefix}api_key__isnull": True})
+
+
+class ProposalViewSet(
+    OrganizationScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Changes the copilot proposed in the caller's conversations. `POST {id}/confirm` runs one, once, with the
+    caller's permissions (the tool's own scope is checked then: a viewer cannot start a run), and audits it."""
+
+    queryset = Proposal.objects.select_related("organization", "conversation")
+    serializer_class = serializers.ProposalSerializer
+    method_scopes = dict.fromkeys(OrganizationScopedViewMixin.method_scopes, Scope.ORG_READ)
+    list_filters = {"status": "status", "conversation": "conversation_id"}
+
+    def get_base_queryset(self):
+        return _owned_by(self.queryset.all(), self.actor, "conversation__").order_by("-created_at")
+
+    @extend_schema(request=None, responses={200: serializers.ProposalSerializer})
+    @action(detail=True, methods=["post"], url_path="confirm")
+    def confirm(self, request, org_slug, pk):
+        proposal = services.proposal_confirm(proposal=self.get_object(), actor=self.actor)
+        return Response(self.get_serializer(proposal).data)

@@ -1,9 +1,13 @@
 """The copilot's data for export and erasure (see `tenants.data_protection`): documents with their passages, and
-the original files in Django's storage. Passages' embeddings are derived data; they are exported like any column."""
+the original files in Django's storage; the copilot's conversations (with their messages and proposals), kept for
+the organisation's `conversation_history` retention period. Passages' embeddings are derived data; they are
+exported like any column."""
 
-from tenants.data_protection import register_section, stored_files_remove_on_commit
+from django.utils.translation import gettext_lazy as _
 
-from .models import Document, Passage, QaDataset, QaPair
+from tenants.data_protection import register_retention, register_section, stored_files_remove_on_commit
+
+from .models import Conversation, Document, Message, Passage, Proposal, QaDataset, QaPair
 
 
 def _originals(organization):
@@ -26,3 +30,17 @@ def register() -> None:
     )
     # The fine-tuning data set's pairs (their source text is a copy of passages and records, so it goes with them).
     register_section("training_pairs", app_label="assistant", models=[QaPair, QaDataset])
+    register_section("conversations", app_label="assistant", models=[Proposal, Message, Conversation])
+    register_retention(
+        "conversation_history",
+        label=_("Copilot conversations"),
+        default_days=90,
+        purge=_purge_conversations,
+        app_label="assistant",
+    )
+
+
+def _purge_conversations(organization, cutoff) -> int:
+    from .services import conversations_purge
+
+    return conversations_purge(organization, cutoff)

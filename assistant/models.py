@@ -167,3 +167,88 @@ class QaPair(models.Model):
 
     def __str__(self) -> str:
         return self.question[:80]
+class Conversation(models.Model):
+    """A copilot conversation. It belongs to the member (or API key) that started it: others of the organisation
+    do not see it. Its messages and proposals go with it (retention kind `conversation_history`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(max_length=200, blank=True)
+    user = models.ForeignKey("tenants.User", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey("tenants.ApiKey", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_by_label = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["organization", "-updated_at"], name="assistant_conv_updated")]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class Message(models.Model):
+    """One turn. A user message holds the question; an assistant message holds the chosen tool with its exact
+    arguments, the structured facts and citations the tool returned (verbatim), and the prose around them."""
+
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    class Outcome(models.TextChoices):
+        ANSWERED = "answered", "Answered from the data"
+        PROPOSED = "proposed", "A change proposed for confirmation"
+        REFUSED = "refused", "Refused: the data holds no answer"
+        CONFIRMED = "confirmed", "A proposal confirmed and run"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    tool = models.CharField(max_length=64, blank=True)
+    arguments = models.JSONField(default=dict, blank=True)
+    facts = models.JSONField(default=list, blank=True)
+    citations = models.JSONField(default=list, blank=True)
+    choice = models.JSONField(default=dict, blank=True, help_text="How the tool was chosen: scores, resolved codes.")
+    model = models.CharField(max_length=200, blank=True)
+    prose_source = models.CharField(max_length=16, blank=True, help_text="model or template")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["conversation", "created_at"], name="assistant_msg_conv")]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"
+
+
+class Proposal(models.Model):
+    """A change the copilot proposes (a write tool with its exact arguments). It runs only when the user confirms
+    it by id in a second request, with that caller's permissions; the run is audited."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Proposed"
+        CONFIRMED = "confirmed", "Confirmed and run"
+        FAILED = "failed", "Confirmed, but the change was refused"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="proposals")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="proposals")
+    tool = models.CharField(max_length=64)
+    arguments = models.JSONField(default=dict)
+    summary = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
+    result = models.JSONField(default=dict, blank=True)
+    confirmed_by_label = models.CharField(max_length=255, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.tool} ({self.status})"

@@ -4,7 +4,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Document, Passage, QaDataset, QaPair
+from .models import Conversation, Document, Message, Passage, Proposal, QaDataset, QaPair
 
 
 def document_path(document: Document) -> str:
@@ -157,3 +157,77 @@ class QaFineTuneSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=100, required=False, allow_blank=True, help_text="A base model name.")
     suffix = serializers.RegexField(r"^[a-z0-9-]{0,40}$", required=False, allow_blank=True, default="")
     hyperparameters = serializers.DictField(required=False, help_text="As in POST /v1/fine_tuning/jobs.")
+
+
+# --- conversations -----------------------------------------------------------------------------------------------
+
+
+class ProposalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Proposal
+        fields = [
+            "id",
+            "message",
+            "tool",
+            "arguments",
+            "summary",
+            "status",
+            "result",
+            "confirmed_by_label",
+            "confirmed_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    proposals = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "role",
+            "content",
+            "outcome",
+            "tool",
+            "arguments",
+            "facts",
+            "citations",
+            "choice",
+            "model",
+            "prose_source",
+            "proposals",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ProposalSerializer(many=True))
+    def get_proposals(self, message: Message) -> list:
+        if message.role != Message.Role.ASSISTANT or message.outcome != Message.Outcome.PROPOSED:
+            return []
+        return list(ProposalSerializer(message.proposals.all(), many=True).data)
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Conversation
+        fields = ["id", "title", "created_by_label", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_by_label", "created_at", "updated_at"]
+        extra_kwargs = {"title": {"required": False, "allow_blank": True}}
+
+
+class ConversationDetailSerializer(ConversationSerializer):
+    messages = MessageSerializer(many=True, read_only=True)
+
+    class Meta(ConversationSerializer.Meta):
+        fields = [*ConversationSerializer.Meta.fields, "messages"]
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    content = serializers.CharField(max_length=2000, trim_whitespace=True)
+    stream = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Answer as server-sent events (also chosen by `Accept: text/event-stream`).",
+    )

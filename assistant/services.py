@@ -6,15 +6,22 @@ default queue once the upload commits.
 """
 
 import hashlib
+import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.contrib.postgres.search import SearchVector
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 
+from billing.usage import usage_record
 from foundation.api.errors import ApiError
 from jobs.runner import JobContext
 from jobs.services import job_create
@@ -23,8 +30,11 @@ from tenants.audit import audit_record
 from tenants.models import Organization
 
 from . import engine
-from .conf import EMBED_BATCH, EMBED_JOB_KIND, max_upload_bytes
-from .models import Document, Passage
+from .choosing import tool_choose
+from .conf import EMBED_BATCH, EMBED_JOB_KIND, TOOL_CALLS_METER, copilot_model, max_upload_bytes
+from .models import Conversation, Document, Message, Passage, Proposal
+from .prose import ProseUnavailable, prose_check, prose_stream, template_sentence
+from .tools import Tool, ToolContext, tool_get
 
 logger = logging.getLogger(__name__)
 
@@ -173,3 +183,232 @@ def _embedding_input(title: str, section: str, text: str) -> str:
     """What the model sees for a passage: where it comes from, then its words (headings help short passages)."""
     context = " / ".join(part for part in (title, section) if part and part not in text[:200])
     return f"{context}\n{text}" if context else text
+
+
+# --- conversations: the copilot's tool loop ----------------------------------------------------------------------
+#
+# A question is answered in one pass: choose the tool from the user's words (`choosing.tool_choose`), check the
+# caller may use it, run it (a read) or propose it (a write), then have the model write the prose around the facts.
+# `message_answer` yields the steps as events (the API streams them as server-sent events or collects them into one
+# JSON answer). Writes run only in `proposal_confirm`, a separate request naming the proposal.
+
+
+def conversation_create(*, organization: Organization, actor: Actor, title: str = "") -> Conversation:
+    return Conversation.objects.create(
+        organization=organization,
+        title=title.strip()[:200],
+        user=actor.user if actor.api_key is None else None,
+        api_key=actor.api_key,
+        created_by_label=actor.label[:255],
+    )
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    conversation.delete()
+
+
+def conversations_purge(organization: Organization, cutoff) -> int:
+    """Retention (`conversation_history`): conversations last touched before the cutoff go, with their messages."""
+    deleted, _ = Conversation.objects.filter(organization=organization, updated_at__lt=cutoff).delete()
+    return deleted
+
+
+def _tool_arguments(tool: Tool, resolution) -> dict:
+    arguments: dict = {}
+    for kind in tool.kinds:
+        codes = resolution.codes(kind)
+        if codes:
+            arguments[f"{kind}s"] = codes
+    return arguments
+
+
+def _meter_tool_call(*, organization: Organization, tool: str, key: str) -> None:
+    usage_record(
+        organization_id=organization.pk,
+        meter=TOOL_CALLS_METER,
+        quantity=1,
+        idempotency_key=f"assistant.tool_call:{key}",
+        attributes={"tool": tool},
+    )
+
+
+def message_answer(
+    *, conversation: Conversation, actor: Actor, content: str, model: str | None = None
+) -> Iterator[tuple[str, dict]]:
+    """Answer the user's message; yields (event, data): message, tool, facts, token..., citations, proposal or
+    refusal, done. The assistant message is saved before `done` (and also when the consumer stops early)."""
+    from .serializers import MessageSerializer
+
+    organization = conversation.organization
+    question = content.strip()
+    user_message = Message.objects.create(
+        organization=organization, conversation=conversation, role=Message.Role.USER, content=question
+    )
+    if not conversation.title:
+        conversation.title = question[:200]
+    conversation.save(update_fields=["title", "updated_at"])
+    yield "message", {"id": str(user_message.id), "role": "user", "content": question}
+
+    choice = tool_choose(organization=organization, question=question)
+    reply = Message(
+        organization=organization, conversation=conversation, role=Message.Role.ASSISTANT, choice=choice.explain()
+    )
+    saved = False
+
+    def refuse(reason: str) -> tuple[str, dict]:
+        reply.outcome = Message.Outcome.REFUSED
+        reply.content = reason
+        return "refusal", {"reason": reason}
+
+    try:
+        tool = choice.tool
+        if tool is not None:
+            reply.tool = tool.name
+            reply.arguments = _tool_arguments(tool, choice.resolution)
+            if tool.name == "documents_search":
+                reply.arguments["query"] = question
+            yield "tool", {"name": tool.name, "write": tool.write, "arguments": reply.arguments, "choice": reply.choice}
+        if choice.refusal or tool is None:
+            yield refuse(choice.refusal)
+        elif tool.scope not in actor.scopes:
+            yield refuse(
+                f"You do not have the permission this needs ({tool.scope}), so I will not "
+                + ("propose it." if tool.write else "look it up.")
+            )
+        else:
+            ctx = ToolContext(organization=organization, actor=actor, question=question, resolution=choice.resolution)
+            if tool.write:
+                assert tool.propose is not None
+                proposed = tool.propose(ctx)
+                if isinstance(proposed, str):
+                    yield refuse(proposed)
+                else:
+                    reply.outcome = Message.Outcome.PROPOSED
+                    reply.arguments = proposed.arguments
+                    reply.facts = [{"name": name, "value": value} for name, value in proposed.arguments.items()]
+                    reply.content = f"{proposed.summary} Nothing has changed yet: confirm this proposal to run it."
+                    reply.prose_source = "template"
+                    reply.save()
+                    saved = True
+                    proposal = Proposal.objects.create(
+                        organization=organization,
+                        conversation=conversation,
+                        message=reply,
+                        tool=tool.name,
+                        arguments=proposed.arguments,
+                        summary=proposed.summary,
+                    )
+                    yield (
+                        "proposal",
+                        {
+                            "id": str(proposal.id),
+                            "tool": tool.name,
+                            "arguments": proposal.arguments,
+                            "summary": proposal.summary,
+                        },
+                    )
+            else:
+                assert tool.run is not None
+                result = tool.run(ctx, reply.arguments)
+                _meter_tool_call(organization=organization, tool=tool.name, key=str(reply.id))
+                reply.facts, reply.citations = result.facts, result.citations
+                yield "facts", {"facts": result.facts}
+                if result.empty_reason:
+                    yield refuse(result.empty_reason)
+                else:
+                    reply.outcome = Message.Outcome.ANSWERED
+                    yield from _prose(reply, organization=organization, question=question, model=model, tool=tool)
+                yield "citations", {"citations": result.citations}
+        reply.save()
+        saved = True
+        conversation.save(update_fields=["updated_at"])
+        yield "done", {"message": MessageSerializer(reply).data}
+    finally:
+        if not saved:
+            reply.save()
+
+
+def _prose(reply: Message, *, organization: Organization, question: str, model: str | None, tool: Tool):
+    reply.model = model or copilot_model()
+    fallback = template_sentence(tool.description, reply.facts)
+    pieces: list[str] = []
+    try:
+        for token in prose_stream(organization=organization, model=reply.model, question=question, facts=reply.facts):
+            pieces.append(token)
+            yield "token", {"text": token}
+    except ProseUnavailable as exc:
+        logger.info("Copilot prose unavailable: %s", exc)
+        pieces = []
+    prose = "".join(pieces).strip()
+    invented = prose_check(prose, facts=reply.facts, question=question) if prose else []
+    if prose and not invented:
+        reply.content, reply.prose_source = prose, "model"
+        return
+    reply.content, reply.prose_source = fallback, "template"
+    yield (
+        "prose_replaced",
+        {
+            "text": fallback,
+            "reason": (
+                f"the model wrote figures the data does not hold: {', '.join(invented)}"
+                if invented
+                else "no answer from the model"
+            ),
+        },
+    )
+
+
+def proposal_confirm(*, proposal: Proposal, actor: Actor) -> Proposal:
+    """Run a proposed change, with the confirming caller's permissions; audited, metered. Once only."""
+    tool = tool_get(proposal.tool)
+    if tool.scope not in actor.scopes:
+        raise ApiError(
+            f"Confirming this needs the {tool.scope} scope.",
+            code="permission_denied",
+            status_code=status.HTTP_403_FORBIDDEN,
+        )
+    with transaction.atomic():
+        locked = Proposal.objects.select_for_update().get(pk=proposal.pk, organization_id=proposal.organization_id)
+        if locked.status != Proposal.Status.PROPOSED:
+            raise ApiError(
+                f"This proposal was already {locked.status}.",
+                code="proposal_settled",
+                status_code=status.HTTP_409_CONFLICT,
+            )
+        assert tool.execute is not None
+        try:
+            with transaction.atomic():
+                result = tool.execute(organization=locked.organization, actor=actor, arguments=locked.arguments)
+        except (ValidationError, DjangoValidationError, ObjectDoesNotExist, ApiError) as exc:
+            locked.status = Proposal.Status.FAILED
+            detail = getattr(exc, "message_dict", None) or getattr(exc, "detail", None) or str(exc)
+            locked.result = {"error": json.loads(json.dumps(detail, default=str))}
+        else:
+            locked.status = Proposal.Status.CONFIRMED
+            locked.result = result
+        locked.confirmed_by_label = actor.label[:255]
+        locked.confirmed_at = timezone.now()
+        locked.save()
+        audit_record(
+            action=f"assistant.proposal.{locked.status}",
+            target=locked,
+            metadata={"tool": locked.tool, "arguments": locked.arguments, "result": locked.result},
+            **actor.audit_kwargs(),
+        )
+        if locked.status == Proposal.Status.CONFIRMED:
+            _meter_tool_call(organization=locked.organization, tool=locked.tool, key=f"proposal:{locked.pk}")
+            citations = [{"title": locked.summary, "url": result["url"], "kind": "record"}] if "url" in result else []
+            Message.objects.create(
+                organization=locked.organization,
+                conversation=locked.conversation,
+                role=Message.Role.ASSISTANT,
+                outcome=Message.Outcome.CONFIRMED,
+                tool=locked.tool,
+                arguments=locked.arguments,
+                facts=[{"name": k, "value": v} for k, v in result.items() if k != "url"],
+                citations=citations,
+                content=f"Done: {locked.summary}",
+                prose_source="template",
+            )
+        Conversation.objects.filter(pk=locked.conversation_id).update(updated_at=timezone.now())
+    return locked

@@ -35,6 +35,7 @@ DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTer
             "maintenance.model_runs": (100, 2_000, _open("0.01")),
             "maintenance.captures": (1_000, 20_000, _open("0.002")),
             "quality.analyses": (50, 1_000, _open("0.05")),
+            "assistant.tool_calls": (1_000, 20_000, _open("0.002")),
         },
     ),
     "pro": (
@@ -51,6 +52,7 @@ DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTer
             "maintenance.model_runs": (10_000, 200_000, _open("0.008")),
             "maintenance.captures": (100_000, 2_000_000, _open("0.001")),
             "quality.analyses": (2_000, 50_000, _open("0.03")),
+            "assistant.tool_calls": (50_000, 1_000_000, _open("0.001")),
         },
     ),
     "enterprise": (
@@ -69,6 +71,7 @@ DEFAULT_CATALOGUE: dict[str, tuple[str, str, list[SizeClass], dict[str, MeterTer
             "maintenance.model_runs": (100_000, None, _open("0.005")),
             "maintenance.captures": (1_000_000, None, _open("0.0005")),
             "quality.analyses": (20_000, None, _open("0.02")),
+            "assistant.tool_calls": (500_000, None, _open("0.0005")),
         },
     ),
 }

@@ -64,6 +64,7 @@ METERS: dict[str, Meter] = {
         Meter("maintenance.model_runs", "run", "Predictive-maintenance model runs"),
         Meter("maintenance.captures", "capture", "Vibration captures analysed"),
         Meter("quality.analyses", "analysis", "Quality root-cause analyses"),
+        Meter("assistant.tool_calls", "call", "Tools the copilot ran (reads answered, changes confirmed)"),
     ]
 }
 

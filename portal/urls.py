@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from .views import (
     accounts,
     billing,
+    copilot,
     data_protection,
     finetuning,
     maintenance,
@@ -29,6 +30,7 @@ org_urlpatterns = [
     *training_data.urlpatterns,
     *models.urlpatterns,
     *playground.urlpatterns,
+    *copilot.urlpatterns,
     *scheduling.urlpatterns,
     *maintenance.urlpatterns,
     *data_protection.urlpatterns,

@@ -161,8 +161,8 @@ def _quality_objects(org) -> list:
 
 
 def _assistant_objects(org) -> list:
-    """A document with its passages, through the upload service (its embedding job stays queued), and a
-    fine-tuning data set with its pairs."""
+    """A document with its passages, through the upload service (its embedding job stays queued); a fine-tuning
+    data set with its pairs; a copilot conversation of the owner's with a proposed change."""
     from assistant.datasets import qa_dataset_build
     from assistant.services import Upload, document_upload
 
@@ -171,8 +171,22 @@ def _assistant_objects(org) -> list:
         upload=Upload(filename="manual.md", content=b"# Press 4\n\nThe ram guide bushing is HX-4471-B."),
         actor=builders.owner_actor(org),
     )
+    from assistant.models import Message, Proposal
+    from assistant.services import conversation_create
+
+    conversation = conversation_create(organization=org, actor=builders.owner_actor(org), title="sweep")
+    message = Message.objects.create(
+        organization=org, conversation=conversation, role=Message.Role.ASSISTANT, outcome=Message.Outcome.PROPOSED
+    )
+    proposal = Proposal.objects.create(
+        organization=org,
+        conversation=conversation,
+        message=message,
+        tool="maintenance_work_order_open",
+        arguments={"asset": "P4", "component": "pump", "action": "inspect", "priority": "low", "due_by": "2030-01-01"},
+    )
     dataset = qa_dataset_build(organization=org, actor=builders.owner_actor(org), name="sweep", records=False)
-    return [document, *document.passages.all(), dataset, *dataset.pairs.all()]
+    return [document, *document.passages.all(), dataset, *dataset.pairs.all(), conversation, message, proposal]
 
 
 def test_no_endpoint_leaks_or_accepts_writes_across_organisations(world):

@@ -4,7 +4,7 @@ Telemetry has its own module (`telemetry.py`); model training and scoring run in
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -24,6 +24,7 @@ from .models import (
     AssetType,
     Channel,
     IngestionKey,
+    Recommendation,
     TrainedModel,
     WebhookEndpoint,
     WorkOrder,
@@ -274,6 +275,45 @@ def work_order_close(*, work_order: WorkOrder, actor: Actor, resolution: str = "
         to=WorkOrder.Status.CLOSED,
         fields={"closed_at": timezone.now(), "closed_by": actor.label, "resolution": resolution},
     )
+
+
+def work_order_open(
+    *,
+    asset: Asset,
+    component: str,
+    actor: Actor,
+    action: str = Recommendation.Action.INSPECT,
+    priority: str = Recommendation.Priority.MEDIUM,
+    due_by: datetime | None = None,
+    reason: str = "",
+) -> WorkOrder:
+    """Open a work order by hand (not from a model's recommendation): a recommendation that records who asked
+    and why, and its open work order. `conservative_rul` is the asset's latest low RUL when it has one, else 0."""
+    if action not in Recommendation.Action.values:
+        raise ValidationError({"action": [f"One of {', '.join(Recommendation.Action.values)}."]})
+    if priority not in Recommendation.Priority.values:
+        raise ValidationError({"priority": [f"One of {', '.join(Recommendation.Priority.values)}."]})
+    component = component.strip()[:100]
+    if not component:
+        raise ValidationError({"component": ["Name the component."]})
+    health = asset.health.order_by("-created_at").first()
+    with transaction.atomic():
+        recommendation = Recommendation.objects.create(
+            organization_id=asset.organization_id,
+            asset=asset,
+            health=health,
+            action=action,
+            component=component,
+            due_by=due_by or timezone.now() + timedelta(days=1),
+            priority=priority,
+            conservative_rul=float(health.rul_low or 0.0) if health is not None else 0.0,
+            reason=(reason.strip() or f"Opened by {actor.label}.")[:2000],
+            explanation_status=Recommendation.ExplanationStatus.FAILED,
+            explanation_error="Opened by hand; no model explanation.",
+        )
+        return WorkOrder.objects.create(
+            organization_id=asset.organization_id, asset=asset, recommendation=recommendation
+        )
 
 
 # --- jobs -----------------------------------------------------------------------------------------------------------

@@ -321,6 +321,10 @@ TRAINING_STORE = env.path("TRAINING_STORE", default=BASE_DIR / ".cache" / "train
 # The copilot's documents: the largest upload accepted (413 above it) and the most hits one search returns.
 ASSISTANT_MAX_UPLOAD_BYTES = env.int("ASSISTANT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 ASSISTANT_SEARCH_MAX_K = env.int("ASSISTANT_SEARCH_MAX_K", default=50)
+# The copilot's prose: the tenant's model on the OpenAI-compatible gateway (default PUBLIC_BASE_URL).
+ASSISTANT_MODEL = env("ASSISTANT_MODEL", default="smollm2-135m-instruct")
+ASSISTANT_GATEWAY_BASE_URL = env("ASSISTANT_GATEWAY_BASE_URL", default="")
+ASSISTANT_MODEL_TIMEOUT_S = env.float("ASSISTANT_MODEL_TIMEOUT_S", default=30.0)
 FINE_TUNE_MAX_FILE_BYTES = env.int("FINE_TUNE_MAX_FILE_BYTES", default=100 * 1024 * 1024)
 
 # Outbound calls to tenants' URLs (foundation.outbound): private, loopback, link-local and metadata addresses, and

@@ -234,3 +234,105 @@
     document.querySelectorAll("form[data-cancel-job]").forEach(followJob);
   });
 })();
+
+// ---- Copilot (portal/views/copilot.py) ----------------------------------------------------------------------------
+// <form data-copilot="stream URL">: the copilot's server-sent events (conversation, message, tool, facts, token...,
+// prose_replaced, citations, proposal or refusal, done) are shown as they arrive; on `done` the page reloads the
+// conversation, which renders the facts, citations and any proposal with its confirm button. Without JavaScript
+// the form posts to the page.
+(function () {
+  "use strict";
+
+  function copilot(form) {
+    const transcript = document.getElementById("copilot-transcript");
+    const status = document.getElementById("copilot-status");
+    const error = document.getElementById("copilot-error");
+    const button = form.querySelector("button[type=submit]");
+
+    function turn(who, text) {
+      const item = document.createElement("li");
+      const label = document.createElement("strong");
+      label.textContent = who + ": ";
+      const prose = document.createElement("span");
+      prose.className = "prose";
+      prose.textContent = text;
+      item.appendChild(label);
+      item.appendChild(prose);
+      transcript.appendChild(item);
+      return item;
+    }
+
+    function parse(block) {
+      let event = "message";
+      const data = [];
+      block.split("\n").forEach(function (line) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      });
+      return { event: event, data: data.length ? JSON.parse(data.join("\n")) : {} };
+    }
+
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const data = new FormData(form);
+      const asked = String(data.get("question") || "").trim();
+      if (!asked) { form.elements.question.focus(); return; }
+      error.hidden = true;
+      button.disabled = true;
+      status.textContent = form.dataset.thinkingLabel;
+      turn(form.dataset.youLabel, asked);
+      const answer = turn(form.dataset.copilotLabel, "");
+      const prose = answer.querySelector(".prose");
+      const details = document.createElement("ul");
+      answer.appendChild(details);
+      let conversation = data.get("conversation");
+      let finished = false;
+      try {
+        const response = await fetch(form.dataset.copilot, {
+          method: "POST", body: data, credentials: "same-origin",
+          headers: { "X-CSRFToken": window.lightsout.csrfToken(), "Accept": "text/event-stream" },
+        });
+        if (!response.ok || !response.body) throw new Error(form.dataset.networkError + " (HTTP " + response.status + ")");
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+          let cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            const item = parse(buffer.slice(0, cut));
+            buffer = buffer.slice(cut + 2);
+            if (item.event === "conversation") conversation = item.data.id;
+            else if (item.event === "token") prose.textContent += item.data.text;
+            else if (item.event === "prose_replaced") prose.textContent = item.data.text;
+            else if (item.event === "refusal") prose.textContent = item.data.reason;
+            else if (item.event === "proposal") prose.textContent = item.data.summary;
+            else if (item.event === "facts") {
+              item.data.facts.forEach(function (fact) {
+                const li = document.createElement("li");
+                li.textContent = fact.name + ": " + fact.value + (fact.unit ? " " + fact.unit : "");
+                details.appendChild(li);
+              });
+            } else if (item.event === "error") throw new Error(item.data.error ? item.data.error.message : form.dataset.networkError);
+            else if (item.event === "done") finished = true;
+          }
+        }
+        if (!finished) throw new Error(form.dataset.networkError);
+        status.textContent = form.dataset.doneLabel;
+        window.location.assign(form.dataset.page + "?c=" + encodeURIComponent(conversation));
+      } catch (failure) {
+        status.textContent = "";
+        error.textContent = failure && failure.message ? failure.message : form.dataset.networkError;
+        error.hidden = false;
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-copilot]").forEach(copilot);
+  });
+})();

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assistant', '0001_documents_passages_pgvector'),
+        ('assistant', '0002_conversations'),
         ('inference', '0002_base_model_tool_call_parser'),
         ('tenants', '0007_audit_actions_of_two_factor_and_data_protection'),
     ]
