@@ -218,6 +218,8 @@ class QaPairViewSet(
 
     def perform_destroy(self, instance):
         datasets.qa_pair_delete(pair=instance, actor=self.actor)
+
+
 # --- conversations -----------------------------------------------------------------------------------------------
 
 

@@ -167,6 +167,8 @@ class QaPair(models.Model):
 
     def __str__(self) -> str:
         return self.question[:80]
+
+
 class Conversation(models.Model):
     """A copilot conversation. It belongs to the member (or API key) that started it: others of the organisation
     do not see it. Its messages and proposals go with it (retention kind `conversation_history`)."""
