@@ -165,6 +165,7 @@ def capture_analyse(*, capture: VibrationCapture) -> dict:
                 severity=diagnosis.severity,
                 severity_level=diagnosis.severity_level,
                 source=getattr(diagnosis, "source", VibrationDiagnosis.Source.PHYSICS),
+                explanation_model=asset.asset_type.explainer_model,
                 evidence=[
                     {
                         "label": e.label,
@@ -261,12 +262,9 @@ def diagnosis_payload(diagnosis: VibrationDiagnosis) -> dict:
     }
 
 
-def diagnosis_created(*, diagnosis: VibrationDiagnosis) -> list[WebhookDelivery]:
-    return diagnoses_created(diagnoses=[diagnosis])
-
-
 def diagnoses_created(*, diagnoses: list[VibrationDiagnosis]) -> list[WebhookDelivery]:
-    """A `diagnosis.created` delivery per diagnosis and subscribed endpoint (of one organisation's diagnoses)."""
+    """A `diagnosis.created` delivery per diagnosis and subscribed endpoint (of one organisation's diagnoses), and
+    one `maintenance.explain_diagnoses` message for their plain-language explanations, sent on commit."""
     if not diagnoses:
         return []
     endpoints = [
@@ -289,11 +287,14 @@ def diagnoses_created(*, diagnoses: list[VibrationDiagnosis]) -> list[WebhookDel
         for endpoint in endpoints
     ]
 
+    explain = {"diagnosis_ids": [str(d.pk) for d in diagnoses], "organization_id": str(diagnoses[0].organization_id)}
+
     def send() -> None:
         for delivery in deliveries:
             current_app.send_task(
                 "maintenance.deliver_webhook", kwargs={"delivery_id": str(delivery.pk)}, queue="maintenance"
             )
+        current_app.send_task("maintenance.explain_diagnoses", kwargs=explain, queue="maintenance")
 
     transaction.on_commit(send)
     return deliveries

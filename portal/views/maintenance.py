@@ -621,6 +621,8 @@ class CaptureDetail(OrgPage, TemplateView):
                 )
             )
         diagnoses = list(capture.diagnoses.order_by("-confidence"))
+        for diagnosis in diagnoses:
+            diagnosis.explanation_text = EXPLANATION_STATUS.get(diagnosis.explanation_status, "")
         trends = []
         if kinematics is not None:
             ab, bc, cd = ISO_ZONE_LIMITS.get(kinematics.machine_class, ISO_ZONE_LIMITS["II"])
