@@ -120,7 +120,7 @@ def test_the_flat_forest_gives_scikit_learns_probabilities():
     features = [list(rng.normal(centres[label], 1.0, size=12)) for label in labels]
     classifier = VibrationClassifier.from_bytes(train_vibration_classifier(features, labels).to_bytes())
     probe = rng.normal(1.5, 1.5, size=(50, 12))
-    expected = classifier.model.predict_proba(probe)  # type: ignore[attr-defined]
+    expected = classifier.model.predict_proba(probe)
     for row, want in zip(probe, expected, strict=True):
         got = classifier.predict(list(row))
         assert got.label == classifier.classes[int(np.argmax(want))]
