@@ -132,3 +132,90 @@ def bar_chart(
     columns = [label, value_label] + (["limit"] if limits else [])
     rows = [[name, value] + ([limits.get(name, "")] if limits else []) for name, value in bars]
     return Chart(title, mark_safe("".join(parts)), columns, rows)  # noqa: S308  (every text above is escaped)
+
+
+def spectrum_chart(
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    points: Sequence[tuple[float, float]],
+    markers: Sequence[tuple[float, str, int]],
+) -> Chart:
+    """A spectrum as a line with vertical dashed marks at the expected frequencies: (Hz, label, colour index). The
+    table lists the marks with the spectrum's highest amplitude within 1 % of each (what an analyst reads)."""
+    xs = [x for x, _ in points] or [0.0, 1.0]
+    ys = [y for _, y in points] or [0.0]
+    x_lo, x_hi = min(xs), max(xs)
+    y_hi = max(ys) or 1.0
+    x_span = (x_hi - x_lo) or 1
+
+    def px(x: float) -> float:
+        return LEFT + (WIDTH - LEFT - RIGHT) * (x - x_lo) / x_span
+
+    def py(y: float) -> float:
+        return TOP + (HEIGHT - TOP - BOTTOM) * (1 - y / y_hi)
+
+    body = []
+    rows = []
+    for hz, label, colour_index in markers:
+        if not x_lo <= hz <= x_hi:
+            continue
+        colour = PALETTE[(colour_index + 1) % len(PALETTE)]
+        body.append(
+            f'<line x1="{px(hz):.1f}" x2="{px(hz):.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" stroke="{colour}" '
+            f'stroke-width="1" stroke-dasharray="3 3"><title>{escape(label)}</title></line>'
+        )
+        near = [y for x, y in points if abs(x - hz) <= 0.01 * hz + 1e-9]
+        rows.append([label, round(hz, 2), max(near) if near else ""])
+    path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
+    body.append(f'<polyline fill="none" stroke="{PALETTE[0]}" stroke-width="1.2" points="{path}"/>')
+    x_labels = [(px(x), _fmt(x)) for x in _ticks(x_lo, x_hi)]
+    return Chart(title, _frame(title, 0.0, y_hi, x_labels, body), ["", x_label, y_label], rows)
+
+
+ZONE_COLOURS = {"A": "#dafbe1", "B": "#fff8c5", "C": "#ffebe9", "D": "#ffcecb"}
+
+
+def zoned_line_chart(
+    *,
+    title: str,
+    x_label: str,
+    series: Mapping[str, Sequence[tuple[float, float]]],
+    zones: Sequence[tuple[str, float, float]],
+    x_format=_fmt,
+) -> Chart:
+    """`line_chart` over shaded horizontal zones (name, low, high): ISO 20816 zones A-D behind a velocity trend."""
+    points = [p for values in series.values() for p in values]
+    xs = [p[0] for p in points] or [0.0, 1.0]
+    ys = [p[1] for p in points] or [0.0]
+    x_lo, x_hi = min(xs), max(xs)
+    finite_tops = [hi for _, _, hi in zones if hi != float("inf")]
+    y_hi = max(max(ys) * 1.1, (finite_tops[-1] * 1.25) if finite_tops else 1.0)
+    x_span = (x_hi - x_lo) or 1
+
+    def px(x: float) -> float:
+        return LEFT + (WIDTH - LEFT - RIGHT) * (x - x_lo) / x_span if x_hi > x_lo else (LEFT + WIDTH - RIGHT) / 2
+
+    def py(y: float) -> float:
+        return TOP + (HEIGHT - TOP - BOTTOM) * (1 - min(y, y_hi) / y_hi)
+
+    body = []
+    for name, lo, hi in zones:
+        top, bottom = py(min(hi, y_hi)), py(lo)
+        body.append(
+            f'<rect x="{LEFT}" y="{top:.1f}" width="{WIDTH - LEFT - RIGHT}" height="{max(bottom - top, 0):.1f}" '
+            f'fill="{ZONE_COLOURS.get(name, "#f6f8fa")}"><title>{escape(name)}</title></rect>'
+        )
+        body.append(f'<text x="{LEFT + 4}" y="{bottom - 3:.1f}" fill="#4a535e">{escape(name)}</text>')
+    for index, values in enumerate(series.values()):
+        colour = PALETTE[index % len(PALETTE)]
+        ordered = sorted(values)
+        body.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+            f'points="{" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in ordered)}"/>'
+        )
+        body.extend(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>' for x, y in ordered)
+    x_labels = [(px(x), x_format(x)) for x in _ticks(x_lo, x_hi)] if x_hi > x_lo else []
+    rows = [[x_format(x), name, y] for name, values in series.items() for x, y in sorted(values)]
+    return Chart(title, _frame(title, 0.0, y_hi, x_labels, body), [x_label, "", title], rows)

@@ -461,7 +461,11 @@ class CaptureViewSet(
             fmt = next((f for ext, f in _EXTENSIONS.items() if name.endswith(ext)), None)
             if fmt is None:
                 raise DjangoValidationError({"format": ["Give the format (float32, npy, wav, csv)."]})
-        asset = Asset.objects.filter(organization=self.organization, code=data["asset"]).first()
+        asset = (
+            Asset.objects.select_related("kinematics")
+            .filter(organization=self.organization, code=data["asset"])
+            .first()
+        )
         if asset is None:
             raise DjangoValidationError({"asset": [f"No asset with the code {data['asset']!r}."]})
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from celery import current_app
 from django.db import transaction
 from django.utils import timezone
@@ -22,7 +23,6 @@ from billing.usage import usage_record
 from jobs.runner import JobContext, JobFailure
 
 from .conf import CAPTURES_METER, LEARNED_MIN_PROBABILITY, METER, RECOMMEND_FROM_PRIORITY
-from .engine.kinematics import kinematics_from_dict
 from .engine.vibration import FAULT_LABELS, Analysis, analyse_capture
 from .engine.vibration_learning import VibrationClassifier, train_vibration_classifier
 from .models import (
@@ -38,7 +38,7 @@ from .models import (
 )
 from .notify import recommendation_created
 from .telemetry import telemetry_store
-from .vibration import indicator_channel_name, waveform_load
+from .vibration import indicator_channel_name, kinematics_of, waveform_load
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +53,25 @@ ADVICE = {
 }
 
 
+def _sig4(values: list[float]) -> list[float]:
+    """Four significant digits (plot amplitudes), vectorised."""
+    y = np.asarray(values, dtype=np.float64)
+    scale = 10.0 ** (3 - np.floor(np.log10(np.where(y != 0, np.abs(y), 1.0))))
+    return [float(v) for v in np.round(y * scale) / scale]
+
+
+def _round(values: list[float], digits: int) -> list[float]:
+    return [float(v) for v in np.round(np.asarray(values, dtype=np.float64), digits)]
+
+
 def _plots(analysis: Analysis, sample_rate: float) -> dict:
     sx, sy = analysis.spectrum.downsampled(PLOT_POINTS, min(sample_rate / 2, 6000.0))
     ex, ey = analysis.envelope.downsampled(PLOT_POINTS)
     ox, oy = analysis.order_spectrum.downsampled(PLOT_POINTS, 20.0)
     return {
-        "spectrum": {"hz": [round(v, 2) for v in sx], "g": [float(f"{v:.4g}") for v in sy]},
-        "envelope": {"hz": [round(v, 2) for v in ex], "amplitude": [float(f"{v:.4g}") for v in ey]},
-        "orders": {"order": [round(v, 3) for v in ox], "g": [float(f"{v:.4g}") for v in oy]},
+        "spectrum": {"hz": _round(sx, 2), "g": _sig4(sy)},
+        "envelope": {"hz": _round(ex, 2), "amplitude": _sig4(ey)},
+        "orders": {"order": _round(ox, 3), "g": _sig4(oy)},
         "frequencies": [
             {"component": f.component, "kind": f.kind, "hz": round(f.hz, 3), "label": f.label}
             for f in analysis.frequencies
@@ -103,7 +114,9 @@ def _indicators(analysis: Analysis) -> dict:
 def capture_analyse(*, capture: VibrationCapture) -> dict:
     """Analyse one stored capture and store everything it yields (see the module docstring)."""
     asset = capture.asset
-    kinematics = kinematics_from_dict(asset.kinematics.as_dict())
+    kinematics = kinematics_of(asset)
+    if kinematics is None:
+        raise JobFailure("The asset has no kinematics any more.", code="no_kinematics")
     data = waveform_load(capture)
     shaft_hz = capture.shaft_rpm / 60.0
     analyses = [
@@ -122,25 +135,26 @@ def capture_analyse(*, capture: VibrationCapture) -> dict:
     for analysis in analyses:
         for name, value in analysis.indicators.channels().items():
             channel_values[name] = max(channel_values.get(name, -math.inf), value)
-    channels = {
-        c.name: c
-        for c in Channel.objects.filter(
+    channels = dict(
+        Channel.objects.filter(
             asset_type_id=asset.asset_type_id,
             name__in=[indicator_channel_name(capture.sensor, n) for n in channel_values],
-        )
-    }
+        ).values_list("name", "pk")
+    )
     rows = []
     for name, value in channel_values.items():
-        channel = channels.get(indicator_channel_name(capture.sensor, name))
-        if channel is not None and math.isfinite(value):
-            rows.append((capture.organization_id, asset.pk, channel.pk, capture.captured_at, float(value)))
+        channel_id = channels.get(indicator_channel_name(capture.sensor, name))
+        if channel_id is not None and math.isfinite(value):
+            rows.append((capture.organization_id, asset.pk, channel_id, capture.captured_at, float(value)))
     learned = _learned(capture, kinematics, analyses[loudest], best)
     created: list[VibrationDiagnosis] = []
     recommendations: list[Recommendation] = []
     with transaction.atomic():
-        VibrationDiagnosis.objects.filter(capture=capture).delete()  # a retried job starts over
+        if capture.status != VibrationCapture.Status.RECEIVED:
+            # Analysed before (a re-analysis): start over. A first analysis has none (its writes are all-or-nothing).
+            VibrationDiagnosis.objects.filter(capture=capture).delete()
         for axis, diagnosis in best.values():
-            record = VibrationDiagnosis.objects.create(
+            record = VibrationDiagnosis(
                 organization_id=capture.organization_id,
                 asset=asset,
                 capture=capture,
@@ -151,6 +165,7 @@ def capture_analyse(*, capture: VibrationCapture) -> dict:
                 severity=diagnosis.severity,
                 severity_level=diagnosis.severity_level,
                 source=getattr(diagnosis, "source", VibrationDiagnosis.Source.PHYSICS),
+                explanation_model=asset.asset_type.explainer_model,
                 evidence=[
                     {
                         "label": e.label,
@@ -166,9 +181,9 @@ def capture_analyse(*, capture: VibrationCapture) -> dict:
             recommendation = _recommend(capture, record)
             if recommendation is not None:
                 record.recommendation = recommendation
-                record.save(update_fields=["recommendation"])
                 recommendations.append(recommendation)
             created.append(record)
+        VibrationDiagnosis.objects.bulk_create(created)
         capture.indicators = {
             "axes": {axis: _indicators(a) for axis, a in zip(capture.axes, analyses, strict=True)},
             "iso_zone": analyses[loudest].indicators.iso_zone,
@@ -185,8 +200,7 @@ def capture_analyse(*, capture: VibrationCapture) -> dict:
             telemetry_store(rows=rows)
         for recommendation in recommendations:
             recommendation_created(recommendation=recommendation)
-        for record in created:
-            diagnosis_created(diagnosis=record)
+        diagnoses_created(diagnoses=created)
     return {
         "capture": str(capture.pk),
         "iso_zone": capture.indicators["iso_zone"],
@@ -248,8 +262,18 @@ def diagnosis_payload(diagnosis: VibrationDiagnosis) -> dict:
     }
 
 
-def diagnosis_created(*, diagnosis: VibrationDiagnosis) -> list[WebhookDelivery]:
-    payload = diagnosis_payload(diagnosis)
+def diagnoses_created(*, diagnoses: list[VibrationDiagnosis]) -> list[WebhookDelivery]:
+    """A `diagnosis.created` delivery per diagnosis and subscribed endpoint (of one organisation's diagnoses), and
+    one `maintenance.explain_diagnoses` message for their plain-language explanations, sent on commit."""
+    if not diagnoses:
+        return []
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(
+            organization_id=diagnoses[0].organization_id, is_active=True
+        ).select_related("organization")
+        if DIAGNOSIS_EVENT in endpoint.events
+    ]
     deliveries = [
         WebhookDelivery.objects.create(
             organization_id=diagnosis.organization_id,
@@ -257,17 +281,20 @@ def diagnosis_created(*, diagnosis: VibrationDiagnosis) -> list[WebhookDelivery]
             event=DIAGNOSIS_EVENT,
             payload={"type": DIAGNOSIS_EVENT, "organization": endpoint.organization.slug, "data": payload},
         )
-        for endpoint in WebhookEndpoint.objects.filter(
-            organization_id=diagnosis.organization_id, is_active=True
-        ).select_related("organization")
-        if DIAGNOSIS_EVENT in endpoint.events
+        for diagnosis in diagnoses
+        if endpoints
+        for payload in (diagnosis_payload(diagnosis),)
+        for endpoint in endpoints
     ]
+
+    explain = {"diagnosis_ids": [str(d.pk) for d in diagnoses], "organization_id": str(diagnoses[0].organization_id)}
 
     def send() -> None:
         for delivery in deliveries:
             current_app.send_task(
                 "maintenance.deliver_webhook", kwargs={"delivery_id": str(delivery.pk)}, queue="maintenance"
             )
+        current_app.send_task("maintenance.explain_diagnoses", kwargs=explain, queue="maintenance")
 
     transaction.on_commit(send)
     return deliveries

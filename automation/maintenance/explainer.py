@@ -1,4 +1,5 @@
-"""Plain-language explanations of recommendations, written by the tenant's own model through the gateway.
+"""Plain-language explanations of recommendations and of vibration diagnoses, written by the tenant's own model
+through the gateway.
 
 The worker calls the OpenAI-compatible gateway (`MAINTENANCE_EXPLAINER_BASE_URL`, default PUBLIC_BASE_URL) like
 any client of the organisation, with the organisation's system key for purpose `maintenance.explainer` (scope
@@ -6,7 +7,8 @@ any client of the organisation, with the organisation's system key for purpose `
 call is routed, rate-limited and metered exactly like the tenant's own traffic. When no model answers (no server,
 no capacity, the gateway down) the recommendation keeps `explanation_status = pending` with the reason in
 `explanation_error`, and `maintenance.explain_pending` tries again later; after MAX_ATTEMPTS it is marked failed.
-No text is made up.
+No text is made up. A vibration diagnosis carries the same explanation fields and goes through the same steps,
+with its own facts (the component and fault, confidence, severity, the peaks that matched, the ISO zone).
 """
 
 import logging
@@ -20,7 +22,7 @@ from tenants.models import Organization
 from tenants.system_keys import SystemKeyUnavailable, system_key_forget, system_key_get
 
 from .conf import explainer_base_url
-from .models import Recommendation
+from .models import Recommendation, VibrationDiagnosis
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,11 @@ SYSTEM_PROMPT = (
     "You are a maintenance planner's assistant in a factory. Explain the recommendation below to a "
     "technician in two or three short, plain sentences: what to do, on which component, by when, and "
     "why. Use only the facts given; do not invent numbers."
+)
+DIAGNOSIS_PROMPT = (
+    "You are a reliability engineer's assistant in a factory. Explain the vibration diagnosis below to a "
+    "technician in two or three short, plain sentences: which part is failing and how, how sure and how severe, "
+    "and which peaks in the vibration show it. Use only the facts given; do not invent numbers."
 )
 
 
@@ -65,13 +72,40 @@ def _facts(recommendation: Recommendation) -> str:
     return "\n".join(lines)
 
 
-def _ask(*, organization: Organization, model: str, facts: str) -> str:
+def _diagnosis_facts(diagnosis: VibrationDiagnosis) -> str:
+    asset, capture = diagnosis.asset, diagnosis.capture
+    indicators = capture.indicators or {}
+    peaks = "; ".join(
+        f"{e['label']} at {e['hz']:.1f} Hz, {e['snr_db']:.0f} dB above the floor ({e['spectrum']} spectrum)"
+        for e in diagnosis.evidence[:5]
+    )
+    lines = [
+        f"Asset: {asset.code}" + (f" ({asset.name})" if asset.name else "") + f", type {asset.asset_type.code}",
+        f"Diagnosis: {diagnosis.label}; confidence {diagnosis.confidence:.2f} of 1; severity "
+        f"{diagnosis.severity_level} ({diagnosis.severity:.2f} of 1); "
+        + ("from the machine's kinematics and the signal." if diagnosis.source == "physics" else "learned."),
+        f"Measured {capture.captured_at:%Y-%m-%d %H:%M} UTC by sensor {capture.sensor}, shaft at "
+        f"{capture.shaft_rpm:.0f} rpm.",
+        f"Peaks that matched: {peaks or 'none listed'}.",
+    ]
+    if indicators.get("velocity_rms_mm_s") is not None:
+        lines.append(
+            f"Overall vibration velocity {indicators['velocity_rms_mm_s']:.2f} mm/s RMS, ISO 20816 zone "
+            f"{indicators.get('iso_zone', '?')} (A good, D damage)."
+        )
+    r = diagnosis.recommendation
+    if r is not None:
+        lines.append(f"Recommended: {r.action} the {r.component} by {r.due_by:%Y-%m-%d} UTC.")
+    return "\n".join(lines)
+
+
+def _ask(*, organization: Organization, model: str, facts: str, prompt: str = SYSTEM_PROMPT) -> str:
     url = f"{explainer_base_url()}/v1/chat/completions"
     payload = {
         "model": model,
         "max_tokens": MAX_TOKENS,
         "temperature": 0.2,
-        "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": facts}],
+        "messages": [{"role": "system", "content": prompt}, {"role": "user", "content": facts}],
     }
     for _ in range(2):  # a second try only after replacing a key that was revoked
         key = _explainer_key(organization)
@@ -108,27 +142,42 @@ def recommendation_explain(*, recommendation_id: str, organization_id: str) -> R
     recommendation = Recommendation.objects.select_related("asset__asset_type", "health").get(
         pk=recommendation_id, organization_id=organization_id
     )
-    if recommendation.explanation_status != Recommendation.ExplanationStatus.PENDING:
-        return recommendation
-    organization = Organization.objects.get(pk=organization_id)
-    model = recommendation.explanation_model or recommendation.asset.asset_type.explainer_model
-    attempts = recommendation.explanation_attempts + 1
+    return _explain(recommendation, facts=_facts, prompt=SYSTEM_PROMPT)
+
+
+def diagnosis_explain(*, diagnosis_id: str, organization_id: str) -> VibrationDiagnosis:
+    """One attempt at explaining a vibration diagnosis (as `recommendation_explain`)."""
+    diagnosis = VibrationDiagnosis.objects.select_related("asset__asset_type", "capture", "recommendation").get(
+        pk=diagnosis_id, organization_id=organization_id
+    )
+    return _explain(diagnosis, facts=_diagnosis_facts, prompt=DIAGNOSIS_PROMPT)
+
+
+def _explain(item, *, facts, prompt: str):
+    """Ask the model about `item` (a Recommendation or a VibrationDiagnosis, which share the explanation fields);
+    record the text, or why not and when to try again."""
+    if item.explanation_status != Recommendation.ExplanationStatus.PENDING:
+        return item
+    model_class = type(item)
+    organization = Organization.objects.get(pk=item.organization_id)
+    model = item.explanation_model or item.asset.asset_type.explainer_model
+    attempts = item.explanation_attempts + 1
     try:
-        text = _ask(organization=organization, model=model, facts=_facts(recommendation))
+        text = _ask(organization=organization, model=model, facts=facts(item), prompt=prompt)
     except Exception as exc:
         if not isinstance(exc, ExplainerUnavailable):
-            logger.exception("Explaining recommendation %s failed", recommendation.pk)
+            logger.exception("Explaining %s %s failed", model_class.__name__, item.pk)
             exc = ExplainerUnavailable(f"Internal error while asking the model: {type(exc).__name__}: {exc}")
         gave_up = attempts >= MAX_ATTEMPTS
         retry = getattr(settings, "MAINTENANCE_EXPLAINER_RETRY_SECONDS", 300) * min(2 ** (attempts - 1), 12)
-        Recommendation.objects.filter(pk=recommendation.pk, explanation_status="pending").update(
+        model_class.objects.filter(pk=item.pk, explanation_status="pending").update(
             explanation_attempts=attempts,
             explanation_error=str(exc)[:2000],
             explanation_status="failed" if gave_up else "pending",
             explanation_retry_at=None if gave_up else timezone.now() + timedelta(seconds=retry),
         )
     else:
-        Recommendation.objects.filter(pk=recommendation.pk, explanation_status="pending").update(
+        model_class.objects.filter(pk=item.pk, explanation_status="pending").update(
             explanation=text,
             explanation_status="ready",
             explanation_error="",
@@ -136,15 +185,16 @@ def recommendation_explain(*, recommendation_id: str, organization_id: str) -> R
             explanation_retry_at=None,
             explanation_model=model,
         )
-    recommendation.refresh_from_db()
-    return recommendation
+    item.refresh_from_db()
+    return item
 
 
-def pending_explanations(limit: int = 100) -> list[tuple[str, str]]:
-    """(recommendation id, organisation id) of explanations due for another try."""
+def pending_explanations(limit: int = 100, *, of=Recommendation) -> list[tuple[str, str]]:
+    """(id, organisation id) of the recommendations (or, with `of=VibrationDiagnosis`, the diagnoses) whose
+    explanations are due for another try."""
     now = timezone.now()
     rows = (
-        Recommendation.objects.filter(explanation_status="pending", explanation_retry_at__lte=now)
+        of.objects.filter(explanation_status="pending", explanation_retry_at__lte=now)
         .order_by("explanation_retry_at")
         .values_list("pk", "organization_id")[:limit]
     )

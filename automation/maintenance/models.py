@@ -540,11 +540,25 @@ class VibrationDiagnosis(models.Model):
     recommendation = models.ForeignKey(
         Recommendation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Plain-language explanation by the tenant's model, as for recommendations (explainer.py).
+    explanation = models.TextField(blank=True)
+    explanation_status = models.CharField(
+        max_length=16,
+        choices=Recommendation.ExplanationStatus.choices,
+        default=Recommendation.ExplanationStatus.PENDING,
+    )
+    explanation_model = models.CharField(max_length=200, blank=True)
+    explanation_error = models.TextField(blank=True)
+    explanation_attempts = models.PositiveIntegerField(default=0)
+    explanation_retry_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("-created_at",)
-        indexes = [models.Index(fields=["organization", "-created_at"], name="maint_diag_created")]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="maint_diag_created"),
+            models.Index(fields=["explanation_status", "explanation_retry_at"], name="maint_diag_explain"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} ({self.severity_level})"

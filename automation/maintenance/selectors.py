@@ -210,3 +210,21 @@ def asset_facts(*, organization) -> list[dict[str, str]]:
         }
         for asset in assets
     ]
+
+
+def vibration_trend(*, asset: Asset, sensor: str, limit: int = 200) -> list[tuple[datetime, float, str]]:
+    """(captured at, overall velocity RMS in mm/s, ISO zone) of the sensor's last `limit` analysed captures, oldest
+    first: the indicator trend of the component under that sensor."""
+    from .models import VibrationCapture
+
+    rows = (
+        VibrationCapture.objects.filter(asset=asset, sensor=sensor, status=VibrationCapture.Status.ANALYSED)
+        .order_by("-captured_at")
+        .values_list("captured_at", "indicators")[:limit]
+    )
+    out = [
+        (at, float(ind["velocity_rms_mm_s"]), str(ind.get("iso_zone", "")))
+        for at, ind in rows
+        if ind and ind.get("velocity_rms_mm_s") is not None
+    ]
+    return out[::-1]

@@ -374,6 +374,9 @@ class DiagnosisSerializer(serializers.ModelSerializer):
             "evidence",
             "source",
             "recommendation",
+            "explanation",
+            "explanation_status",
+            "explanation_model",
             "created_at",
         ]
         read_only_fields = fields

@@ -62,16 +62,41 @@ def explain_recommendation(*, recommendation_id: str, organization_id: str) -> s
         return "gone"  # deleted with its asset since it was queued
 
 
+@shared_task(
+    name="maintenance.explain_diagnoses", ignore_result=True, acks_late=True, soft_time_limit=300, time_limit=330
+)
+def explain_diagnoses(*, diagnosis_ids: list[str], organization_id: str) -> list[str]:
+    """The diagnoses of one capture, explained one after the other (one message per capture)."""
+    from .explainer import diagnosis_explain
+    from .models import VibrationDiagnosis
+
+    statuses = []
+    for diagnosis_id in diagnosis_ids:
+        try:
+            statuses.append(
+                diagnosis_explain(diagnosis_id=diagnosis_id, organization_id=organization_id).explanation_status
+            )
+        except VibrationDiagnosis.DoesNotExist:
+            statuses.append("gone")  # re-analysed or deleted since it was queued
+    return statuses
+
+
 @shared_task(name="maintenance.explain_pending", ignore_result=True, soft_time_limit=60, time_limit=90)
 def explain_pending() -> int:
     from .explainer import pending_explanations
+    from .models import VibrationDiagnosis
 
     due = pending_explanations()
     for recommendation_id, organization_id in due:
         explain_recommendation.apply_async(
             kwargs={"recommendation_id": recommendation_id, "organization_id": organization_id}, queue="maintenance"
         )
-    return len(due)
+    diagnoses = pending_explanations(of=VibrationDiagnosis)
+    for diagnosis_id, organization_id in diagnoses:
+        explain_diagnoses.apply_async(
+            kwargs={"diagnosis_ids": [diagnosis_id], "organization_id": organization_id}, queue="maintenance"
+        )
+    return len(due) + len(diagnoses)
 
 
 @shared_task(

@@ -277,9 +277,25 @@ def telemetry_ingest(*, organization: Organization, readings: Sequence[Reading])
     )
 
 
+SMALL_BATCH = 200
+
+
 def telemetry_store(*, rows: Iterable[tuple]) -> int:
     """Write validated (organization_id, asset_id, channel_id, ts, value) rows in one transaction; returns how
-    many were new. Callers validate: this is only the fast path to the table."""
+    many were new. Callers validate: this is only the fast path to the table. A few rows (a capture's
+    indicators) go in one INSERT (arrays unnested); more through COPY into a staging table."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    if len(rows) <= SMALL_BATCH:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO maintenance_telemetry (organization_id, asset_id, channel_id, ts, value) "
+                "SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::timestamptz[], %s::float8[]) "
+                "ON CONFLICT (asset_id, channel_id, ts) DO NOTHING",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            return max(cursor.rowcount, 0)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS maint_telemetry_staging (organization_id uuid, asset_id uuid, "

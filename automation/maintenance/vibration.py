@@ -25,7 +25,7 @@ from tenants.actor import Actor
 from tenants.models import Organization
 
 from .conf import CAPTURES_METER, METER, VIBRATION_ANALYSE_JOB_KIND, VIBRATION_TRAIN_JOB_KIND
-from .engine.kinematics import KinematicsError, kinematics_from_dict
+from .engine.kinematics import Kinematics, KinematicsError, kinematics_from_dict
 from .models import Asset, AssetType, Channel, MachineKinematics, VibrationCapture
 
 MIN_RATE, MAX_RATE = 1_000.0, 100_000.0
@@ -73,6 +73,24 @@ def indicator_channel_name(sensor: str, indicator: str) -> str:
 
 
 # --- kinematics ----------------------------------------------------------------------------------------------------
+
+_KINEMATICS_CACHE: dict[tuple[str, str], Kinematics] = {}
+
+
+def kinematics_of(asset: Asset) -> Kinematics | None:
+    """The asset's parsed kinematics (None if it has none), from `asset.kinematics` (select it with the asset to
+    save the query). Parsed once per process per stored version: keyed by the row and its `updated_at`."""
+    try:
+        record = asset.kinematics
+    except MachineKinematics.DoesNotExist:
+        return None
+    key = (str(record.pk), record.updated_at.isoformat())
+    parsed = _KINEMATICS_CACHE.get(key)
+    if parsed is None:
+        if len(_KINEMATICS_CACHE) >= 256:
+            _KINEMATICS_CACHE.pop(next(iter(_KINEMATICS_CACHE)))
+        parsed = _KINEMATICS_CACHE[key] = kinematics_from_dict(record.as_dict())
+    return parsed
 
 
 @transaction.atomic
@@ -277,10 +295,9 @@ def capture_create(
     analyse: bool = True,
 ) -> VibrationCapture:
     """Check, store and (by default) queue the analysis of one capture; all or nothing. Raises CaptureRejected."""
-    kinematics = MachineKinematics.objects.filter(asset=asset).first()
-    if kinematics is None:
+    parsed = kinematics_of(asset)
+    if parsed is None:
         raise CaptureRejected({"asset": [f"{asset.code} has no kinematics yet: describe what rotates in it first"]})
-    parsed = kinematics_from_dict(kinematics.as_dict())
     try:
         sensor_def = parsed.sensor(sensor)
     except KeyError:
@@ -313,15 +330,14 @@ def capture_create(
     capture.waveform.save(f"{capture.pk}.npz", ContentFile(blob), save=False)
     try:
         with transaction.atomic():
-            capture.save()
-            if analyse:
+            if analyse:  # the job first, so that the capture is one INSERT (the job is sent on commit)
                 capture.job = job_create(
                     organization=organization,
                     kind=VIBRATION_ANALYSE_JOB_KIND,
                     params={"capture_id": str(capture.pk)},
                     actor=actor,
                 )
-                capture.save(update_fields=["job"])
+            capture.save(force_insert=True)
     except BaseException:
         capture.waveform.delete(save=False)
         raise

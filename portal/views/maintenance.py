@@ -25,22 +25,31 @@ from django.views.generic import TemplateView
 
 from automation.maintenance import importing, services, telemetry
 from automation.maintenance.conf import MAX_UPLOAD_BYTES, SCORE_JOB_KIND, TRAIN_JOB_KIND
+from automation.maintenance.engine.kinematics import ISO_ZONE_LIMITS
 from automation.maintenance.models import (
     Asset,
     AssetEvent,
     AssetType,
     Recommendation,
     TrainedModel,
+    VibrationCapture,
     WorkOrder,
 )
-from automation.maintenance.selectors import health_history, latest_health, telemetry_series, telemetry_span
+from automation.maintenance.selectors import (
+    health_history,
+    latest_health,
+    telemetry_series,
+    telemetry_span,
+    vibration_trend,
+)
+from automation.maintenance.vibration import kinematics_of
 from billing.errors import BillingRefusal
 from jobs.models import Job
 from jobs.services import job_cancel
 from tenants.roles import Scope
 
 from ..access import OrgPage, errors_into
-from ..charts import line_chart
+from ..charts import line_chart, spectrum_chart, zoned_line_chart
 from ..pages import DATETIME_WIDGET, JOB_STATUS, LiveFragment
 
 JOB_KINDS = (TRAIN_JOB_KIND, SCORE_JOB_KIND)
@@ -520,6 +529,9 @@ class AssetDetail(OrgPage, TemplateView):
             _describe_recommendation(r)
             for r in asset.recommendations.select_related("work_order").order_by("-created_at")[:50]
         ]
+        captures = list(asset.vibration_captures.order_by("-captured_at")[:20])
+        for capture in captures:
+            capture.status_text = CAPTURE_STATUS.get(capture.status, capture.status)
         events = list(asset.events.all()[:50])
         for event in events:
             event.kind_text = dict(EVENT_KINDS).get(event.kind, event.kind)
@@ -535,7 +547,110 @@ class AssetDetail(OrgPage, TemplateView):
             rul_chart=rul_chart,
             anomalies=asset.anomalies.order_by("-starts_at")[:50],
             recommendations=recommendations,
+            captures=captures,
             events=events,
+            **kwargs,
+        )
+
+
+# --- vibration captures -----------------------------------------------------------------------------------------------
+
+CAPTURE_STATUS = {
+    VibrationCapture.Status.RECEIVED: gettext_lazy("Waiting for analysis"),
+    VibrationCapture.Status.ANALYSED: gettext_lazy("Analysed"),
+    VibrationCapture.Status.FAILED: gettext_lazy("Analysis failed"),
+}
+# Colour index per kind of line (portal.charts.PALETTE, shifted by one: the spectrum itself is the first colour).
+MARK_COLOURS = {"bpfo": 0, "bpfi": 1, "bsf": 2, "ftf": 3, "shaft": 4, "mesh": 2}
+MARK_HARMONICS = 3
+
+
+class CaptureDetail(OrgPage, TemplateView):
+    """One vibration capture: its spectrum and envelope spectrum with the fault frequencies marked, its
+    indicators, its diagnoses with the peaks that matched, and the velocity trend of each sensor's component
+    over the ISO 20816 zones of the machine's class."""
+
+    template_name = "portal/maintenance/capture.html"
+    section = "maintenance"
+    queryset = VibrationCapture.objects.select_related("asset__asset_type", "asset__kinematics")
+
+    def get_context_data(self, **kwargs):
+        capture = self.owned(self.queryset, pk=self.kwargs["pk"])
+        capture.status_text = CAPTURE_STATUS.get(capture.status, capture.status)
+        asset = capture.asset
+        kinematics = kinematics_of(asset)
+        plots = capture.plots or {}
+        frequencies = plots.get("frequencies", [])
+        try:
+            sensor_bearing = kinematics.sensor(capture.sensor).bearing if kinematics else None
+        except KeyError:
+            sensor_bearing = None
+        bearing_marks, shaft_marks = [], []
+        for f in frequencies:
+            for h in range(1, MARK_HARMONICS + 1):
+                label = f"{f['label']} {h}x" if f["kind"] != "shaft" else f"{f['component']} {h}x"
+                mark = (f["hz"] * h, label, MARK_COLOURS.get(f["kind"], 5))
+                if f["kind"] in ("shaft", "mesh"):
+                    shaft_marks.append(mark)
+                if f["kind"] in ("bpfo", "bpfi", "bsf", "ftf") and sensor_bearing in (None, f["component"]):
+                    bearing_marks.append(mark)
+        charts = []
+        if plots.get("spectrum"):
+            charts.append(
+                spectrum_chart(
+                    title=_("Spectrum (acceleration, g)"),
+                    x_label=_("Frequency (Hz)"),
+                    y_label=_("Amplitude (g)"),
+                    points=list(zip(plots["spectrum"]["hz"], plots["spectrum"]["g"], strict=False)),
+                    markers=shaft_marks,
+                )
+            )
+        if plots.get("envelope"):
+            band = ((capture.indicators or {}).get("axes") or {}).values()
+            band_hz = next(iter(band), {}).get("envelope_band_hz") if band else None
+            title = _("Envelope spectrum")
+            if band_hz:
+                title = _("Envelope spectrum (band %(low)s-%(high)s Hz)") % {"low": band_hz[0], "high": band_hz[1]}
+            charts.append(
+                spectrum_chart(
+                    title=title,
+                    x_label=_("Frequency (Hz)"),
+                    y_label=_("Amplitude"),
+                    points=list(zip(plots["envelope"]["hz"], plots["envelope"]["amplitude"], strict=False)),
+                    markers=bearing_marks + [m for m in shaft_marks if m[1].endswith(("1x", "2x", "3x"))][:3],
+                )
+            )
+        diagnoses = list(capture.diagnoses.order_by("-confidence"))
+        for diagnosis in diagnoses:
+            diagnosis.explanation_text = EXPLANATION_STATUS.get(diagnosis.explanation_status, "")
+        trends = []
+        if kinematics is not None:
+            ab, bc, cd = ISO_ZONE_LIMITS.get(kinematics.machine_class, ISO_ZONE_LIMITS["II"])
+            zones = [("A", 0.0, ab), ("B", ab, bc), ("C", bc, cd), ("D", cd, float("inf"))]
+            for sensor in kinematics.sensors:
+                points = vibration_trend(asset=asset, sensor=sensor.name)
+                if not points:
+                    continue
+                component = sensor.bearing or kinematics.shafts[0].name
+                trends.append(
+                    zoned_line_chart(
+                        title=_("%(component)s (sensor %(sensor)s): velocity RMS, mm/s")
+                        % {"component": component, "sensor": sensor.name},
+                        x_label=_("Captured (UTC)"),
+                        x_format=_when,
+                        series={_("Velocity RMS"): [(at.timestamp(), v) for at, v, _zone in points]},
+                        zones=zones,
+                    )
+                )
+        return super().get_context_data(
+            capture=capture,
+            asset=asset,
+            machine_class=kinematics.machine_class if kinematics else "",
+            charts=charts,
+            axes=(capture.indicators or {}).get("axes", {}),
+            learned=(capture.indicators or {}).get("learned"),
+            diagnoses=diagnoses,
+            trends=trends,
             **kwargs,
         )
 
@@ -650,6 +765,7 @@ urlpatterns = [
     path("maintenance/assets/<uuid:pk>", AssetDetail.as_view(), name="maintenance-asset"),
     path("maintenance/assets/<uuid:pk>/events", AssetEventCreate.as_view(), name="maintenance-asset-event"),
     path("maintenance/work-orders/<uuid:pk>", WorkOrderMove.as_view(), name="maintenance-work-order"),
+    path("maintenance/captures/<uuid:pk>", CaptureDetail.as_view(), name="maintenance-capture"),
     path("maintenance/jobs/<uuid:pk>", JobDetail.as_view(), name="maintenance-job"),
     path("maintenance/jobs/<uuid:pk>/cancel", JobCancel.as_view(), name="maintenance-job-cancel"),
 ]

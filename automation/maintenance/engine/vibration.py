@@ -186,6 +186,27 @@ def spectrum(x: Array, fs: float) -> Spectrum:
     return Spectrum(np.fft.rfftfreq(n, 1.0 / fs).astype(np.float64), y.astype(np.float64), fs / n)
 
 
+@functools.lru_cache(maxsize=32)
+def _periodic_hann(n: int) -> Array:
+    window = np.asarray(sps.get_window("hann", n), dtype=np.float64)
+    window.setflags(write=False)
+    return window
+
+
+def _stft_power(x: Array, fs: float, nper: int) -> tuple[Array, Array]:
+    """|STFT|^2 (frequency x frame) with a periodic Hann window of `nper` and 3/4 overlap, frames as scipy's
+    `stft(boundary=None)` makes them (zero padded to a whole frame) and scaled as it does; computed as one rfft of
+    a strided frame view instead of scipy's general path (a tenth of the time on short windows)."""
+    hop = nper - nper * 3 // 4
+    extra = (-(len(x) - nper) % hop) % nper
+    if extra:
+        x = np.concatenate([x, np.zeros(extra)])
+    window = _periodic_hann(nper)
+    frames = np.lib.stride_tricks.sliding_window_view(x, nper)[::hop]
+    z = np.fft.rfft(frames * (window / window.sum()), axis=1)
+    return np.fft.rfftfreq(nper, 1.0 / fs).astype(np.float64), (z.real**2 + z.imag**2).T
+
+
 def kurtogram_band(
     x: Array,
     fs: float,
@@ -205,8 +226,7 @@ def kurtogram_band(
     for nper in windows:
         if nper * 4 > len(x) or 1.5 * fs / nper < min_bandwidth:
             continue
-        freqs, _, z = sps.stft(x, fs=fs, window="hann", nperseg=nper, noverlap=nper * 3 // 4, boundary=None)
-        power = np.abs(z) ** 2
+        freqs, power = _stft_power(x, fs, nper)
         m2 = power.mean(axis=1)
         sk = (power**2).mean(axis=1) / np.maximum(m2**2, 1e-30) - 2.0
         bw = 1.5 * fs / nper
@@ -267,18 +287,86 @@ def order_spectrum(
 # --- lines and floors ----------------------------------------------------------------------------------------
 
 
-def _floor(s: Spectrum, hz: float, half_width_hz: float) -> float:
-    lo, hi = np.searchsorted(s.x, [hz - half_width_hz, hz + half_width_hz])
-    seg = s.y[max(lo, 1) : hi]
-    return float(np.median(seg)) if len(seg) else 0.0
+def _peaks(s: Spectrum, hz: Array, tol_hz: Array) -> tuple[Array, Array]:
+    """Per expected line: the frequency and amplitude of the highest bin within +- tol_hz (hz, 0 where none)."""
+    lo = np.searchsorted(s.x, hz - tol_hz)
+    hi = np.searchsorted(s.x, hz + tol_hz + 1e-9)
+    at = np.array(hz, dtype=np.float64, copy=True)
+    amp = np.zeros(len(hz))
+    y = s.y
+    for i in np.nonzero(hi > lo)[0]:
+        j = lo[i] + int(np.argmax(y[lo[i] : hi[i]]))
+        at[i], amp[i] = s.x[j], y[j]
+    return at, amp
+
+
+def _floors(s: Spectrum, hz: Array, half_width_hz: float) -> Array:
+    """Per expected line: the median of the spectrum within +- half_width_hz (the local noise floor), for all
+    lines at once: each line's window sorted in a row padded with +inf, its median read at its own width."""
+    lo = np.maximum(np.searchsorted(s.x, hz - half_width_hz), 1)
+    hi = np.searchsorted(s.x, hz + half_width_hz)
+    width = np.maximum(hi - lo, 0)
+    out = np.zeros(len(hz))
+    widest = int(width.max()) if len(width) else 0
+    if widest == 0:
+        return out
+    idx = lo[:, None] + np.arange(widest)
+    rows = np.where(idx < hi[:, None], s.y[np.minimum(idx, len(s.y) - 1)], np.inf)
+    rows.sort(axis=1)
+    has = np.nonzero(width > 0)[0]
+    w = width[has]
+    out[has] = (rows[has, (w - 1) // 2] + rows[has, w // 2]) / 2.0
+    return out
 
 
 def _peak(s: Spectrum, hz: float, tol_hz: float) -> tuple[float, float]:
-    lo, hi = np.searchsorted(s.x, [hz - tol_hz, hz + tol_hz + 1e-9])
-    if hi <= lo:
-        return hz, 0.0
-    i = lo + int(np.argmax(s.y[lo:hi]))
-    return float(s.x[i]), float(s.y[i])
+    at, amp = _peaks(s, np.array([hz]), np.array([tol_hz]))
+    return float(at[0]), float(amp[0])
+
+
+def _lines(
+    s: Spectrum,
+    component: str,
+    kind: str,
+    lines: list[tuple[int, float]],
+    *,
+    tol: float,
+    floor_hz: float,
+    sideband_hz: float | None = None,
+) -> list[LineAmplitude]:
+    """The amplitude, local floor and SNR at each expected (harmonic, hz) line, with the peaks at +- sideband_hz
+    (as SNRs against the line's floor) when given. One vectorised pass per series."""
+    return _series(s, [(component, kind, h, hz, sideband_hz) for h, hz in lines], tol=tol, floor_hz=floor_hz)
+
+
+def _series(
+    s: Spectrum, lines: list[tuple[str, str, int, float, float | None]], *, tol: float, floor_hz: float
+) -> list[LineAmplitude]:
+    """`_lines` for several series at once: (component, kind, harmonic, hz, sideband hz or None) per line."""
+    hz = np.array([ln[3] for ln in lines], dtype=np.float64)
+    tol_hz = np.maximum(tol * hz, 1.5 * s.resolution)
+    inside = hz + floor_hz <= float(s.x[-1])  # beyond: what this spectrum holds (an envelope: the band's width)
+    at, amp = _peaks(s, hz, tol_hz)
+    floor = _floors(s, hz, floor_hz)
+    safe = np.where(floor > 0, floor, 1.0)
+    snr = np.where(floor > 0, amp / safe, 0.0)
+    side_hz = np.array([ln[4] or 0.0 for ln in lines], dtype=np.float64)
+    has_side = side_hz != 0
+    side: list[Array] = []
+    if has_side.any():
+        for sign in (-1, 1):
+            sb = _peaks(s, hz + sign * side_hz, tol_hz)[1]
+            side.append(np.where(floor > 0, sb / safe, 0.0))
+    out = []
+    for i, (component, kind, harmonic, expected, _) in enumerate(lines):
+        if not inside[i]:
+            out.append(LineAmplitude(component, kind, harmonic, expected, expected, 0.0, 0.0))
+            continue
+        sidebands = tuple(float(v[i]) for v in side) if has_side[i] else ()
+        out.append(
+            LineAmplitude(component, kind, harmonic, expected, float(at[i]), float(amp[i]), float(snr[i]), sidebands)
+        )
+    return out
 
 
 def _line(
@@ -292,18 +380,7 @@ def _line(
     floor_hz: float,
     sideband_hz: float | None = None,
 ) -> LineAmplitude:
-    tol_hz = max(tol * hz, 1.5 * s.resolution)
-    if hz + floor_hz > float(s.x[-1]):  # beyond what this spectrum holds (an envelope: the band's width)
-        return LineAmplitude(component, kind, harmonic, hz, hz, 0.0, 0.0)
-    at, amp = _peak(s, hz, tol_hz)
-    floor = _floor(s, hz, floor_hz)
-    snr = amp / floor if floor > 0 else 0.0
-    sidebands: tuple[float, ...] = ()
-    if sideband_hz:
-        sidebands = tuple(
-            _peak(s, hz + sign * sideband_hz, tol_hz)[1] / floor if floor > 0 else 0.0 for sign in (-1, 1)
-        )
-    return LineAmplitude(component, kind, harmonic, hz, at, amp, snr, sidebands)
+    return _lines(s, component, kind, [(harmonic, hz)], tol=tol, floor_hz=floor_hz, sideband_hz=sideband_hz)[0]
 
 
 def iso_zone(velocity_rms_mm_s: float, machine_class: str) -> str:
@@ -358,28 +435,33 @@ def _bearing_lines(
 ) -> dict[str, list[LineAmplitude]]:
     g = bearing.geometry
     floor_hz = max(8.0 * env.resolution, 0.6 * fr)
-    out: dict[str, list[LineAmplitude]] = {}
-    for kind, factor, side in (
+    series = (
         ("bpfo", g.bpfo, None),
         ("bpfi", g.bpfi, fr),
         ("bsf", 2.0 * g.bsf, g.ftf * fr),  # a rolling-element defect strikes both races: 2 x BSF
         ("ftf", g.ftf, None),
-    ):
-        out[kind] = [
-            _line(env, bearing.name, kind, h, h * factor * fr, tol=tol, floor_hz=floor_hz, sideband_hz=side)
+    )
+    measured = _series(
+        env,
+        [
+            (bearing.name, kind, h, h * factor * fr, side)
+            for kind, factor, side in series
             for h in range(1, harmonics + 1)
-        ]
-    return out
+        ],
+        tol=tol,
+        floor_hz=floor_hz,
+    )
+    return {kind: measured[i * harmonics : (i + 1) * harmonics] for i, (kind, _, _) in enumerate(series)}
 
 
-def _score(kind: str, lines: list[LineAmplitude], fr: float, clash: set[float], tol: float) -> float:
+def _score(kind: str, lines: list[LineAmplitude], fr: float, clash: Array, tol: float) -> float:
     """Evidence of one defect: dB above the match threshold of each matched harmonic (first weighted double),
     plus matched sidebands for an inner race (shaft) and a rolling element (cage). Harmonics landing on a shaft
     harmonic or another defect's line count for nothing."""
     score = 0.0
     matched = 0
     for line in lines:
-        if any(abs(line.expected_hz - c) <= 3 * tol * line.expected_hz for c in clash):
+        if bool(np.any(np.abs(line.expected_hz - clash) <= 3 * tol * line.expected_hz)):
             continue
         if line.snr >= MATCH_SNR:
             matched += 1
@@ -398,16 +480,16 @@ def _bearing_diagnoses(
     env: Spectrum, kin: Kinematics, shaft_hz: float, sensor_bearing: str | None, tol: float, peak_g: float
 ) -> tuple[list[Diagnosis], list[LineAmplitude]]:
     speeds = {shaft.name: shaft.ratio * shaft_hz for shaft in kin.shafts}
+    shaft_harmonics = np.array(sorted({k * f for f in speeds.values() for k in range(1, 40)}))
     all_lines: list[LineAmplitude] = []
     candidates: list[tuple[float, Bearing, str, list[LineAmplitude]]] = []
     for bearing in kin.bearings:
         fr = speeds[bearing.shaft]
         lines = _bearing_lines(env, bearing, fr, tol=tol)
-        shaft_harmonics = {k * f for f in speeds.values() for k in range(1, 40)}
         for kind, ls in lines.items():
             all_lines.extend(ls)
-            others = {ln.expected_hz for k2, l2 in lines.items() if k2 != kind for ln in l2}
-            score = _score(kind, ls, fr, shaft_harmonics | others, tol)
+            others = [ln.expected_hz for k2, l2 in lines.items() if k2 != kind for ln in l2]
+            score = _score(kind, ls, fr, np.concatenate([shaft_harmonics, others]), tol)
             # The sensor sits on this bearing's housing: its faults travel less far.
             if sensor_bearing is not None and bearing.name != sensor_bearing:
                 score *= 0.5
@@ -464,10 +546,11 @@ def _shaft_diagnoses(
     shaft = kin.shafts[0]
     fr = shaft.ratio * shaft_hz
     floor_hz = max(3.0 * fr, 10 * vel.resolution)
-    orders = {
-        k: _line(vel, shaft.name, "shaft", k, k * fr, tol=tol, floor_hz=floor_hz) for k in (1, 2, 3, 4, 5, 6, 7, 8)
-    }
-    halves = [_line(vel, shaft.name, "half_order", 0, k * fr, tol=tol, floor_hz=floor_hz) for k in (0.5, 1.5, 2.5)]
+    ks = (1, 2, 3, 4, 5, 6, 7, 8)
+    orders = dict(
+        zip(ks, _lines(vel, shaft.name, "shaft", [(k, k * fr) for k in ks], tol=tol, floor_hz=floor_hz), strict=True)
+    )
+    halves = _lines(vel, shaft.name, "half_order", [(0, k * fr) for k in (0.5, 1.5, 2.5)], tol=tol, floor_hz=floor_hz)
     lines.extend(orders.values())
     rms_1x = orders[1].amplitude / math.sqrt(2)
     rms_2x = orders[2].amplitude / math.sqrt(2)
@@ -519,19 +602,15 @@ def _gear_diagnoses(
         mesh = gear.teeth * fr
         if mesh * 2 >= acc.x[-1]:
             continue
-        ls = [
-            _line(
-                acc,
-                gear.name,
-                "mesh",
-                h,
-                h * mesh,
-                tol=tol / 2,
-                floor_hz=max(4 * fr, 10 * acc.resolution),
-                sideband_hz=fr,
-            )
-            for h in (1, 2)
-        ]
+        ls = _lines(
+            acc,
+            gear.name,
+            "mesh",
+            [(h, h * mesh) for h in (1, 2)],
+            tol=tol / 2,
+            floor_hz=max(4 * fr, 10 * acc.resolution),
+            sideband_hz=fr,
+        )
         lines.extend(ls)
         # Wear: the mesh line and its second harmonic flanked by running-speed sidebands.
         sides = [sb for ln in ls for sb in ln.sidebands if sb >= MATCH_SNR]
@@ -626,8 +705,16 @@ def analyse_capture(
     # healthy machine shows none in any.
     f_max = min(fs / 2, max(10.0 * defect_max, 50 * shaft_hz))
     best: tuple[float, Spectrum, tuple[float, float, float], list[Diagnosis], list[LineAmplitude]] | None = None
-    for band in bands[:3]:
-        env = envelope_spectrum(x, fs, (band[0], band[1]), f_max=min(f_max, band[1] - band[0]), half_spectrum=half)
+    # Candidates: the top kurtogram bands of the signal as it is, and the cepstrum pre-whitened signal (every
+    # spectral line's magnitude set to 1, which removes discrete components such as shaft and mesh harmonics and
+    # equalises the resonances; Sawalhi & Randall 2007, Borghesani et al. 2013) demodulated over the whole band
+    # above the shaft harmonics: the benchmark method of Smith & Randall's 2015 study of these CWRU records.
+    candidates = [(band, half) for band in bands[:3]]
+    white = half / np.maximum(np.abs(half), 1e-300)
+    white[0] = 0.0
+    candidates.append(((max(3.0 * defect_max, 500.0), 0.98 * fs / 2, 0.0), white))
+    for band, spec in candidates:
+        env = envelope_spectrum(x, fs, (band[0], band[1]), f_max=min(f_max, band[1] - band[0]), half_spectrum=spec)
         found, env_lines = _bearing_diagnoses(env, kinematics, shaft_hz, sensor_bearing, tol, peak)
         top = found[0].score if found else 0.0
         if best is None or top > best[0]:

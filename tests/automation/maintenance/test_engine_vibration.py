@@ -105,3 +105,25 @@ def test_the_kurtogram_prefers_impulsive_bands_wide_enough_for_the_harmonics():
     assert bands[0][2] > 1.0  # impulsive
     healthy = kurtogram_band(bearing_fault(None, seed=4), FS, f_min=500, min_bandwidth=400)
     assert healthy[0][2] < 0.5 * bands[0][2]
+
+
+def test_the_flat_forest_gives_scikit_learns_probabilities():
+    """The classifier walks its trees as flat arrays (speed); the probabilities must be scikit-learn's own, also
+    after a round trip through the stored artefact."""
+    from automation.maintenance.engine.vibration_learning import VibrationClassifier, train_vibration_classifier
+
+    rng = np.random.default_rng(3)
+    labels = [
+        str(v) for v in np.array(["normal", "inner_race", "outer_race", "rolling_element"])[rng.integers(0, 4, 200)]
+    ]
+    centres = {"normal": 0.0, "inner_race": 1.0, "outer_race": 2.0, "rolling_element": 3.0}
+    features = [list(rng.normal(centres[label], 1.0, size=12)) for label in labels]
+    classifier = VibrationClassifier.from_bytes(train_vibration_classifier(features, labels).to_bytes())
+    probe = rng.normal(1.5, 1.5, size=(50, 12))
+    expected = classifier.model.predict_proba(probe)
+    for row, want in zip(probe, expected, strict=True):
+        got = classifier.predict(list(row))
+        assert got.label == classifier.classes[int(np.argmax(want))]
+        assert got.probability == round(float(np.max(want)), 4)
+    assert "_flat_forest" in classifier.__dict__
+    assert "_flat_forest" not in VibrationClassifier.from_bytes(classifier.to_bytes()).__dict__

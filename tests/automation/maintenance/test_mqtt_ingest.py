@@ -13,7 +13,15 @@ import pytest
 
 from automation.maintenance import services
 from automation.maintenance.models import Telemetry
-from automation.maintenance.mqtt import STATS_KEY, TelemetrySubscriber, asset_topic, device_message, ingest_stats
+from automation.maintenance.mqtt import (
+    STATS_KEY,
+    TelemetrySubscriber,
+    asset_topic,
+    capture_messages,
+    capture_topic,
+    device_message,
+    ingest_stats,
+)
 from automation.maintenance.signing import message_signature
 from foundation.redis import get_redis
 from tests.automation.maintenance.maintenance_api import aligned_start, make_asset_type, ts_of
@@ -211,3 +219,100 @@ def test_the_management_command_ingests_as_a_long_running_process(tenants, broke
         from tests.workers import stop_worker
 
         stop_worker(process)
+
+
+def _capture_setup(tenants):
+    import numpy as np
+
+    from automation.maintenance.vibration import kinematics_set
+    from tests.automation.maintenance.vibration_signals import FS, KINEMATICS_DICT, SHAFT_HZ, bearing_fault
+
+    a = tenants["a"]
+    kinematics_set(asset=a["asset"], data=KINEMATICS_DICT)
+    content = np.asarray(bearing_fault("outer_race", amplitude=4.0), dtype="<f4").tobytes()
+    meta = {"sensor": "DE", "sample_rate": FS, "shaft_rpm": SHAFT_HZ * 60, "format": "float32"}
+    return a, content, meta, capture_topic(org_slug=a["org"].slug, asset_code="P-1")
+
+
+def test_a_capture_in_signed_chunks_is_stored_whole_once_complete(tenants, subscriber, publisher):
+    """Catches a capture stored from part of its chunks, or lost when chunks arrive out of order or twice: nothing
+    is stored until the last chunk, then the joined bytes are the capture, stored once and queued for analysis."""
+    from automation.maintenance.models import VibrationCapture
+    from automation.maintenance.vibration import waveform_load
+
+    a, content, meta, topic = _capture_setup(tenants)
+    chunks = capture_messages(
+        key_id=a["key"].key_id, secret=a["secret"], topic=topic, capture_id="cap-1", content=content,
+        chunk_bytes=len(content) // 5 + 1, **meta,
+    )  # fmt: skip
+    assert len(chunks) == 5
+    for payload in (chunks[3], chunks[0], chunks[3], chunks[1], chunks[2]):  # out of order, one twice
+        _publish(publisher, topic, payload)
+    _settled(subscriber, 5)
+    assert not VibrationCapture.objects.exists()  # incomplete: nothing stored
+    _publish(publisher, topic, chunks[4])
+    capture = wait_until(lambda: VibrationCapture.objects.filter(asset=a["asset"]).first(), timeout=30, what="capture")
+    assert capture.sensor == "DE" and capture.job is not None and capture.samples == len(content) // 4
+    assert waveform_load(capture).tobytes() == content
+    _publish(publisher, topic, chunks[2])  # a late re-delivery stores nothing again
+    _settled(subscriber, 7)
+    assert VibrationCapture.objects.filter(asset=a["asset"]).count() == 1
+
+
+def test_bad_chunks_store_nothing_and_incomplete_captures_expire(tenants, subscriber, publisher, settings):
+    """Catches a forged chunk slipping into a capture, chunks that disagree being joined, a checksum not checked, a
+    capture the upload API would refuse being stored from MQTT, and incomplete captures kept forever."""
+    from automation.maintenance.models import VibrationCapture
+
+    settings.MAINTENANCE_MQTT_CAPTURE_TTL_S = 15
+    a, content, meta, topic = _capture_setup(tenants)
+
+    def chunks(capture_id, data=content, key=a, **extra):
+        return capture_messages(
+            key_id=key["key"].key_id, secret=key["secret"], topic=topic, capture_id=capture_id, content=data,
+            chunk_bytes=len(data) // 3 + 1, **{**meta, **extra},
+        )  # fmt: skip
+
+    processed = 0
+
+    def publish_all(payloads):
+        nonlocal processed
+        for payload in payloads:
+            _publish(publisher, topic, payload)
+        processed += len(payloads)
+        _settled(subscriber, processed)
+
+    # Signed with another organisation's key: rejected chunk by chunk.
+    publish_all(chunks("forged", key=tenants["b"]))
+    # Chunks that disagree (another sample rate in one of them): the capture is dropped.
+    mixed = chunks("mixed")
+    publish_all([mixed[0], chunks("mixed", sample_rate=meta["sample_rate"] * 2)[1], mixed[2]])
+    # A checksum that does not match the joined bytes.
+    wrong = [json.loads(c) for c in chunks("wrong-sum")]
+    for envelope in wrong:
+        data = json.loads(envelope["data"])
+        data["sha256"] = "0" * 64
+        envelope["data"] = json.dumps(data)
+        envelope["signature"] = message_signature(secret=a["secret"], topic=topic, data=envelope["data"])
+    publish_all([json.dumps(e).encode() for e in wrong])
+    # Whole and intact, but a capture the API refuses too (an unknown sensor).
+    publish_all(chunks("no-sensor", sensor="XX"))
+    # One chunk's data altered after signing: that chunk is rejected, the capture never completes.
+    tampered = json.loads(chunks("tampered")[1])
+    tampered["data"] = tampered["data"].replace('"index":1', '"index":2')
+    first, _, last = chunks("tampered")
+    publish_all([first, json.dumps(tampered).encode(), last])
+    assert not VibrationCapture.objects.exists()
+    stats = ingest_stats()
+    assert stats["rejected:wrong_organization"] == 3 and stats["rejected:bad_signature"] == 1
+    assert stats["rejected:inconsistent_chunks"] >= 1 and stats["rejected:bad_checksum"] == 1
+    assert stats["rejected:invalid_capture"] == 1
+    # The incomplete "tampered" capture waits in Redis, then expires.
+    redis = get_redis()
+    waiting = [k for k in redis.scan_iter("maintenance:mqtt:capture:*") if not k.endswith(":done")]
+    assert waiting and all(0 < redis.ttl(k) <= 15 for k in waiting)
+    wait_until(
+        lambda: not [k for k in redis.scan_iter("maintenance:mqtt:capture:*") if not k.endswith(":done")],
+        timeout=60,
+        what="incomplete captures to expire",
+    )
