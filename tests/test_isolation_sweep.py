@@ -111,6 +111,7 @@ def _inference_objects(org, base_model_dir, settings, tmp_path) -> list:
 def _scheduling_objects(org):
     """One object of every production-scheduling model that has a route, and a run (with its job)."""
     from datetime import timedelta
+    from decimal import Decimal
 
     from django.utils import timezone
 
@@ -142,7 +143,13 @@ def _scheduling_objects(org):
     run = runs.run_create(
         organization=org, actor=actor, objective="makespan", time_limit_s=5, jobshop={"jobs": [[[0, 3], [1, 2]]]}
     )
-    return [machine, downtime, material, product, setup, order, run, run.job]
+    supplier = scheduling.supplier_create(organization=org, code="acme", material=material, lead_days=1)
+    price = scheduling.supplier_price_set(organization=org, supplier=supplier, day=now.date(), price=Decimal("10.5"))
+    bom_line = scheduling.bom_line_set(
+        organization=org, product=product, position=1, material=material, quantity_per_unit=Decimal(2)
+    )
+    rate = scheduling.tariff_rate_set(organization=org, weekday=0, hour=8, price_per_kwh=Decimal("0.3"))
+    return [machine, downtime, material, product, setup, order, run, run.job, supplier, price, bom_line, rate]
 
 
 def _maintenance_objects(org) -> list:

@@ -14,11 +14,25 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from foundation.api.errors import ApiError, error_body
+from foundation.api.pagination import CreatedCursorPagination
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
 from . import importing, runs, serializers, services
-from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime
+from .models import (
+    BomLine,
+    Downtime,
+    Machine,
+    Material,
+    Order,
+    Product,
+    Run,
+    SetupTime,
+    Supplier,
+    SupplierPrice,
+    TariffRate,
+)
+from .outputs import comparison as comparison_json
 from .outputs import purchase_rows, purchases_csv, schedule_by_machine, schedule_csv, schedule_png
 
 
@@ -110,6 +124,78 @@ class OrderViewSet(_MasterData):
         services.order_delete(order=instance)
 
 
+class _IdCursorPagination(CreatedCursorPagination):
+    """For rows without a creation time (prices, bill-of-materials lines, tariff hours): pages in id order."""
+
+    ordering = ("id",)  # type: ignore[assignment]  # one unique field is all a cursor needs
+
+
+class SupplierViewSet(_MasterData):
+    queryset = Supplier.objects.select_related("material")
+    serializer_class = serializers.SupplierSerializer
+    list_filters = {"material": "material__code"}
+
+    def perform_create(self, serializer):
+        serializer.instance = services.supplier_create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.supplier_update(supplier=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.supplier_delete(supplier=instance)
+
+
+class SupplierPriceViewSet(_MasterData):
+    pagination_class = _IdCursorPagination
+    queryset = SupplierPrice.objects.select_related("supplier")
+    serializer_class = serializers.SupplierPriceSerializer
+    list_filters = {"supplier": "supplier__code"}
+
+    def perform_create(self, serializer):
+        serializer.instance = services.supplier_price_set(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.supplier_price_update(
+            supplier_price=serializer.instance, data=serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.supplier_price_delete(supplier_price=instance)
+
+
+class BomLineViewSet(_MasterData):
+    pagination_class = _IdCursorPagination
+    queryset = BomLine.objects.select_related("product", "material")
+    serializer_class = serializers.BomLineSerializer
+    list_filters = {"product": "product__code"}
+
+    def perform_create(self, serializer):
+        serializer.instance = services.bom_line_set(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.bom_line_update(bom_line=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.bom_line_delete(bom_line=instance)
+
+
+class TariffRateViewSet(_MasterData):
+    pagination_class = _IdCursorPagination
+    queryset = TariffRate.objects.all()
+    serializer_class = serializers.TariffRateSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = services.tariff_rate_set(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.tariff_rate_update(
+            tariff_rate=serializer.instance, data=serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.tariff_rate_delete(tariff_rate=instance)
+
+
 class ImportView(OrganizationScopedViewMixin, GenericAPIView):
     """Bulk import, all or nothing: CSV files (multipart, one field per entity: `machines`, `shifts`,
     `materials`, `products`, `operations`, `setup_times`, `downtimes`, `orders`) or one JSON object with lists
@@ -156,7 +242,7 @@ class RunViewSet(
     # Lists and details leave out the problem and the schedule, which can be large.
     queryset = Run.objects.select_related("job").defer("problem", "schedule", "frozen")
     serializer_class = serializers.RunSerializer
-    action_scopes = {"create": Scope.JOBS, "reschedule": Scope.JOBS}
+    action_scopes = {"create": Scope.JOBS, "reschedule": Scope.JOBS, "what_if": Scope.JOBS}
 
     def perform_content_negotiation(self, request, force=False):
         # Downloads answer their own content type whatever Accept says; their errors are JSON.
@@ -182,6 +268,32 @@ class RunViewSet(
         fields = dict(data.validated_data)
         replan = runs.run_reschedule(run=run, actor=self.actor, rush_order_codes=fields.pop("rush_orders"), **fields)
         return Response(self.get_serializer(replan).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.WhatIfSerializer, responses={201: serializers.RunSerializer})
+    @action(detail=True, methods=["post"], url_path="what-if", url_name="what-if")
+    def what_if(self, request, *args, **kwargs):
+        """Re-optimise this cost run's plan under a scenario (prices, tariff, lead times, a machine down, rush
+        orders); compare the two with GET .../{new run}/comparison."""
+        run = self.get_object()
+        data = serializers.WhatIfSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        scenario = runs.run_what_if(run=run, actor=self.actor, **data.validated_data)
+        return Response(self.get_serializer(scenario).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: serializers.ComparisonSerializer})
+    @action(detail=True, methods=["get"])
+    def comparison(self, request, *args, **kwargs):
+        """This cost run's plan beside its base run's (a what-if's, or a re-plan's): cost delta by kind, orders
+        that moved, became late or were declined, purchases that changed, and the base plan kept as it was."""
+        run = self._with_schedule()
+        parent = run.parent
+        if run.objective != Run.Objective.COST or parent is None or parent.schedule is None or not parent.costs:
+            raise ApiError(
+                "Only a cost run made from another cost run's plan (a what-if or a re-plan) has a comparison.",
+                code="no_comparison",
+                status_code=status.HTTP_409_CONFLICT,
+            )
+        return Response(comparison_json(run))
 
     @extend_schema(responses={200: serializers.MachineScheduleSerializer(many=True)})
     @action(detail=True, methods=["get"])

@@ -19,10 +19,12 @@ from jobs.runner import JobCancelled, JobContext, JobFailure
 from . import runs
 from .conf import solver_workers
 from .engine import MixWeights, ProblemError, solve
+from .engine.robust import solve_robust
+from .engine.scenarios import apply_scenario
 from .engine.solver import Objective
 from .metering import solver_seconds_record
 from .models import Run
-from .snapshot import frozen_from_json, problem_from_json, schedule_from_json
+from .snapshot import changes_from_json, frozen_from_json, problem_from_json, schedule_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -105,19 +107,35 @@ def run_execute(ctx: JobContext) -> dict:
     )
     reporter = SolutionReporter(ctx, time_limit_s=run.time_limit_s)
     reporter.start()
+    robust_report = None
     try:
-        result = solve(
-            problem,
-            objective=cast(Objective, run.objective),  # the model's choices are the engine's objectives
-            weights=MixWeights(**run.weights),
-            time_limit_s=run.time_limit_s,
-            workers=solver_workers(),
-            frozen=frozen,
-            now=run.now_minute,
-            on_solution=reporter.solution,
-            should_stop=ctx.should_stop,
-            hint=hint,
-        )
+        if run.robust and run.robust.get("scenarios"):
+            scenarios = [apply_scenario(problem, changes_from_json(s)) for s in run.robust["scenarios"]]
+            ctx.event(f"Robust plan: lowest expected cost over {len(scenarios)} price scenarios.")
+            result, robust_report = solve_robust(
+                problem,
+                scenarios,
+                time_limit_s=run.time_limit_s,
+                workers=solver_workers(),
+                frozen=frozen,
+                now=run.now_minute,
+                on_solution=reporter.solution,
+                should_stop=ctx.should_stop,
+                hint=hint,
+            )
+        else:
+            result = solve(
+                problem,
+                objective=cast(Objective, run.objective),  # the model's choices are the engine's objectives
+                weights=MixWeights(**run.weights),
+                time_limit_s=run.time_limit_s,
+                workers=solver_workers(),
+                frozen=frozen,
+                now=run.now_minute,
+                on_solution=reporter.solution,
+                should_stop=ctx.should_stop,
+                hint=hint,
+            )
     except ProblemError as exc:  # frozen operations that do not fit the problem
         raise JobFailure(
             f"The problem is malformed: {exc.issues[0]}",
@@ -137,7 +155,7 @@ def run_execute(ctx: JobContext) -> dict:
             wall_time=round(result.wall_time, 3),
         )
     _bill(ctx, run, result.wall_time, result.status)
-    outcome = runs.run_record_outcome(run=run, problem=problem, result=result)
+    outcome = runs.run_record_outcome(run=run, problem=problem, result=result, robust=robust_report)
     if result.status == "infeasible":
         first = result.findings[0].message if result.findings else "no reason found"
         raise JobFailure(

@@ -366,6 +366,10 @@ class Run(models.Model):
     findings = models.JSONField(default=list, blank=True)
     costs = models.JSONField(null=True, blank=True)  # objective cost: by kind, per order, per material
     purchases = models.JSONField(default=list, blank=True)  # objective cost: the purchase orders
+    # objective cost: price forecasts for suppliers with only history (per supplier: mean, lower, upper per day)
+    forecasts = models.JSONField(default=list, blank=True)
+    # objective cost: a robust plan's price scenarios (asked), and its expected and per-scenario costs (found)
+    robust = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

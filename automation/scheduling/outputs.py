@@ -8,7 +8,8 @@ import csv
 import io
 from datetime import timedelta
 
-from .engine import gantt_png
+from .engine import Purchase, gantt_png
+from .engine.scenarios import Plan, compare_plans
 from .models import Run
 from .snapshot import problem_from_json, schedule_from_json
 
@@ -129,3 +130,44 @@ def purchases_csv(run: Run) -> str:
     writer.writeheader()
     writer.writerows(purchase_rows(run))
     return buffer.getvalue()
+
+
+def forecast_rows(run: Run) -> list[dict]:
+    """The run's price forecasts, per supplier, with each horizon day as a datetime (UTC)."""
+    return [
+        {
+            "supplier": f["supplier"],
+            "material": f["material"],
+            "method": f["method"],
+            "level": f["level"],
+            "history_days": f["history_days"],
+            "days": [
+                {"day": day, "date": moment(run, day * 1440), "price": mean, "lower": lower, "upper": upper}
+                for day, (mean, lower, upper) in enumerate(zip(f["mean"], f["lower"], f["upper"], strict=True))
+            ],
+        }
+        for f in run.forecasts or []
+    ]
+
+
+def comparison(run: Run) -> dict:
+    """A what-if (or re-planned) cost run beside its parent: ``engine.scenarios.compare_plans`` with the
+    minutes of the orders' starts and ends also as datetimes (UTC)."""
+    parent = run.parent
+    assert parent is not None and parent.schedule is not None and run.schedule is not None
+    compared = compare_plans(
+        Plan(
+            problem_from_json(parent.problem),
+            schedule_from_json(parent.schedule),
+            tuple(Purchase(**p) for p in parent.purchases),
+        ),
+        Plan(
+            problem_from_json(run.problem),
+            schedule_from_json(run.schedule),
+            tuple(Purchase(**p) for p in run.purchases),
+        ),
+    )
+    for row in compared["orders"]:
+        for name in ("base_start", "base_end", "start", "end", "due"):
+            row[f"{name}_at"] = None if row[name] is None else moment(run, row[name])
+    return {"base_run": str(parent.id), "changes": run.changes, **compared}

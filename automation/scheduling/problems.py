@@ -21,6 +21,7 @@ from .engine import Product as EngineProduct
 from .engine import SetupTime as EngineSetupTime
 from .engine import Supplier as EngineSupplier
 from .engine.costs import MINUTES_PER_DAY
+from .engine.forecast import PriceForecast, forecast_prices, forecastable
 from .models import BomLine, Downtime, Machine, Material, Operation, Order, SetupTime, Supplier, TariffRate
 from .timegrid import Horizon, shift_windows
 
@@ -29,6 +30,7 @@ from .timegrid import Horizon, shift_windows
 class BuiltProblem:
     problem: Problem
     operation_names: dict[str, list[str]]  # product code -> names of its operations, in routing order
+    forecasts: tuple[PriceForecast, ...] = ()  # prices forecast for suppliers with only history
 
 
 def problem_build(*, orders: Sequence[Order], horizon: Horizon, with_cost: bool = False) -> BuiltProblem:
@@ -60,6 +62,7 @@ def problem_build(*, orders: Sequence[Order], horizon: Horizon, with_cost: bool 
     setups = SetupTime.objects.filter(machine_id__in=machine_ids).select_related("machine")
     materials = {material for operation in operations for material in operation.materials.all()}
     products = {order.product.code: order.product for order in orders}
+    cost, forecasts = cost_data_build(orders=orders, machines=machines, horizon=horizon) if with_cost else (None, ())
     problem = Problem(
         machines=tuple(_machine(machine, horizon) for machine in machines),
         products=tuple(
@@ -81,17 +84,22 @@ def problem_build(*, orders: Sequence[Order], horizon: Horizon, with_cost: bool 
         # A material without a delivery date is left out: the engine's diagnosis reports it by name.
         material_arrivals={m.code: max(0, horizon.minute_up(m.arrives_at)) for m in materials if m.arrives_at},
         horizon=horizon.minutes,
-        cost=cost_data_build(orders=orders, machines=machines, horizon=horizon) if with_cost else None,
+        cost=cost,
     )
     names = {code: [operation.name for operation in routing] for code, routing in routings.items()}
-    return BuiltProblem(problem, names)
+    return BuiltProblem(problem, names, forecasts)
 
 
-def cost_data_build(*, orders: Sequence[Order], machines: Sequence[Machine], horizon: Horizon) -> CostData:
-    """Prices, stock, bills of materials, power, tariff, overtime shifts and order terms, in engine units.
+def cost_data_build(
+    *, orders: Sequence[Order], machines: Sequence[Machine], horizon: Horizon
+) -> tuple[CostData, tuple[PriceForecast, ...]]:
+    """Prices, stock, bills of materials, power, tariff, overtime shifts and order terms, in engine units; and
+    the price forecasts made for suppliers that have only price history.
 
     A supplier's price dated before the horizon applies from its start (day 0); days count from the horizon
-    start. The weekly tariff (UTC hours) becomes one price per hour of the horizon.
+    start. A supplier whose prices all lie before the horizon's first day, with enough of them
+    (``engine.forecast``), gets the forecast's expected price for each day instead. The weekly tariff (UTC hours)
+    becomes one price per hour of the horizon.
     """
     organization_id = orders[0].organization_id
     product_ids = {order.product_id for order in orders}
@@ -120,11 +128,19 @@ def cost_data_build(*, orders: Sequence[Order], machines: Sequence[Machine], hor
                 [(shift.days, shift.start, shift.end)], zone=machine.timezone, horizon=horizon
             ):
                 overtime.append(Overtime(machine.code, start, end, float(shift.overtime_cost_per_hour)))
-    return CostData(
+    horizon_days = -(-horizon.minutes // MINUTES_PER_DAY)
+    engine_suppliers, forecasts = [], []
+    for s in suppliers:
+        if s.prices.all():
+            engine_supplier, forecast = _supplier(s, horizon, days=horizon_days)
+            engine_suppliers.append(engine_supplier)
+            if forecast is not None:
+                forecasts.append(forecast)
+    cost = CostData(
         materials=tuple(
             EngineMaterial(m.code, m.stock, float(m.holding_cost_per_day), m.storage_limit) for m in materials
         ),
-        suppliers=tuple(_supplier(s, horizon) for s in suppliers if s.prices.all()),
+        suppliers=tuple(engine_suppliers),
         bom=tuple(
             EngineBomLine(line.product.code, line.position, line.material.code, float(line.quantity_per_unit))
             for line in bom
@@ -140,18 +156,28 @@ def cost_data_build(*, orders: Sequence[Order], machines: Sequence[Machine], hor
             if o.late_penalty_per_day or o.optional or o.margin
         ),
     )
+    return cost, tuple(sorted(forecasts, key=lambda f: f.supplier))
 
 
-def _supplier(supplier: Supplier, horizon: Horizon) -> EngineSupplier:
+def _supplier(supplier: Supplier, horizon: Horizon, *, days: int) -> tuple[EngineSupplier, PriceForecast | None]:
+    history = [((p.day - horizon.start.date()).days, float(p.price)) for p in supplier.prices.all()]
+    if forecastable(history):
+        forecast = forecast_prices(supplier.code, history, days=days)
+        prices = tuple(PricePoint(day, price) for day, price in enumerate(forecast.mean))
+        return _engine_supplier(supplier, prices), forecast
     by_day: dict[int, float] = {}
     for point in sorted(supplier.prices.all(), key=lambda p: p.day):
         midnight = datetime.combine(point.day, time(), tzinfo=UTC)
         day = max(0, -(-horizon.minute_up(midnight) // MINUTES_PER_DAY))
         by_day[day] = float(point.price)  # later dates win a day they share
+    return _engine_supplier(supplier, tuple(PricePoint(day, price) for day, price in sorted(by_day.items()))), None
+
+
+def _engine_supplier(supplier: Supplier, prices: tuple[PricePoint, ...]) -> EngineSupplier:
     return EngineSupplier(
         supplier.code,
         supplier.material.code,
-        tuple(PricePoint(day, price) for day, price in sorted(by_day.items())),
+        prices,
         lead_days=supplier.lead_days,
         moq=supplier.moq,
         breaks=tuple(PriceBreak(int(q), float(f)) for q, f in supplier.price_breaks),

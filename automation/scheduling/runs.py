@@ -9,6 +9,7 @@ import dataclasses
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -33,11 +34,25 @@ from .engine import (
     freeze_started,
     problem_from_jobshop,
 )
+from .engine.costs import MINUTES_PER_DAY
+from .engine.forecast import PriceForecast
+from .engine.scenarios import (
+    Change,
+    LeadTimeChange,
+    MachineDown,
+    PriceChange,
+    TariffChange,
+    apply_scenario,
+    sample_price_scenarios,
+)
 from .models import Machine, Order, Run
 from .outputs import moment
 from .problems import problem_build, problem_merge
 from .snapshot import (
+    changes_to_json,
     costs_to_json,
+    forecasts_to_json,
+    frozen_from_json,
     frozen_to_json,
     problem_from_json,
     problem_to_json,
@@ -68,6 +83,8 @@ def _run_start(
     frozen: Sequence[FrozenOp] = (),
     now_minute: int = 0,
     changes: dict | None = None,
+    forecasts: list | None = None,
+    robust: dict | None = None,
 ) -> Run:
     if objective == Run.Objective.COST and problem.cost is None:
         raise ValidationError({"objective": ["cost needs factory data: prices, stock, power and tariffs."]})
@@ -103,6 +120,8 @@ def _run_start(
             operation_names=operation_names,
             frozen=frozen_to_json(frozen),
             changes=changes or {},
+            forecasts=forecasts or [],
+            robust=robust,
             requested_by_label=actor.label if actor else "system",
         )
 
@@ -126,8 +145,15 @@ def run_create(
     horizon_start: datetime | None = None,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     jobshop: dict | None = None,
+    robust: dict | None = None,
 ) -> Run:
-    """Start optimising the organisation's orders (all, or those named), or a plain job-shop problem."""
+    """Start optimising the organisation's orders (all, or those named), or a plain job-shop problem.
+
+    ``robust`` (objective cost): ``{"scenarios": [[change, ...], ...]}`` (price and tariff changes, as in a
+    what-if) or ``{"samples": n}`` (price paths drawn from the forecasts' intervals): the plan is the one with the
+    lowest expected cost over those scenarios (``engine.robust``)."""
+    if robust is not None and objective != Run.Objective.COST:
+        raise ValidationError({"robust": ["A robust plan weighs costs: it needs the objective cost."]})
     start = truncate_to_minute(horizon_start or timezone.now())
     if jobshop is not None:
         try:
@@ -164,6 +190,7 @@ def run_create(
         )
     except ProblemError as exc:
         raise ValidationError({"orders": exc.issues}) from exc
+    horizon = Horizon.beginning(start, days=horizon_days)
     return _run_start(
         organization=organization,
         actor=actor,
@@ -174,6 +201,114 @@ def run_create(
         horizon_start=start,
         problem=built.problem,
         operation_names=built.operation_names,
+        forecasts=forecasts_to_json(built.problem, built.forecasts),
+        robust=None if robust is None else _robust(robust, built.problem, built.forecasts, horizon),
+    )
+
+
+SAMPLES_SEED = 0  # sampled price scenarios are the same for the same forecasts
+
+
+def _robust(asked: dict, problem: Problem, forecasts: Sequence[PriceForecast], horizon: Horizon) -> dict:
+    """The robust request as stored: what was asked, and its scenarios in engine units."""
+    if "samples" in asked:
+        if not forecasts:
+            raise ValidationError(
+                {"robust": ["Samples are drawn from price forecasts, and no supplier here has only price history."]}
+            )
+        drawn = sample_price_scenarios(forecasts, samples=asked["samples"], seed=SAMPLES_SEED)
+        scenarios = [changes_to_json(paths) for paths in drawn]
+    else:
+        scenarios = []
+        for i, changes in enumerate(asked["scenarios"]):
+            engine_changes = scenario_changes(changes, horizon, field=f"robust.scenarios[{i}]")
+            _applied(problem, engine_changes, field=f"robust.scenarios[{i}]")
+            scenarios.append(changes_to_json(engine_changes))
+    return {"asked": _json_ready(asked), "scenarios": scenarios}
+
+
+def _json_ready(value):
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def scenario_changes(changes: Sequence[dict], horizon: Horizon, *, field: str) -> list[Change]:
+    """API changes (validated by ``ScenarioChangeSerializer``) in engine units; rush orders are left out."""
+    converted: list[Change] = []
+    for change in changes:
+        kind = change["kind"]
+        from_day = 0
+        if kind in ("material_price", "tariff") and change.get("from") is not None:
+            from_day = max(0, -(-horizon.minute_up(change["from"]) // MINUTES_PER_DAY))
+        if kind == "material_price":
+            converted.append(PriceChange(change["material"], change["percent"], from_day))
+        elif kind == "tariff":
+            converted.append(
+                TariffChange(
+                    change["factor"], tuple(change.get("hours") or ()), from_day, first_hour=horizon.start.hour
+                )
+            )
+        elif kind == "lead_time":
+            converted.append(LeadTimeChange(change["supplier"], change["days"]))
+        elif kind == "machine_down":
+            start = max(0, horizon.minute_down(change["from"]))
+            end = horizon.minute_up(change["from"] + timedelta(minutes=change["duration_minutes"]))
+            if end <= start:
+                raise ValidationError({field: ["The machine is up again before the plan starts."]})
+            converted.append(MachineDown(change["machine"], start, end))
+    return converted
+
+
+def _applied(problem: Problem, changes: Sequence[Change], *, field: str) -> Problem:
+    try:
+        return apply_scenario(problem, changes)
+    except ProblemError as exc:
+        raise ValidationError({field: exc.issues}) from exc
+
+
+def run_what_if(*, run: Run, actor: Actor | None, changes: Sequence[dict], time_limit_s: int | None = None) -> Run:
+    """Re-optimise a cost run's plan under a scenario (``changes``: price, tariff, lead time, machine down, rush
+    order); the new run's parent is ``run``, and ``GET .../comparison`` sets the two plans side by side."""
+    if run.objective != Run.Objective.COST or run.schedule is None:
+        raise ValidationError(
+            {"non_field_errors": ["A what-if compares costs: it needs a finished cost run with a plan."]}
+        )
+    problem = problem_from_json(run.problem)
+    horizon = Horizon(run.horizon_start, problem.horizon or 0)
+    operation_names = dict(run.operation_names)
+    rush = [c["order"] for c in changes if c["kind"] == "rush_order"]
+    if rush:
+        if run.kind != Run.Kind.FACTORY:
+            raise ValidationError({"changes": ["Rush orders can only be added to a plan of factory orders."]})
+        try:
+            built = problem_build(
+                orders=_orders_by_code(run.organization, rush, "changes"), horizon=horizon, with_cost=True
+            )
+            problem = problem_merge(problem, built.problem)
+        except ProblemError as exc:
+            raise ValidationError({"changes": exc.issues}) from exc
+        operation_names = {**built.operation_names, **operation_names}
+    problem = _applied(problem, scenario_changes(changes, horizon, field="changes"), field="changes")
+    return _run_start(
+        organization=run.organization,
+        actor=actor,
+        kind=run.kind,
+        objective=run.objective,
+        weights=run.weights,
+        time_limit_s=time_limit_s or run.time_limit_s,
+        horizon_start=run.horizon_start,
+        problem=problem,
+        operation_names=operation_names,
+        parent=run,
+        frozen=frozen_from_json(run.frozen),
+        now_minute=run.now_minute,
+        changes={"what_if": _json_ready(list(changes))},
+        forecasts=run.forecasts,
     )
 
 
@@ -244,6 +379,7 @@ def run_reschedule(
         frozen=frozen,
         now_minute=now_minute,
         changes=changes,
+        forecasts=run.forecasts,
     )
 
 
@@ -286,8 +422,10 @@ def _finding_json(run: Run, problem: Problem, finding) -> dict:
     }
 
 
-def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult) -> dict:
-    """Store the solver's outcome on the run; returns the summary that becomes the job's result."""
+def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult, robust: dict | None = None) -> dict:
+    """Store the solver's outcome on the run; returns the summary that becomes the job's result.
+
+    ``robust``: a robust plan's report (expected, worst and per-scenario cost of each candidate plan)."""
     schedule: tuple[Assignment, ...] = result.schedule
     run.solver_status = result.status
     run.objective_value = result.objective
@@ -302,8 +440,11 @@ def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult) -> di
     run.costs = costs_to_json(result.costs, declined=declined_orders(problem, schedule)) if result.costs else None
     run.purchases = [dataclasses.asdict(p) for p in result.purchases]
     run.findings = [_finding_json(run, problem, f) for f in result.findings]
+    if robust is not None:
+        run.robust = {**(run.robust or {}), "outcome": robust}
     run.save(
         update_fields=[
+            "robust",
             "solver_status",
             "objective_value",
             "best_bound",
@@ -316,7 +457,7 @@ def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult) -> di
             "purchases",
         ]
     )
-    summary = {
+    summary: dict[str, Any] = {
         "run_id": str(run.id),
         "solver_status": result.status,
         "objective": result.objective,
@@ -333,4 +474,6 @@ def run_record_outcome(*, run: Run, problem: Problem, result: SolveResult) -> di
     if run.costs:
         summary["costs"] = run.costs["by_kind"]
         summary["purchase_orders"] = len(run.purchases)
+    if robust is not None and robust.get("chosen"):
+        summary["robust"] = {k: robust[k] for k in ("chosen", "expected_cost", "worst_cost", "scenarios")}
     return summary

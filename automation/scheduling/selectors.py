@@ -8,7 +8,19 @@ from django.db.models import QuerySet
 from jobs.models import JobEvent
 from tenants.models import Organization
 
-from .models import Downtime, Machine, Material, Order, Product, Run, SetupTime
+from .models import (
+    BomLine,
+    Downtime,
+    Machine,
+    Material,
+    Order,
+    Product,
+    Run,
+    SetupTime,
+    Supplier,
+    SupplierPrice,
+    TariffRate,
+)
 
 
 def master_data_counts(*, organization: Organization) -> dict[str, int]:
@@ -22,6 +34,10 @@ def master_data_counts(*, organization: Organization) -> dict[str, int]:
             ("orders", Order),
             ("setup_times", SetupTime),
             ("downtimes", Downtime),
+            ("suppliers", Supplier),
+            ("supplier_prices", SupplierPrice),
+            ("bom_lines", BomLine),
+            ("tariff_hours", TariffRate),
         )
     }
 

@@ -27,7 +27,7 @@ from .models import (
     SupplierPrice,
     TariffRate,
 )
-from .outputs import kpis_json, moment
+from .outputs import forecast_rows, kpis_json, moment
 from .timegrid import WEEKDAYS
 
 
@@ -250,6 +250,13 @@ class OperationRowSerializer(serializers.Serializer):
 # --- purchasing and energy, for the cost objective -----------------------------------------------------------------
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        "description": "[[min_quantity, factor], ...]; a string such as '100:0.95;500:0.9' is accepted too.",
+    }
+)
 class PriceBreaksField(serializers.Field):
     """All-units discounts as [[min_quantity, factor], ...], or in a CSV cell as "100:0.95;500:0.9"."""
 
@@ -282,17 +289,23 @@ class SupplierSerializer(_OrganizationOwned):
 
 
 class SupplierPriceSerializer(serializers.ModelSerializer):
+    """The supplier's price from `day` on (until its next price); creating one for a day that has a price
+    replaces it."""
+
+    id = serializers.UUIDField(read_only=True)
     supplier = CodeRelatedField(Supplier)
     price = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=Decimal("0"), coerce_to_string=False)
 
     class Meta:
         model = SupplierPrice
-        fields = ["supplier", "day", "price"]
+        fields = ["id", "supplier", "day", "price"]
+        validators: list = []  # one price per day: the service replaces the day's price (API and import alike)
 
 
 class BomLineSerializer(serializers.ModelSerializer):
     """One line of a bill of materials: a product's step (from 1) consumes material per unit of the order."""
 
+    id = serializers.UUIDField(read_only=True)
     product = CodeRelatedField(Product)
     step = serializers.IntegerField(min_value=1, max_value=1000, source="position")
     material = CodeRelatedField(Material)
@@ -302,10 +315,19 @@ class BomLineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BomLine
-        fields = ["product", "step", "material", "quantity_per_unit"]
+        fields = ["id", "product", "step", "material", "quantity_per_unit"]
+        validators: list = []  # one line per step and material: the service replaces its quantity
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["step"] = instance.position + 1  # stored from 0, like the routing's positions
+        return data
 
 
 class TariffRateSerializer(serializers.ModelSerializer):
+    """The electricity price in one hour of the week (UTC); creating one for an hour that has a price replaces it."""
+
+    id = serializers.UUIDField(read_only=True)
     weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6 = Sunday.")
     hour = serializers.IntegerField(min_value=0, max_value=23, help_text="UTC.")
     price_per_kwh = serializers.DecimalField(
@@ -314,7 +336,8 @@ class TariffRateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TariffRate
-        fields = ["weekday", "hour", "price_per_kwh"]
+        fields = ["id", "weekday", "hour", "price_per_kwh"]
+        validators: list = []  # one price per hour: the service replaces it
 
 
 # --- runs -----------------------------------------------------------------------------------------------------------
@@ -374,6 +397,95 @@ def _jobshop_operation_ok(operation) -> bool:
     return pair(operation) or all(pair(alternative) for alternative in operation)
 
 
+SCENARIO_KINDS = ["material_price", "tariff", "lead_time", "machine_down", "rush_order"]
+_NEEDS = {
+    "material_price": ("material", "percent"),
+    "tariff": ("factor",),
+    "lead_time": ("supplier", "days"),
+    "machine_down": ("machine", "from", "duration_minutes"),
+    "rush_order": ("order",),
+}
+
+
+class ScenarioChangeSerializer(serializers.Serializer):
+    """One change of a what-if scenario; which fields it needs depends on its kind."""
+
+    kind = serializers.ChoiceField(
+        choices=SCENARIO_KINDS,
+        help_text="material_price (material, percent, from), tariff (factor, hours, from), lead_time (supplier, "
+        "days), machine_down (machine, from, duration_minutes), rush_order (order).",
+    )
+    material = serializers.CharField(max_length=64, required=False, help_text="The material's code.")
+    percent = serializers.FloatField(
+        min_value=-99.9, max_value=1000, required=False, help_text="Price change; 8 is +8 %."
+    )
+    factor = serializers.FloatField(min_value=0, max_value=100, required=False, help_text="Tariff multiplier.")
+    hours = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=23),
+        required=False,
+        max_length=24,
+        help_text="Hours of the day (UTC) the tariff change applies to; absent: all.",
+    )
+    supplier = serializers.CharField(max_length=64, required=False, help_text="The supplier's code.")
+    days = serializers.IntegerField(min_value=-365, max_value=365, required=False, help_text="Added to the lead time.")
+    machine = serializers.CharField(max_length=64, required=False, help_text="The machine's code.")
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=MAX_HORIZON_DAYS * 24 * 60, required=False)
+    order = serializers.CharField(max_length=64, required=False, help_text="A rush order's code.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField(  # a keyword in Python
+            required=False,
+            help_text="Price and tariff changes: from this moment on (absent: the whole plan); machine_down: when "
+            "it stops.",
+        )
+        return fields
+
+    def validate(self, attrs):
+        missing = [name for name in _NEEDS[attrs["kind"]] if attrs.get(name) is None]
+        if missing:
+            raise serializers.ValidationError({name: f"Needed for a {attrs['kind']} change." for name in missing})
+        return attrs
+
+
+class WhatIfSerializer(serializers.Serializer):
+    changes = ScenarioChangeSerializer(many=True, allow_empty=False, help_text="At most 50 changes.")
+    time_limit_s = serializers.IntegerField(
+        min_value=1, max_value=MAX_TIME_LIMIT_S, required=False, help_text="Absent: the base run's."
+    )
+
+    def validate_changes(self, changes):
+        if len(changes) > 50:
+            raise serializers.ValidationError("At most 50 changes.")
+        return changes
+
+
+class RobustSerializer(serializers.Serializer):
+    scenarios = serializers.ListField(
+        child=ScenarioChangeSerializer(many=True, allow_empty=False),
+        required=False,
+        min_length=2,
+        max_length=20,
+        help_text="Price scenarios, each a list of material_price and tariff changes, equally likely.",
+    )
+    samples = serializers.IntegerField(
+        min_value=2,
+        max_value=50,
+        required=False,
+        help_text="Or: this many price paths drawn from the forecasts' prediction intervals.",
+    )
+
+    def validate(self, attrs):
+        if ("scenarios" in attrs) == ("samples" in attrs):
+            raise serializers.ValidationError("Give either scenarios or samples.")
+        for i, changes in enumerate(attrs.get("scenarios", [])):
+            if any(c["kind"] not in ("material_price", "tariff") for c in changes):
+                raise serializers.ValidationError(
+                    {"scenarios": f"Scenario {i}: only material_price and tariff changes make a price scenario."}
+                )
+        return attrs
+
+
 class RunCreateSerializer(serializers.Serializer):
     objective = serializers.ChoiceField(choices=Run.Objective.choices, default=Run.Objective.MAKESPAN)
     weights = WeightsSerializer(required=False, help_text="For weighted_mix: makespan * w1 + weighted tardiness * w2.")
@@ -393,6 +505,10 @@ class RunCreateSerializer(serializers.Serializer):
     )
     jobshop = JobShopSerializer(
         required=False, help_text="A plain job-shop problem instead of the factory data; durations are minutes."
+    )
+    robust = RobustSerializer(
+        required=False,
+        help_text="Objective cost: make the plan with the lowest expected cost over several price scenarios.",
     )
 
     def validate(self, attrs):
@@ -427,6 +543,23 @@ class RescheduleSerializer(serializers.Serializer):
     time_limit_s = serializers.IntegerField(min_value=1, max_value=MAX_TIME_LIMIT_S, required=False)
 
 
+class ForecastDaySerializer(serializers.Serializer):
+    day = serializers.IntegerField(help_text="Days from the horizon start.")
+    date = serializers.CharField()
+    price = serializers.FloatField(help_text="The expected price, which the plan uses.")
+    lower = serializers.FloatField()
+    upper = serializers.FloatField()
+
+
+class PriceForecastSerializer(serializers.Serializer):
+    supplier = serializers.CharField()
+    material = serializers.CharField()
+    method = serializers.CharField()
+    level = serializers.FloatField(help_text="Coverage of the prediction interval (0.9: 90 %).")
+    history_days = serializers.IntegerField(help_text="Days of price history the model was fitted on.")
+    days = ForecastDaySerializer(many=True)
+
+
 class RunSerializer(serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, help_text="Cancel with POST /jobs/{job}/cancel.")
     status = serializers.CharField(source="job.status", read_only=True)
@@ -436,6 +569,14 @@ class RunSerializer(serializers.ModelSerializer):
     parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)  # type: ignore[assignment]
     now = serializers.SerializerMethodField(help_text="Nothing new starts before this.")
     kpis = serializers.SerializerMethodField()
+    forecasts = serializers.SerializerMethodField(
+        help_text="Cost runs: the price forecast for each supplier with only price history (expected price and "
+        "prediction interval per day); the plan uses the expected price."
+    )
+    robust = serializers.SerializerMethodField(
+        help_text="Robust cost runs: what was asked, and the outcome (chosen plan, expected and worst cost, cost per "
+        "scenario, and the same for each candidate plan)."
+    )
     finished_at = serializers.DateTimeField(source="job.finished_at", read_only=True)
 
     class Meta:
@@ -461,6 +602,8 @@ class RunSerializer(serializers.ModelSerializer):
             "solver_seconds",
             "kpis",
             "costs",
+            "forecasts",
+            "robust",
             "findings",
             "requested_by_label",
             "created_at",
@@ -476,6 +619,16 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_kpis(self, run: Run) -> dict | None:
         return kpis_json(run)
+
+    @extend_schema_field({"type": "object", "nullable": True})
+    def get_robust(self, run: Run) -> dict | None:
+        if not run.robust:
+            return None
+        return {"asked": run.robust.get("asked"), "outcome": run.robust.get("outcome")}  # not the sampled paths
+
+    @extend_schema_field(PriceForecastSerializer(many=True))
+    def get_forecasts(self, run: Run) -> list[dict]:
+        return forecast_rows(run)
 
 
 class ScheduledOperationSerializer(serializers.Serializer):
@@ -504,6 +657,27 @@ class PurchaseOrderSerializer(serializers.Serializer):
     arrival_day = serializers.IntegerField()
     unit_price = serializers.FloatField()
     cost = serializers.FloatField()
+
+
+class ComparisonSerializer(serializers.Serializer):
+    base_run = serializers.UUIDField()
+    changes = serializers.JSONField(help_text="What the scenario changed.")
+    cost = serializers.DictField(
+        child=serializers.DictField(child=serializers.FloatField()),
+        help_text="Per kind (material, holding, energy, overtime, late, declined, total): base, scenario, delta.",
+    )
+    base_plan_kept = serializers.JSONField(
+        help_text="The base plan kept unchanged under the scenario: feasible, its total, or the rules it breaks."
+    )
+    orders = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Orders whose start or end changed: change (moved, newly_late, now_on_time, declined, accepted, "
+        "added), base and new start and end.",
+    )
+    purchases = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Per supplier whose purchases changed: quantity, cost and [order day, quantity] in each plan.",
+    )
 
 
 class ImportResultSerializer(serializers.Serializer):

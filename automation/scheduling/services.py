@@ -499,3 +499,65 @@ def tariff_rate_set(*, organization: Organization, weekday: int, hour: int, pric
         existing.price_per_kwh = price_per_kwh
         return _save(existing)
     return _save(TariffRate(organization=organization, weekday=weekday, hour=hour, price_per_kwh=price_per_kwh))
+
+
+def supplier_delete(*, supplier: Supplier) -> None:
+    """The supplier and its prices; plans already made keep their own copy."""
+    _delete(supplier, used_by="")
+
+
+def supplier_price_update(*, supplier_price: SupplierPrice, data: dict[str, Any]) -> SupplierPrice:
+    """`data`: any of supplier, day, price."""
+    if "supplier" in data:
+        _same_organization(supplier_price.organization_id, "supplier", data["supplier"])
+    _assign(supplier_price, data, ("supplier", "day", "price"))
+    clash = SupplierPrice.objects.filter(supplier=supplier_price.supplier, day=supplier_price.day).exclude(
+        pk=supplier_price.pk
+    )
+    if clash.exists():
+        raise ValidationError({"day": ["This supplier already has a price on that day."]})
+    return _save(supplier_price)
+
+
+def supplier_price_delete(*, supplier_price: SupplierPrice) -> None:
+    _delete(supplier_price, used_by="")
+
+
+def bom_line_update(*, bom_line: BomLine, data: dict[str, Any]) -> BomLine:
+    """`data`: any of product, position (the step, from 1), material, quantity_per_unit."""
+    for field in ("product", "material"):
+        if field in data:
+            _same_organization(bom_line.organization_id, field, data[field])
+    if "position" in data:
+        data = {**data, "position": data["position"] - 1}
+    _assign(bom_line, data, ("product", "position", "material", "quantity_per_unit"))
+    steps = bom_line.product.operations.count()
+    if not 0 <= bom_line.position < steps:
+        raise ValidationError(
+            {"step": [f"Product {bom_line.product.code} has {steps} steps; there is no step {bom_line.position + 1}."]}
+        )
+    clash = BomLine.objects.filter(
+        product=bom_line.product, position=bom_line.position, material=bom_line.material
+    ).exclude(pk=bom_line.pk)
+    if clash.exists():
+        raise ValidationError({"material": ["This step already lists that material."]})
+    return _save(bom_line)
+
+
+def bom_line_delete(*, bom_line: BomLine) -> None:
+    _delete(bom_line, used_by="")
+
+
+def tariff_rate_update(*, tariff_rate: TariffRate, data: dict[str, Any]) -> TariffRate:
+    """`data`: any of weekday, hour, price_per_kwh."""
+    _assign(tariff_rate, data, ("weekday", "hour", "price_per_kwh"))
+    clash = TariffRate.objects.filter(
+        organization_id=tariff_rate.organization_id, weekday=tariff_rate.weekday, hour=tariff_rate.hour
+    ).exclude(pk=tariff_rate.pk)
+    if clash.exists():
+        raise ValidationError({"hour": ["The tariff already has a price for that hour."]})
+    return _save(tariff_rate)
+
+
+def tariff_rate_delete(*, tariff_rate: TariffRate) -> None:
+    _delete(tariff_rate, used_by="")

@@ -29,6 +29,8 @@ from .engine import (
     SetupTime,
     Supplier,
 )
+from .engine.forecast import PriceForecast
+from .engine.scenarios import Change, LeadTimeChange, MachineDown, PriceChange, SupplierPrices, TariffChange
 
 
 def problem_to_json(problem: Problem) -> dict:
@@ -144,6 +146,12 @@ def costs_to_json(costs: CostBreakdown, *, declined: Iterable[str] = ()) -> dict
     }
 
 
+def forecasts_to_json(problem: Problem, forecasts: Iterable[PriceForecast]) -> list[dict]:
+    """Per forecast supplier: its material, the method, and the expected price with its interval per day."""
+    material = {s.id: s.material for s in problem.cost.suppliers} if problem.cost else {}
+    return [{"material": material.get(f.supplier, ""), **dataclasses.asdict(f)} for f in forecasts]
+
+
 def schedule_to_json(schedule: Iterable[Assignment]) -> list[list]:
     return [[a.order, a.op_index, a.machine, a.start, a.end, a.setup] for a in schedule]
 
@@ -158,3 +166,21 @@ def frozen_to_json(frozen: Iterable[FrozenOp]) -> list[list]:
 
 def frozen_from_json(data: Iterable[list]) -> tuple[FrozenOp, ...]:
     return tuple(FrozenOp(*row) for row in data)
+
+
+_CHANGE_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (PriceChange, TariffChange, LeadTimeChange, MachineDown, SupplierPrices)
+}
+
+
+def changes_to_json(changes: Iterable[Change]) -> list[dict]:
+    """A scenario in engine units, each change tagged with its type."""
+    return [{"type": type(c).__name__, **dataclasses.asdict(c)} for c in changes]
+
+
+def changes_from_json(data: Iterable[dict]) -> list[Change]:
+    changes: list[Change] = []
+    for item in data:
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items() if k != "type"}
+        changes.append(_CHANGE_TYPES[item["type"]](**fields))
+    return changes

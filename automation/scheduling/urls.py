@@ -10,6 +10,10 @@ router.register("scheduling/materials", api.MaterialViewSet, basename="schedulin
 router.register("scheduling/products", api.ProductViewSet, basename="scheduling-product")
 router.register("scheduling/setup-times", api.SetupTimeViewSet, basename="scheduling-setup-time")
 router.register("scheduling/orders", api.OrderViewSet, basename="scheduling-order")
+router.register("scheduling/suppliers", api.SupplierViewSet, basename="scheduling-supplier")
+router.register("scheduling/supplier-prices", api.SupplierPriceViewSet, basename="scheduling-supplier-price")
+router.register("scheduling/bom", api.BomLineViewSet, basename="scheduling-bom-line")
+router.register("scheduling/tariff", api.TariffRateViewSet, basename="scheduling-tariff-rate")
 router.register("scheduling/runs", api.RunViewSet, basename="scheduling-run")
 
 # Mounted under /api/v1/orgs/<org_slug>/ by controlplane.urls.

@@ -23,8 +23,16 @@ from django.views.generic import TemplateView
 
 from automation.scheduling import importing, runs
 from automation.scheduling.conf import DEFAULT_HORIZON_DAYS, MAX_HORIZON_DAYS, MAX_IMPORT_BYTES, MAX_TIME_LIMIT_S
-from automation.scheduling.models import Machine, Order, Product, Run
-from automation.scheduling.outputs import kpis_json, purchase_rows, schedule_csv, schedule_png, schedule_rows
+from automation.scheduling.models import Machine, Order, Product, Run, Supplier
+from automation.scheduling.outputs import (
+    comparison,
+    forecast_rows,
+    kpis_json,
+    purchase_rows,
+    schedule_csv,
+    schedule_png,
+    schedule_rows,
+)
 from automation.scheduling.selectors import master_data_counts, run_list, run_solutions
 from billing.errors import BillingRefusal
 from jobs.services import job_cancel
@@ -236,6 +244,117 @@ class RescheduleForm(forms.Form):
         return kwargs
 
 
+class WhatIfForm(forms.Form):
+    """A what-if scenario of up to one change of each kind, re-optimised from this cost run's plan."""
+
+    material = forms.ChoiceField(label=gettext_lazy("Material whose price changes"), required=False)
+    percent = forms.FloatField(
+        label=gettext_lazy("Price change (%)"),
+        required=False,
+        min_value=-99.9,
+        max_value=1000,
+        help_text=gettext_lazy("8 means 8 percent dearer, -5 means 5 percent cheaper."),
+    )
+    price_from = forms.DateTimeField(
+        label=gettext_lazy("Price change from (UTC)"),
+        required=False,
+        widget=DATETIME_WIDGET,
+        help_text=gettext_lazy("Empty: the whole plan."),
+    )
+    tariff_factor = forms.FloatField(
+        label=gettext_lazy("Multiply the tariff by"), required=False, min_value=0, max_value=100
+    )
+    tariff_hours = forms.CharField(
+        label=gettext_lazy("In these hours (UTC)"),
+        required=False,
+        max_length=100,
+        help_text=gettext_lazy("Like 8-20 for 08:00 to 20:00; empty: all day."),
+    )
+    supplier = forms.ChoiceField(label=gettext_lazy("Supplier whose lead time changes"), required=False)
+    lead_days = forms.IntegerField(
+        label=gettext_lazy("Days added to the lead time"), required=False, min_value=-365, max_value=365
+    )
+    machine = forms.ChoiceField(label=gettext_lazy("Machine down"), required=False)
+    down_from = forms.DateTimeField(label=gettext_lazy("Down from (UTC)"), required=False, widget=DATETIME_WIDGET)
+    down_minutes = forms.IntegerField(
+        label=gettext_lazy("Down for (minutes)"), required=False, min_value=1, max_value=MAX_HORIZON_DAYS * 24 * 60
+    )
+    time_limit_s = forms.IntegerField(
+        label=gettext_lazy("Time limit (seconds)"),
+        min_value=1,
+        max_value=MAX_TIME_LIMIT_S,
+        required=False,
+        help_text=gettext_lazy("Empty: the same as this run's."),
+    )
+
+    def __init__(self, *args, materials: list[str], suppliers: list[str], machines: list[str], **kwargs):
+        kwargs.setdefault("auto_id", "what-if-%s")
+        super().__init__(*args, **kwargs)
+        for name, codes in (("material", materials), ("supplier", suppliers), ("machine", machines)):
+            cast(forms.ChoiceField, self.fields[name]).choices = [("", "—"), *((c, c) for c in codes)]
+
+    def clean(self):
+        data = super().clean()
+        changes: list[dict] = []
+        if data.get("material") and data.get("percent") is not None:
+            changes.append(
+                {
+                    "kind": "material_price",
+                    "material": data["material"],
+                    "percent": data["percent"],
+                    "from": data.get("price_from"),
+                }
+            )
+        if data.get("tariff_factor") is not None:
+            changes.append({"kind": "tariff", "factor": data["tariff_factor"], "hours": self._hours(data)})
+        if data.get("supplier") and data.get("lead_days") is not None:
+            changes.append({"kind": "lead_time", "supplier": data["supplier"], "days": data["lead_days"]})
+        if data.get("machine"):
+            if data.get("down_from") is None or data.get("down_minutes") is None:
+                self.add_error("down_from", _("Needed for a machine that is down, with how long."))
+            else:
+                changes.append(
+                    {
+                        "kind": "machine_down",
+                        "machine": data["machine"],
+                        "from": data["down_from"],
+                        "duration_minutes": data["down_minutes"],
+                    }
+                )
+        if not changes and not self.errors:
+            raise ValidationError(_("Change at least one thing: a price, the tariff, a lead time or a machine."))
+        data["changes"] = changes
+        return data
+
+    def _hours(self, data) -> list[int]:
+        text = (data.get("tariff_hours") or "").strip()
+        if not text:
+            return []
+        first, _sep, last = text.partition("-")
+        try:
+            start, end = int(first), int(last or int(first) + 1)
+        except ValueError:
+            self.add_error("tariff_hours", _("Write hours like 8-20."))
+            return []
+        if not (0 <= start <= 23 and 1 <= end <= 24):
+            self.add_error("tariff_hours", _("Write hours like 8-20."))
+            return []
+        return [h % 24 for h in range(start, end if end > start else end + 24)]
+
+    def service_kwargs(self) -> dict:
+        return {"changes": self.cleaned_data["changes"], "time_limit_s": self.cleaned_data.get("time_limit_s")}
+
+
+def _what_if_form(run: Run, data=None) -> WhatIfForm:
+    cost = run.problem.get("cost") or {}
+    return WhatIfForm(
+        data,
+        materials=sorted({s["material"] for s in cost.get("suppliers", [])}),
+        suppliers=sorted(s["id"] for s in cost.get("suppliers", [])),
+        machines=[m["id"] for m in run.problem["machines"]],
+    )
+
+
 def _import_errors(rejected: importing.ImportRejected) -> list[tuple[str, str]]:
     """[("orders line 4", "due_at: ...")] in the order the importer found them."""
     found = []
@@ -264,6 +383,9 @@ class Scheduling(OrgPage, TemplateView):
                 :LIST_LIMIT
             ],
             orders=Order.objects.filter(organization=org).select_related("product")[:LIST_LIMIT],
+            suppliers=Supplier.objects.filter(organization=org)
+            .select_related("material")
+            .prefetch_related("prices")[:LIST_LIMIT],
             runs=[_describe(run) for run in run_list(organization=org)[:20]],
             list_limit=LIST_LIMIT,
             max_import_mib=MAX_IMPORT_BYTES // 2**20,
@@ -427,6 +549,9 @@ def run_results(run: Run) -> dict:
                 bars=[(machine, round(100 * share, 1)) for machine, share in utilisation],
             ),
             cost_kinds=[(COST_KINDS[k], v) for k, v in (run.costs or {}).get("by_kind", {}).items() if k in COST_KINDS],
+            forecasts=[{**f, "first": f["days"][0], "last": f["days"][-1]} for f in forecast_rows(run) if f["days"]],
+            robust_outcome=(run.robust or {}).get("outcome"),
+            comparison=_comparison(run),
             purchases=purchase_rows(run) if run.costs else [],
             schedule=rows[:SCHEDULE_LIMIT],
             schedule_total=len(rows),
@@ -434,6 +559,28 @@ def run_results(run: Run) -> dict:
             machines=[m["id"] for m in run.problem["machines"]],
         )
     return context
+
+
+def _comparison(run: Run) -> dict | None:
+    """A cost run made from another's plan beside it, with the kinds of cost and of change named for people."""
+    parent = run.parent if run.parent_id else None
+    if run.objective != Run.Objective.COST or parent is None or parent.schedule is None or not parent.costs:
+        return None
+    compared = comparison(run)
+    compared["cost_rows"] = [(COST_KINDS[k], v) for k, v in compared["cost"].items() if k in COST_KINDS]
+    for row in compared["orders"]:
+        row["change_text"] = ORDER_CHANGES.get(row["change"], row["change"])
+    return compared
+
+
+ORDER_CHANGES = {
+    "moved": gettext_lazy("Moved"),
+    "newly_late": gettext_lazy("Now late"),
+    "now_on_time": gettext_lazy("Now on time"),
+    "declined": gettext_lazy("Declined"),
+    "accepted": gettext_lazy("Accepted"),
+    "added": gettext_lazy("Added"),
+}
 
 
 class RunDetail(LiveFragment, _RunPage, TemplateView):
@@ -448,6 +595,8 @@ class RunDetail(LiveFragment, _RunPage, TemplateView):
         context = run_results(run)
         if run.job.is_finished and run.schedule is not None and "reschedule_form" not in kwargs:
             kwargs["reschedule_form"] = RescheduleForm(machines=context["machines"])
+        if run.job.is_finished and run.schedule is not None and run.costs and "what_if_form" not in kwargs:
+            kwargs["what_if_form"] = _what_if_form(run)
         return super().get_context_data(**context, **kwargs)
 
 
@@ -495,6 +644,30 @@ class RunReschedule(_RunPage, TemplateView):
         return self.render_to_response(super().get_context_data(**context, reschedule_form=form), status=400)
 
 
+class RunWhatIf(_RunPage, TemplateView):
+    """`POST scheduling/runs/{id}/what-if`: re-optimise this cost plan under a scenario, then compare."""
+
+    template_name = "portal/scheduling/run.html"
+    section = "scheduling"
+    http_method_names = ["post"]
+    scopes = {**OrgPage.scopes, "POST": Scope.JOBS}
+
+    def post(self, request, *args, **kwargs):
+        run = self.run()
+        form = _what_if_form(run, request.POST)
+        if form.is_valid():
+            try:
+                scenario = runs.run_what_if(run=run, actor=self.actor, **form.service_kwargs())
+            except ValidationError as exc:
+                errors_into(form, exc)
+            except BillingRefusal as exc:
+                form.add_error(None, str(exc.detail))
+            else:
+                return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=scenario.pk)
+        context = run_results(run)
+        return self.render_to_response(super().get_context_data(**context, what_if_form=form), status=400)
+
+
 class RunGantt(_RunPage, TemplateView):
     """The API's Gantt chart (`.../gantt.png`) for the page's <img>."""
 
@@ -526,6 +699,7 @@ urlpatterns = [
     path("scheduling/runs/<uuid:pk>", RunDetail.as_view(), name="scheduling-run"),
     path("scheduling/runs/<uuid:pk>/cancel", RunCancel.as_view(), name="scheduling-run-cancel"),
     path("scheduling/runs/<uuid:pk>/reschedule", RunReschedule.as_view(), name="scheduling-run-reschedule"),
+    path("scheduling/runs/<uuid:pk>/what-if", RunWhatIf.as_view(), name="scheduling-run-what-if"),
     path("scheduling/runs/<uuid:pk>/gantt.png", RunGantt.as_view(), name="scheduling-run-gantt"),
     path("scheduling/runs/<uuid:pk>/schedule.csv", RunCsv.as_view(), name="scheduling-run-csv"),
 ]

@@ -193,6 +193,7 @@ def test_a_viewer_reads_but_cannot_import_or_start_cancel_or_replan_runs(org):
         ("scheduling-run-create", {}, {"objective": "makespan", "time_limit_s": 5, "horizon_days": 28}),
         ("scheduling-run-cancel", {"pk": run.pk}, {}),
         ("scheduling-run-reschedule", {"pk": run.pk}, {"rush_orders": "B1"}),
+        ("scheduling-run-what-if", {"pk": run.pk}, {"tariff_factor": 2}),
     ]:
         response = viewer.post(_url(name, org, **kwargs), data)
         assert response.status_code == 403, name
@@ -211,7 +212,7 @@ def test_another_organisations_run_does_not_exist(org, other_org):
     for name in ("scheduling-run", "scheduling-run-gantt", "scheduling-run-csv"):
         assert stranger.get(_url(name, other_org, pk=run.pk)).status_code == 404, name
         assert stranger.get(_url(name, org, pk=run.pk)).status_code == 404, name
-    for name in ("scheduling-run-cancel", "scheduling-run-reschedule"):
+    for name in ("scheduling-run-cancel", "scheduling-run-reschedule", "scheduling-run-what-if"):
         assert stranger.post(_url(name, other_org, pk=run.pk), {"rush_orders": "B1"}).status_code == 404, name
     run.job.refresh_from_db()
     assert run.job.status == Job.Status.QUEUED
@@ -352,3 +353,40 @@ def test_an_infeasible_plan_shows_the_diagnosis_per_order_and_step(optimization_
     )
     assert "<td>POT-1</td><td>2 (glaze)</td><td>A material this step needs has no delivery date</td>" in diagnosis
     assert 'id="gantt"' not in html and 'id="reschedule-form"' not in html
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_cost_plan_shows_its_forecasts_and_a_what_if_from_the_page_compares_with_it(optimization_worker):
+    """Catches a what-if form that does not reach the service, or a scenario page without the comparison."""
+    from tests.automation.scheduling.test_api_cost import FILES
+
+    org = builders.make_org()
+    client = _member(org, Role.OWNER)
+    uploads = {
+        name: SimpleUploadedFile(f"{name}.csv", text.encode(), content_type="text/csv") for name, text in FILES.items()
+    }
+    assert client.post(_url("scheduling-import", org), uploads).status_code == 302
+    response = client.post(
+        _url("scheduling-run-create", org),
+        {"objective": "cost", "time_limit_s": 5, "horizon_days": 7, "horizon_start": "2025-03-03 05:00"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    run = _finished(Run.objects.get(organization=org).pk)
+    assert run.job.status == Job.Status.SUCCEEDED, (run.job.error_code, run.job.error_message)
+    html = client.get(response["Location"]).content.decode()
+    assert 'id="what-if-form"' in html and 'id="costs"' in html
+    refused = client.post(_url("scheduling-run-what-if", org, pk=run.pk), {"tariff_hours": "8-20"})
+    assert refused.status_code == 400 and "Change at least one thing" in refused.content.decode()
+    scenario = client.post(
+        _url("scheduling-run-what-if", org, pk=run.pk),
+        {"material": "steel", "percent": "30", "tariff_factor": "2", "tariff_hours": "8-20", "time_limit_s": 5},
+    )
+    assert scenario.status_code == 302, scenario.content.decode()[:3000]
+    child = _finished(Run.objects.get(organization=org, parent=run).pk)
+    assert child.job.status == Job.Status.SUCCEEDED, (child.job.error_code, child.job.error_message)
+    assert [c["kind"] for c in child.changes["what_if"]] == ["material_price", "tariff"]
+    html = client.get(scenario["Location"]).content.decode()
+    assert 'id="comparison-costs"' in html and 'id="base-plan-kept"' in html
+    costs = html.split('id="comparison-costs"', 1)[1].split("</table>", 1)[0]
+    assert "Materials" in costs and "Energy" in costs and "Total" in costs

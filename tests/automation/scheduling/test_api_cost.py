@@ -102,6 +102,46 @@ def test_bad_cost_data_is_refused_by_file_and_line_and_nothing_is_written(org):
         assert not model.objects.filter(organization=org).exists()
 
 
+@pytest.mark.django_db
+def test_a_supplier_with_only_price_history_is_forecast_and_the_run_keeps_the_forecast(org):
+    """Catches history read as today's price (the last point carried flat into a rising market), a forecast the
+    plan does not use, or one that the run does not show with its interval."""
+    client = client_for(org)
+    # bolt's prices stop on the Sunday before the horizon: 20 daily points rising by 0.5 a day, to 19.5
+    history = "".join(f"bolt,2025-02-{day:02d},{10 + 0.5 * (day - 10)}\n" for day in range(10, 29))
+    history += "bolt,2025-03-01,19.5\nbolt,2025-03-02,20.0\n"
+    files = dict(FILES, supplier_prices="supplier,day,price\nacme,2025-03-01,10\nacme,2025-03-05,12\n" + history)
+    assert _upload(client, org, files).status_code == 200
+    run = post(client, org, "runs", {"objective": "cost", "horizon_start": MONDAY.isoformat(), "horizon_days": 7})
+    [forecast] = run["forecasts"]  # acme has prices inside the horizon: no forecast
+    assert (forecast["supplier"], forecast["material"], forecast["history_days"]) == ("bolt", "steel", 21)
+    assert forecast["method"].startswith("ETS(A,A,N)") and forecast["level"] == 0.9
+    days = forecast["days"]
+    assert [d["day"] for d in days] == list(range(7)) and days[0]["date"] == "2025-03-03T05:00:00Z"
+    for day in days:
+        assert day["lower"] <= day["price"] <= day["upper"]
+        assert day["price"] == pytest.approx(20.5 + 0.5 * day["day"], abs=0.3)  # the trend goes on
+    problem = problem_from_json(Run.objects.get(pk=run["id"]).problem)
+    assert problem.cost is not None
+    bolt = next(s for s in problem.cost.suppliers if s.id == "bolt")
+    assert [p.price for p in bolt.prices] == [d["price"] for d in days]  # the plan's price is the expectation
+    assert client.get(url(org, f"runs/{run['id']}")).json()["forecasts"] == run["forecasts"]
+    # a robust run samples its price scenarios from that forecast's interval
+    robust = post(
+        client,
+        org,
+        "runs",
+        {"objective": "cost", "horizon_start": MONDAY.isoformat(), "horizon_days": 7, "robust": {"samples": 5}},
+    )
+    assert robust["robust"] == {"asked": {"samples": 5}, "outcome": None}
+    scenarios = Run.objects.get(pk=robust["id"]).robust["scenarios"]
+    assert len(scenarios) == 5 and all([c["type"] for c in s] == ["SupplierPrices"] for s in scenarios)
+    # within about three half-widths of the 90% interval (this history is an exact line: its interval is narrow)
+    for path in (s[0]["prices"] for s in scenarios):
+        for day, price in enumerate(path):
+            assert abs(price - days[day]["price"]) <= 3 * (days[day]["upper"] - days[day]["lower"]) + 1e-3
+
+
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker, tmp_path_factory):
     patch = pytest.MonkeyPatch()
@@ -145,3 +185,99 @@ def test_a_cost_run_plans_purchases_and_breaks_its_cost_down(worker, org):
     problem = problem_from_json(stored.problem)
     plan = tuple(Purchase(**p) for p in stored.purchases)
     assert check_plan(problem, schedule_from_json(stored.schedule), plan) == []
+
+
+@pytest.mark.django_db
+def test_what_if_and_robust_requests_are_refused_with_their_reasons(org):
+    """Catches a what-if queued on a run with no plan, scenario changes missing what they need, robust plans
+    over lead times (which an expectation cannot weigh), and samples without any forecast."""
+    client = client_for(org)
+    assert _upload(client, org, FILES).status_code == 200
+    body = {"objective": "cost", "horizon_start": MONDAY.isoformat(), "horizon_days": 7}
+    run = post(client, org, "runs", body)
+    response = client.post(
+        url(org, f"runs/{run['id']}/what-if"),
+        {"changes": [{"kind": "material_price", "material": "steel", "percent": 8}]},
+        format="json",
+    )
+    assert response.status_code == 400 and "finished cost run" in str(response.json())
+    response = client.post(
+        url(org, f"runs/{run['id']}/what-if"), {"changes": [{"kind": "lead_time", "days": 5}]}, format="json"
+    )
+    assert response.status_code == 400 and "supplier" in response.json()["error"]["fields"]["changes"][0]
+    robust = {"scenarios": [[{"kind": "lead_time", "supplier": "acme", "days": 2}], [{"kind": "tariff", "factor": 2}]]}
+    response = client.post(url(org, "runs"), {**body, "robust": robust}, format="json")
+    assert response.status_code == 400 and "only material_price and tariff" in str(response.json())
+    response = client.post(url(org, "runs"), {**body, "robust": {"samples": 5}}, format="json")
+    assert response.status_code == 400 and "forecast" in str(response.json())
+    unknown = {
+        "scenarios": [[{"kind": "material_price", "material": "tin", "percent": 5}], [{"kind": "tariff", "factor": 2}]]
+    }
+    response = client.post(url(org, "runs"), {**body, "robust": unknown}, format="json")
+    assert response.status_code == 400 and "tin" in str(response.json())
+    response = client.get(url(org, f"runs/{run['id']}/comparison"))
+    assert response.status_code == 409
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_what_if_re_plans_and_compares_and_a_robust_run_reports_its_scenarios(worker, org):
+    """Catches a what-if that loses its scenario on the way to the worker, a comparison that does not match the
+    two stored plans, and a robust run whose expected cost is not reported per scenario."""
+    client = client_for(org)
+    assert _upload(client, org, FILES).status_code == 200
+    body = {"objective": "cost", "horizon_start": MONDAY.isoformat(), "horizon_days": 7, "time_limit_s": 10}
+    base = post(client, org, "runs", body)
+    assert wait_for_run(client, org, base["id"], timeout=240)["status"] == "succeeded"
+    scenario = post(
+        client,
+        org,
+        f"runs/{base['id']}/what-if",
+        {
+            "changes": [
+                {"kind": "material_price", "material": "steel", "percent": 50, "from": "2025-03-04T00:00:00Z"},
+                {"kind": "tariff", "factor": 3, "hours": list(range(8, 20))},
+                {"kind": "lead_time", "supplier": "acme", "days": 1},
+            ]
+        },
+    )
+    assert scenario["parent"] == base["id"] and scenario["changes"]["what_if"][0]["percent"] == 50
+    finished = wait_for_run(client, org, scenario["id"], timeout=240)
+    assert finished["status"] == "succeeded", finished
+    stored = Run.objects.get(pk=scenario["id"])
+    problem = problem_from_json(stored.problem)
+    assert problem.cost is not None
+    assert next(s for s in problem.cost.suppliers if s.id == "acme").lead_days == 2
+    plan = tuple(Purchase(**p) for p in stored.purchases)
+    assert check_plan(problem, schedule_from_json(stored.schedule), plan) == []
+    compared = client.get(url(org, f"runs/{scenario['id']}/comparison")).json()
+    assert compared["base_run"] == base["id"]
+    base_total = client.get(url(org, f"runs/{base['id']}")).json()["costs"]["by_kind"]["total"]
+    assert compared["cost"]["total"]["base"] == pytest.approx(base_total, abs=0.01)
+    assert compared["cost"]["total"]["scenario"] == pytest.approx(finished["costs"]["by_kind"]["total"], abs=0.01)
+    assert compared["cost"]["total"]["delta"] > 0  # dearer steel and power cost more, whatever the plan
+    kept = compared["base_plan_kept"]
+    assert kept["feasible"] is False or kept["saved_by_replanning"] >= -0.01 * kept["total"]
+    for row in compared["orders"]:
+        assert row["change"] in {"moved", "newly_late", "now_on_time", "declined", "accepted", "added"}
+    robust = post(
+        client,
+        org,
+        "runs",
+        {
+            **body,
+            "robust": {
+                "scenarios": [
+                    [{"kind": "material_price", "material": "steel", "percent": 0}],
+                    [{"kind": "material_price", "material": "steel", "percent": 40, "from": "2025-03-05T00:00:00Z"}],
+                ]
+            },
+        },
+    )
+    finished = wait_for_run(client, org, robust["id"], timeout=240)
+    assert finished["status"] == "succeeded", finished
+    outcome = finished["robust"]["outcome"]
+    assert outcome["scenarios"] == 2 and len(outcome["per_scenario"]) == 2
+    by_plan = {c["plan"]: c for c in outcome["candidates"]}
+    assert outcome["expected_cost"] == min(c["expected_cost"] for c in by_plan.values())
+    assert outcome["expected_cost"] <= by_plan["mean_prices"]["expected_cost"]
