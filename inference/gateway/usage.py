@@ -1,9 +1,15 @@
 """After a completion is answered: mark the adapter used (LRU), settle the quota and record the tokens.
 
-Settling happens in batches: completions queue what they used, and one flush every 100 ms (or 500 entries)
-commits every reservation and records every input-token event in one Redis transaction, off the event loop.
-Per request this would cost a thread hop and two round trips, most of the gateway's CPU time. A crash loses at
-most the last 100 ms of usage; the reservations it held expire on their own.
+A completion's usage is in Redis before the client has the end of its answer: the gateway awaits `settle` before it
+sends the last bytes (the body of a JSON answer, or the usage chunk and `[DONE]` of a stream), so a gateway process
+killed at any moment loses no answered usage (a client that saw the whole answer was billed for it; one that did not
+may retry, and the idempotency key of the usage is per attempt).
+
+Settling is a group commit: settlements queue, and one flusher commits every reservation and records every
+input-token event of the queue in one Redis transaction, off the event loop. When a flush is already under way the
+next one takes everything that queued meanwhile, so under load a round trip and a thread hop serve many completions,
+and alone a completion waits for one. Completions that used nothing (refused upstream, no tokens) only give their
+hold back: they are not awaited, and go with the next flush or after at most FLUSH_SECONDS.
 """
 
 import asyncio
@@ -48,9 +54,10 @@ def _settle(batch: list[_Settlement]) -> None:
 class UsageBatcher:
     def __init__(self) -> None:
         self._pending: list[_Settlement] = []
+        self._waiting: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
 
-    def add(
+    async def settle(
         self,
         *,
         info: KeyInfo,
@@ -61,6 +68,7 @@ class UsageBatcher:
         latency_ms: float,
         request_id: str,
     ) -> None:
+        """Queue the completion's settlement; when it used tokens, return once Redis holds them."""
         attributes = {
             "model": route.public_name,
             "base_model": route.base_model,
@@ -70,6 +78,7 @@ class UsageBatcher:
         }
         usage = usage if status == 200 and usage else {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        output_tokens = int(usage.get("completion_tokens") or 0)
         input_event = (
             Usage(
                 info.organization_id,
@@ -81,11 +90,15 @@ class UsageBatcher:
             if prompt_tokens
             else None
         )
-        self._pending.append(
-            _Settlement(reservation, int(usage.get("completion_tokens") or 0), input_event, request_id, attributes)
-        )
-        if len(self._pending) >= FLUSH_ENTRIES:
-            self._wake.set()
+        self._pending.append(_Settlement(reservation, output_tokens, input_event, request_id, attributes))
+        if not (prompt_tokens or output_tokens):
+            if len(self._pending) >= FLUSH_ENTRIES:
+                self._wake.set()
+            return
+        durable = asyncio.get_running_loop().create_future()
+        self._waiting.append(durable)
+        self._wake.set()
+        await durable
 
     async def run(self) -> None:
         """Flush for the life of the process (and once more when it is cancelled at shutdown)."""
@@ -100,12 +113,19 @@ class UsageBatcher:
     async def flush(self) -> None:
         self._wake.clear()
         batch, self._pending = self._pending, []
+        waiting, self._waiting = self._waiting, []
         if not batch:
             return
         try:
             await asyncio.to_thread(_settle, batch)
         except Exception:
+            # Redis refused or went away: the answers go out all the same (admission needed Redis moments ago, so
+            # this is rare); the usage is lost, loudly, and the holds expire on their own.
             logger.exception("Settling the usage of %d completions failed", len(batch))
+        finally:
+            for durable in waiting:
+                if not durable.done():  # a request cancelled meanwhile (client gone) cancelled its future
+                    durable.set_result(None)
 
 
 async def touch_adapter(*, redis: Redis, route: Route, server_id: int) -> None:
