@@ -129,6 +129,7 @@ class GatewayApp:
             self.upstream = UpstreamPool(connect_timeout_s=5, read_timeout_s=settings.GATEWAY_UPSTREAM_TIMEOUT_S)
             self.redis = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
             self.admission.connect(self.redis)
+            self.usage.connect(self.redis)
             self._spawn(listen_for_invalidations(self._invalidate))
             self._spawn(self.usage.run())
 

@@ -6,10 +6,10 @@ killed at any moment loses no answered usage (a client that saw the whole answer
 may retry, and the idempotency key of the usage is per attempt).
 
 Settling is a group commit: settlements queue, and one flusher commits every reservation and records every
-input-token event of the queue in one Redis transaction, off the event loop. When a flush is already under way the
-next one takes everything that queued meanwhile, so under load a round trip and a thread hop serve many completions,
-and alone a completion waits for one. Completions that used nothing (refused upstream, no tokens) only give their
-hold back: they are not awaited, and go with the next flush or after at most FLUSH_SECONDS.
+input-token event of the queue in one Redis transaction, on the gateway's asyncio client (no thread hop). When a
+flush is already under way the next one takes everything that queued meanwhile, so under load one round trip serves
+many completions, and alone a completion waits for one. Completions that used nothing (refused upstream, no tokens)
+only give their hold back: they are not awaited, and go with the next flush or after at most FLUSH_SECONDS.
 """
 
 import asyncio
@@ -23,7 +23,6 @@ from redis.asyncio import Redis
 
 from billing.quotas import Reservation
 from billing.usage import Usage, usage_record_into
-from foundation.redis import get_redis
 from inference.placement import lru_key
 from inference.selectors import KeyInfo, Route
 
@@ -41,14 +40,14 @@ class _Settlement:
     attributes: dict[str, Any]
 
 
-def _settle(batch: list[_Settlement]) -> None:
-    pipeline = get_redis().pipeline(transaction=True)
+async def _settle(redis: Redis, batch: list[_Settlement]) -> None:
+    pipeline = redis.pipeline(transaction=True)
     for item in batch:
         item.reservation.commit_into(
             pipeline, item.output_tokens, idempotency_key=f"{item.request_id}:output", attributes=item.attributes
         )
     usage_record_into(pipeline, [item.input_event for item in batch if item.input_event is not None])
-    pipeline.execute()
+    await pipeline.execute()
 
 
 class UsageBatcher:
@@ -56,6 +55,10 @@ class UsageBatcher:
         self._pending: list[_Settlement] = []
         self._waiting: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
+        self._redis: Redis | None = None
+
+    def connect(self, redis: Redis) -> None:
+        self._redis = redis
 
     async def settle(
         self,
@@ -117,7 +120,9 @@ class UsageBatcher:
         if not batch:
             return
         try:
-            await asyncio.to_thread(_settle, batch)
+            if self._redis is None:
+                raise RuntimeError("the usage batcher settles only after connect()")
+            await _settle(self._redis, batch)
         except Exception:
             # Redis refused or went away: the answers go out all the same (admission needed Redis moments ago, so
             # this is rare); the usage is lost, loudly, and the holds expire on their own.

@@ -250,6 +250,7 @@ def test_a_completions_usage_is_in_redis_when_its_answer_returns(web_server, org
     client = _client(web_server, org)
     assert _ask(client, "tiny-small", 10).usage.completion_tokens == 2
     assert _observed(org) == USED  # no wait: durable before the answer ended
+    get_redis().script_flush()  # as after a Redis restart: the gateway's pipeline must load its scripts again
     assert _ask(client, "tiny-small", 10).model == "tiny-small"
     assert _observed(org) == {meter: 2 * tokens for meter, tokens in USED.items()}
     assert _held(org) == 0  # both holds settled with their usage
