@@ -293,8 +293,8 @@ def run(
             lb, lb_port = start_lb(procs, [p for _, p in gateways], f"tp{n}")
             measured = asyncio.run(go._closed_loop(go.Target(f"n{n}", lb_port, key, 0), concurrency, seconds, 30.0))
             measured["rps"] = measured["ok"] / measured["seconds"]
-            result["throughput"].append({"gateways": n, **measured})
             measured["load_average_after"] = _load_average()
+            result["throughput"].append({"gateways": n, **measured})
             print(f"{n} gateway(s): {measured['rps']:.0f} req/s, {measured['errors']} errors", flush=True)
             for proc, _ in gateways:
                 procs.stop(proc)
@@ -563,10 +563,10 @@ def main(argv: list[str] | None = None) -> int:
         jobs=args.jobs,
         vllm_model_dir=args.vllm,
     )
+    if args.out:  # first: the figures survive a failure to render them
+        args.out.write_text(json.dumps(result, indent=2, default=str))
     text = markdown(result)
     print(text)
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2, default=str))
     write_results(text, RESULTS_VLLM if args.vllm else RESULTS)
     return 0
 
