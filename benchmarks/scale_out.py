@@ -502,7 +502,10 @@ def _drill_lines(d: dict[str, Any]) -> list[str]:
         f"{d['runs_to_completion_max']} |",
         f"| input-token ledger rows / requests answered 200 | {d['ledger_input_rows']} / {d['answered_200']} |",
         f"| duplicate idempotency keys in the ledger | {d['ledger_duplicate_keys']} |",
-        f"| usage events lost (answered 200 without a ledger row) | {d['answered_200'] - d['ledger_input_rows']} |",
+        f"| usage events lost (answers received without a ledger row) | "
+        f"{max(0, d['answered_200'] - d['ledger_input_rows'])} |",
+        f"| ledger rows beyond the answers received (settled, then cut off by a kill before the client had them; "
+        f"the client's retry is billed as its own attempt) | {max(0, d['ledger_input_rows'] - d['answered_200'])} |",
     ]
 
 
