@@ -28,6 +28,12 @@ Protocol (stated before any figure):
 
     make bench BENCH_ARGS="scale_out"
     .venv/bin/python -m benchmarks scale_out -- --seconds 10 --drill-seconds 40 --jobs 20
+    .venv/bin/python -m benchmarks.scale_out --vllm .cache/models/smollm2-135m-instruct --concurrency 8 \
+        --drill-seconds 60 --jobs 20      # the drill alone, on two real vLLM CPU servers
+
+* With `--vllm MODEL_DIR` only the kill drill runs, with two real vLLM CPU servers of that converted model (the
+  bundled SmolLM2; `provision_base_model` or the test fixtures convert it) in place of the stand-ins, the second
+  one of them killed at 75%; figures go to benchmarks/results/scale_out_vllm.md.
 
 Figures go to benchmarks/results/scale_out.md (and --out JSON).
 """
