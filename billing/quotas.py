@@ -36,7 +36,7 @@ from .models import QuotaOverride, Subscription
 from .periods import period_containing
 from .selectors import ledger_total
 from .services import subscription_for
-from .usage import Usage, usage_record_into
+from .usage import Usage, script_into, usage_record_into
 
 # A hold's quantity lives in `held:<meter>` of the counters hash; the hold itself in a hash (id -> meter|qty)
 # and a sorted set of expiries, so the holds of a dead process are found and given back.
@@ -199,7 +199,7 @@ class Reservation:
                 ],
             )
         if self.limited:
-            _scripts()[1](keys=self.hold_keys(), args=[self.id], client=pipeline)
+            script_into(pipeline, _scripts()[1], keys=self.hold_keys(), args=[self.id])
 
     def release(self) -> None:
         if self.limited:

@@ -105,6 +105,13 @@ def _ingest_script() -> Script:
     return get_redis().register_script(_INGEST)
 
 
+def script_into(pipeline, script: Script, *, keys: list, args: list) -> None:
+    """Queue `script` on a pipeline of the sync or the asyncio client. The pipeline loads its scripts before it runs
+    (after a Redis restart, say); redis-py registers them itself on sync pipelines only, so this does it for both."""
+    pipeline.scripts.add(script)
+    script(keys=keys, args=args, client=pipeline)
+
+
 def _checked(event: Usage) -> None:
     if event.meter not in METERS:
         meter_get(event.meter)  # raises, naming the known meters
@@ -158,7 +165,8 @@ class _OrganizationIds(dict):
 def usage_record_into(pipeline, events: Iterable[Usage]) -> None:
     """Queue the recording of `events` on a Redis pipeline; each queued script answers how many were new.
 
-    For callers that must record usage together with something else (a quota reservation's commit).
+    For callers that must record usage together with something else (a quota reservation's commit). The pipeline
+    may be the asyncio client's (the gateway awaits its execution).
     """
     script = _ingest_script()
     head = [settings.BILLING_USAGE_DEDUPE_SECONDS, settings.BILLING_COUNTER_TTL_SECONDS, settings.BILLING_REDIS_PREFIX]
@@ -176,10 +184,10 @@ def usage_record_into(pipeline, events: Iterable[Usage]) -> None:
         )
         periods.append(period_key(micros))
         if len(rows) == CHUNK:
-            script(keys=stream, args=[*head, "".join(rows), "".join(periods)], client=pipeline)
+            script_into(pipeline, script, keys=stream, args=[*head, "".join(rows), "".join(periods)])
             rows, periods = [], []
     if rows:
-        script(keys=stream, args=[*head, "".join(rows), "".join(periods)], client=pipeline)
+        script_into(pipeline, script, keys=stream, args=[*head, "".join(rows), "".join(periods)])
 
 
 def usage_record_many(events: Iterable[Usage]) -> int:

@@ -3,19 +3,21 @@
 A plain ASGI application, mounted beside Django by controlplane.asgi, because this is the hot path: it keeps API
 keys, routes and entitlements in memory (see caches.py), makes one Redis round trip to admit a request (rate limit
 and quota, admission.py), forwards it to a vLLM server over a pooled connection (upstream.py; aiohttp for streams),
-relays the answer (server-sent events for streams) with the tenant's model name, and records usage after the
-answer is sent. No database write happens per request. vLLM's own admin endpoints (adapter loading, metrics) are
+relays the answer (server-sent events for streams) with the tenant's model name, and has the usage in Redis before
+it sends the end of the answer (usage.py), so a killed process loses no usage it answered. No database write
+happens per request. vLLM's own admin endpoints (adapter loading, metrics) are
 not routed: only the three paths above reach an upstream.
 """
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -53,6 +55,10 @@ UPSTREAM_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 MAX_BODY_BYTES = 4 * 1024 * 1024
 REDIS_TIMEOUT_S = 3
+
+
+# Awaited by the relays with (status, usage) before they send the end of an answer: the usage is settled then.
+BeforeEnd = Callable[[int, dict[str, Any] | None], Awaitable[None]]
 
 
 class _UpstreamLost(Exception):
@@ -131,6 +137,7 @@ class GatewayApp:
                 socket_timeout=REDIS_TIMEOUT_S,
             )
             self.admission.connect(self.redis)
+            self.usage.connect(self.redis)
             self._spawn(listen_for_invalidations(self._invalidate))
             self._spawn(self.usage.run())
 
@@ -307,16 +314,29 @@ class GatewayApp:
                 exc.headers = {**rate_headers(rate_count), **exc.headers}
             raise
         extra = rate_headers(admitted_count if admitted_count is not None else rate_count or 0)
+        usage_id = uuid.uuid4().hex
+
+        async def settle(answered_by: Route, status: int, usage: dict[str, Any] | None) -> None:
+            await self.usage.settle(
+                info=info,
+                route=answered_by,
+                reservation=reservation,
+                usage=usage,
+                status=status,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                request_id=usage_id,
+            )
+
         upstream_started = time.perf_counter()
         try:
             try:
-                outcome = await self._forward(route, path, payload, stream, client_wants_usage, send, extra)
+                outcome = await self._forward(route, path, payload, stream, client_wants_usage, send, extra, settle)
             except _UpstreamLost:
                 # Every server we knew failed before answering: let the control plane re-place, then try once.
                 await sync_to_async(_mark_targets_down)(route)
                 route = await self._route(info, model, fresh=True)
                 try:
-                    outcome = await self._forward(route, path, payload, stream, client_wants_usage, send, extra)
+                    outcome = await self._forward(route, path, payload, stream, client_wants_usage, send, extra, settle)
                 except _UpstreamLost:
                     raise errors.no_capacity(f"The servers for {model} are not answering.") from None
         except errors.GatewayError as exc:
@@ -334,15 +354,6 @@ class GatewayApp:
             tenant = str(info.organization_id)
             GATEWAY_TOKENS.labels(tenant=tenant, kind="input").inc(int(usage.get("prompt_tokens") or 0))
             GATEWAY_TOKENS.labels(tenant=tenant, kind="output").inc(int(usage.get("completion_tokens") or 0))
-        self.usage.add(
-            info=info,
-            route=route,
-            reservation=reservation,
-            usage=usage,
-            status=status,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            request_id=uuid.uuid4().hex,
-        )
         if route.adapter_id and self.redis is not None:  # set by startup(), with the session
             self._spawn(touch_adapter(redis=self.redis, route=route, server_id=server_id))
 
@@ -360,9 +371,11 @@ class GatewayApp:
         client_wants_usage: bool,
         send: Send,
         extra: dict[str, str],
+        settle: Callable[[Route, int, dict[str, Any] | None], Awaitable[None]],
     ) -> tuple[int, dict[str, Any] | None, int]:
         """Send to one target, and to a second if the first fails before its first byte. Returns
-        (status, usage, server_id)."""
+        (status, usage, server_id); the usage is settled before the end of the answer is sent."""
+        before_end: BeforeEnd = functools.partial(settle, route)
         body = json.dumps({**payload, "model": route.upstream_model}).encode()
         if self.upstream is None or self.session is None:
             raise RuntimeError("The gateway forwards only after startup().")
@@ -376,7 +389,7 @@ class GatewayApp:
                 if status >= 500:
                     logger.warning("Upstream %s answered %s; trying another", url, status)
                     continue
-                return status, await _relay_json(status, raw, route, send, extra), server_id
+                return status, await _relay_json(status, raw, route, send, extra, before_end), server_id
             try:
                 response = await self.session.post(
                     url + path, data=body, headers={**UPSTREAM_HEADERS, "X-Request-Id": get_request_id() or ""}
@@ -391,9 +404,10 @@ class GatewayApp:
                 continue
             try:
                 if response.status == 200:
-                    usage = await self._relay_stream(response, route, client_wants_usage, send, extra)
+                    usage = await self._relay_stream(response, route, client_wants_usage, send, extra, before_end)
                 else:
-                    usage = await _relay_json(response.status, await response.read(), route, send, extra)
+                    raw = await response.read()
+                    usage = await _relay_json(response.status, raw, route, send, extra, before_end)
             finally:
                 response.release()
             return response.status, usage, server_id
@@ -406,20 +420,26 @@ class GatewayApp:
         client_wants_usage: bool,
         send: Send,
         extra: dict[str, str],
+        before_end: BeforeEnd,
     ) -> dict[str, Any] | None:
+        """Relay the events; the usage chunk (vLLM sends it last, before `[DONE]`) is settled before anything of it
+        or after it is sent. A stream that breaks off without one is settled as having used nothing."""
         headers = [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in extra.items())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         usage: dict[str, Any] | None = None
         async for line in response.content:
             if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
                 chunk = json.loads(line[6:])
-                if chunk.get("usage"):
+                if chunk.get("usage") and usage is None:
                     usage = chunk["usage"]
+                    await before_end(200, usage)
                     if not client_wants_usage and not chunk.get("choices"):
                         continue  # we asked for it, they did not: keep the stream as they requested it
                 chunk["model"] = route.public_name
                 line = b"data: " + json.dumps(chunk).encode() + b"\n"
             await send({"type": "http.response.body", "body": line, "more_body": True})
+        if usage is None:
+            await before_end(200, None)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return usage
 
@@ -449,19 +469,22 @@ def _budget(payload: dict[str, Any]) -> int:
 
 
 async def _relay_json(
-    status: int, raw: bytes, route: Route, send: Send, extra: dict[str, str]
+    status: int, raw: bytes, route: Route, send: Send, extra: dict[str, str], before_end: BeforeEnd
 ) -> dict[str, Any] | None:
     try:
         data = json.loads(raw)
     except ValueError:
+        await before_end(status, None)
         await _send(send, status, raw, extra=extra)
         return None
     if status == 200 and isinstance(data, dict):
         data["model"] = route.public_name
     elif isinstance(data, dict) and "error" in data and not isinstance(data["error"], dict):
         data = errors.openai_error(str(data.get("message") or data["error"]))
+    usage = data.get("usage") if isinstance(data, dict) else None
+    await before_end(status, usage)
     await _send(send, status, json.dumps(data).encode(), extra=extra)
-    return data.get("usage") if isinstance(data, dict) else None
+    return usage
 
 
 def _mark_targets_down(route: Route) -> None:

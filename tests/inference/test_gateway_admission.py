@@ -25,6 +25,7 @@ from billing.models import Plan
 from billing.periods import period_containing
 from billing.quotas import quota_reserve
 from billing.services import quota_override_set, subscription_change_plan, subscription_for
+from billing.usage import usage_observed
 from controlplane.embedded import free_port
 from foundation.redis import get_redis
 from inference.gateway.admission import Admission
@@ -72,6 +73,9 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # http.server's naming
         self.server.requests += 1
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.server.status == 200 and request.get("stream"):
+            self._stream(request)
+            return
         if self.server.status != 200:
             body = json.dumps({"object": "error", "message": "upstream trouble", "code": self.server.status})
         else:
@@ -97,6 +101,22 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body.encode())
+
+    def _stream(self, request):
+        """Server-sent events as vLLM sends them: content chunks, the usage chunk (asked for by the gateway), [DONE]."""
+        base = {"id": "cmpl-test", "object": "chat.completion.chunk", "created": 0, "model": request["model"]}
+        delta = {"index": 0, "delta": {"role": "assistant", "content": "OK"}, "logprobs": None, "finish_reason": None}
+        chunks = [
+            {**base, "choices": [delta]},
+            {**base, "choices": [{**delta, "delta": {}, "finish_reason": "stop"}]},
+            {**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
+        ]
+        body = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
@@ -213,6 +233,55 @@ def test_a_non_streaming_request_is_retried_on_another_server_before_its_first_b
         assert [_ask(client, model, 5).model for _ in range(4)] == [model] * 4
     assert healthy.requests == other_healthy.requests == 4
     assert failing.requests > 0  # round robin sent some to the failing one first
+
+
+def _observed(org) -> dict[str, int]:
+    return usage_observed(organization_id=org.pk, period=period_containing(timezone.now()))
+
+
+USED = {"inference.input_tokens.small": 5, "inference.output_tokens.small": 2}
+
+
+def test_a_completions_usage_is_in_redis_when_its_answer_returns(web_server, org, upstream, tmp_path):
+    """Catches usage that is only buffered in the gateway process when the client has the whole answer: a gateway
+    killed then (SIGKILL, OOM) would lose it. `usage_observed` is written by the same Redis script, in the same step,
+    as the ledger stream's entry, so the event is in the stream when this holds."""
+    _serve(_base_model(tmp_path, "tiny-small"), upstream())
+    client = _client(web_server, org)
+    assert _ask(client, "tiny-small", 10).usage.completion_tokens == 2
+    assert _observed(org) == USED  # no wait: durable before the answer ended
+    get_redis().script_flush()  # as after a Redis restart: the gateway's pipeline must load its scripts again
+    assert _ask(client, "tiny-small", 10).model == "tiny-small"
+    assert _observed(org) == {meter: 2 * tokens for meter, tokens in USED.items()}
+    assert _held(org) == 0  # both holds settled with their usage
+
+
+def test_a_streams_usage_is_in_redis_before_its_usage_chunk_reaches_the_client(web_server, org, upstream, tmp_path):
+    """Catches a stream whose usage is settled only after the last event was relayed (or not at all)."""
+    _serve(_base_model(tmp_path, "tiny-small"), upstream())
+    client = _client(web_server, org)
+    seen_at_usage_chunk = None
+    stream = client.chat.completions.create(
+        model="tiny-small",
+        max_tokens=10,
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = []
+    for chunk in stream:
+        chunks.append(chunk)
+        if chunk.usage is not None:
+            seen_at_usage_chunk = _observed(org)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "OK"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 2
+    assert seen_at_usage_chunk == USED
+    # A client that did not ask for the usage chunk is billed all the same, by the end of its stream.
+    plain = client.chat.completions.create(
+        model="tiny-small", max_tokens=10, messages=[{"role": "user", "content": "Hi"}], stream=True
+    )
+    assert all(chunk.usage is None for chunk in plain)
+    assert _observed(org) == {meter: 2 * tokens for meter, tokens in USED.items()}
 
 
 # --- the admission script and the upstream client in this process --------------------------------------------------
