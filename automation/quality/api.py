@@ -98,6 +98,23 @@ class CharacteristicViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin
         data["defect_codes"] = [dict(d) for d in data.get("defect_codes", [])]
         serializer.instance = services.characteristic_create(organization=self.organization, **data)
 
+    @extend_schema(
+        parameters=[serializers.QualityChartQuerySerializer],
+        responses={200: OpenApiTypes.OBJECT},
+        operation_id="quality_characteristic_chart",
+    )
+    @action(detail=True, methods=["get"])
+    def chart(self, request, *args, **kwargs):
+        """Control chart of the inspected values (I-MR, or X-bar/R with `subgroup` > 1), rule violations, Cp/Cpk."""
+        characteristic = self.get_object()
+        query = serializers.QualityChartQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = dict(query.validated_data)
+        params.pop("machine", None)
+        return Response(
+            selectors.characteristic_chart(organization=self.organization, characteristic=characteristic, **params)
+        )
+
 
 class LotViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Material lots (`?code=`); `trace` lists every unit that used the lot (trace forward)."""

@@ -6,10 +6,12 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from billing.quotas import quota_check
 from jobs.services import job_create
 from tenants.actor import Actor
+from tenants.audit import audit_record
 from tenants.models import Organization
 
 from .conf import ANALYSE_JOB_KIND, METER
@@ -165,4 +167,26 @@ def analysis_start(
         )
         analysis.job = job
         analysis.save(update_fields=["job"])
+    return analysis
+
+
+def analysis_label(*, analysis: Analysis, causes: Sequence[str], actor: Actor | None) -> Analysis:
+    """Store the cause(s) the investigation confirmed for a finished analysis (empty: remove the label). Each name
+    must be one the analysis ranked, so that the supervised ranking can learn from its evidence."""
+    if analysis.status != "succeeded" or not (analysis.result or {}).get("causes"):
+        raise ValidationError({"causes": ["Only a finished analysis with ranked causes can be labelled."]})
+    ranked = {c["name"] for c in analysis.result["causes"]}
+    unknown = sorted(set(causes) - ranked)
+    if unknown:
+        raise ValidationError({"causes": [f"{name!r} is not among the ranked causes." for name in unknown[:20]]})
+    with transaction.atomic():
+        analysis.confirmed_causes = sorted(set(causes))
+        analysis.labelled_at = timezone.now() if causes else None
+        analysis.save(update_fields=["confirmed_causes", "labelled_at"])
+        audit_record(
+            action="quality.analysis.label",
+            target=analysis,
+            metadata={"causes": analysis.confirmed_causes},
+            **(actor.audit_kwargs() if actor else {"organization": analysis.organization}),
+        )
     return analysis
