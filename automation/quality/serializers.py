@@ -103,8 +103,27 @@ class QualityAnalysisSerializer(serializers.ModelSerializer):
             "result",
             "created_at",
             "finished_at",
+            "confirmed_causes",
+            "labelled_at",
         ]
-        read_only_fields = ["status", "verdict", "message", "result", "created_at", "finished_at"]
+        read_only_fields = [
+            "status",
+            "verdict",
+            "message",
+            "result",
+            "created_at",
+            "finished_at",
+            "confirmed_causes",
+            "labelled_at",
+        ]
+
+
+class QualityAnalysisLabelSerializer(serializers.Serializer):
+    causes = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        max_length=100,
+        help_text="The confirmed causes, named as the ranking names them; an empty list removes the label.",
+    )
 
 
 class QualityChartQuerySerializer(serializers.Serializer):
