@@ -381,8 +381,8 @@ def _units(ctx: JobContext, analysis: Analysis, inspected: dict, failed_at: dict
 def _supervise(ctx: JobContext, analysis: Analysis, result: dict, method: str) -> None:
     """Beside the unsupervised ranking, one learned from the labelled analyses of the same characteristic (the
     tenant's confirmed causes), when at least MIN_LABELLED_CASES labelled cases exist. An analysis never learns
-    from itself, nor from labelled rankings of the same failed units (`unit`) or of an overlapping window
-    (`line`). `result["ranking"]` says which ranking leads."""
+    from itself, a failed unit never from a labelled ranking of the same unit (`unit`), a `line` analysis never
+    from one of an overlapping window. `result["ranking"]` says which ranking leads."""
     result["ranking"] = "unsupervised"
     if result.get("verdict") not in ("cause_found", "cannot_tell") or not result.get("causes"):
         return
@@ -396,9 +396,9 @@ def _supervise(ctx: JobContext, analysis: Analysis, result: dict, method: str) -
             labelled_at__isnull=False,
         )
         .exclude(pk=analysis.pk)
-        .only("result", "confirmed_causes", "start", "end", "window_seconds")
+        .only("result", "confirmed_causes", "unit_causes", "start", "end", "window_seconds")
     )
-    labelled = [a for a in labelled if (a.result or {}).get("method") == method and a.confirmed_causes]
+    labelled = [a for a in labelled if (a.result or {}).get("method") == method]
     if not labelled:
         return
     parents: dict[str, list[str]] = defaultdict(list)
@@ -411,18 +411,26 @@ def _supervise(ctx: JobContext, analysis: Analysis, result: dict, method: str) -
         names=names, parents=parents, defect_causes=list(characteristic.affected_by.values_list("name", flat=True))
     )
     if method == Analysis.Method.UNIT:
-        mine = {u["unit"] for u in result.get("units", [])}
-        history = [
-            LabelledCase(unit_case(u["causes"], prior=prior, window_s=a.window_seconds), frozenset(a.confirmed_causes))
+        # Per failed unit of the labelled analyses: its own confirmed causes, else the analysis's.
+        cases = [
+            (
+                u["unit"],
+                LabelledCase(
+                    unit_case(u["causes"], prior=prior, window_s=a.window_seconds),
+                    frozenset(a.unit_causes.get(u["unit"]) or a.confirmed_causes),
+                ),
+            )
             for a in labelled
             for u in a.result.get("units", [])
-            if u.get("verdict") == "ranked" and u["unit"] not in mine
+            if u.get("verdict") == "ranked" and (a.unit_causes.get(u["unit"]) or a.confirmed_causes)
         ]
         totals: dict[str, list[float]] = defaultdict(list)
         trained_on = 0
         for u in result.get("units", []):
             if u.get("verdict") != "ranked":
                 continue
+            # A failed unit never learns from a labelled ranking of itself: leave-one-out by construction.
+            history = [case for serial, case in cases if serial != u["unit"]]
             ranking = rank_supervised(
                 history=history,
                 case=unit_case(u["causes"], prior=prior, window_s=analysis.window_seconds),
@@ -438,7 +446,7 @@ def _supervise(ctx: JobContext, analysis: Analysis, result: dict, method: str) -
             for n, p in zip(ranking.names, ranking.probabilities, strict=True):
                 totals[n].append(p)
         if not totals:
-            ctx.event(f"{len(history)} labelled case(s): too few for a supervised ranking; unsupervised only.")
+            ctx.event(f"{len(cases)} labelled case(s): too few for a supervised ranking; unsupervised only.")
             return
         failed = max(1, sum(1 for u in result["units"] if u.get("supervised")))
         scored = sorted(totals, key=lambda n: -sum(totals[n]) / failed)

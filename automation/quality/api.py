@@ -240,5 +240,10 @@ class AnalysisViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin, view
         analysis = self.get_object()
         body = serializers.QualityAnalysisLabelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.analysis_label(analysis=analysis, causes=body.validated_data["causes"], actor=self.actor)
+        services.analysis_label(
+            analysis=analysis,
+            causes=body.validated_data["causes"],
+            unit=body.validated_data.get("unit"),
+            actor=self.actor,
+        )
         return Response(self.get_serializer(analysis).data)

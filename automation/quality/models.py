@@ -243,6 +243,8 @@ class Analysis(models.Model):
     # The tenant's label once the investigation confirmed the cause(s): names as the ranking gives them.
     # Labelled analyses of the same characteristic are the history the supervised ranking learns from.
     confirmed_causes = models.JSONField(default=list, blank=True)
+    # A `unit` analysis of several failed units may confirm a different cause per unit: {serial: [names]}.
+    unit_causes = models.JSONField(default=dict, blank=True)
     labelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

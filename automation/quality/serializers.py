@@ -104,6 +104,7 @@ class QualityAnalysisSerializer(serializers.ModelSerializer):
             "created_at",
             "finished_at",
             "confirmed_causes",
+            "unit_causes",
             "labelled_at",
         ]
         read_only_fields = [
@@ -114,6 +115,7 @@ class QualityAnalysisSerializer(serializers.ModelSerializer):
             "created_at",
             "finished_at",
             "confirmed_causes",
+            "unit_causes",
             "labelled_at",
         ]
 
@@ -123,6 +125,11 @@ class QualityAnalysisLabelSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=200),
         max_length=100,
         help_text="The confirmed causes, named as the ranking names them; an empty list removes the label.",
+    )
+    unit = serializers.CharField(
+        max_length=100,
+        required=False,
+        help_text="For a `unit` analysis: the failed unit (serial) these causes were confirmed for.",
     )
 
 

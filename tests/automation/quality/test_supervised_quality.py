@@ -49,6 +49,11 @@ def test_labels_are_validated_and_stored_and_train_a_supervised_ranking(org):
         reader.post(url(org, f"analyses/{first['id']}/label"), {"causes": ["L042"]}, format="json").status_code == 403
     )
     assert Analysis.objects.get(pk=first["id"]).confirmed_causes == []
+    # Per-unit labels belong to `unit` analyses only.
+    per_unit = client.post(
+        url(org, f"analyses/{first['id']}/label"), {"unit": "d0-U00001", "causes": ["L042"]}, format="json"
+    )
+    assert per_unit.status_code == 400 and "is not a failed unit of this analysis" in str(per_unit.json())
 
     labelled = client.post(url(org, f"analyses/{first['id']}/label"), {"causes": ["L042"]}, format="json")
     assert labelled.status_code == 200 and labelled.json()["confirmed_causes"] == ["L042"]
