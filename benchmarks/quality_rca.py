@@ -353,8 +353,8 @@ def causrca_supervised(product: Product, data: dict, *, window_s: float) -> dict
             unsupervised = [c["name"] for c in ranking["causes"]] if ranking["verdict"] == "ranked" else []
             supervised = [c["name"] for c in ranking.get("supervised", [])]
             supervised_units += bool(supervised)
-            for key, ranked in (("sup", supervised or unsupervised), ("unsup", unsupervised)):
-                for i, value in enumerate(_scores(ranked, run["truth"])):
+            for key, order in (("sup", supervised or unsupervised), ("unsup", unsupervised)):
+                for i, value in enumerate(_scores(order, run["truth"])):
                     sums[key][i] += value
         n = len(runs)
         out[group] = {
