@@ -446,7 +446,8 @@ def _supervise(ctx: JobContext, analysis: Analysis, result: dict, method: str) -
             for n, p in zip(ranking.names, ranking.probabilities, strict=True):
                 totals[n].append(p)
         if not totals:
-            ctx.event(f"{len(cases)} labelled case(s): too few for a supervised ranking; unsupervised only.")
+            result["supervised_note"] = _no_model(len(cases), [case for _, case in cases])
+            ctx.event(f"{len(cases)} labelled case(s): {result['supervised_note']}; unsupervised only.")
             return
         failed = max(1, sum(1 for u in result["units"] if u.get("supervised")))
         scored = sorted(totals, key=lambda n: -sum(totals[n]) / failed)
@@ -466,7 +467,8 @@ def _supervise(ctx: JobContext, analysis: Analysis, result: dict, method: str) -
             min_cases=MIN_LABELLED_CASES,
         )
         if ranking is None:
-            ctx.event(f"{len(history)} labelled case(s): too few for a supervised ranking; unsupervised only.")
+            result["supervised_note"] = _no_model(len(history), history)
+            ctx.event(f"{len(history)} labelled case(s): {result['supervised_note']}; unsupervised only.")
             return
         trained_on = ranking.trained_on
         scored = list(ranking.names)
@@ -481,6 +483,15 @@ def _supervise(ctx: JobContext, analysis: Analysis, result: dict, method: str) -
         ],
     }
     ctx.event(f"Supervised ranking from {trained_on} labelled case(s): {scored[0]} first.")
+
+
+def _no_model(count: int, cases: list[LabelledCase]) -> str:
+    """Why no supervised ranking was trained, for people."""
+    if count < MIN_LABELLED_CASES:
+        return f"fewer than {MIN_LABELLED_CASES} labelled cases"
+    if all({c.name for c in case.candidates} <= case.causes for case in cases):
+        return "every labelled candidate was a confirmed cause, so the history shows nothing to tell apart"
+    return "too few usable labelled cases"
 
 
 def _overlaps(a: Analysis, b: Analysis) -> bool:
