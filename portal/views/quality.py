@@ -365,6 +365,7 @@ class _ChartPage(OrgPage, TemplateView):
 
 
 class VariableChart(_ChartPage):
+    model = ProcessVariable
     def get_object(self) -> ProcessVariable:
         return self.owned(ProcessVariable.objects.select_related("station"), pk=self.kwargs["pk"])
 
@@ -379,6 +380,7 @@ class VariableChart(_ChartPage):
 
 
 class CharacteristicChart(_ChartPage):
+    model = Characteristic
     def get_object(self) -> Characteristic:
         return self.owned(Characteristic.objects.select_related("station"), pk=self.kwargs["pk"])
 
@@ -400,6 +402,7 @@ class AnalysisDetail(LiveFragment, OrgPage, TemplateView):
     template_name = "portal/quality/analysis.html"
     fragment_template = "portal/quality/analysis_live.html"
     section = "quality"
+    model = Analysis  # what `pk` addresses (the isolation sweep reads it)
 
     def get_context_data(self, **kwargs):
         analysis = _describe(
@@ -476,6 +479,7 @@ class Trace(OrgPage, TemplateView):
 class UnitTrace(OrgPage, TemplateView):
     template_name = "portal/quality/unit.html"
     section = "quality"
+    model = Unit
 
     def get_context_data(self, **kwargs):
         unit = self.owned(Unit, pk=self.kwargs["pk"])
@@ -499,6 +503,7 @@ class UnitTrace(OrgPage, TemplateView):
 class LotTrace(OrgPage, TemplateView):
     template_name = "portal/quality/lot.html"
     section = "quality"
+    model = Lot
 
     def get_context_data(self, **kwargs):
         lot = self.owned(Lot, pk=self.kwargs["pk"])
