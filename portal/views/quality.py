@@ -366,6 +366,7 @@ class _ChartPage(OrgPage, TemplateView):
 
 class VariableChart(_ChartPage):
     model = ProcessVariable
+
     def get_object(self) -> ProcessVariable:
         return self.owned(ProcessVariable.objects.select_related("station"), pk=self.kwargs["pk"])
 
@@ -381,6 +382,7 @@ class VariableChart(_ChartPage):
 
 class CharacteristicChart(_ChartPage):
     model = Characteristic
+
     def get_object(self) -> Characteristic:
         return self.owned(Characteristic.objects.select_related("station"), pk=self.kwargs["pk"])
 
