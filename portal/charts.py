@@ -219,3 +219,72 @@ def zoned_line_chart(
     x_labels = [(px(x), x_format(x)) for x in _ticks(x_lo, x_hi)] if x_hi > x_lo else []
     rows = [[x_format(x), name, y] for name, values in series.items() for x, y in sorted(values)]
     return Chart(title, _frame(title, 0.0, y_hi, x_labels, body), [x_label, "", title], rows)
+
+
+def control_chart(
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    points: Sequence[float],
+    center: float,
+    lcl: float,
+    ucl: float,
+    violations: Mapping[int, str] | None = None,
+    spec: Mapping[str, float | None] | None = None,
+    labels: Sequence[str] = (),
+    rules_label: str = "rules",
+) -> Chart:
+    """A control chart (individuals, X-bar, moving range or R): the points joined in order, the centre line and the
+    control limits (dashed), spec limits when given (dotted), and each point that broke a run rule as a red square.
+    The table has one row per point: its label, value and the rules it broke."""
+    violations = violations or {}
+    limits: dict[str, float] = {name: value for name, value in (spec or {}).items() if value is not None}
+    bounds = [*points, center, lcl, ucl, *limits.values()]
+    lo, hi = min(bounds), max(bounds)
+    pad = (hi - lo) * 0.05 or 1.0
+    lo, hi = lo - pad, hi + pad
+    n = max(len(points), 2)
+
+    def px(i: float) -> float:
+        return LEFT + (WIDTH - LEFT - RIGHT) * i / (n - 1)
+
+    def py(y: float) -> float:
+        return TOP + (HEIGHT - TOP - BOTTOM) * (1 - (y - lo) / (hi - lo))
+
+    body = []
+    for name, value, colour, dash in (
+        ("UCL", ucl, PALETTE[4], "6 3"),
+        ("CL", center, PALETTE[2], ""),
+        ("LCL", lcl, PALETTE[4], "6 3"),
+        *((name, value, PALETTE[1], "2 3") for name, value in limits.items()),
+    ):
+        y = py(value)
+        body.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{colour}" stroke-width="1.5"'
+            + (f' stroke-dasharray="{dash}"' if dash else "")
+            + "/>"
+        )
+        body.append(
+            f'<text x="{WIDTH - RIGHT - 2}" y="{y - 3:.1f}" text-anchor="end" fill="{colour}">'
+            f"{escape(name)} {_fmt(value)}</text>"
+        )
+    if points:
+        path = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(points))
+        body.append(f'<polyline fill="none" stroke="{PALETTE[0]}" stroke-width="1.5" points="{path}"/>')
+        if len(points) <= 200:
+            body.extend(
+                f'<circle cx="{px(i):.1f}" cy="{py(v):.1f}" r="2.5" fill="{PALETTE[0]}"/>'
+                for i, v in enumerate(points)
+                if i not in violations
+            )
+        for i, rules in violations.items():
+            if 0 <= i < len(points):
+                body.append(
+                    f'<rect class="violation" x="{px(i) - 4:.1f}" y="{py(points[i]) - 4:.1f}" width="8" height="8" '
+                    f'fill="{PALETTE[4]}"><title>{escape(rules)}</title></rect>'
+                )
+    ticks = sorted({round(i) for i in _ticks(0, len(points) - 1)}) if len(points) > 1 else [0]
+    x_labels = [(px(i), labels[i] if i < len(labels) else str(i + 1)) for i in ticks if i < len(points)]
+    rows = [[labels[i] if i < len(labels) else i + 1, f"{v:.4g}", violations.get(i, "")] for i, v in enumerate(points)]
+    return Chart(title, _frame(title, lo, hi, x_labels, body), [x_label, y_label, rules_label], rows)

@@ -13,6 +13,7 @@ from .views import (
     models,
     organization,
     playground,
+    quality,
     scheduling,
     training_data,
 )
@@ -33,6 +34,7 @@ org_urlpatterns = [
     *copilot.urlpatterns,
     *scheduling.urlpatterns,
     *maintenance.urlpatterns,
+    *quality.urlpatterns,
     *data_protection.urlpatterns,
 ]
 

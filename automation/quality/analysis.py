@@ -11,7 +11,7 @@ window where no healthy unit has. `auto` takes `line` when at least 20 units wer
 import graphlib
 import logging
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from django.db import connection
@@ -22,8 +22,9 @@ from threadpoolctl import threadpool_limits
 from billing.usage import usage_record
 from jobs.runner import JobContext, JobFailure
 
-from .conf import METER
+from .conf import METER, MIN_LABELLED_CASES
 from .engine import LineModel, RcaConfig, UnitRecord, UnitTrace, rank_line_causes, rank_trace_causes
+from .engine.supervised import LabelledCase, causal_prior, line_case, rank_supervised, unit_case
 from .models import Analysis, InspectionResult, Machine, ProcessVariable, Station, Unit
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def analysis_execute(ctx: JobContext) -> dict:
     else:
         result = _units(ctx, analysis, inspected, failed_at)
     result["method"] = method
+    _supervise(ctx, analysis, result, method)
     ctx.progress(95, "Storing the ranking")
     Analysis.objects.filter(pk=analysis.pk).update(
         status="succeeded",
@@ -334,6 +336,7 @@ def _units(ctx: JobContext, analysis: Analysis, inspected: dict, failed_at: dict
                         "mean_surprise": c.surprise_peak,
                         "state": c.state,
                         "since": (first[unit_id] + _seconds(c.since)).isoformat() if c.since is not None else None,
+                        "before_failure_s": failed.end - c.since if c.since is not None else None,
                         "parents": list(c.parents),
                         "reference": c.reference,
                     }
@@ -373,3 +376,126 @@ def _units(ctx: JobContext, analysis: Analysis, inspected: dict, failed_at: dict
         ],
         "units": rankings,
     }
+
+
+def _supervise(ctx: JobContext, analysis: Analysis, result: dict, method: str) -> None:
+    """Beside the unsupervised ranking, one learned from the labelled analyses of the same characteristic (the
+    tenant's confirmed causes), when at least MIN_LABELLED_CASES labelled cases exist. An analysis never learns
+    from itself, a failed unit never from a labelled ranking of the same unit (`unit`), a `line` analysis never
+    from one of an overlapping window. `result["ranking"]` says which ranking leads."""
+    result["ranking"] = "unsupervised"
+    if result.get("verdict") not in ("cause_found", "cannot_tell") or not result.get("causes"):
+        return
+    org = ctx.organization_id
+    characteristic = analysis.defect_code.characteristic
+    labelled = list(
+        Analysis.objects.filter(
+            organization_id=org,
+            defect_code__characteristic=characteristic,
+            status="succeeded",
+            labelled_at__isnull=False,
+        )
+        .exclude(pk=analysis.pk)
+        .only("result", "confirmed_causes", "unit_causes", "start", "end", "window_seconds")
+    )
+    labelled = [a for a in labelled if (a.result or {}).get("method") == method]
+    if not labelled:
+        return
+    parents: dict[str, list[str]] = defaultdict(list)
+    for child, parent in ProcessVariable.causes.through.objects.filter(
+        from_processvariable__organization_id=org
+    ).values_list("from_processvariable__name", "to_processvariable__name"):
+        parents[child].append(parent)
+    names = list(ProcessVariable.objects.filter(organization_id=org).values_list("name", flat=True))
+    prior = causal_prior(
+        names=names, parents=parents, defect_causes=list(characteristic.affected_by.values_list("name", flat=True))
+    )
+    if method == Analysis.Method.UNIT:
+        # Per failed unit of the labelled analyses: its own confirmed causes, else the analysis's.
+        cases = [
+            (
+                u["unit"],
+                LabelledCase(
+                    unit_case(u["causes"], prior=prior, window_s=a.window_seconds),
+                    frozenset(a.unit_causes.get(u["unit"]) or a.confirmed_causes),
+                ),
+            )
+            for a in labelled
+            for u in a.result.get("units", [])
+            if u.get("verdict") == "ranked" and (a.unit_causes.get(u["unit"]) or a.confirmed_causes)
+        ]
+        totals: dict[str, list[float]] = defaultdict(list)
+        trained_on = 0
+        for u in result.get("units", []):
+            if u.get("verdict") != "ranked":
+                continue
+            # A failed unit never learns from a labelled ranking of itself: leave-one-out by construction.
+            history = [case for serial, case in cases if serial != u["unit"]]
+            ranking = rank_supervised(
+                history=history,
+                case=unit_case(u["causes"], prior=prior, window_s=analysis.window_seconds),
+                min_cases=MIN_LABELLED_CASES,
+            )
+            if ranking is None:
+                continue
+            trained_on = ranking.trained_on
+            u["supervised"] = [
+                {"rank": i + 1, "name": n, "probability": p}
+                for i, (n, p) in enumerate(zip(ranking.names, ranking.probabilities, strict=True))
+            ]
+            for n, p in zip(ranking.names, ranking.probabilities, strict=True):
+                totals[n].append(p)
+        if not totals:
+            result["supervised_note"] = _no_model(len(cases), [case for _, case in cases])
+            ctx.event(f"{len(cases)} labelled case(s): {result['supervised_note']}; unsupervised only.")
+            return
+        failed = max(1, sum(1 for u in result["units"] if u.get("supervised")))
+        scored = sorted(totals, key=lambda n: -sum(totals[n]) / failed)
+        probabilities = {n: sum(totals[n]) / failed for n in scored}
+    else:
+        history = [
+            LabelledCase(
+                line_case(a.result["causes"], prior=prior, defects=a.result.get("defects", 0)),
+                frozenset(a.confirmed_causes),
+            )
+            for a in labelled
+            if not _overlaps(a, analysis)
+        ]
+        ranking = rank_supervised(
+            history=history,
+            case=line_case(result["causes"], prior=prior, defects=result.get("defects", 0)),
+            min_cases=MIN_LABELLED_CASES,
+        )
+        if ranking is None:
+            result["supervised_note"] = _no_model(len(history), history)
+            ctx.event(f"{len(history)} labelled case(s): {result['supervised_note']}; unsupervised only.")
+            return
+        trained_on = ranking.trained_on
+        scored = list(ranking.names)
+        probabilities = dict(zip(ranking.names, ranking.probabilities, strict=True))
+    unsupervised = {c["name"]: c["rank"] for c in result["causes"]}
+    result["ranking"] = "supervised"
+    result["supervised"] = {
+        "trained_on": trained_on,
+        "causes": [
+            {"rank": i + 1, "name": n, "probability": probabilities[n], "unsupervised_rank": unsupervised.get(n)}
+            for i, n in enumerate(scored[:50])
+        ],
+    }
+    ctx.event(f"Supervised ranking from {trained_on} labelled case(s): {scored[0]} first.")
+
+
+def _no_model(count: int, cases: list[LabelledCase]) -> str:
+    """Why no supervised ranking was trained, for people."""
+    if count < MIN_LABELLED_CASES:
+        return f"fewer than {MIN_LABELLED_CASES} labelled cases"
+    if all({c.name for c in case.candidates} <= case.causes for case in cases):
+        return "every labelled candidate was a confirmed cause, so the history shows nothing to tell apart"
+    return "too few usable labelled cases"
+
+
+def _overlaps(a: Analysis, b: Analysis) -> bool:
+    """Whether two line analyses' windows share time (an open end reaches to the start or end of time)."""
+    a_start, a_end = a.start or datetime.min.replace(tzinfo=UTC), a.end or datetime.max.replace(tzinfo=UTC)
+    b_start, b_end = b.start or datetime.min.replace(tzinfo=UTC), b.end or datetime.max.replace(tzinfo=UTC)
+    return a_start < b_end and b_start < a_end

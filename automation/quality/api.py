@@ -98,6 +98,23 @@ class CharacteristicViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin
         data["defect_codes"] = [dict(d) for d in data.get("defect_codes", [])]
         serializer.instance = services.characteristic_create(organization=self.organization, **data)
 
+    @extend_schema(
+        parameters=[serializers.QualityChartQuerySerializer],
+        responses={200: OpenApiTypes.OBJECT},
+        operation_id="quality_characteristic_chart",
+    )
+    @action(detail=True, methods=["get"])
+    def chart(self, request, *args, **kwargs):
+        """Control chart of the inspected values (I-MR, or X-bar/R with `subgroup` > 1), rule violations, Cp/Cpk."""
+        characteristic = self.get_object()
+        query = serializers.QualityChartQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = dict(query.validated_data)
+        params.pop("machine", None)
+        return Response(
+            selectors.characteristic_chart(organization=self.organization, characteristic=characteristic, **params)
+        )
+
 
 class LotViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Material lots (`?code=`); `trace` lists every unit that used the lot (trace forward)."""
@@ -186,7 +203,8 @@ class InspectionIngestView(IngestView):
 @extend_schema(parameters=[OpenApiParameter("defect_code", str), OpenApiParameter("verdict", str)])
 class AnalysisViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Root-cause analyses. Creating one starts the `quality.analyse` job (scope `jobs`); follow it under /jobs
-    or here (`status`, `verdict`, `result` with the ranked causes and their evidence)."""
+    or here (`status`, `verdict`, `result` with the ranked causes and their evidence, and `ranking`: whether the
+    supervised ranking learned from labelled analyses leads). `label` stores the confirmed causes."""
 
     queryset = Analysis.objects.select_related("defect_code")
     serializer_class = serializers.QualityAnalysisSerializer
@@ -211,3 +229,21 @@ class AnalysisViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin, view
         response = super().create(request, *args, **kwargs)
         response.status_code = status.HTTP_202_ACCEPTED
         return response
+
+    @extend_schema(
+        request=serializers.QualityAnalysisLabelSerializer, responses={200: serializers.QualityAnalysisSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def label(self, request, *args, **kwargs):
+        """Store the cause(s) the investigation confirmed (scope org:write). Labelled analyses of a characteristic
+        are the history its supervised ranking learns from."""
+        analysis = self.get_object()
+        body = serializers.QualityAnalysisLabelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.analysis_label(
+            analysis=analysis,
+            causes=body.validated_data["causes"],
+            unit=body.validated_data.get("unit"),
+            actor=self.actor,
+        )
+        return Response(self.get_serializer(analysis).data)

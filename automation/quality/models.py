@@ -240,6 +240,12 @@ class Analysis(models.Model):
     result = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The tenant's label once the investigation confirmed the cause(s): names as the ranking gives them.
+    # Labelled analyses of the same characteristic are the history the supervised ranking learns from.
+    confirmed_causes = models.JSONField(default=list, blank=True)
+    # A `unit` analysis of several failed units may confirm a different cause per unit: {serial: [names]}.
+    unit_causes = models.JSONField(default=dict, blank=True)
+    labelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)

@@ -7,7 +7,7 @@ from django.db import connection
 from tenants.models import Organization
 
 from .engine import capability, imr_chart, xbar_r_chart
-from .models import InspectionResult, Lot, Machine, ProcessVariable, Unit
+from .models import Characteristic, InspectionResult, Lot, Machine, ProcessVariable, Unit
 
 
 def unit_trace_back(*, organization: Organization, unit: Unit) -> dict:
@@ -94,16 +94,45 @@ def variable_chart(
             [*params, limit],
         )
         rows = cursor.fetchall()
+    out: dict = {"variable": variable.name}
+    return _chart(out, rows, variable, subgroup=subgroup, baseline=baseline)
+
+
+def characteristic_chart(
+    *,
+    organization: Organization,
+    characteristic: Characteristic,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    subgroup: int = 1,
+    baseline: int | None = None,
+    limit: int = 5000,
+) -> dict:
+    """The same chart for an inspection characteristic: its measured values (one per inspection) in time order."""
+    inspections = InspectionResult.objects.filter(
+        organization=organization, characteristic=characteristic, value__isnull=False
+    )
+    if start is not None:
+        inspections = inspections.filter(ts__gte=start)
+    if end is not None:
+        inspections = inspections.filter(ts__lt=end)
+    rows = list(inspections.order_by("ts", "id").values_list("unit__serial", "ts", "value")[:limit])
+    out: dict = {"characteristic": characteristic.code}
+    return _chart(out, rows, characteristic, subgroup=subgroup, baseline=baseline)
+
+
+def _chart(out: dict, rows: list, limits: ProcessVariable | Characteristic, *, subgroup: int, baseline: int | None):
     values = [float(v) for _, _, v in rows]
-    out: dict = {
-        "variable": variable.name,
-        "unit": variable.unit,
-        "lsl": variable.lsl,
-        "usl": variable.usl,
-        "target": variable.target,
-        "units": [s for s, _, _ in rows],
-        "times": [t.isoformat() for _, t, _ in rows],
-    }
+    out.update(
+        {
+            "unit": limits.unit,
+            "lsl": limits.lsl,
+            "usl": limits.usl,
+            "target": limits.target,
+            "units": [s for s, _, _ in rows],
+            "times": [t.isoformat() for _, t, _ in rows],
+        }
+    )
     if subgroup > 1:
         groups = [values[i : i + subgroup] for i in range(0, len(values) - subgroup + 1, subgroup)]
         if len(groups) < 2:
@@ -113,7 +142,7 @@ def variable_chart(
         if len(values) < 2:
             return {**out, "chart": None, "reason": "fewer than two values"}
         chart = imr_chart(values, baseline=baseline)
-    cap = capability(values, lsl=variable.lsl, usl=variable.usl) if len(values) >= 2 else None
+    cap = capability(values, lsl=limits.lsl, usl=limits.usl) if len(values) >= 2 else None
     return {
         **out,
         "chart": {

@@ -103,8 +103,34 @@ class QualityAnalysisSerializer(serializers.ModelSerializer):
             "result",
             "created_at",
             "finished_at",
+            "confirmed_causes",
+            "unit_causes",
+            "labelled_at",
         ]
-        read_only_fields = ["status", "verdict", "message", "result", "created_at", "finished_at"]
+        read_only_fields = [
+            "status",
+            "verdict",
+            "message",
+            "result",
+            "created_at",
+            "finished_at",
+            "confirmed_causes",
+            "unit_causes",
+            "labelled_at",
+        ]
+
+
+class QualityAnalysisLabelSerializer(serializers.Serializer):
+    causes = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        max_length=100,
+        help_text="The confirmed causes, named as the ranking names them; an empty list removes the label.",
+    )
+    unit = serializers.CharField(
+        max_length=100,
+        required=False,
+        help_text="For a `unit` analysis: the failed unit (serial) these causes were confirmed for.",
+    )
 
 
 class QualityChartQuerySerializer(serializers.Serializer):

@@ -6,10 +6,12 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from billing.quotas import quota_check
 from jobs.services import job_create
 from tenants.actor import Actor
+from tenants.audit import audit_record
 from tenants.models import Organization
 
 from .conf import ANALYSE_JOB_KIND, METER
@@ -165,4 +167,41 @@ def analysis_start(
         )
         analysis.job = job
         analysis.save(update_fields=["job"])
+    return analysis
+
+
+def analysis_label(
+    *, analysis: Analysis, causes: Sequence[str], actor: Actor | None, unit: str | None = None
+) -> Analysis:
+    """Store the cause(s) the investigation confirmed for a finished analysis (empty: remove the label), for the
+    whole analysis or, for a `unit` analysis, for one of its failed units (`unit`: its serial). Each name must be
+    one the analysis ranked (for that unit), so that the supervised ranking can learn from its evidence."""
+    result = analysis.result or {}
+    if analysis.status != "succeeded" or not result.get("causes"):
+        raise ValidationError({"causes": ["Only a finished analysis with ranked causes can be labelled."]})
+    ranked = {c["name"] for c in result["causes"]}
+    if unit is not None:
+        rankings = {u["unit"]: u for u in result["units"]} if result.get("method") == Analysis.Method.UNIT else {}
+        if unit not in rankings:
+            raise ValidationError({"unit": [f"{unit!r} is not a failed unit of this analysis."]})
+        ranked = {c["name"] for c in rankings[unit].get("causes", [])}
+    unknown = sorted(set(causes) - ranked)
+    if unknown:
+        raise ValidationError({"causes": [f"{name!r} is not among the ranked causes." for name in unknown[:20]]})
+    with transaction.atomic():
+        if unit is None:
+            analysis.confirmed_causes = sorted(set(causes))
+        elif causes:
+            analysis.unit_causes = {**analysis.unit_causes, unit: sorted(set(causes))}
+        else:
+            analysis.unit_causes = {k: v for k, v in analysis.unit_causes.items() if k != unit}
+        labelled = bool(analysis.confirmed_causes or analysis.unit_causes)
+        analysis.labelled_at = (analysis.labelled_at or timezone.now()) if labelled else None
+        analysis.save(update_fields=["confirmed_causes", "unit_causes", "labelled_at"])
+        audit_record(
+            action="quality.analysis.label",
+            target=analysis,
+            metadata={"causes": sorted(set(causes)), "unit": unit},
+            **(actor.audit_kwargs() if actor else {"organization": analysis.organization}),
+        )
     return analysis

@@ -256,6 +256,47 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, tex
     .map(el => el.outerHTML.slice(0, 120))"""
 
 
+def test_analysing_a_defect_to_its_cause_labelling_it_and_tracing_the_lot(
+    portal_server, new_page, screenshot, tmp_path
+):
+    """The quality main path: the line and its units are sent through the ingestion service (as the API does);
+    in the browser, a control chart, an analysis started from the form and run by the `quality` worker, its
+    ranked causes and evidence chart, the confirmed cause stored, and the bad lot traced forward."""
+    from automation.quality import ingest
+    from tests.automation.quality.quality_api import line_csvs, make_line
+    from tests.automation.quality.simulated import simulate
+
+    page = new_page()
+    org = signed_in_owner(page, portal_server, "gumi-shafts")
+    make_line(org)
+    for kind, content in line_csvs(simulate(scenario="lot", n=300), prefix="").items():
+        ingest.ingest(organization=org, kind=kind, rows=ingest.rows_from_csv(kind=kind, content=content))
+    quality = f"{portal_server.url}/app/{org.slug}/quality"
+    page.goto(quality)
+    page.get_by_role("link", name="diameter").click()
+    expect(page.locator("figure.chart").first).to_be_visible()
+    expect(page.locator("#capability")).to_contain_text("Cpk")
+    screenshot(page, "quality-chart")
+    page.goto(quality)
+    screenshot(page, "quality")
+    page.get_by_label("Defect code").select_option(label="FIT-FAIL")
+    page.get_by_label("Method").select_option(value="line")
+    with running_worker(queues="quality", name="portal-quality", log_path=tmp_path / "quality.log"):
+        page.get_by_role("button", name="Start the analysis").click()
+        expect(page.locator("#analysis-status[data-status=succeeded]")).to_be_visible(timeout=180_000)
+    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "cause_found")
+    expect(page.locator("#causes tbody tr").first).to_contain_text("L042")
+    expect(page.locator("figure.chart").first).to_contain_text("L042")
+    page.get_by_role("checkbox", name="L042").check()
+    page.get_by_role("button", name="Store the confirmed causes").click()
+    expect(page.locator("#confirmed")).to_contain_text("L042")
+    screenshot(page, "quality-analysis")
+    page.goto(quality)
+    page.get_by_label("Unit serial or lot code").fill("L042")
+    page.get_by_role("button", name="Trace").click()
+    expect(page.locator("#lot-units tbody tr")).to_have_count(150)
+
+
 def test_every_control_of_the_main_pages_has_a_label_and_the_keyboard_reaches_the_content(portal_server, new_page):
     org = signed_in_owner(page := new_page(), portal_server, "accessible-works")
     pages = [
@@ -270,6 +311,7 @@ def test_every_control_of_the_main_pages_has_a_label_and_the_keyboard_reaches_th
         "playground",
         "scheduling",
         "maintenance",
+        "quality",
     ]
     for name in pages:
         page.goto(f"{portal_server.url}/app/{org.slug}/{name}")
