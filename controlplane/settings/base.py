@@ -362,6 +362,24 @@ CELERY_BEAT_SCHEDULE |= {
         "options": {"queue": "maintenance", "expires": 450},
     },
 }
+# --- quality (automation/quality/README.md) ---------------------------------------------------------------------
+# MQTT step records use MQTT_URL and MAINTENANCE_MQTT_TOPIC_PREFIX (one broker); their own client id and group.
+QUALITY_MQTT_CLIENT_ID = env("QUALITY_MQTT_CLIENT_ID", default="lightsout-quality-ingest")
+QUALITY_MQTT_SHARED_GROUP = env("QUALITY_MQTT_SHARED_GROUP", default="")
+QUALITY_WEBHOOK_TIMEOUT_S = env.float("QUALITY_WEBHOOK_TIMEOUT_S", default=10.0)
+QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS", default=False)
+# 8D reports are drafted through the gateway (default MAINTENANCE_EXPLAINER_BASE_URL, then PUBLIC_BASE_URL).
+QUALITY_REPORT_BASE_URL = env("QUALITY_REPORT_BASE_URL", default="")
+QUALITY_REPORT_MODEL = env("QUALITY_REPORT_MODEL", default="")
+QUALITY_REPORT_TIMEOUT_S = env.float("QUALITY_REPORT_TIMEOUT_S", default=120.0)
+QUALITY_REPORT_RETRY_SECONDS = env.int("QUALITY_REPORT_RETRY_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE |= {
+    "quality-draft-pending-reports": {
+        "task": "quality.draft_pending_reports",
+        "schedule": 300.0,
+        "options": {"queue": "quality", "expires": 450},
+    },
+}
 # Output tokens reserved against the quota for a completion that names no max_tokens.
 GATEWAY_DEFAULT_MAX_TOKENS = env.int("GATEWAY_DEFAULT_MAX_TOKENS", default=1024)
 
