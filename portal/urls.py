@@ -12,6 +12,7 @@ from .views import (
     models,
     organization,
     playground,
+    quality_workflow,
     scheduling,
 )
 
@@ -29,6 +30,7 @@ org_urlpatterns = [
     *playground.urlpatterns,
     *scheduling.urlpatterns,
     *maintenance.urlpatterns,
+    *quality_workflow.urlpatterns,
     *data_protection.urlpatterns,
 ]
 

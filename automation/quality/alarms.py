@@ -29,7 +29,7 @@ from django.db import IntegrityError, connection, transaction
 from tenants.models import Organization
 
 from .engine import imr_chart
-from .models import Alarm, Characteristic, Machine, ProcessVariable, Unit
+from .models import Alarm, Unit
 from .webhooks import ALARM, webhook_event
 
 logger = logging.getLogger(__name__)
@@ -187,9 +187,9 @@ def _raise(organization, key: SeriesKey, rule: int, series: list[Point], indexes
 
 
 def alarm_payload(alarm: Alarm) -> dict:
-    variable = ProcessVariable.objects.filter(pk=alarm.variable_id).values_list("name", flat=True).first()
-    machine = Machine.objects.filter(pk=alarm.machine_id).values_list("code", flat=True).first()
-    characteristic = Characteristic.objects.filter(pk=alarm.characteristic_id).values_list("code", flat=True).first()
+    variable = alarm.variable.name if alarm.variable else None
+    machine = alarm.machine.code if alarm.machine else None
+    characteristic = alarm.characteristic.code if alarm.characteristic else None
     return {
         "id": str(alarm.pk),
         "variable": variable,

@@ -388,11 +388,10 @@ class InvestigationViewSet(
     )
     @action(detail=True, methods=["post"], url_path="containment-actions")
     def containment_actions(self, request, *args, **kwargs):
+        investigation = self.get_object()
         form = serializers.QualityContainmentActionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        action_ = services.containment_add(
-            investigation=self.get_object(), description=form.validated_data["description"]
-        )
+        action_ = services.containment_add(investigation=investigation, description=form.validated_data["description"])
         return Response(serializers.QualityContainmentActionSerializer(action_).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -401,11 +400,12 @@ class InvestigationViewSet(
     )
     @action(detail=True, methods=["post"], url_path="corrective-actions")
     def corrective_actions(self, request, *args, **kwargs):
+        investigation = self.get_object()
         form = serializers.QualityCorrectiveActionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         action_ = services.corrective_add(
-            investigation=self.get_object(),
+            investigation=investigation,
             description=data["description"],
             assignee=_member_by_email(self.organization, data.get("assignee", {}).get("email")),
             due_date=data.get("due_date"),

@@ -136,8 +136,8 @@ def ingest_stats() -> dict[str, int]:
 def subscriber(*, url: str | None = None, client_id: str | None = None) -> foundation_mqtt.Subscriber:
     group = getattr(settings, "QUALITY_MQTT_SHARED_GROUP", "")
     return foundation_mqtt.Subscriber(
-        url=url or getattr(settings, "MQTT_URL", "mqtt://127.0.0.1:1883"),
-        client_id=client_id or getattr(settings, "QUALITY_MQTT_CLIENT_ID", "lightsout-quality-ingest"),
+        url=str(url or getattr(settings, "MQTT_URL", "mqtt://127.0.0.1:1883")),
+        client_id=str(client_id or getattr(settings, "QUALITY_MQTT_CLIENT_ID", "lightsout-quality-ingest")),
         topic=f"$share/{group}/{topic_filter()}" if group else topic_filter(),
         handler=lambda topic, payload: message_ingest(topic=topic, payload=payload).reason,
         stats_key=STATS_KEY,

@@ -24,6 +24,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from tenants.model_client import ModelUnavailable, model_ask
 from tenants.models import Organization
@@ -34,14 +35,14 @@ from .selectors import investigation_suspects
 logger = logging.getLogger(__name__)
 
 SECTIONS = {
-    "D1": "Team",
-    "D2": "Problem description",
-    "D3": "Containment actions",
-    "D4": "Root cause",
-    "D5": "Chosen corrective actions",
-    "D6": "Implementation and validation",
-    "D7": "Preventing recurrence",
-    "D8": "Closure and recognition",
+    "D1": gettext_lazy("Team"),
+    "D2": gettext_lazy("Problem description"),
+    "D3": gettext_lazy("Containment actions"),
+    "D4": gettext_lazy("Root cause"),
+    "D5": gettext_lazy("Chosen corrective actions"),
+    "D6": gettext_lazy("Implementation and validation"),
+    "D7": gettext_lazy("Preventing recurrence"),
+    "D8": gettext_lazy("Closure and recognition"),
 }
 KEY_PURPOSE = "quality.report"
 KEY_NAME = "quality 8D report (system)"
@@ -131,8 +132,8 @@ def facts(investigation: Investigation) -> str:
         f"Suspect units: {suspects['counts']['in_plant']} still in the plant, {suspects['counts']['shipped']} "
         f"shipped, {suspects['counts']['failed']} already failed inspection; lots {', '.join(suspects['lots'][:10])}."
     )
-    for action in investigation.containment_actions.all():
-        lines.append(f"Containment ({action.status}): {action.description}")
+    for containment in investigation.containment_actions.all():
+        lines.append(f"Containment ({containment.status}): {containment.description}")
     for action in investigation.corrective_actions.select_related("assignee"):
         who = action.assignee.email if action.assignee else "unassigned"
         check = action.effectiveness.get("reason", "not checked yet")

@@ -346,13 +346,13 @@ def investigation_open(
 
 
 def _cause_exists(organization: Organization, level: str, name: str) -> bool:
-    model, field = {
-        "machine": (Machine, "code"),
-        "lot": (Lot, "code"),
-        "variable": (ProcessVariable, "name"),
-        "station": (Station, "code"),
-    }[level]
-    return model.objects.filter(organization=organization, **{field: name}).exists()
+    if level == "machine":
+        return Machine.objects.filter(organization=organization, code=name).exists()
+    if level == "lot":
+        return Lot.objects.filter(organization=organization, code=name).exists()
+    if level == "variable":
+        return ProcessVariable.objects.filter(organization=organization, name=name).exists()
+    return Station.objects.filter(organization=organization, code=name).exists()
 
 
 def investigation_update(*, investigation: Investigation, data: dict) -> Investigation:

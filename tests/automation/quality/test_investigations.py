@@ -207,3 +207,70 @@ def test_the_8d_report_says_when_no_model_answered_and_exports_edited_text(org, 
     assert pdf.content.startswith(b"%PDF") and len(report_pdf(report)) > 1000
     bad = client.patch(url(org, f"investigations/{investigation}/report"), {"sections": {"D9": "x"}}, format="json")
     assert bad.status_code == 400
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_8d_report_is_drafted_by_the_tenants_model_through_the_gateway(org, web_server, settings):
+    """Catches: a report not drafted through the real gateway with the organisation's system key, or the model's
+    eight disciplines not landing in D1..D8."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from inference.models import BaseModel
+    from inference.services import server_register
+    from tenants.models import ApiKey
+
+    requests: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body)
+            answer = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": SAMPLE}}],
+                "usage": {"prompt_tokens": 50, "completion_tokens": 60, "total_tokens": 110},
+            }
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        _lot_line(org)
+        base = BaseModel.objects.create(
+            name="smollm2-135m-instruct",
+            weights_path="/stand-in",
+            license="apache-2.0",
+            architecture="LlamaForCausalLM",
+            context_length=2048,
+        )
+        upstream_url = f"http://127.0.0.1:{upstream.server_address[1]}"
+        server_register(url=upstream_url, base_model=base, cluster_name="eu-test", region=org.region)
+        settings.QUALITY_REPORT_BASE_URL = web_server
+        investigation = services.investigation_open(
+            organization=org, actor=None, defect_code=_defect(org), cause_level="lot", cause_name="L042"
+        )
+        from automation.quality.report8d import report_request
+
+        report = report_request(investigation=investigation)
+        report = report_draft(report_id=str(report.pk), organization_id=str(org.pk))
+        assert report.status == "ready", report.error
+        assert report.sections["D3"] == "Quarantined lot L042." and report.model == "smollm2-135m-instruct"
+        [request] = requests
+        assert "Suspected cause: lot L042." in request["messages"][-1]["content"]
+        assert ApiKey.objects.get(organization=org, name="quality 8D report (system)").scopes == ["inference"]
+    finally:
+        upstream.shutdown()
