@@ -185,6 +185,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets whose field names collide with another app's get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "QualityInvestigationStatusEnum": "automation.quality.models.Investigation.Status",
+        "QualityContainmentStatusEnum": "automation.quality.models.ContainmentAction.Status",
+        "QualityCorrectiveStatusEnum": "automation.quality.models.CorrectiveAction.Status",
+        "QualityReportStatusEnum": "automation.quality.models.Report8D.Status",
+        "QualityWebhookEventsEnum": "automation.quality.webhooks.EVENTS",
+        # Maintenance's keep the names they had before quality's webhooks and alarms (same value sets) existed.
+        "WorkOrderStatusEnum": "automation.maintenance.models.WorkOrder.Status",
+        "EventsEnum": "automation.maintenance.conf.WEBHOOK_EVENTS",
+        "WebhookDeliveryStatusEnum": "automation.maintenance.models.WebhookDelivery.Status",
+    },
 }
 
 # Celery: JSON only, acks late so a killed worker's task is delivered again, a time limit on everything.
