@@ -56,20 +56,22 @@ def series_name(key: SeriesKey) -> str:
     return f"variable:{ident}/machine:{machine}" if kind == "variable" else f"characteristic:{ident}"
 
 
-def step_points(rows: Iterable[tuple[int, int, int, datetime, float]]) -> dict[SeriesKey, list[Point]]:
-    """Per-unit means of (unit id, machine id, variable id, ts, value) rows, by series, in time order."""
-    sums: dict[tuple[int, int, int], list] = {}
-    for unit_id, machine_id, variable_id, ts, value in rows:
-        acc = sums.get((variable_id, machine_id, unit_id))
-        if acc is None:
-            sums[(variable_id, machine_id, unit_id)] = [ts, value, 1]
-        else:
-            acc[0] = min(acc[0], ts)
-            acc[1] += value
-            acc[2] += 1
+def step_points_since(organization: Organization, after_id: int) -> dict[SeriesKey, list[Point]]:
+    """Per-unit means of the step records written after `after_id` (this ingest's), the newest NEW_POINTS units of
+    each series, in time order. One grouped query over the new rows (primary-key range), so a million-row upload
+    costs the database a second, not Python a loop per row."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT variable_id, machine_id, unit_id, t, v FROM (SELECT variable_id, machine_id, unit_id, "
+            "min(ts) AS t, avg(value) AS v, row_number() OVER (PARTITION BY variable_id, machine_id "
+            "ORDER BY min(ts) DESC, unit_id DESC) AS r FROM quality_steprecord WHERE id > %s AND organization_id = %s "
+            "GROUP BY variable_id, machine_id, unit_id) recent WHERE r <= %s",
+            [after_id, organization.pk, NEW_POINTS],
+        )
+        rows = cursor.fetchall()
     series: dict[SeriesKey, list[Point]] = defaultdict(list)
-    for (variable_id, machine_id, unit_id), (ts, total, n) in sums.items():
-        series[("variable", variable_id, machine_id)].append(Point(ts, unit_id, total / n))
+    for variable_id, machine_id, unit_id, ts, value in rows:
+        series[("variable", variable_id, machine_id)].append(Point(ts, unit_id, float(value)))
     return {k: sorted(v, key=lambda p: (p.ts, p.unit_id)) for k, v in series.items()}
 
 

@@ -325,6 +325,9 @@ def _ingest_steps(organization: Organization, rows: list[Row]) -> IngestResult:
         known.create()
         org_id = organization.pk
         unit_ids = known.units
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT coalesce(max(id), 0) FROM quality_steprecord")
+            before_id = cursor.fetchone()[0]
         with (
             connection.cursor() as cursor,
             cursor.cursor.copy(
@@ -339,7 +342,7 @@ def _ingest_steps(organization: Organization, rows: list[Row]) -> IngestResult:
                 cursor.execute("ANALYZE quality_steprecord")
         raised = alarms.alarms_evaluate(
             organization=organization,
-            new=alarms.step_points((unit_ids[p[0]], p[1], p[2], p[3], p[4]) for p in parsed),
+            new=alarms.step_points_since(organization, before_id),
         )
     return IngestResult("steps", received, len(parsed), len(known.new_units), 0, len(raised))
 
