@@ -14,6 +14,7 @@ from .views import (
     organization,
     playground,
     quality,
+    quality_workflow,
     scheduling,
     training_data,
 )
@@ -35,6 +36,7 @@ org_urlpatterns = [
     *scheduling.urlpatterns,
     *maintenance.urlpatterns,
     *quality.urlpatterns,
+    *quality_workflow.urlpatterns,
     *data_protection.urlpatterns,
 ]
 

@@ -8,18 +8,18 @@ call is routed, rate-limited and metered exactly like the tenant's own traffic. 
 no capacity, the gateway down) the recommendation keeps `explanation_status = pending` with the reason in
 `explanation_error`, and `maintenance.explain_pending` tries again later; after MAX_ATTEMPTS it is marked failed.
 No text is made up. A vibration diagnosis carries the same explanation fields and goes through the same steps,
-with its own facts (the component and fault, confidence, severity, the peaks that matched, the ISO zone).
+with its own facts (the component and fault, confidence, severity, the peaks that matched, the ISO zone). The call
+itself is `tenants.model_client.model_ask`.
 """
 
 import logging
 from datetime import timedelta
 
-import httpx
 from django.conf import settings
 from django.utils import timezone
 
+from tenants.model_client import ModelUnavailable, model_ask
 from tenants.models import Organization
-from tenants.system_keys import SystemKeyUnavailable, system_key_forget, system_key_get
 
 from .conf import explainer_base_url
 from .models import Recommendation, VibrationDiagnosis
@@ -42,16 +42,8 @@ DIAGNOSIS_PROMPT = (
 )
 
 
-class ExplainerUnavailable(Exception):
+class ExplainerUnavailable(ModelUnavailable):
     """No explanation this time; the message says why (kept on the recommendation)."""
-
-
-def _explainer_key(organization: Organization) -> str:
-    """The organisation's system key for the gateway, created on first use (and again after a revocation)."""
-    try:
-        return system_key_get(organization=organization, purpose=KEY_PURPOSE, name=KEY_NAME)
-    except SystemKeyUnavailable as exc:
-        raise ExplainerUnavailable(str(exc)) from exc
 
 
 def _facts(recommendation: Recommendation) -> str:
@@ -100,41 +92,19 @@ def _diagnosis_facts(diagnosis: VibrationDiagnosis) -> str:
 
 
 def _ask(*, organization: Organization, model: str, facts: str, prompt: str = SYSTEM_PROMPT) -> str:
-    url = f"{explainer_base_url()}/v1/chat/completions"
-    payload = {
-        "model": model,
-        "max_tokens": MAX_TOKENS,
-        "temperature": 0.2,
-        "messages": [{"role": "system", "content": prompt}, {"role": "user", "content": facts}],
-    }
-    for _ in range(2):  # a second try only after replacing a key that was revoked
-        key = _explainer_key(organization)
-        try:
-            response = httpx.post(
-                url,
-                json=payload,
-                headers={"Authorization": f"Bearer {key}"},
-                timeout=getattr(settings, "MAINTENANCE_EXPLAINER_TIMEOUT_S", 60),
-            )
-        except httpx.HTTPError as exc:
-            raise ExplainerUnavailable(f"The gateway at {url} did not answer ({type(exc).__name__}: {exc}).") from exc
-        if response.status_code == 401:
-            system_key_forget(organization=organization, purpose=KEY_PURPOSE)
-            continue
-        if response.status_code != 200:
-            try:
-                message = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = response.text[:300]
-            raise ExplainerUnavailable(f"The gateway answered HTTP {response.status_code} for model {model}: {message}")
-        try:
-            text = response.json()["choices"][0]["message"]["content"].strip()
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise ExplainerUnavailable("The gateway's answer had no message.") from exc
-        if not text:
-            raise ExplainerUnavailable(f"Model {model} answered with empty text.")
-        return text
-    raise ExplainerUnavailable("The gateway refused the organisation's explainer key twice.")
+    try:
+        return model_ask(
+            organization=organization,
+            base_url=explainer_base_url(),
+            purpose=KEY_PURPOSE,
+            key_name=KEY_NAME,
+            model=model,
+            messages=[{"role": "system", "content": prompt}, {"role": "user", "content": facts}],
+            max_tokens=MAX_TOKENS,
+            timeout=getattr(settings, "MAINTENANCE_EXPLAINER_TIMEOUT_S", 60),
+        )
+    except ModelUnavailable as exc:
+        raise ExplainerUnavailable(str(exc)) from exc
 
 
 def recommendation_explain(*, recommendation_id: str, organization_id: str) -> Recommendation:

@@ -1,4 +1,5 @@
-"""Secrets and signatures of devices (MQTT telemetry) and integrators (webhooks).
+"""Secrets and signatures of devices (MQTT telemetry) and integrators (webhooks); the generic part is
+foundation.signing, this module keeps maintenance's namespace and prefixes.
 
 Both secrets are derived, not stored: secret = HMAC-SHA256(SECRET_KEY, purpose + salt), so the database alone
 cannot forge a device's message or a webhook. Each is shown once when created.
@@ -13,23 +14,32 @@ Webhooks: header `Lightsout-Signature: t=<unix seconds>,v1=<hex>` with
 v1 = HMAC-SHA256(secret, f"{t}.{raw body}"). See `webhook_signature_verify` for how a receiver checks it.
 """
 
-import base64
-import hashlib
-import hmac
 import secrets
-import time
 
-from django.conf import settings
+from foundation.signing import (
+    DEFAULT_TOLERANCE_S,
+    SIGNATURE_HEADER,
+    message_signature,
+    message_signature_valid,
+    new_salt,
+    webhook_signature,
+    webhook_signature_verify,
+)
+from foundation.signing import derived_secret as _derived_secret
+
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "SIGNATURE_HEADER",
+    "message_signature",
+    "message_signature_valid",
+    "new_salt",
+    "webhook_signature",
+    "webhook_signature_verify",
+]
 
 INGESTION_KEY_PREFIX = "lo_ing_"
 INGESTION_SECRET_PREFIX = "lo_ingsec_"  # noqa: S105  (a prefix, not a secret)
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105
-SIGNATURE_HEADER = "Lightsout-Signature"
-DEFAULT_TOLERANCE_S = 300
-
-
-def new_salt() -> str:
-    return secrets.token_urlsafe(24)
 
 
 def new_key_id() -> str:
@@ -37,10 +47,7 @@ def new_key_id() -> str:
 
 
 def derived_secret(*, purpose: str, salt: str, prefix: str) -> str:
-    digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"lightsout.maintenance.{purpose}:{salt}".encode(), hashlib.sha256
-    ).digest()
-    return prefix + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return _derived_secret(namespace="maintenance", purpose=purpose, salt=salt, prefix=prefix)
 
 
 def ingestion_secret(*, salt: str) -> str:
@@ -49,46 +56,3 @@ def ingestion_secret(*, salt: str) -> str:
 
 def webhook_secret(*, salt: str) -> str:
     return derived_secret(purpose="webhook", salt=salt, prefix=WEBHOOK_SECRET_PREFIX)
-
-
-def _hmac_hex(secret: str, message: bytes) -> str:
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-# --- device messages ----------------------------------------------------------------------------------------------
-
-
-def message_signature(*, secret: str, topic: str, data: str) -> str:
-    return _hmac_hex(secret, topic.encode() + b"\n" + data.encode())
-
-
-def message_signature_valid(*, secret: str, topic: str, data: str, signature: str) -> bool:
-    return hmac.compare_digest(message_signature(secret=secret, topic=topic, data=data), signature)
-
-
-# --- webhooks -------------------------------------------------------------------------------------------------------
-
-
-def webhook_signature(*, secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """The `Lightsout-Signature` header value for `body`."""
-    t = int(time.time()) if timestamp is None else timestamp
-    return f"t={t},v1={_hmac_hex(secret, f'{t}.'.encode() + body)}"
-
-
-def webhook_signature_verify(
-    *, secret: str, header: str, body: bytes, tolerance_s: int = DEFAULT_TOLERANCE_S, now: float | None = None
-) -> bool:
-    """What a receiver does: parse `t` and every `v1`, recompute the HMAC over `t.body` (the raw bytes as
-    received), compare in constant time, and refuse timestamps older than the tolerance (replays)."""
-    fields: dict[str, list[str]] = {}
-    for part in header.split(","):
-        name, _, value = part.strip().partition("=")
-        fields.setdefault(name, []).append(value)
-    try:
-        t = int(fields["t"][0])
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - t) > tolerance_s:
-        return False
-    expected = _hmac_hex(secret, f"{t}.".encode() + body)
-    return any(hmac.compare_digest(expected, candidate) for candidate in fields.get("v1", []))

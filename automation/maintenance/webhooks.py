@@ -13,19 +13,18 @@ Requests go through the platform's one outbound helper (foundation.outbound): re
 resolve to private, loopback, link-local or metadata addresses are refused (unless
 MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS or OUTBOUND_ALLOW_PRIVATE_HOSTS is set: local runs and tests), at creation
 and again at each delivery, and the delivery connects to the very address it checked (no second DNS lookup).
+The attempt itself is foundation.webhooks (shared with quality).
 """
 
-import json
-
-import httpx
 from django.conf import settings
 from django.utils import timezone
 
 from foundation.metrics import WEBHOOK_FAILURES
-from foundation.outbound import OutboundRefused, outbound_post, outbound_url_problem
+from foundation.outbound import outbound_url_problem
+from foundation.webhooks import webhook_post
 
 from .models import WebhookDelivery
-from .signing import SIGNATURE_HEADER, webhook_secret, webhook_signature
+from .signing import webhook_secret
 
 MAX_ATTEMPTS = 8
 
@@ -45,10 +44,6 @@ def webhook_url_problem(url: str) -> str | None:
     return outbound_url_problem(url, allow_private=_allow_private())
 
 
-def body_bytes(payload: dict) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
-
-
 def webhook_deliver(*, delivery_id: str) -> WebhookDelivery:
     """One attempt. Raises DeliveryFailed (after recording why) when the receiver did not take it."""
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
@@ -60,30 +55,16 @@ def webhook_deliver(*, delivery_id: str) -> WebhookDelivery:
             status=WebhookDelivery.Status.FAILED, last_error="The endpoint was disabled."
         )
         return delivery
-    body = body_bytes(delivery.payload)
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "Lightsout-Webhooks/1",
-        "Lightsout-Event": delivery.event,
-        "Lightsout-Delivery": str(delivery.pk),
-        SIGNATURE_HEADER: webhook_signature(secret=webhook_secret(salt=endpoint.salt), body=body),
-    }
-    status, error = None, ""
-    try:
-        response = outbound_post(
-            endpoint.url,
-            content=body,
-            headers=headers,
-            timeout=getattr(settings, "MAINTENANCE_WEBHOOK_TIMEOUT_S", 10),
-            allow_private=_allow_private(),
-        )
-        status = response.status_code
-        if not 200 <= status < 300:
-            error = f"The receiver answered HTTP {status}."
-    except OutboundRefused as exc:
-        error = str(exc)
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    attempt = webhook_post(
+        url=endpoint.url,
+        secret=webhook_secret(salt=endpoint.salt),
+        event=delivery.event,
+        delivery_id=str(delivery.pk),
+        payload=delivery.payload,
+        timeout=getattr(settings, "MAINTENANCE_WEBHOOK_TIMEOUT_S", 10),
+        allow_private=_allow_private(),
+    )
+    status, error = attempt.status, attempt.error
     delivery.attempts += 1
     delivery.response_status = status
     delivery.last_error = error

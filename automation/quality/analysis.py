@@ -94,7 +94,30 @@ def analysis_execute(ctx: JobContext) -> dict:
         finished_at=timezone.now(),
     )
     _bill(ctx, analysis, method)
+    _announce(analysis, result)
     return {"analysis_id": str(analysis.pk), "verdict": result["verdict"], "method": method}
+
+
+def _announce(analysis: Analysis, result: dict) -> None:
+    from .webhooks import ANALYSIS_FINISHED, webhook_event
+
+    causes = result.get("causes") or result.get("ranking") or []
+    webhook_event(
+        organization_id=analysis.organization_id,
+        event=ANALYSIS_FINISHED,
+        data={
+            "id": str(analysis.pk),
+            "defect_code": analysis.defect_code.code,
+            "method": result.get("method"),
+            "verdict": result["verdict"],
+            "message": result["message"],
+            "top_causes": [
+                {k: c.get(k) for k in ("rank", "level", "name", "station", "p_adjusted", "significant", "score")}
+                for c in (causes[:3] if isinstance(causes, list) else [])
+                if isinstance(c, dict)
+            ],
+        },
+    )
 
 
 def _bill(ctx: JobContext, analysis: Analysis, method: str) -> None:

@@ -6,10 +6,12 @@ by file and line.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -17,12 +19,29 @@ from rest_framework.response import Response
 from foundation.api.errors import rejected_response
 from foundation.api.pagination import CreatedCursorPagination
 from foundation.api.parsers import CsvBodyParser
+from tenants.models import User
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
 
-from . import ingest, selectors, serializers, services
+from . import ingest, report8d, selectors, serializers, services
 from .conf import MAX_UPLOAD_BYTES
-from .models import Analysis, Characteristic, Lot, Machine, ProcessVariable, Station, Unit
+from .models import (
+    Alarm,
+    Analysis,
+    Characteristic,
+    ContainmentAction,
+    CorrectiveAction,
+    IngestionKey,
+    Investigation,
+    Lot,
+    Machine,
+    ProcessVariable,
+    Report8D,
+    Station,
+    Unit,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 class CsvParser(CsvBodyParser):
@@ -247,3 +266,268 @@ class AnalysisViewSet(OrganizationScopedViewMixin, mixins.CreateModelMixin, view
             actor=self.actor,
         )
         return Response(self.get_serializer(analysis).data)
+
+
+class AlarmViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """SPC alarms (`?status=open`, `?variable=`, `?machine=`, `?characteristic=`, `?rule=`): one open alarm per
+    series and rule; `acknowledge` and `close` (org:write) with an optional `note`."""
+
+    queryset = Alarm.objects.select_related("variable", "machine", "characteristic", "acknowledged_by")
+    serializer_class = serializers.QualityAlarmSerializer
+    list_filters = {
+        "status": "status",
+        "variable": "variable__name",
+        "machine": "machine__code",
+        "characteristic": "characteristic__code",
+        "rule": "rule",
+    }
+    action_scopes = {"acknowledge": Scope.ORG_WRITE, "close": Scope.ORG_WRITE}
+
+    def _note(self, request) -> str:
+        form = serializers.QualityAlarmNoteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return form.validated_data["note"]
+
+    @extend_schema(request=serializers.QualityAlarmNoteSerializer, responses={200: serializers.QualityAlarmSerializer})
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, *args, **kwargs):
+        alarm = services.alarm_acknowledge(alarm=self.get_object(), actor=self.actor, note=self._note(request))
+        return Response(self.get_serializer(alarm).data)
+
+    @extend_schema(request=serializers.QualityAlarmNoteSerializer, responses={200: serializers.QualityAlarmSerializer})
+    @action(detail=True, methods=["post"])
+    def close(self, request, *args, **kwargs):
+        alarm = services.alarm_close(alarm=self.get_object(), note=self._note(request))
+        return Response(self.get_serializer(alarm).data)
+
+
+class IngestionKeyViewSet(
+    OrganizationScopedViewMixin,
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Device keys for MQTT step records: the secret is shown once; DELETE revokes."""
+
+    queryset = IngestionKey.objects.select_related("machine")
+    serializer_class = serializers.QualityIngestionKeySerializer
+    action_scopes = {"create": Scope.ORG_ADMIN, "destroy": Scope.ORG_ADMIN}
+
+    @extend_schema(responses={201: serializers.QualityIngestionKeyCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        form = self.get_serializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        key, secret = services.ingestion_key_create(organization=self.organization, **form.validated_data)
+        data = serializers.QualityIngestionKeyCreatedSerializer(key, context=self.get_serializer_context()).data
+        return Response({**data, "secret": secret}, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        key = services.ingestion_key_revoke(key=self.get_object())
+        return Response(self.get_serializer(key).data)
+
+
+class WebhookEndpointViewSet(OrganizationScopedViewMixin, viewsets.ModelViewSet):
+    """Where `quality.alarm` and `quality.analysis.finished` are POSTed, signed (`Lightsout-Signature: t=...,v1=...`);
+    the secret is shown once."""
+
+    queryset = WebhookEndpoint.objects.all()
+    serializer_class = serializers.QualityWebhookEndpointSerializer
+    action_scopes = {
+        "create": Scope.ORG_ADMIN,
+        "update": Scope.ORG_ADMIN,
+        "partial_update": Scope.ORG_ADMIN,
+        "destroy": Scope.ORG_ADMIN,
+    }
+
+    @extend_schema(responses={201: serializers.QualityWebhookEndpointCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        form = self.get_serializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        data.pop("is_active", None)
+        endpoint, secret = services.webhook_endpoint_create(organization=self.organization, **data)
+        body = serializers.QualityWebhookEndpointCreatedSerializer(endpoint).data
+        return Response({**body, "secret": secret}, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.webhook_endpoint_update(
+            endpoint=serializer.instance, data=serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.webhook_endpoint_delete(endpoint=instance)
+
+
+class WebhookDeliveryViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = WebhookDelivery.objects.all()
+    serializer_class = serializers.QualityWebhookDeliverySerializer
+    list_filters = {"endpoint": "endpoint_id", "status": "status", "event": "event"}
+
+
+def _member_by_email(organization, email: str | None):
+    if email is None:
+        return None
+    user = User.objects.filter(email__iexact=email, memberships__organization=organization).first()
+    if user is None:
+        raise DjangoValidationError({"assignee": [f"No member with the e-mail address {email}."]})
+    return user
+
+
+class InvestigationViewSet(
+    OrganizationScopedViewMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet
+):
+    """Investigations of a defect code, optionally from an analysis (its first significant cause and window);
+    `suspects` are the units and lots that share the cause (still in the plant or shipped); containment and
+    corrective actions; the 8D `report` (GET, PATCH sections, POST `report/draft`, `report/markdown`, `report/pdf`).
+    """
+
+    queryset = Investigation.objects.select_related("defect_code", "report").prefetch_related(
+        "containment_actions", "corrective_actions__assignee"
+    )
+    serializer_class = serializers.QualityInvestigationSerializer
+    list_filters = {"status": "status", "defect_code": "defect_code__code"}
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        analysis = None
+        if data.get("analysis_id"):
+            analysis = Analysis.objects.filter(organization=self.organization, pk=data["analysis_id"]).first()
+            if analysis is None:
+                raise DjangoValidationError({"analysis": ["No such analysis."]})
+        serializer.instance = services.investigation_open(
+            organization=self.organization,
+            actor=self.actor,
+            defect_code=data.get("defect_code"),
+            analysis=analysis,
+            title=data.get("title", ""),
+            description=data.get("description", ""),
+            cause_level=data.get("cause_level", ""),
+            cause_name=data.get("cause_name", ""),
+            window_start=data.get("window_start"),
+            window_end=data.get("window_end"),
+        )
+
+    def perform_update(self, serializer):
+        data = {k: v for k, v in serializer.validated_data.items() if k in ("title", "description", "status")}
+        serializer.instance = services.investigation_update(investigation=serializer.instance, data=data)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def suspects(self, request, *args, **kwargs):
+        return Response(selectors.investigation_suspects(investigation=self.get_object()))
+
+    @extend_schema(
+        request=serializers.QualityContainmentActionSerializer,
+        responses={201: serializers.QualityContainmentActionSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="containment-actions")
+    def containment_actions(self, request, *args, **kwargs):
+        investigation = self.get_object()
+        form = serializers.QualityContainmentActionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        action_ = services.containment_add(investigation=investigation, description=form.validated_data["description"])
+        return Response(serializers.QualityContainmentActionSerializer(action_).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=serializers.QualityCorrectiveActionSerializer,
+        responses={201: serializers.QualityCorrectiveActionSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="corrective-actions")
+    def corrective_actions(self, request, *args, **kwargs):
+        investigation = self.get_object()
+        form = serializers.QualityCorrectiveActionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        action_ = services.corrective_add(
+            investigation=investigation,
+            description=data["description"],
+            assignee=_member_by_email(self.organization, data.get("assignee", {}).get("email")),
+            due_date=data.get("due_date"),
+        )
+        return Response(serializers.QualityCorrectiveActionSerializer(action_).data, status=status.HTTP_201_CREATED)
+
+    def _report(self):
+        investigation = self.get_object()
+        report = Report8D.objects.filter(investigation=investigation).first()
+        if report is None:
+            raise NotFound("No 8D report yet: POST report/draft to draft one.")
+        return report
+
+    @extend_schema(
+        methods=["GET"],
+        request=None,
+        responses={200: serializers.QualityReportSerializer},
+        operation_id="quality_report",
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        request=serializers.QualityReportSerializer,
+        responses={200: serializers.QualityReportSerializer},
+        operation_id="quality_report_edit",
+    )
+    @action(detail=True, methods=["get", "patch"])
+    def report(self, request, *args, **kwargs):
+        report = self._report()
+        if request.method == "PATCH":
+            form = serializers.QualityReportSerializer(report, data=request.data, partial=True)
+            form.is_valid(raise_exception=True)
+            report = report8d.report_edit(report=report, sections=dict(form.validated_data.get("sections", {})))
+        return Response(serializers.QualityReportSerializer(report).data)
+
+    @extend_schema(request=None, responses={202: serializers.QualityReportSerializer})
+    @action(detail=True, methods=["post"], url_path="report/draft")
+    def report_draft(self, request, *args, **kwargs):
+        report = report8d.report_request(investigation=self.get_object())
+        return Response(serializers.QualityReportSerializer(report).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR})
+    @action(detail=True, methods=["get"], url_path="report/markdown")
+    def report_markdown(self, request, *args, **kwargs):
+        report = self._report()
+        response = HttpResponse(report8d.report_markdown(report), content_type="text/markdown; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="8d-{report.investigation_id}.md"'
+        return response
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], url_path="report/pdf")
+    def report_pdf(self, request, *args, **kwargs):
+        report = self._report()
+        response = HttpResponse(report8d.report_pdf(report), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="8d-{report.investigation_id}.pdf"'
+        return response
+
+
+class ContainmentActionViewSet(OrganizationScopedViewMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Containment actions of investigations: PATCH `status` (`open`, `done`) or `description`."""
+
+    queryset = ContainmentAction.objects.all()
+    serializer_class = serializers.QualityContainmentActionSerializer
+    list_filters = {"investigation": "investigation_id", "status": "status"}
+
+    def perform_update(self, serializer):
+        serializer.instance = services.containment_update(
+            action=serializer.instance, data=dict(serializer.validated_data)
+        )
+
+
+class CorrectiveActionViewSet(OrganizationScopedViewMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Corrective actions: PATCH `assignee` (a member's e-mail), `due_date`, `description`, `status: implemented`
+    or `implemented_at`; POST `check` runs the effectiveness check (closes as `effective`, reopens, or says there is
+    not enough data yet)."""
+
+    queryset = CorrectiveAction.objects.select_related("assignee", "investigation__defect_code")
+    serializer_class = serializers.QualityCorrectiveActionSerializer
+    list_filters = {"investigation": "investigation_id", "status": "status"}
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        if "assignee" in data:
+            data["assignee"] = _member_by_email(self.organization, (data["assignee"] or {}).get("email"))
+        serializer.instance = services.corrective_update(action=serializer.instance, data=data)
+
+    @extend_schema(request=None, responses={200: serializers.QualityCorrectiveActionSerializer})
+    @action(detail=True, methods=["post"])
+    def check(self, request, *args, **kwargs):
+        return Response(self.get_serializer(services.corrective_check(action=self.get_object())).data)

@@ -1,19 +1,28 @@
 """Quality's data for export and erasure (see `tenants.data_protection`): the process model, units and lots with
-their genealogy, step records, inspections and analyses."""
+their genealogy, step records, inspections, analyses, alarms, investigations with their actions and 8D reports,
+device keys and webhook endpoints with their deliveries."""
 
 from tenants.data_protection import register_section
 
 from .models import (
+    Alarm,
     Analysis,
     Characteristic,
+    ContainmentAction,
+    CorrectiveAction,
     DefectCode,
+    IngestionKey,
     InspectionResult,
+    Investigation,
     Lot,
     Machine,
     ProcessVariable,
+    Report8D,
     Station,
     StepRecord,
     Unit,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 
@@ -23,6 +32,14 @@ def register() -> None:
         "quality",
         app_label="quality",
         models=[
+            Report8D,
+            ContainmentAction,
+            CorrectiveAction,
+            Investigation,
+            Alarm,
+            WebhookDelivery,
+            WebhookEndpoint,
+            IngestionKey,
             Analysis,
             InspectionResult,
             StepRecord,

@@ -19,6 +19,7 @@ from django.utils import timezone
 from foundation.rejections import ProblemCollector, Rejected
 from tenants.models import Organization
 
+from . import alarms
 from .conf import EARLIEST_TIMESTAMP_YEAR, MAX_ERRORS, MAX_FUTURE_SKEW_S, MAX_ROWS_PER_REQUEST
 from .models import Characteristic, DefectCode, InspectionResult, Lot, Machine, ProcessVariable, Unit
 
@@ -51,6 +52,7 @@ class IngestResult:
     stored: int
     units_created: int
     lots_created: int
+    alarms: int = 0  # SPC alarms raised by this batch
 
     def as_dict(self) -> dict:
         return {
@@ -59,6 +61,7 @@ class IngestResult:
             "stored": self.stored,
             "units_created": self.units_created,
             "lots_created": self.lots_created,
+            "alarms": self.alarms,
         }
 
 
@@ -269,7 +272,7 @@ def _ingest_steps(organization: Organization, rows: list[Row]) -> IngestResult:
     machines = {m.code: m for m in Machine.objects.filter(organization=organization).select_related("station")}
     variables = {v.name: v for v in ProcessVariable.objects.filter(organization=organization)}
     errors, stamps = _problems(), _Timestamps()
-    parsed: list[tuple[str, int, int, datetime, float]] = []
+    parsed: list[tuple[str, int, int, datetime, float, str]] = []
     serials: set[str] = set()
     for where, f in rows:
         if "__problem__" in f:
@@ -309,26 +312,94 @@ def _ingest_steps(organization: Organization, rows: list[Row]) -> IngestResult:
             errors.add(where, str(exc))
             continue
         serials.add(serial)
-        parsed.append((serial, machine.pk, variable.pk, ts, value))
+        parsed.append((serial, machine.pk, variable.pk, ts, value, where))
     errors.raise_if_any()
+    received = len(parsed)
+    parsed = _without_repeats(parsed, errors)
     with transaction.atomic():
+        # One step upload of an organisation at a time: the check against stored rows below stays true until commit.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [STEP_LOCK, organization.pk.int % 2**31])
         known = _UnitsAndLots(organization, serials, set())
+        parsed = _without_stored(organization, parsed, known, errors)
         known.create()
         org_id = organization.pk
         unit_ids = known.units
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT coalesce(max(id), 0) FROM quality_steprecord")
+            before_id = cursor.fetchone()[0]
         with (
             connection.cursor() as cursor,
             cursor.cursor.copy(
                 "COPY quality_steprecord (organization_id, unit_id, machine_id, variable_id, ts, value) FROM STDIN"
             ) as copy,
         ):
-            for serial, machine_id, variable_id, ts, value in parsed:
+            for serial, machine_id, variable_id, ts, value, _ in parsed:
                 copy.write_row((org_id, unit_ids[serial], machine_id, variable_id, ts, value))
         if len(parsed) >= 100_000:
             # A large load changes the table's statistics; the next analysis should not plan on stale ones.
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE quality_steprecord")
-    return IngestResult("steps", len(parsed), len(parsed), len(known.new_units), 0)
+        raised = alarms.alarms_evaluate(
+            organization=organization,
+            new=alarms.step_points_since(organization, before_id),
+        )
+    return IngestResult("steps", received, len(parsed), len(known.new_units), 0, len(raised))
+
+
+STEP_LOCK = 0x5157  # pg_advisory_xact_lock class for quality step uploads
+
+
+def _without_repeats(parsed: list, errors: ProblemCollector) -> list:
+    """The batch's rows with a key (unit, machine, variable, ts) given once; a key repeated with the same value is
+    one row, with another value the batch is refused, naming both places."""
+    parsed.sort(key=lambda p: (p[0], p[1], p[2], p[3]))
+    kept = []
+    previous = None
+    for row in parsed:
+        if previous is not None and row[:4] == previous[:4]:
+            if row[4] != previous[4]:
+                errors.add(
+                    row[5],
+                    f"unit {row[0]} already has the value {previous[4]!r} for this variable, machine and time on "
+                    f"{previous[5]}, not {row[4]!r}",
+                )
+            continue
+        kept.append(row)
+        previous = row
+    errors.raise_if_any()
+    return kept
+
+
+def _without_stored(organization: Organization, parsed: list, known: "_UnitsAndLots", errors: ProblemCollector) -> list:
+    """Rows already stored with the same value are left out (a re-upload is idempotent); a stored row with another
+    value refuses the batch (a recorded measurement is not overwritten)."""
+    existing_ids = {known.units[s] for s in {p[0] for p in parsed} if s in known.units}
+    if not existing_ids:
+        return parsed
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT unit_id, machine_id, variable_id, ts, value FROM quality_steprecord "
+            "WHERE organization_id = %s AND unit_id = ANY(%s)",
+            [organization.pk, list(existing_ids)],
+        )
+        stored = {(u, m, v, ts): value for u, m, v, ts, value in cursor.fetchall()}
+    if not stored:
+        return parsed
+    kept = []
+    for row in parsed:
+        unit_id = known.units.get(row[0])
+        value = stored.get((unit_id, row[1], row[2], row[3])) if unit_id is not None else None
+        if value is None:
+            kept.append(row)
+        elif value != row[4]:
+            errors.add(
+                row[5],
+                f"unit {row[0]} already has the value {value!r} stored for this variable, machine and time, not "
+                f"{row[4]!r}; a recorded value is not overwritten",
+            )
+    errors.raise_if_any()
+    return kept
 
 
 def _ingest_inspections(organization: Organization, rows: list[Row]) -> IngestResult:
@@ -382,8 +453,12 @@ def _ingest_inspections(organization: Organization, rows: list[Row]) -> IngestRe
             ],
             batch_size=5000,
         )
+        raised = alarms.alarms_evaluate(
+            organization=organization,
+            new=alarms.inspection_points((known.units[s], c, ts, v) for s, c, ts, v, _ in parsed),
+        )
         finished = {p[0] for p in parsed}
         Unit.objects.filter(organization=organization, serial__in=finished, status=Unit.Status.IN_PROCESS).update(
             status=Unit.Status.FINISHED
         )
-    return IngestResult("inspections", len(parsed), len(parsed), len(known.new_units), 0)
+    return IngestResult("inspections", len(parsed), len(parsed), len(known.new_units), 0, len(raised))

@@ -254,3 +254,245 @@ class Analysis(models.Model):
 
     def __str__(self) -> str:
         return f"{self.defect_code_id} {self.created_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class Alarm(models.Model):
+    """A Western Electric rule violation on one series: a process variable on one machine, or an inspection
+    characteristic. One open alarm per series and rule: further violations while it is open update it
+    (`last_seen_at`, `occurrences`); once acknowledged or closed, the next violation raises a new one."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACKNOWLEDGED = "acknowledged"
+        CLOSED = "closed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    series = models.CharField(max_length=100, help_text="variable:<id>/machine:<id> or characteristic:<id>.")
+    variable = models.ForeignKey(ProcessVariable, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    machine = models.ForeignKey(Machine, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    characteristic = models.ForeignKey(
+        Characteristic, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    rule = models.PositiveSmallIntegerField(help_text="Nelson rule number (1, 2, 5, 6 are Western Electric's).")
+    description = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    points = models.JSONField(default=list, help_text="The points of the pattern: unit, ts, value.")
+    center = models.FloatField()
+    lcl = models.FloatField()
+    ucl = models.FloatField()
+    first_seen_at = models.DateTimeField(help_text="Time of the point that completed the pattern first.")
+    last_seen_at = models.DateTimeField()
+    occurrences = models.PositiveIntegerField(default=1)
+    note = models.TextField(blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        "tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "series", "rule"],
+                condition=models.Q(status="open"),
+                name="quality_alarm_open_once",
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="quality_alarm_created")]
+
+    def __str__(self) -> str:
+        return f"{self.series} rule {self.rule} ({self.status})"
+
+
+class IngestionKey(models.Model):
+    """A device credential for MQTT step records (see `mqtt.py`); the secret is derived, never stored."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    machine = models.ForeignKey(
+        Machine,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Empty: the key may publish for every machine of the organisation.",
+    )
+    name = models.CharField(max_length=100)
+    key_id = models.CharField(max_length=64, unique=True)
+    salt = models.CharField(max_length=64)
+    last_four = models.CharField(max_length=4)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-created_at"], name="quality_ingestkey_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_id})"
+
+
+class WebhookEndpoint(models.Model):
+    """An integrator's URL for `quality.alarm` and `quality.analysis.finished`, signed with a derived secret."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list)
+    is_active = models.BooleanField(default=True)
+    salt = models.CharField(max_length=64)
+    secret_last_four = models.CharField(max_length=4)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-created_at"], name="quality_webhook_created")]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=64)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["organization", "-created_at"], name="quality_delivery_created")]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.endpoint} ({self.status})"
+
+
+class Investigation(models.Model):
+    """An investigation of a defect code: the suspected cause (from an analysis or named), the window in which
+    suspect units were made, containment and corrective actions, and the 8D report."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CONTAINED = "contained"
+        CLOSED = "closed"
+
+    class CauseLevel(models.TextChoices):
+        MACHINE = "machine"
+        LOT = "lot"
+        VARIABLE = "variable"
+        STATION = "station"
+        NONE = ""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    defect_code = models.ForeignKey(DefectCode, on_delete=models.CASCADE, related_name="investigations")
+    analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    cause_level = models.CharField(max_length=20, choices=CauseLevel.choices, blank=True)
+    cause_name = models.CharField(max_length=200, blank=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey("tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = [models.Index(fields=["organization", "-created_at"], name="quality_investigation_created")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ContainmentAction(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        DONE = "done"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    investigation = models.ForeignKey(Investigation, on_delete=models.CASCADE, related_name="containment_actions")
+    description = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("created_at",)
+
+    def __str__(self) -> str:
+        return self.description[:60]
+
+
+class CorrectiveAction(models.Model):
+    """A corrective action: assigned to a member, due, implemented at a time; the effectiveness check compares the
+    defect rate after `implemented_at` with before and closes it (effective) or reopens it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        IMPLEMENTED = "implemented"
+        EFFECTIVE = "effective"
+        REOPENED = "reopened"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    investigation = models.ForeignKey(Investigation, on_delete=models.CASCADE, related_name="corrective_actions")
+    description = models.TextField()
+    assignee = models.ForeignKey("tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    due_date = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    implemented_at = models.DateTimeField(null=True, blank=True)
+    effectiveness = models.JSONField(default=dict, blank=True, help_text="The last effectiveness check.")
+    checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("created_at",)
+
+    def __str__(self) -> str:
+        return self.description[:60]
+
+
+class Report8D(models.Model):
+    """The 8D report of an investigation, D1..D8, drafted by the tenant's model through the gateway, editable.
+    `status`: pending (being drafted, or waiting for a model: `error` says why, retried at `retry_at`), ready
+    (drafted), edited (changed by a person; never overwritten by a draft), failed (gave up)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        READY = "ready"
+        EDITED = "edited"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = _organization_field()
+    investigation = models.OneToOneField(Investigation, on_delete=models.CASCADE, related_name="report")
+    sections = models.JSONField(default=dict, blank=True, help_text='{"D1": "...", ..., "D8": "..."}')
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    model = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "8D report"
+
+    def __str__(self) -> str:
+        return f"8D {self.investigation_id} ({self.status})"

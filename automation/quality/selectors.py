@@ -159,3 +159,83 @@ def _chart(out: dict, rows: list, limits: ProcessVariable | Characteristic, *, s
         },
         "capability": None if cap is None else {"cp": cap.cp, "cpk": cap.cpk, "mean": cap.mean, "sigma": cap.sigma},
     }
+
+
+SUSPECT_LIST_LIMIT = 1000
+
+
+def investigation_suspects(*, investigation) -> dict:
+    """The units that share the suspected cause: those that used the lot, passed the machine, recorded the
+    variable or passed the station in the investigation's window (every unit inspected for the defect's
+    characteristic in the window when no cause is named), split into still in the plant (in process, finished)
+    and shipped, with the lots they used and which of them already failed."""
+    org_id = investigation.organization_id
+    level, name = investigation.cause_level, investigation.cause_name
+    start, end = investigation.window_start, investigation.window_end
+    window, params = "", []
+    if start is not None:
+        window += " AND s.ts >= %s"
+        params.append(start)
+    if end is not None:
+        window += " AND s.ts < %s"
+        params.append(end)
+    with connection.cursor() as cursor:
+        if level == "lot":
+            sql = (
+                "SELECT DISTINCT ul.unit_id FROM quality_unit_lots ul JOIN quality_lot l ON l.id = ul.lot_id "
+                "WHERE l.organization_id = %s AND l.code = %s"
+            )
+            args: list = [org_id, name]
+            if params:
+                sql += " AND EXISTS (SELECT 1 FROM quality_steprecord s WHERE s.unit_id = ul.unit_id" + window + ")"  # noqa: S608
+                args += params
+        elif level in ("machine", "variable", "station"):
+            join, condition = {
+                "machine": ("JOIN quality_machine m ON m.id = s.machine_id", "m.code = %s"),
+                "variable": ("JOIN quality_processvariable v ON v.id = s.variable_id", "v.name = %s"),
+                "station": (
+                    "JOIN quality_machine m ON m.id = s.machine_id JOIN quality_station st ON st.id = m.station_id",
+                    "st.code = %s",
+                ),
+            }[level]
+            sql = (
+                f"SELECT DISTINCT s.unit_id FROM quality_steprecord s {join} "  # noqa: S608  (fixed fragments)
+                f"WHERE s.organization_id = %s AND {condition}" + window
+            )
+            args = [org_id, name, *params]
+        else:
+            sql = (
+                "SELECT DISTINCT s.unit_id FROM quality_inspectionresult s "  # noqa: S608  (fixed fragments)
+                "WHERE s.organization_id = %s AND s.characteristic_id = %s" + window
+            )
+            args = [org_id, investigation.defect_code.characteristic_id, *params]
+        cursor.execute(sql, args)
+        unit_ids = [row[0] for row in cursor.fetchall()]
+    units = Unit.objects.filter(organization_id=org_id, pk__in=unit_ids).order_by("serial")
+    failed = set(
+        InspectionResult.objects.filter(
+            organization_id=org_id, unit_id__in=unit_ids, defect_code=investigation.defect_code
+        ).values_list("unit_id", flat=True)
+    )
+    groups: dict[str, list[dict]] = {"in_plant": [], "shipped": [], "scrapped": []}
+    for unit in units.values("pk", "serial", "status"):
+        group = {"shipped": "shipped", "scrapped": "scrapped"}.get(unit["status"], "in_plant")
+        groups[group].append({"serial": unit["serial"], "status": unit["status"], "failed": unit["pk"] in failed})
+    lots = sorted(
+        set(Lot.objects.filter(organization_id=org_id, units__pk__in=unit_ids).values_list("code", flat=True))
+    )
+    return {
+        "cause": {"level": level or None, "name": name or None},
+        "window": {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None},
+        "counts": {
+            "units": len(unit_ids),
+            "in_plant": len(groups["in_plant"]),
+            "shipped": len(groups["shipped"]),
+            "scrapped": len(groups["scrapped"]),
+            "failed": len(failed),
+        },
+        "in_plant": groups["in_plant"][:SUSPECT_LIST_LIMIT],
+        "shipped": groups["shipped"][:SUSPECT_LIST_LIMIT],
+        "scrapped": groups["scrapped"][:SUSPECT_LIST_LIMIT],
+        "lots": lots,
+    }

@@ -7,7 +7,25 @@ from rest_framework import serializers
 
 from tenants.scoping import CodeRelatedField
 
-from .models import Analysis, Characteristic, DefectCode, Lot, Machine, ProcessVariable, Station, Unit
+from .models import (
+    Alarm,
+    Analysis,
+    Characteristic,
+    ContainmentAction,
+    CorrectiveAction,
+    DefectCode,
+    IngestionKey,
+    Investigation,
+    Lot,
+    Machine,
+    ProcessVariable,
+    Report8D,
+    Station,
+    Unit,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from .webhooks import EVENTS as WEBHOOK_EVENTS
 
 
 class QualityStationSerializer(serializers.ModelSerializer):
@@ -77,6 +95,7 @@ class QualityIngestResultSerializer(serializers.Serializer):
     stored = serializers.IntegerField()
     units_created = serializers.IntegerField()
     lots_created = serializers.IntegerField()
+    alarms = serializers.IntegerField(help_text="SPC alarms this batch raised.")
 
 
 class QualityAnalysisSerializer(serializers.ModelSerializer):
@@ -139,3 +158,162 @@ class QualityChartQuerySerializer(serializers.Serializer):
     subgroup = serializers.IntegerField(required=False, min_value=1, max_value=10, default=1)
     baseline = serializers.IntegerField(required=False, min_value=2)
     machine = serializers.CharField(required=False)
+
+
+class QualityAlarmSerializer(serializers.ModelSerializer):
+    variable: serializers.SlugRelatedField[ProcessVariable] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    machine: serializers.SlugRelatedField[Machine] = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    characteristic: serializers.SlugRelatedField[Characteristic] = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
+    acknowledged_by = serializers.EmailField(source="acknowledged_by.email", read_only=True, default=None)
+
+    class Meta:
+        model = Alarm
+        fields = [
+            "id",
+            "variable",
+            "machine",
+            "characteristic",
+            "rule",
+            "description",
+            "status",
+            "points",
+            "center",
+            "lcl",
+            "ucl",
+            "first_seen_at",
+            "last_seen_at",
+            "occurrences",
+            "note",
+            "acknowledged_at",
+            "acknowledged_by",
+            "closed_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class QualityAlarmNoteSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class QualityIngestionKeySerializer(serializers.ModelSerializer):
+    machine = CodeRelatedField(Machine, required=False, allow_null=True)
+
+    class Meta:
+        model = IngestionKey
+        fields = ["id", "name", "machine", "key_id", "last_four", "revoked_at", "created_at"]
+        read_only_fields = ["id", "key_id", "last_four", "revoked_at", "created_at"]
+
+
+class QualityIngestionKeyCreatedSerializer(QualityIngestionKeySerializer):
+    secret = serializers.CharField(read_only=True, help_text="Shown once; sign MQTT messages with it.")
+
+    class Meta(QualityIngestionKeySerializer.Meta):
+        fields = [*QualityIngestionKeySerializer.Meta.fields, "secret"]
+
+
+class QualityWebhookEndpointSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), required=False, default=list(WEBHOOK_EVENTS)
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "url", "description", "events", "is_active", "secret_last_four", "created_at"]
+        read_only_fields = ["id", "secret_last_four", "created_at"]
+
+
+class QualityWebhookEndpointCreatedSerializer(QualityWebhookEndpointSerializer):
+    secret = serializers.CharField(read_only=True, help_text="Shown once; verify the Lightsout-Signature header.")
+
+    class Meta(QualityWebhookEndpointSerializer.Meta):
+        fields = [*QualityWebhookEndpointSerializer.Meta.fields, "secret"]
+
+
+class QualityWebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "endpoint",
+            "event",
+            "payload",
+            "status",
+            "attempts",
+            "response_status",
+            "last_error",
+            "delivered_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class QualityContainmentActionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ContainmentAction
+        fields = ["id", "description", "status", "created_at", "done_at"]
+        read_only_fields = ["id", "created_at", "done_at"]
+
+
+class QualityCorrectiveActionSerializer(serializers.ModelSerializer):
+    assignee = serializers.EmailField(
+        source="assignee.email", required=False, allow_null=True, help_text="A member's e-mail address."
+    )
+
+    class Meta:
+        model = CorrectiveAction
+        fields = [
+            "id",
+            "description",
+            "assignee",
+            "due_date",
+            "status",
+            "implemented_at",
+            "effectiveness",
+            "checked_at",
+            "created_at",
+        ]
+        read_only_fields = ["id", "effectiveness", "checked_at", "created_at"]
+
+
+class QualityInvestigationSerializer(serializers.ModelSerializer):
+    defect_code = CodeRelatedField(DefectCode, required=False)
+    analysis = serializers.UUIDField(source="analysis_id", required=False, allow_null=True)
+    containment_actions = QualityContainmentActionSerializer(many=True, read_only=True)
+    corrective_actions = QualityCorrectiveActionSerializer(many=True, read_only=True)
+    report_status = serializers.CharField(source="report.status", read_only=True, default=None)
+
+    class Meta:
+        model = Investigation
+        fields = [
+            "id",
+            "defect_code",
+            "analysis",
+            "title",
+            "description",
+            "status",
+            "cause_level",
+            "cause_name",
+            "window_start",
+            "window_end",
+            "containment_actions",
+            "corrective_actions",
+            "report_status",
+            "created_at",
+            "closed_at",
+        ]
+        read_only_fields = ["id", "created_at", "closed_at"]
+        extra_kwargs: dict[str, dict[str, Any]] = {"title": {"required": False, "allow_blank": True}}
+
+
+class QualityReportSerializer(serializers.ModelSerializer):
+    sections = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=20_000))
+
+    class Meta:
+        model = Report8D
+        fields = ["id", "investigation", "sections", "status", "model", "attempts", "error", "retry_at", "updated_at"]
+        read_only_fields = ["id", "investigation", "status", "model", "attempts", "error", "retry_at", "updated_at"]

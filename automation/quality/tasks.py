@@ -1,10 +1,16 @@
 """The quality job kinds. Celery autodiscovers this module; the app's ready() imports it too, so web processes
 can create such jobs."""
 
+import logging
+
+from celery import shared_task
+
 from jobs.queues import Queue
 from jobs.runner import JobContext, job_task
 
 from .conf import ANALYSE_JOB_KIND, ANALYSE_TIME_LIMIT_S
+
+logger = logging.getLogger(__name__)
 
 
 @job_task(kind=ANALYSE_JOB_KIND, queue=Queue.QUALITY, time_limit_s=ANALYSE_TIME_LIMIT_S)
@@ -12,3 +18,48 @@ def analyse(ctx: JobContext) -> dict:
     from .analysis import analysis_execute
 
     return analysis_execute(ctx)
+
+
+@shared_task(
+    name="quality.deliver_webhook",
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    max_retries=None,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def deliver_webhook(self, *, delivery_id: str) -> str:
+    from .models import WebhookDelivery
+    from .webhooks import DeliveryFailed, webhook_deliver
+
+    try:
+        return webhook_deliver(delivery_id=delivery_id).status
+    except WebhookDelivery.DoesNotExist:
+        return "gone"
+    except DeliveryFailed as exc:
+        # 10 s, 20 s, 40 s ... at most an hour between attempts; webhook_deliver gives up after MAX_ATTEMPTS.
+        countdown = min(3600, 10 * 2**self.request.retries)
+        logger.info("Quality webhook delivery %s failed (%s); retrying in %s s.", delivery_id, exc, countdown)
+        raise self.retry(countdown=countdown, exc=exc, queue="quality") from exc
+
+
+@shared_task(name="quality.draft_report", ignore_result=True, soft_time_limit=180, time_limit=240)
+def draft_report(*, report_id: str, organization_id: str) -> str:
+    from .models import Report8D
+    from .report8d import report_draft
+
+    try:
+        return report_draft(report_id=report_id, organization_id=organization_id).status
+    except Report8D.DoesNotExist:
+        return "gone"
+
+
+@shared_task(name="quality.draft_pending_reports", ignore_result=True, soft_time_limit=60, time_limit=90)
+def draft_pending_reports() -> int:
+    from .report8d import pending_reports
+
+    due = pending_reports()
+    for report_id, organization_id in due:
+        draft_report.apply_async(kwargs={"report_id": report_id, "organization_id": organization_id}, queue="quality")
+    return len(due)

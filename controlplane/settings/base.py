@@ -186,6 +186,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets whose field names collide with another app's get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "QualityInvestigationStatusEnum": "automation.quality.models.Investigation.Status",
+        "QualityContainmentStatusEnum": "automation.quality.models.ContainmentAction.Status",
+        "QualityCorrectiveStatusEnum": "automation.quality.models.CorrectiveAction.Status",
+        "QualityReportStatusEnum": "automation.quality.models.Report8D.Status",
+        "QualityWebhookEventsEnum": "automation.quality.webhooks.EVENTS",
+        # Maintenance's keep the names they had before quality's webhooks and alarms (same value sets) existed.
+        "WorkOrderStatusEnum": "automation.maintenance.models.WorkOrder.Status",
+        "EventsEnum": "automation.maintenance.conf.WEBHOOK_EVENTS",
+        "WebhookDeliveryStatusEnum": "automation.maintenance.models.WebhookDelivery.Status",
+    },
 }
 
 # Celery: JSON only, acks late so a killed worker's task is delivered again, a time limit on everything.
@@ -371,6 +383,24 @@ CELERY_BEAT_SCHEDULE |= {
         "task": "maintenance.explain_pending",
         "schedule": 300.0,
         "options": {"queue": "maintenance", "expires": 450},
+    },
+}
+# --- quality (automation/quality/README.md) ---------------------------------------------------------------------
+# MQTT step records use MQTT_URL and MAINTENANCE_MQTT_TOPIC_PREFIX (one broker); their own client id and group.
+QUALITY_MQTT_CLIENT_ID = env("QUALITY_MQTT_CLIENT_ID", default="lightsout-quality-ingest")
+QUALITY_MQTT_SHARED_GROUP = env("QUALITY_MQTT_SHARED_GROUP", default="")
+QUALITY_WEBHOOK_TIMEOUT_S = env.float("QUALITY_WEBHOOK_TIMEOUT_S", default=10.0)
+QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS", default=False)
+# 8D reports are drafted through the gateway (default MAINTENANCE_EXPLAINER_BASE_URL, then PUBLIC_BASE_URL).
+QUALITY_REPORT_BASE_URL = env("QUALITY_REPORT_BASE_URL", default="")
+QUALITY_REPORT_MODEL = env("QUALITY_REPORT_MODEL", default="")
+QUALITY_REPORT_TIMEOUT_S = env.float("QUALITY_REPORT_TIMEOUT_S", default=120.0)
+QUALITY_REPORT_RETRY_SECONDS = env.int("QUALITY_REPORT_RETRY_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE |= {
+    "quality-draft-pending-reports": {
+        "task": "quality.draft_pending_reports",
+        "schedule": 300.0,
+        "options": {"queue": "quality", "expires": 450},
     },
 }
 # Output tokens reserved against the quota for a completion that names no max_tokens.

@@ -3,6 +3,8 @@
 import io
 from datetime import UTC, datetime, timedelta
 
+from django.test import override_settings
+
 from automation.quality import services
 from automation.quality.engine import UnitRecord
 from tests import builders
@@ -68,7 +70,7 @@ def line_csvs(units: list[UnitRecord], *, prefix: str, start: datetime = BASE) -
 def quality_objects(org) -> list:
     """One object of every quality model that has a route (for the isolation sweep)."""
     from automation.quality import ingest
-    from automation.quality.models import Analysis, Lot, Machine, Unit
+    from automation.quality.models import Alarm, Analysis, Lot, Machine, Unit, WebhookDelivery
 
     line = make_line(org)
     for kind, content in line_csvs(
@@ -85,8 +87,33 @@ def quality_objects(org) -> list:
         prefix="sweep-",
     ).items():
         ingest.ingest(organization=org, kind=kind, rows=ingest.rows_from_csv(kind=kind, content=content))
-    analysis = Analysis.objects.create(organization=org, defect_code=line["characteristic"].defect_codes.get())
+    defect_code = line["characteristic"].defect_codes.get()
+    analysis = Analysis.objects.create(organization=org, defect_code=defect_code)
+    investigation = services.investigation_open(organization=org, actor=None, defect_code=defect_code)
+    machine = Machine.objects.filter(organization=org).order_by("code")[0]
+    alarm = Alarm.objects.create(
+        organization=org,
+        series=f"variable:{line['variables']['diameter'].pk}/machine:{machine.pk}",
+        variable=line["variables"]["diameter"],
+        machine=machine,
+        rule=1,
+        description="one point beyond 3 sigma",
+        center=50.0,
+        lcl=49.9,
+        ucl=50.1,
+        first_seen_at=BASE,
+        last_seen_at=BASE,
+    )
+    with override_settings(QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS=True):
+        endpoint, _ = services.webhook_endpoint_create(organization=org, url="http://127.0.0.1:9/quality-hooks")
     return [
+        alarm,
+        investigation,
+        services.containment_add(investigation=investigation, description="Quarantine"),
+        services.corrective_add(investigation=investigation, description="Fix the fixture"),
+        services.ingestion_key_create(organization=org, name="plc")[0],
+        endpoint,
+        WebhookDelivery.objects.create(organization=org, endpoint=endpoint, event="quality.alarm", payload={}),
         *line["stations"].values(),
         *Machine.objects.filter(organization=org),
         *line["variables"].values(),

@@ -57,8 +57,17 @@ def _analyse(client, org, body: dict) -> dict:
 def test_line_analyses_find_the_written_causes_and_nothing_on_a_healthy_line(worker, org):
     """Catches: a drift, a bad lot or an upstream cause not ranked first by the job; a cause claimed on a healthy
     line; progress events or metering missing."""
+    from django.test import override_settings
+
+    from automation.quality import services
+    from automation.quality.models import Alarm, WebhookDelivery
+
     make_line(org)
     client = client_for(org)
+    with override_settings(QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS=True):
+        services.webhook_endpoint_create(
+            organization=org, url="http://127.0.0.1:9/hooks", events=["quality.analysis.finished"]
+        )
     for i, scenario in enumerate(SCENARIOS):
         files = line_csvs(simulate(scenario=scenario), prefix=f"{scenario}-", start=BASE + i * DAY)
         for kind in ("units", "steps", "inspections"):
@@ -97,6 +106,10 @@ def test_line_analyses_find_the_written_causes_and_nothing_on_a_healthy_line(wor
     assert any("method line" in m for m in messages), messages
     used = usage_observed(organization_id=org.id, period=period_containing(timezone.now()))
     assert used.get("quality.analyses") == len(SCENARIOS)
+    # Each finished analysis is announced to the subscribed endpoint; the drift raised an SPC alarm on T2's diameter.
+    finished = WebhookDelivery.objects.filter(organization=org, event="quality.analysis.finished")
+    assert sorted(d.payload["data"]["id"] for d in finished) == sorted(r["id"] for r in results.values())
+    assert Alarm.objects.filter(organization=org, variable__name="diameter", machine__code="T2").exists()
 
 
 def test_unit_analysis_ranks_the_variable_its_causes_do_not_explain(worker, org):

@@ -1,0 +1,104 @@
+"""One MQTT subscriber for signed device messages (paho, QoS 1, a persistent session so messages published while
+it restarts are delivered when it is back). The app gives the topic filter and a handler that verifies and stores
+one message and says how it went ("accepted" or a rejection reason); counts per reason go to a Redis hash.
+
+Quality's step records use it; maintenance's telemetry subscriber predates it and has the same shape.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import cast
+from urllib.parse import urlsplit
+
+from django.db import close_old_connections, connections
+
+from .redis import get_redis
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], str]  # (topic, payload) -> "accepted" or the rejection reason
+
+
+def count(stats_key: str, outcome: str) -> None:
+    try:
+        get_redis().hincrby(stats_key, outcome, 1)
+    except Exception:
+        logger.exception("Counting an MQTT %s failed", outcome)
+
+
+def stats(stats_key: str) -> dict[str, int]:
+    raw = cast(dict[str, str], get_redis().hgetall(stats_key))  # decode_responses=True: str names and values
+    return {k: int(v) for k, v in raw.items()}
+
+
+class Subscriber:
+    def __init__(self, *, url: str, client_id: str, topic: str, handler: Handler, stats_key: str):
+        import paho.mqtt.client as mqtt
+
+        self.url = urlsplit(url)
+        if self.url.scheme not in ("mqtt", "mqtts", "tcp"):
+            raise ValueError(f"MQTT_URL must be mqtt://host:port or mqtts://host:port, not {self.url.geturl()!r}")
+        self.topic, self.handler, self.stats_key = topic, handler, stats_key
+        self.subscribed = threading.Event()
+        self.processed = 0
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        if self.url.username:
+            self.client.username_pw_set(self.url.username, self.url.password)
+        if self.url.scheme == "mqtts":
+            self.client.tls_set()
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if reason_code.is_failure:
+            logger.error("MQTT connection refused: %s", reason_code)
+            return
+        client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
+        logger.info("Subscribed to %s on %s", self.topic, self.url.netloc)
+        self.subscribed.set()
+
+    def _on_message(self, client, userdata, message) -> None:
+        close_old_connections()
+        try:
+            outcome = self.handler(message.topic, message.payload)
+        except Exception:
+            logger.exception("MQTT message on %s could not be processed", message.topic)
+            outcome = "error"
+        self.processed += 1
+        count(self.stats_key, "accepted" if outcome == "accepted" else f"rejected:{outcome}")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        self.subscribed.clear()
+        connections.close_all()  # this thread's connections
+
+    def _address(self) -> tuple[str, int]:
+        return self.url.hostname or "127.0.0.1", self.url.port or (8883 if self.url.scheme == "mqtts" else 1883)
+
+    def start(self, *, timeout: float = 30) -> "Subscriber":
+        """Run in a background thread; returns once the subscription is confirmed."""
+        self.client.connect(*self._address(), keepalive=60)
+        self.client.loop_start()
+        if not self.subscribed.wait(timeout):
+            self.stop()
+            raise TimeoutError(f"No subscription to {self.topic} on {self.url.netloc} within {timeout} s.")
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def run_forever(self) -> None:
+        """A management command: connect (retrying), then process messages until disconnected."""
+        self.client.connect_async(*self._address(), keepalive=60)
+        self.client.loop_forever(retry_first_connection=True)
