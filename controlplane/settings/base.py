@@ -197,6 +197,9 @@ SPECTACULAR_SETTINGS = {
         "WorkOrderStatusEnum": "automation.maintenance.models.WorkOrder.Status",
         "EventsEnum": "automation.maintenance.conf.WEBHOOK_EVENTS",
         "WebhookDeliveryStatusEnum": "automation.maintenance.models.WebhookDelivery.Status",
+        # A member's role keeps its name; a copilot message's role (user, assistant) gets its own.
+        "RoleEnum": "tenants.roles.Role",
+        "MessageRoleEnum": "assistant.models.Message.Role",
     },
 }
 
