@@ -98,6 +98,10 @@ def test_singletons_jobs_probes_and_services(rendered):
 
     ingest = _one(docs, "Deployment", "lightsout-mqtt-ingest")
     assert "mqtt_ingest" in _pod(ingest)["containers"][0]["command"]
+    quality_ingest = _one(docs, "Deployment", "lightsout-quality-mqtt-ingest")
+    assert "quality_mqtt_ingest" in _pod(quality_ingest)["containers"][0]["command"]
+    # Each ingest Deployment selects only its own pods (a shared label would make them fight over replicas).
+    assert ingest["spec"]["selector"] != quality_ingest["spec"]["selector"]
 
     web = _pod(_one(docs, "Deployment", "lightsout-web"))["containers"][0]
     assert web["command"][:2] == ["uvicorn", "controlplane.asgi:application"]
