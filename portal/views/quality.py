@@ -397,6 +397,23 @@ class CharacteristicChart(_ChartPage):
 # --- analyses -------------------------------------------------------------------------------------------------------
 
 
+def analysis_evidence(analysis: Analysis) -> dict:
+    """What the ranked-causes section (`portal/quality/_causes.html`) shows of a finished analysis: the causes with
+    their evidence and a chart per top cause; shared by the analysis page and its investigation's page."""
+    result = analysis.result or {}
+    method = result.get("method", analysis.method)
+    causes = _line_causes(result) if method == Analysis.Method.LINE else result.get("causes", [])[:CAUSES_SHOWN]
+    return {
+        "result": result,
+        "method": method,
+        "causes": causes,
+        "evidence": _evidence_line(causes) if method == Analysis.Method.LINE else _evidence_units(result),
+        "unit_rankings": result.get("units", []) if method == Analysis.Method.UNIT else [],
+        "supervised": result.get("supervised"),
+        "ranking_text": RANKINGS.get(result.get("ranking", "unsupervised"), ""),
+    }
+
+
 class AnalysisDetail(LiveFragment, OrgPage, TemplateView):
     """An analysis: progress while its job runs (portal.js polls the fragment), then the ranked causes with their
     evidence, an evidence chart per top cause, and the confirmed-cause label."""
@@ -411,9 +428,6 @@ class AnalysisDetail(LiveFragment, OrgPage, TemplateView):
             self.owned(Analysis.objects.select_related("defect_code__characteristic", "job"), pk=self.kwargs["pk"])
         )
         result = analysis.result or {}
-        method = result.get("method", analysis.method)
-        causes = _line_causes(result) if method == Analysis.Method.LINE else result.get("causes", [])[:CAUSES_SHOWN]
-        charts = _evidence_line(causes) if method == Analysis.Method.LINE else _evidence_units(result)
         names = [c["name"] for c in result.get("causes", [])]
         kwargs.setdefault(
             "label_form",
@@ -422,13 +436,7 @@ class AnalysisDetail(LiveFragment, OrgPage, TemplateView):
         events = list(analysis.job.events.order_by("-created_at", "-id")[:50]) if analysis.job else []
         return super().get_context_data(
             analysis=analysis,
-            result=result,
-            method=method,
-            causes=causes,
-            evidence=charts,
-            unit_rankings=result.get("units", []) if method == Analysis.Method.UNIT else [],
-            supervised=result.get("supervised"),
-            ranking_text=RANKINGS.get(result.get("ranking", "unsupervised"), ""),
+            **analysis_evidence(analysis),
             events=events,
             **kwargs,
         )

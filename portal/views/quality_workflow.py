@@ -23,6 +23,7 @@ from tenants.models import User
 from tenants.roles import Scope
 
 from ..access import OrgPage, errors_into
+from .quality import analysis_evidence
 
 ALARM_STATUS = {
     Alarm.Status.OPEN: gettext_lazy("Open"),
@@ -148,6 +149,7 @@ class InvestigationDetail(OrgPage, TemplateView):
             report_status=REPORT_STATUS.get(report.status, "") if report else "",
             sections=sections,
             members=members,
+            **(analysis_evidence(investigation.analysis) if investigation.analysis else {}),
             **kwargs,
         )
 

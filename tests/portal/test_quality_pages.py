@@ -9,6 +9,7 @@ from django.urls import reverse
 from automation.quality import ingest
 from automation.quality.analysis import analysis_execute
 from automation.quality.models import Analysis, Lot, ProcessVariable, Unit
+from automation.quality.services import investigation_open
 from tenants.roles import Role
 from tests import builders
 from tests.automation.maintenance.maintenance_api import run_job_here
@@ -96,6 +97,12 @@ def test_an_analysis_from_the_form_to_its_ranked_causes_evidence_and_label(org):
     assert "<strong>L042</strong>" in html and "Material lot" in html
     assert "L042: defect rate with and without it (%)" in html
     assert "Unsupervised ranking (no labelled history used)" in html
+
+    # The investigation opened from it shows the same ranked causes and evidence charts, and links the analysis.
+    investigation = investigation_open(organization=org, actor=None, analysis=analysis)
+    page = client.get(_url("quality-investigation", org, pk=investigation.pk)).content.decode()
+    assert 'id="causes"' in page and "<strong>L042</strong>" in page
+    assert "L042: defect rate with and without it (%)" in page and 'id="investigation-analysis"' in page
 
     refused = client.post(_url("quality-analysis-label", org, pk=analysis.pk), {"label-causes": ["nonsense"]})
     assert refused.status_code == 400
