@@ -25,6 +25,9 @@ def audit_record(
     ip_address: str | None = None,
     metadata: dict | None = None,
 ) -> AuditEvent:
+    if action not in AuditEvent.Action.values:
+        # The API documents `action` as an enum: an unlisted one would make /audit-events answer off its schema.
+        raise ValueError(f"Audit action {action!r} is not one of AuditEvent.Action; add it there.")
     label = actor_label or (actor.email if actor else (f"key {api_key.name}" if api_key else "system"))
     return AuditEvent.objects.create(
         organization=organization,

@@ -269,6 +269,16 @@ class AuditEvent(models.Model):
         ORG_DELETION_CANCELLED = "org.deletion_cancelled", "Organisation deletion undone"
         ORG_ERASED = "org.erased", "Organisation erased"
         RETENTION_CHANGED = "org.retention_changed", "Retention period changed"
+        # The copilot (assistant/) and quality's labels: every action an app records must be listed here, so the
+        # API's schema (an enum) describes what /audit-events answers.
+        DOCUMENT_UPLOADED = "assistant.document.upload", "Copilot document uploaded"
+        DOCUMENT_DELETED = "assistant.document.delete", "Copilot document deleted"
+        DATASET_BUILT = "assistant.dataset.build", "Training data set built"
+        DATASET_DELETED = "assistant.dataset.delete", "Training data set deleted"
+        DATASET_FINE_TUNED = "assistant.dataset.fine_tune", "Fine-tuning started from a training data set"
+        PROPOSAL_CONFIRMED = "assistant.proposal.confirmed", "Copilot proposal confirmed and run"
+        PROPOSAL_FAILED = "assistant.proposal.failed", "Copilot proposal confirmed, change refused"
+        ANALYSIS_LABELLED = "quality.analysis.label", "Root-cause analysis labelled"
 
     id = models.BigAutoField(primary_key=True)
     # Null only for events that belong to no organisation (a sign-in, a failed sign-in).
