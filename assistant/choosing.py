@@ -164,21 +164,31 @@ def model_choose(*, organization: Organization, question: str, model: str, fallb
     except ProseUnavailable as exc:
         logger.info("Copilot tool choice by the model unavailable: %s", exc)
         return replace(fallback, model={"model": model, "fallback": f"gateway: {exc}"[:300]})
-    asked: dict = {"model": model, "call": call}
+    checked = model_call_check(call, offered)
+    if isinstance(checked, str):
+        return replace(fallback, model={"model": model, "call": call, "fallback": checked})
+    tool, arguments = checked
+    asked = {"model": model, "call": {"name": tool.name, "arguments": arguments}}
+    refusal = unresolved_refusal(tool, fallback.resolution)
+    return Choice(tool, fallback.resolution, fallback.scores, refusal=refusal, source="model", model=asked)
+
+
+def model_call_check(call: dict | None, offered: dict[str, Tool]) -> tuple[Tool, dict] | str:
+    """The offered tool and its parsed arguments when the model's call is usable, else why not."""
     if call is None:
-        return replace(fallback, model={**asked, "fallback": "no tool call"})
-    tool = offered.get(call["name"])
+        return "no tool call"
+    tool = offered.get(str(call.get("name")))
     if tool is None:
-        return replace(fallback, model={**asked, "fallback": f"not an offered tool: {call['name'][:64]}"})
+        return f"not an offered tool: {str(call.get('name'))[:64]}"
     try:
-        raw = call["arguments"]
+        raw = call.get("arguments")
         arguments = json.loads(raw) if isinstance(raw, str) else raw
         jsonschema.validate(arguments, tool.parameters)
     except (ValueError, jsonschema.ValidationError) as exc:
-        return replace(fallback, model={**asked, "fallback": f"invalid arguments: {str(exc)[:200]}"})
-    asked["call"] = {"name": tool.name, "arguments": arguments}
-    refusal = unresolved_refusal(tool, fallback.resolution)
-    return Choice(tool, fallback.resolution, fallback.scores, refusal=refusal, source="model", model=asked)
+        return f"invalid arguments: {str(exc)[:200]}"
+    if not isinstance(arguments, dict):
+        return "invalid arguments: not a JSON object"
+    return tool, arguments
 
 
 def unresolved_refusal(tool: Tool, resolution: Resolution) -> str:

@@ -10,7 +10,7 @@ validate against its schema, and anything else falls back to retrieval with the 
 import jsonschema
 import pytest
 
-from assistant.choosing import tool_choose
+from assistant.choosing import model_call_check, tool_choose
 from assistant.demo import demo_factory_seed
 from assistant.models import Message
 from assistant.tools import TOOLS
@@ -39,6 +39,36 @@ def _base(parser: str) -> BaseModel:
         license="apache-2.0",
         tool_call_parser=parser,
     )
+
+
+READS = {name: tool for name, tool in TOOLS.items() if not tool.write}
+
+
+@pytest.mark.parametrize(
+    ("call", "reason"),
+    [
+        (None, "no tool call"),
+        ({"name": "drop_tables", "arguments": "{}"}, "not an offered tool"),
+        ({"name": "maintenance_work_order_open", "arguments": "{}"}, "not an offered tool"),  # a write, not offered
+        ({"name": "maintenance_asset_health", "arguments": "{assets: PRESS-4"}, "invalid arguments"),
+        ({"name": "maintenance_asset_health", "arguments": '{"assets": "PRESS-4"}'}, "invalid arguments"),
+        ({"name": "maintenance_asset_health", "arguments": '{"asset": ["PRESS-4"]}'}, "invalid arguments"),
+        ({"name": "maintenance_asset_health", "arguments": "[]"}, "invalid arguments"),
+        ({"name": "maintenance_asset_health"}, "invalid arguments"),
+    ],
+)
+def test_an_unusable_model_call_says_why(call, reason):
+    checked = model_call_check(call, READS)
+    assert isinstance(checked, str) and checked.startswith(reason), checked
+
+
+def test_a_call_of_an_offered_tool_with_valid_arguments_is_the_choice():
+    tool, arguments = model_call_check(
+        {"name": "maintenance_asset_health", "arguments": '{"assets": ["PRESS-4"]}'}, READS
+    )
+    assert tool is TOOLS["maintenance_asset_health"] and arguments == {"assets": ["PRESS-4"]}
+    tool, arguments = model_call_check({"name": "scheduling_late_orders", "arguments": {}}, READS)
+    assert tool.name == "scheduling_late_orders" and arguments == {}
 
 
 @pytest.mark.django_db
