@@ -5,21 +5,30 @@ for every question, filtered by organisation: a code of another tenant resolves 
 another tenant's asset finds nothing. Only the user's own message is ever scored: text from documents or tool
 results never reaches tool choice, so it can never lead to a proposal.
 
-A model that can call tools (a base-model capability the gateway records) would choose here instead; this module
-is the path for models that cannot, and the one the copilot uses today.
+Where the copilot model's base model can call tools (it has a vLLM `tool_call_parser`), the model is asked first
+(`model_choose`): the user's message alone, the read tools' JSON schemas (and the write tools' only when the message
+holds an imperative), `tool_choice: "auto"`. A call of an offered tool whose arguments validate against its schema
+is the choice (source "model"); no call, an unknown tool, invalid arguments, a gateway error or a timeout fall back
+to retrieval (source "retrieval"), and the reason is recorded. Either way the codes a tool runs on are resolved
+from the user's words against the tenant's records, and a write tool is only ever proposed.
 """
 
-from dataclasses import dataclass
+import json
+import logging
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
+import jsonschema
 from django.db.models.functions import Upper
 
 from automation.maintenance.models import Asset
 from automation.quality.models import DefectCode, Lot, Unit
 from automation.scheduling.models import Machine, Order, Product
+from inference.selectors import model_base_resolve
 from tenants.models import Organization
 
 from . import engine
+from .conf import copilot_model
 from .engine.choosing import (
     WRITE_MARGIN,
     Resolution,
@@ -31,7 +40,10 @@ from .engine.choosing import (
     score_tools,
     tokens,
 )
+from .prose import ProseUnavailable, model_tool_call
 from .tools import IMPERATIVES, TOOLS, Tool
+
+logger = logging.getLogger(__name__)
 
 MIN_SCORE = 0.5  # below this, and with no keyword of the tool in the question, no tool fits: refuse
 KIND_LABELS = {
@@ -52,9 +64,13 @@ class Choice:
     resolution: Resolution
     scores: list[ToolScore]
     refusal: str = ""
+    source: str = "retrieval"  # "model" when the tenant's model chose the tool
+    model: dict | None = None  # when the model was asked: its call, or why it was not used
 
     def explain(self) -> dict:
         return {
+            "source": self.source,
+            **({"model": self.model} if self.model is not None else {}),
             "scores": [
                 {"tool": s.name, "score": round(s.score, 3), "semantic": round(s.semantic, 3)} for s in self.scores[:3]
             ],
@@ -117,8 +133,75 @@ def tenant_records(*, organization: Organization, question: str) -> dict[str, li
     return records
 
 
-def tool_choose(*, organization: Organization, question: str) -> Choice:
-    """The tool for the user's question, or a refusal that says why none."""
+def tool_choose(*, organization: Organization, question: str, model: str | None = None) -> Choice:
+    """The tool for the user's question, or a refusal that says why none: the model's choice where its base model
+    can call tools and it made a valid one, else retrieval's."""
+    choice = retrieval_choose(organization=organization, question=question)
+    model = model or copilot_model()
+    base = model_base_resolve(organization_id=str(organization.pk), model=model)
+    if base is None or not base.can_choose_tools:
+        return choice
+    return model_choose(organization=organization, question=question, model=model, fallback=choice)
+
+
+def tool_spec(tool: Tool) -> dict:
+    """The tool as OpenAI's `tools` entry."""
+    return {
+        "type": "function",
+        "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
+    }
+
+
+def model_choose(*, organization: Organization, question: str, model: str, fallback: Choice) -> Choice:
+    """Ask the model to choose among the tools the message may use; `fallback` (retrieval's) unless it made a valid
+    call. Only the user's message is sent."""
+    imperative = has_imperative(question, IMPERATIVES)
+    offered = {name: tool for name, tool in TOOLS.items() if imperative or not tool.write}
+    try:
+        call = model_tool_call(
+            organization=organization, model=model, question=question, tools=[tool_spec(t) for t in offered.values()]
+        )
+    except ProseUnavailable as exc:
+        logger.info("Copilot tool choice by the model unavailable: %s", exc)
+        return replace(fallback, model={"model": model, "fallback": f"gateway: {exc}"[:300]})
+    checked = model_call_check(call, offered)
+    if isinstance(checked, str):
+        return replace(fallback, model={"model": model, "call": call, "fallback": checked})
+    tool, arguments = checked
+    asked = {"model": model, "call": {"name": tool.name, "arguments": arguments}}
+    refusal = unresolved_refusal(tool, fallback.resolution)
+    return Choice(tool, fallback.resolution, fallback.scores, refusal=refusal, source="model", model=asked)
+
+
+def model_call_check(call: dict | None, offered: dict[str, Tool]) -> tuple[Tool, dict] | str:
+    """The offered tool and its parsed arguments when the model's call is usable, else why not."""
+    if call is None:
+        return "no tool call"
+    tool = offered.get(str(call.get("name")))
+    if tool is None:
+        return f"not an offered tool: {str(call.get('name'))[:64]}"
+    try:
+        raw = call.get("arguments")
+        arguments = json.loads(raw) if isinstance(raw, str) else raw
+        jsonschema.validate(arguments, tool.parameters)
+    except (ValueError, jsonschema.ValidationError) as exc:
+        return f"invalid arguments: {str(exc)[:200]}"
+    if not isinstance(arguments, dict):
+        return "invalid arguments: not a JSON object"
+    return tool, arguments
+
+
+def unresolved_refusal(tool: Tool, resolution: Resolution) -> str:
+    """Why the tool cannot answer: the question names a code that is none of the tenant's records of its kinds."""
+    if tool.kinds and resolution.unresolved and not any(resolution.matches.get(k) for k in tool.kinds):
+        kinds = " or ".join(dict.fromkeys(KIND_LABELS[k] for k in tool.kinds))
+        names = ", ".join(resolution.unresolved)
+        return f"I found no {kinds} named {names} in your organisation's records, so I cannot answer."
+    return ""
+
+
+def retrieval_choose(*, organization: Organization, question: str) -> Choice:
+    """Tool choice without the model (see `engine.choosing`)."""
     resolution = resolve_codes(
         question, tenant_records(organization=organization, question=question), fuzzy_kinds=FUZZY_KINDS
     )
@@ -140,13 +223,4 @@ def tool_choose(*, organization: Organization, question: str) -> Choice:
             refusal="I cannot answer that from your factory's data: none of my tools covers this question.",
         )
     tool = TOOLS[allowed[0].name]
-    if tool.kinds and resolution.unresolved and not any(resolution.matches.get(k) for k in tool.kinds):
-        kinds = " or ".join(dict.fromkeys(KIND_LABELS[k] for k in tool.kinds))
-        names = ", ".join(resolution.unresolved)
-        return Choice(
-            tool,
-            resolution,
-            scores,
-            refusal=f"I found no {kinds} named {names} in your organisation's records, so I cannot answer.",
-        )
-    return Choice(tool, resolution, scores)
+    return Choice(tool, resolution, scores, refusal=unresolved_refusal(tool, resolution))

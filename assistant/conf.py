@@ -19,6 +19,7 @@ TOOL_CALLS_METER = "assistant.tool_calls"
 SYSTEM_KEY_PURPOSE = "assistant.copilot"
 SYSTEM_KEY_NAME = "copilot (system)"
 PROSE_MAX_TOKENS = 160
+CHOOSE_MAX_TOKENS = 120  # one tool call with its arguments
 
 
 def copilot_model() -> str:

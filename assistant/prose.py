@@ -20,7 +20,14 @@ import httpx
 from tenants.models import Organization
 from tenants.system_keys import SystemKeyUnavailable, system_key_forget, system_key_get
 
-from .conf import PROSE_MAX_TOKENS, SYSTEM_KEY_NAME, SYSTEM_KEY_PURPOSE, gateway_base_url, model_timeout_s
+from .conf import (
+    CHOOSE_MAX_TOKENS,
+    PROSE_MAX_TOKENS,
+    SYSTEM_KEY_NAME,
+    SYSTEM_KEY_PURPOSE,
+    gateway_base_url,
+    model_timeout_s,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -132,4 +139,44 @@ def prose_stream(*, organization: Organization, model: str, question: str, facts
                 return
         except httpx.HTTPError as exc:
             raise ProseUnavailable(f"The gateway at {url} did not answer ({type(exc).__name__}: {exc}).") from exc
+    raise ProseUnavailable("The gateway refused the organisation's copilot key twice.")
+
+
+CHOOSE_PROMPT = (
+    "You choose the tool that answers a factory user's question. Call exactly one of the tools, with arguments "
+    "taken from the question, or call none when no tool fits."
+)
+
+
+def model_tool_call(*, organization: Organization, model: str, question: str, tools: list[dict]) -> dict | None:
+    """The first tool call the model makes for the user's question (`{"name", "arguments"}`, arguments as the JSON
+    text it wrote), or None when it calls none. Only the question is sent, never document text. Raises
+    ProseUnavailable when the gateway does not answer."""
+    url = f"{gateway_base_url()}/v1/chat/completions"
+    payload = {
+        "model": model,
+        "max_tokens": CHOOSE_MAX_TOKENS,
+        "temperature": 0,
+        "tools": tools,
+        "tool_choice": "auto",
+        "messages": [{"role": "system", "content": CHOOSE_PROMPT}, {"role": "user", "content": question}],
+    }
+    timeout = httpx.Timeout(model_timeout_s(), connect=min(5.0, model_timeout_s()))
+    for _ in range(2):  # a second try only after replacing a key that was revoked
+        key = _key(organization)
+        try:
+            response = httpx.post(url, json=payload, headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise ProseUnavailable(f"The gateway at {url} did not answer ({type(exc).__name__}: {exc}).") from exc
+        if response.status_code == 401:
+            system_key_forget(organization=organization, purpose=SYSTEM_KEY_PURPOSE)
+            continue
+        if response.status_code != 200:
+            raise ProseUnavailable(f"The gateway answered HTTP {response.status_code}: {response.text[:300]}")
+        try:
+            calls = response.json()["choices"][0]["message"].get("tool_calls") or []
+            function = calls[0]["function"] if calls else None
+            return {"name": str(function["name"]), "arguments": function.get("arguments")} if function else None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ProseUnavailable(f"The gateway's answer was not a chat completion ({exc!r}).") from exc
     raise ProseUnavailable("The gateway refused the organisation's copilot key twice.")

@@ -249,7 +249,7 @@ def message_answer(
     conversation.save(update_fields=["title", "updated_at"])
     yield "message", {"id": str(user_message.id), "role": "user", "content": question}
 
-    choice = tool_choose(organization=organization, question=question)
+    choice = tool_choose(organization=organization, question=question, model=model)
     reply = Message(
         organization=organization, conversation=conversation, role=Message.Role.ASSISTANT, choice=choice.explain()
     )

@@ -74,6 +74,15 @@ def _adapter_for(*, organization_id: str, model: str) -> AdapterVersion | None:
     )
 
 
+def model_base_resolve(*, organization_id: str, model: str) -> BaseModel | None:
+    """The base model under `model` (an alias, a versioned name or a base model) for this organisation; None if
+    unknown. Reads only: nothing is placed or loaded."""
+    adapter = _adapter_for(organization_id=organization_id, model=model)
+    if adapter is not None:
+        return adapter.tenant_model.base_model
+    return BaseModel.objects.filter(name=model).first()
+
+
 def gateway_route_resolve(*, organization_id: str, region: str, model: str) -> Route | None:
     """Where `model` (an alias, a versioned name or a base model) runs for this organisation; None if unknown.
 
