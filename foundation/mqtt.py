@@ -5,6 +5,7 @@ one message and says how it went ("accepted" or a rejection reason); counts per 
 Maintenance's telemetry and captures (two topic filters) and quality's step records use it.
 """
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -30,6 +31,18 @@ def count(stats_key: str, outcome: str) -> None:
 def stats(stats_key: str) -> dict[str, int]:
     raw = cast(dict[str, str], get_redis().hgetall(stats_key))  # decode_responses=True: str names and values
     return {k: int(v) for k, v in raw.items()}
+
+
+def envelope_parse(payload: bytes) -> tuple[str, str, str] | None:
+    """The signed envelope `{"key_id", "data", "signature"}` (all strings) of a device message; None if malformed."""
+    try:
+        envelope = json.loads(payload)
+        key_id, data, signature = envelope["key_id"], envelope["data"], envelope["signature"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not all(isinstance(v, str) for v in (key_id, data, signature)):
+        return None
+    return key_id, data, signature
 
 
 class Subscriber:

@@ -330,15 +330,7 @@ class WorkOrderViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSe
 
 
 @extend_schema_view(create=extend_schema(responses={201: serializers.IngestionKeyCreatedSerializer}))
-class IngestionKeyViewSet(
-    IngestionKeyViewMixin,
-    OrganizationScopedViewMixin,
-    mixins.CreateModelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class IngestionKeyViewSet(IngestionKeyViewMixin, OrganizationScopedViewMixin, viewsets.GenericViewSet):
     """Device keys for MQTT telemetry: the secret is shown once; DELETE revokes."""
 
     queryset = IngestionKey.objects.select_related("asset")

@@ -303,15 +303,7 @@ class AlarmViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema_view(create=extend_schema(responses={201: serializers.QualityIngestionKeyCreatedSerializer}))
-class IngestionKeyViewSet(
-    IngestionKeyViewMixin,
-    OrganizationScopedViewMixin,
-    mixins.CreateModelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class IngestionKeyViewSet(IngestionKeyViewMixin, OrganizationScopedViewMixin, viewsets.GenericViewSet):
     """Device keys for MQTT step records: the secret is shown once; DELETE revokes."""
 
     queryset = IngestionKey.objects.select_related("machine")

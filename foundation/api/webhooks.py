@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from django.db import models
-from rest_framework import serializers, status
+from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -92,9 +92,11 @@ def webhook_serializers(
     return endpoint, created, delivery
 
 
-class IngestionKeyViewMixin:
-    """create (the answer carries the secret, shown once) and destroy (revokes: the key stays, listed as revoked).
-    The viewset sets `services` (the app's services module) and `created_serializer_class`."""
+class IngestionKeyViewMixin(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin
+):
+    """list, retrieve, create (the answer carries the secret, shown once) and destroy (revokes: the key stays,
+    listed as revoked). The viewset sets `services` (the app's services module) and `created_serializer_class`."""
 
     services: ModuleType
     created_serializer_class: Any
