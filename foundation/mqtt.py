@@ -2,12 +2,13 @@
 it restarts are delivered when it is back). The app gives the topic filter and a handler that verifies and stores
 one message and says how it went ("accepted" or a rejection reason); counts per reason go to a Redis hash.
 
-Quality's step records use it; maintenance's telemetry subscriber predates it and has the same shape.
+Maintenance's telemetry and captures (two topic filters) and quality's step records use it.
 """
 
+import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -32,14 +33,28 @@ def stats(stats_key: str) -> dict[str, int]:
     return {k: int(v) for k, v in raw.items()}
 
 
+def envelope_parse(payload: bytes) -> tuple[str, str, str] | None:
+    """The signed envelope `{"key_id", "data", "signature"}` (all strings) of a device message; None if malformed."""
+    try:
+        envelope = json.loads(payload)
+        key_id, data, signature = envelope["key_id"], envelope["data"], envelope["signature"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not all(isinstance(v, str) for v in (key_id, data, signature)):
+        return None
+    return key_id, data, signature
+
+
 class Subscriber:
-    def __init__(self, *, url: str, client_id: str, topic: str, handler: Handler, stats_key: str):
+    def __init__(self, *, url: str, client_id: str, topic: str | Sequence[str], handler: Handler, stats_key: str):
         import paho.mqtt.client as mqtt
 
         self.url = urlsplit(url)
         if self.url.scheme not in ("mqtt", "mqtts", "tcp"):
             raise ValueError(f"MQTT_URL must be mqtt://host:port or mqtts://host:port, not {self.url.geturl()!r}")
-        self.topic, self.handler, self.stats_key = topic, handler, stats_key
+        self.topics = [topic] if isinstance(topic, str) else list(topic)
+        self.topic = ", ".join(self.topics)
+        self.handler, self.stats_key = handler, stats_key
         self.subscribed = threading.Event()
         self.processed = 0
         self.client = mqtt.Client(
@@ -62,7 +77,7 @@ class Subscriber:
         if reason_code.is_failure:
             logger.error("MQTT connection refused: %s", reason_code)
             return
-        client.subscribe(self.topic, qos=1)
+        client.subscribe([(topic, 1) for topic in self.topics])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
         logger.info("Subscribed to %s on %s", self.topic, self.url.netloc)

@@ -19,6 +19,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from foundation.webhook_models import AbstractIngestionKey, AbstractWebhookDelivery, AbstractWebhookEndpoint
+
 from .conf import DEFAULT_EXPLAINER_MODEL, DEFAULT_RUL_CAP
 
 code_validator = RegexValidator(
@@ -360,14 +362,12 @@ class WorkOrder(models.Model):
         return f"work order {self.recommendation} ({self.status})"
 
 
-class IngestionKey(models.Model):
+class IngestionKey(AbstractIngestionKey):
     """A device credential for MQTT telemetry: messages carry an HMAC of their payload made with its secret.
 
     The secret is derived (HMAC of SECRET_KEY and `salt`), never stored: the database alone cannot sign.
     """
 
-    id = _uuid_field()
-    organization = _organization_field()
     asset = models.ForeignKey(
         Asset,
         null=True,
@@ -376,65 +376,25 @@ class IngestionKey(models.Model):
         related_name="+",
         help_text="Empty: the key may publish for every asset of the organisation.",
     )
-    name = models.CharField(max_length=100)
-    key_id = models.CharField(max_length=64, unique=True)
-    salt = models.CharField(max_length=64)
-    last_four = models.CharField(max_length=4)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "-created_at"], name="maint_ingestkey_created")]
 
-    def __str__(self) -> str:
-        return f"{self.name} ({self.key_id})"
 
-
-class WebhookEndpoint(models.Model):
+class WebhookEndpoint(AbstractWebhookEndpoint):
     """An integrator's URL that receives new recommendations, signed with a secret shown once (derived, like
     ingestion keys)."""
-
-    id = _uuid_field()
-    organization = _organization_field()
-    url = models.URLField(max_length=500)
-    description = models.CharField(max_length=200, blank=True)
-    events = models.JSONField(default=list)
-    is_active = models.BooleanField(default=True)
-    salt = models.CharField(max_length=64)
-    secret_last_four = models.CharField(max_length=4)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "-created_at"], name="maint_webhook_created")]
 
-    def __str__(self) -> str:
-        return self.url
 
-
-class WebhookDelivery(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        DELIVERED = "delivered", _("Delivered")
-        FAILED = "failed", _("Failed")
-
-    id = _uuid_field()
-    organization = _organization_field()
+class WebhookDelivery(AbstractWebhookDelivery):
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=64)
-    payload = models.JSONField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    response_status = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["organization", "-created_at"], name="maint_delivery_created")]
-
-    def __str__(self) -> str:
-        return f"{self.event} to {self.endpoint} ({self.status})"
 
 
 class MachineKinematics(models.Model):

@@ -31,14 +31,11 @@ import json
 import logging
 import math
 import re
-import threading
 from dataclasses import dataclass
-from typing import cast
-from urllib.parse import urlsplit
 
-from django.db import close_old_connections, connections
 from django.utils.dateparse import parse_datetime
 
+from foundation import mqtt as foundation_mqtt
 from foundation.redis import get_redis
 
 from . import signing
@@ -132,13 +129,10 @@ def message_ingest(*, topic: str, payload: bytes) -> Verdict:
     org_slug, asset_code, kind = match.groups()
     if len(payload) > MAX_PAYLOAD_BYTES:
         return _rejected("too_large", f"{len(payload)} bytes", topic)
-    try:
-        envelope = json.loads(payload)
-        key_id, data, signature = envelope["key_id"], envelope["data"], envelope["signature"]
-        if not all(isinstance(v, str) for v in (key_id, data, signature)):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
+    envelope = foundation_mqtt.envelope_parse(payload)
+    if envelope is None:
         return _rejected("malformed", 'expected {"key_id", "data", "signature"} (strings)', topic)
+    key_id, data, signature = envelope
     key = IngestionKey.objects.select_related("organization").filter(key_id=key_id).first()
     if key is None or key.revoked_at is not None:
         return _rejected("unknown_key", f"no usable ingestion key {key_id[:40]!r}", topic)
@@ -241,95 +235,24 @@ def _chunk_ingest(*, asset: Asset, data: str, topic: str) -> Verdict:
     return Verdict(True, "capture_stored", capture_id=str(capture.pk))
 
 
-def _count(reason: str) -> None:
-    try:
-        get_redis().hincrby(STATS_KEY, reason, 1)
-    except Exception:
-        logger.exception("Counting an MQTT %s failed", reason)
-
-
 def ingest_stats() -> dict[str, int]:
-    stats = cast(dict[str, str], get_redis().hgetall(STATS_KEY))  # decode_responses=True: str names and values
-    return {k: int(v) for k, v in stats.items()}
+    return foundation_mqtt.stats(STATS_KEY)
 
 
-class TelemetrySubscriber:
-    """One MQTT client subscribed to every organisation's telemetry topics, QoS 1, a persistent session (messages
-    published while it restarts are delivered when it is back)."""
+def _handle(topic: str, payload: bytes) -> str:
+    verdict = message_ingest(topic=topic, payload=payload)
+    return "accepted" if verdict.accepted else verdict.reason
 
-    def __init__(self, *, url: str | None = None, client_id: str | None = None, shared_group: str | None = None):
-        import paho.mqtt.client as mqtt
 
-        self.url = urlsplit(url or mqtt_url())
-        if self.url.scheme not in ("mqtt", "mqtts", "tcp"):
-            raise ValueError(f"MQTT_URL must be mqtt://host:port or mqtts://host:port, not {self.url.geturl()!r}")
-        group = setting("MAINTENANCE_MQTT_SHARED_GROUP", "") if shared_group is None else shared_group
-        self.topics = [f"$share/{group}/{f}" if group else f for f in (topic_filter(), capture_topic_filter())]
-        self.topic = ", ".join(self.topics)
-        self.subscribed = threading.Event()
-        self.processed = 0
-        self.client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or setting("MAINTENANCE_MQTT_CLIENT_ID", "lightsout-ingest"),
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        if self.url.username:
-            self.client.username_pw_set(self.url.username, self.url.password)
-        if self.url.scheme == "mqtts":
-            self.client.tls_set()
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self.client.on_disconnect = self._on_disconnect
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
-        if reason_code.is_failure:
-            logger.error("MQTT connection refused: %s", reason_code)
-            return
-        client.subscribe([(topic, 1) for topic in self.topics])
-
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
-        logger.info("Subscribed to %s on %s", self.topic, self.url.netloc)
-        self.subscribed.set()
-
-    def _on_message(self, client, userdata, message) -> None:
-        close_old_connections()
-        try:
-            verdict = message_ingest(topic=message.topic, payload=message.payload)
-        except Exception:
-            logger.exception("MQTT message on %s could not be processed", message.topic)
-            verdict = Verdict(False, "error")
-        self.processed += 1
-        _count("accepted" if verdict.accepted else f"rejected:{verdict.reason}")
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
-        self.subscribed.clear()
-        connections.close_all()  # this thread's connections
-
-    def _connect(self) -> None:
-        port = self.url.port or (8883 if self.url.scheme == "mqtts" else 1883)
-        self.client.connect(self.url.hostname or "127.0.0.1", port, keepalive=60)
-
-    def start(self, *, timeout: float = 30) -> "TelemetrySubscriber":
-        """Run in a background thread; returns once the subscription is confirmed."""
-        self._connect()
-        self.client.loop_start()
-        if not self.subscribed.wait(timeout):
-            self.stop()
-            raise TimeoutError(f"No subscription to {self.topic} on {self.url.netloc} within {timeout} s.")
-        return self
-
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def run_forever(self) -> None:
-        """The management command: connect (retrying), then process messages until disconnected."""
-        self.client.connect_async(
-            self.url.hostname or "127.0.0.1",
-            self.url.port or (8883 if self.url.scheme == "mqtts" else 1883),
-            keepalive=60,
-        )
-        self.client.loop_forever(retry_first_connection=True)
+def TelemetrySubscriber(
+    *, url: str | None = None, client_id: str | None = None, shared_group: str | None = None
+) -> foundation_mqtt.Subscriber:
+    """One MQTT client subscribed to every organisation's telemetry and captures topics (see foundation.mqtt)."""
+    group = setting("MAINTENANCE_MQTT_SHARED_GROUP", "") if shared_group is None else shared_group
+    return foundation_mqtt.Subscriber(
+        url=url or mqtt_url(),
+        client_id=client_id or setting("MAINTENANCE_MQTT_CLIENT_ID", "lightsout-ingest"),
+        topic=[f"$share/{group}/{f}" if group else f for f in (topic_filter(), capture_topic_filter())],
+        handler=_handle,
+        stats_key=STATS_KEY,
+    )

@@ -5,6 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from foundation.api.webhooks import ingestion_key_serializers, webhook_serializers
 from tenants.scoping import CodeRelatedField
 
 from .conf import WEBHOOK_EVENTS
@@ -226,57 +227,20 @@ class WorkOrderCloseSerializer(serializers.Serializer):
     resolution = serializers.CharField(required=False, default="", allow_blank=True, max_length=4000)
 
 
-class IngestionKeySerializer(serializers.ModelSerializer):
-    asset = CodeRelatedField(Asset, required=False, allow_null=True)
-
-    class Meta:
-        model = IngestionKey
-        fields = ["id", "name", "asset", "key_id", "last_four", "revoked_at", "created_at"]
-        read_only_fields = ["id", "key_id", "last_four", "revoked_at", "created_at"]
-
-
-class IngestionKeyCreatedSerializer(IngestionKeySerializer):
-    secret = serializers.CharField(read_only=True, help_text="Shown once; sign MQTT messages with it.")
-
-    class Meta(IngestionKeySerializer.Meta):
-        fields = [*IngestionKeySerializer.Meta.fields, "secret"]
-
-
-class WebhookEndpointSerializer(serializers.ModelSerializer):
-    events = serializers.ListField(
-        child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), required=False, default=list(WEBHOOK_EVENTS)
-    )
-
-    class Meta:
-        model = WebhookEndpoint
-        fields = ["id", "url", "description", "events", "is_active", "secret_last_four", "created_at"]
-        read_only_fields = ["id", "secret_last_four", "created_at"]
-
-
-class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
-    secret = serializers.CharField(
-        read_only=True, help_text="Shown once; verify the Lightsout-Signature header with it."
-    )
-
-    class Meta(WebhookEndpointSerializer.Meta):
-        fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
-
-
-class WebhookDeliverySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = WebhookDelivery
-        fields = [
-            "id",
-            "endpoint",
-            "event",
-            "payload",
-            "status",
-            "attempts",
-            "response_status",
-            "last_error",
-            "delivered_at",
-            "created_at",
-        ]
+IngestionKeySerializer, IngestionKeyCreatedSerializer = ingestion_key_serializers(
+    model=IngestionKey,
+    name="IngestionKey",
+    module=__name__,
+    target="asset",
+    target_field=CodeRelatedField(Asset, required=False, allow_null=True),
+)
+WebhookEndpointSerializer, WebhookEndpointCreatedSerializer, WebhookDeliverySerializer = webhook_serializers(
+    endpoint_model=WebhookEndpoint,
+    delivery_model=WebhookDelivery,
+    prefix="",
+    module=__name__,
+    events=WEBHOOK_EVENTS,
+)
 
 
 class KinematicsSerializer(serializers.Serializer):

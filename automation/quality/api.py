@@ -8,7 +8,7 @@ by file and line.
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from foundation.api.errors import rejected_response
 from foundation.api.pagination import CreatedCursorPagination
 from foundation.api.parsers import CsvBodyParser
+from foundation.api.webhooks import IngestionKeyViewMixin, WebhookEndpointViewMixin
 from tenants.models import User
 from tenants.roles import Scope
 from tenants.scoping import OrganizationScopedViewMixin
@@ -301,63 +302,32 @@ class AlarmViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(alarm).data)
 
 
-class IngestionKeyViewSet(
-    OrganizationScopedViewMixin,
-    mixins.CreateModelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+@extend_schema_view(create=extend_schema(responses={201: serializers.QualityIngestionKeyCreatedSerializer}))
+class IngestionKeyViewSet(IngestionKeyViewMixin, OrganizationScopedViewMixin, viewsets.GenericViewSet):
     """Device keys for MQTT step records: the secret is shown once; DELETE revokes."""
 
     queryset = IngestionKey.objects.select_related("machine")
     serializer_class = serializers.QualityIngestionKeySerializer
+    created_serializer_class = serializers.QualityIngestionKeyCreatedSerializer
+    services = services
     action_scopes = {"create": Scope.ORG_ADMIN, "destroy": Scope.ORG_ADMIN}
 
-    @extend_schema(responses={201: serializers.QualityIngestionKeyCreatedSerializer})
-    def create(self, request, *args, **kwargs):
-        form = self.get_serializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        key, secret = services.ingestion_key_create(organization=self.organization, **form.validated_data)
-        data = serializers.QualityIngestionKeyCreatedSerializer(key, context=self.get_serializer_context()).data
-        return Response({**data, "secret": secret}, status=status.HTTP_201_CREATED)
 
-    def destroy(self, request, *args, **kwargs):
-        key = services.ingestion_key_revoke(key=self.get_object())
-        return Response(self.get_serializer(key).data)
-
-
-class WebhookEndpointViewSet(OrganizationScopedViewMixin, viewsets.ModelViewSet):
+@extend_schema_view(create=extend_schema(responses={201: serializers.QualityWebhookEndpointCreatedSerializer}))
+class WebhookEndpointViewSet(WebhookEndpointViewMixin, OrganizationScopedViewMixin, viewsets.ModelViewSet):
     """Where `quality.alarm` and `quality.analysis.finished` are POSTed, signed (`Lightsout-Signature: t=...,v1=...`);
     the secret is shown once."""
 
     queryset = WebhookEndpoint.objects.all()
     serializer_class = serializers.QualityWebhookEndpointSerializer
+    created_serializer_class = serializers.QualityWebhookEndpointCreatedSerializer
+    services = services
     action_scopes = {
         "create": Scope.ORG_ADMIN,
         "update": Scope.ORG_ADMIN,
         "partial_update": Scope.ORG_ADMIN,
         "destroy": Scope.ORG_ADMIN,
     }
-
-    @extend_schema(responses={201: serializers.QualityWebhookEndpointCreatedSerializer})
-    def create(self, request, *args, **kwargs):
-        form = self.get_serializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = dict(form.validated_data)
-        data.pop("is_active", None)
-        endpoint, secret = services.webhook_endpoint_create(organization=self.organization, **data)
-        body = serializers.QualityWebhookEndpointCreatedSerializer(endpoint).data
-        return Response({**body, "secret": secret}, status=status.HTTP_201_CREATED)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.webhook_endpoint_update(
-            endpoint=serializer.instance, data=serializer.validated_data
-        )
-
-    def perform_destroy(self, instance):
-        services.webhook_endpoint_delete(endpoint=instance)
 
 
 class WebhookDeliveryViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):

@@ -13,6 +13,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from foundation.webhook_models import AbstractIngestionKey, AbstractWebhookDelivery, AbstractWebhookEndpoint
+
 code_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$",
     "Use letters, digits, '.', '_', '/' and '-' only, starting with a letter or digit.",
@@ -307,11 +309,9 @@ class Alarm(models.Model):
         return f"{self.series} rule {self.rule} ({self.status})"
 
 
-class IngestionKey(models.Model):
+class IngestionKey(AbstractIngestionKey):
     """A device credential for MQTT step records (see `mqtt.py`); the secret is derived, never stored."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organization = _organization_field()
     machine = models.ForeignKey(
         Machine,
         null=True,
@@ -320,64 +320,24 @@ class IngestionKey(models.Model):
         related_name="+",
         help_text="Empty: the key may publish for every machine of the organisation.",
     )
-    name = models.CharField(max_length=100)
-    key_id = models.CharField(max_length=64, unique=True)
-    salt = models.CharField(max_length=64)
-    last_four = models.CharField(max_length=4)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "-created_at"], name="quality_ingestkey_created")]
 
-    def __str__(self) -> str:
-        return f"{self.name} ({self.key_id})"
 
-
-class WebhookEndpoint(models.Model):
+class WebhookEndpoint(AbstractWebhookEndpoint):
     """An integrator's URL for `quality.alarm` and `quality.analysis.finished`, signed with a derived secret."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organization = _organization_field()
-    url = models.URLField(max_length=500)
-    description = models.CharField(max_length=200, blank=True)
-    events = models.JSONField(default=list)
-    is_active = models.BooleanField(default=True)
-    salt = models.CharField(max_length=64)
-    secret_last_four = models.CharField(max_length=4)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "-created_at"], name="quality_webhook_created")]
 
-    def __str__(self) -> str:
-        return self.url
 
-
-class WebhookDelivery(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        DELIVERED = "delivered"
-        FAILED = "failed"
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organization = _organization_field()
+class WebhookDelivery(AbstractWebhookDelivery):
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=64)
-    payload = models.JSONField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    response_status = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["organization", "-created_at"], name="quality_delivery_created")]
-
-    def __str__(self) -> str:
-        return f"{self.event} to {self.endpoint} ({self.status})"
 
 
 class Investigation(models.Model):

@@ -86,13 +86,10 @@ def message_ingest(*, topic: str, payload: bytes) -> Verdict:
     org_slug, machine_code = match.groups()
     if len(payload) > MAX_PAYLOAD_BYTES:
         return _rejected("too_large", f"{len(payload)} bytes", topic)
-    try:
-        envelope = json.loads(payload)
-        key_id, data, signature = envelope["key_id"], envelope["data"], envelope["signature"]
-        if not all(isinstance(v, str) for v in (key_id, data, signature)):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
+    envelope = foundation_mqtt.envelope_parse(payload)
+    if envelope is None:
         return _rejected("malformed", 'expected {"key_id", "data", "signature"} (strings)', topic)
+    key_id, data, signature = envelope
     key = IngestionKey.objects.select_related("organization").filter(key_id=key_id).first()
     if key is None or key.revoked_at is not None:
         return _rejected("unknown_key", f"no usable ingestion key {key_id[:40]!r}", topic)

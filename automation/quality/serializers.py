@@ -5,6 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from foundation.api.webhooks import ingestion_key_serializers, webhook_serializers
 from tenants.scoping import CodeRelatedField
 
 from .models import (
@@ -200,56 +201,24 @@ class QualityAlarmNoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
-class QualityIngestionKeySerializer(serializers.ModelSerializer):
-    machine = CodeRelatedField(Machine, required=False, allow_null=True)
-
-    class Meta:
-        model = IngestionKey
-        fields = ["id", "name", "machine", "key_id", "last_four", "revoked_at", "created_at"]
-        read_only_fields = ["id", "key_id", "last_four", "revoked_at", "created_at"]
-
-
-class QualityIngestionKeyCreatedSerializer(QualityIngestionKeySerializer):
-    secret = serializers.CharField(read_only=True, help_text="Shown once; sign MQTT messages with it.")
-
-    class Meta(QualityIngestionKeySerializer.Meta):
-        fields = [*QualityIngestionKeySerializer.Meta.fields, "secret"]
-
-
-class QualityWebhookEndpointSerializer(serializers.ModelSerializer):
-    events = serializers.ListField(
-        child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), required=False, default=list(WEBHOOK_EVENTS)
-    )
-
-    class Meta:
-        model = WebhookEndpoint
-        fields = ["id", "url", "description", "events", "is_active", "secret_last_four", "created_at"]
-        read_only_fields = ["id", "secret_last_four", "created_at"]
-
-
-class QualityWebhookEndpointCreatedSerializer(QualityWebhookEndpointSerializer):
-    secret = serializers.CharField(read_only=True, help_text="Shown once; verify the Lightsout-Signature header.")
-
-    class Meta(QualityWebhookEndpointSerializer.Meta):
-        fields = [*QualityWebhookEndpointSerializer.Meta.fields, "secret"]
-
-
-class QualityWebhookDeliverySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = WebhookDelivery
-        fields = [
-            "id",
-            "endpoint",
-            "event",
-            "payload",
-            "status",
-            "attempts",
-            "response_status",
-            "last_error",
-            "delivered_at",
-            "created_at",
-        ]
-        read_only_fields = fields
+QualityIngestionKeySerializer, QualityIngestionKeyCreatedSerializer = ingestion_key_serializers(
+    model=IngestionKey,
+    name="QualityIngestionKey",
+    module=__name__,
+    target="machine",
+    target_field=CodeRelatedField(Machine, required=False, allow_null=True),
+)
+(
+    QualityWebhookEndpointSerializer,
+    QualityWebhookEndpointCreatedSerializer,
+    QualityWebhookDeliverySerializer,
+) = webhook_serializers(
+    endpoint_model=WebhookEndpoint,
+    delivery_model=WebhookDelivery,
+    prefix="Quality",
+    module=__name__,
+    events=WEBHOOK_EVENTS,
+)
 
 
 class QualityContainmentActionSerializer(serializers.ModelSerializer):
