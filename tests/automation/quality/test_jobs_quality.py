@@ -44,13 +44,16 @@ def _analyse(client, org, body: dict) -> dict:
     assert response.status_code == 202, response.json()
     analysis_id = response.json()["id"]
 
+    # The handler records the analysis before the runner marks its job finished, so wait for the job: it is the
+    # last thing written.
     def finished():
         data = client.get(url(org, f"analyses/{analysis_id}")).json()
-        return data if data["status"] in ("succeeded", "failed") else None
+        job = client.get(f"/api/v1/orgs/{org.slug}/jobs/{data['job']}").json()
+        return (data, job) if job["status"] in ("succeeded", "failed", "cancelled") else None
 
-    data = wait_until(finished, timeout=180, interval=0.5, what=f"analysis {analysis_id}")
-    job = client.get(f"/api/v1/orgs/{org.slug}/jobs/{data['job']}").json()
+    data, job = wait_until(finished, timeout=180, interval=0.5, what=f"analysis {analysis_id}")
     assert job["status"] == "succeeded", job
+    assert data["status"] == "succeeded", data
     return data
 
 
