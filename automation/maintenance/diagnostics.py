@@ -92,6 +92,8 @@ def _indicators(analysis: Analysis) -> dict:
         "order_1x_mm_s": ind.order_1x_mm_s,
         "order_2x_mm_s": ind.order_2x_mm_s,
         "order_3x_mm_s": ind.order_3x_mm_s,
+        "shaft_hz": ind.shaft_hz,
+        "given_shaft_hz": ind.given_shaft_hz,
         "envelope_band_hz": list(ind.envelope_band_hz),
         "band_kurtosis": ind.band_kurtosis,
         "lines": [

@@ -41,6 +41,7 @@ __all__ = [
     "Spectrum",
     "analyse_capture",
     "envelope_spectrum",
+    "estimate_shaft_speed",
     "iso_zone",
     "kurtogram_band",
     "order_spectrum",
@@ -65,6 +66,11 @@ FAULT_LABELS = {
 MATCH_SNR = 3.0
 # A bearing fault needs this much evidence (sum over matched lines of dB above MATCH_SNR, see _score).
 BEARING_SCORE_MIN = 12.0
+# Running-speed estimate from the capture (estimate_shaft_speed): how far from the given speed to look, how far
+# above its neighbourhood's median a 1x-3x line must stand, how close two orders' estimates must agree.
+SPEED_SEARCH = 0.02
+SPEED_PROMINENCE = 8.0
+SPEED_AGREE = 0.003
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,8 @@ class Indicators:
     envelope_band_hz: tuple[float, float]
     band_kurtosis: float
     lines: tuple[LineAmplitude, ...]
+    shaft_hz: float = 0.0  # the running speed the analysis used (estimate_shaft_speed)
+    given_shaft_hz: float = 0.0  # the speed sent with the capture
 
     def channels(self) -> dict[str, float]:
         """Scalar indicators by channel name, for trending as telemetry."""
@@ -414,6 +422,45 @@ def _kurtosis(x: Array) -> float:
     return float(np.mean(d**4) / var**2) if var > 0 else 0.0
 
 
+def estimate_shaft_speed(acc: Spectrum, shaft_hz: float, *, search: float = SPEED_SEARCH) -> float:
+    """The running speed read from the capture's own 1x-3x lines near the given speed, or the given speed.
+
+    A speed typed in or sent with a capture (nominal, or a tachometer's mean) is often off by a percent (motor
+    slip under load, a stale rpm), and the high harmonics of the defect frequencies then miss their lines. Each
+    of 1x, 2x, 3x that stands out of its neighbourhood gives an estimate (the peak interpolated between bins on a
+    log scale: Hann lobes are close to Gaussian); estimates that agree (within SPEED_AGREE) from at least two
+    orders are averaged, the higher order weighted more (it resolves the speed finer). Otherwise, and where they
+    disagree (a mains line near 2x, say), the given speed stands."""
+    res = acc.resolution
+    estimates: list[tuple[int, float, float]] = []
+    for k in (1, 2, 3):
+        centre = k * shaft_hz
+        half = max(search * centre, 1.5 * res)
+        lo, hi = np.searchsorted(acc.x, [centre - half, centre + half + 1e-9])
+        if hi - lo < 1 or lo < 1 or hi >= len(acc.y) - 1:
+            continue
+        j = int(lo + np.argmax(acc.y[lo:hi]))
+        around = acc.y[
+            np.searchsorted(acc.x, centre - 0.5 * shaft_hz) : np.searchsorted(acc.x, centre + 0.5 * shaft_hz)
+        ]
+        prominence = acc.y[j] / max(float(np.median(around)), 1e-30) if len(around) else 0.0
+        if prominence < SPEED_PROMINENCE:
+            continue
+        a, b, c = (math.log(max(float(v), 1e-30)) for v in acc.y[j - 1 : j + 2])
+        denom = a - 2 * b + c
+        delta = 0.5 * (a - c) / denom if denom < 0 else 0.0
+        estimates.append((k, (float(acc.x[j]) + max(-0.5, min(0.5, delta)) * res) / k, prominence))
+    best: list[tuple[int, float, float]] = []
+    for _, centre, _ in estimates:
+        group = [e for e in estimates if abs(e[1] / centre - 1.0) <= SPEED_AGREE]
+        if len(group) > len(best) or (len(group) == len(best) and sum(e[2] for e in group) > sum(e[2] for e in best)):
+            best = group
+    if len(best) < 2:
+        return shaft_hz
+    speed = sum(k * hz for k, hz, _ in best) / sum(k for k, _, _ in best)
+    return speed if abs(speed / shaft_hz - 1.0) <= search else shaft_hz
+
+
 # --- diagnosis -----------------------------------------------------------------------------------------------
 
 
@@ -686,7 +733,6 @@ def analyse_capture(
             sensor_bearing = kinematics.sensor(sensor).bearing
         except KeyError:
             sensor_bearing = None
-    freqs = characteristic_frequencies(kinematics, shaft_hz)
 
     rms = float(np.sqrt(np.mean(x**2)))
     peak = float(np.max(np.abs(x)))
@@ -696,6 +742,10 @@ def analyse_capture(
     acc = spectrum(x, fs)
     half = np.fft.rfft(x)  # x has zero mean
     v_rms, vel = _velocity(acc, half, len(x), fs, iso_band)
+    given_hz = shaft_hz
+    if end_shaft_hz is None:  # a ramp's speeds are measured ones
+        shaft_hz = estimate_shaft_speed(acc, shaft_hz)
+    freqs = characteristic_frequencies(kinematics, shaft_hz)
 
     defect_max = max([f.hz for f in freqs if f.kind in ("bpfo", "bpfi", "bsf")] or [10 * shaft_hz])
     bands = kurtogram_band(x, fs, f_min=max(3.0 * defect_max, 500.0), min_bandwidth=2.0 * defect_max)
@@ -741,6 +791,8 @@ def analyse_capture(
         envelope_band_hz=(round(band[0], 1), round(band[1], 1)),
         band_kurtosis=round(band[2], 4),
         lines=tuple(env_lines + shaft_lines + gear_lines),
+        shaft_hz=round(shaft_hz, 4),
+        given_shaft_hz=round(given_hz, 4),
     )
     diagnoses = sorted(bearing_found + shaft_found + gear_found, key=lambda d: -d.confidence)
     return Analysis(
