@@ -13,6 +13,7 @@ from automation.maintenance.engine.kinematics import (
 from automation.maintenance.engine.vibration import (
     analyse_capture,
     envelope_spectrum,
+    estimate_shaft_speed,
     iso_zone,
     kurtogram_band,
     order_spectrum,
@@ -127,3 +128,47 @@ def test_the_flat_forest_gives_scikit_learns_probabilities():
         assert got.probability == round(float(np.max(want)), 4)
     assert "_flat_forest" in classifier.__dict__
     assert "_flat_forest" not in VibrationClassifier.from_bytes(classifier.to_bytes()).__dict__
+
+
+def _with_shaft_lines(x: np.ndarray, shaft_hz: float, amplitude: float = 0.03) -> np.ndarray:
+    """The 1x, 2x and 3x lines every rotating machine shows (residual unbalance, misalignment)."""
+    t = np.arange(len(x)) / FS
+    return x + sum(amplitude * np.sin(2 * np.pi * k * shaft_hz * t + k) for k in (1, 2, 3))
+
+
+@pytest.mark.parametrize("fault", ["outer_race", "inner_race", "rolling_element"])
+def test_a_speed_off_by_one_percent_still_names_the_part(fault):
+    """The capture says 29.95 Hz, the shaft turns 1 % faster: the 4th harmonic of BPFI is then 6.5 Hz (1.0 %) off,
+    twice the line tolerance. The engine reads the speed from the capture's own 1x-3x lines first."""
+    true_hz = SHAFT_HZ * 1.01
+    x = _with_shaft_lines(bearing_fault(fault, amplitude=1.5, seed=3, shaft_hz=true_hz), true_hz)
+    analysis = analyse_capture(x, FS, SHAFT_HZ, kinematics(), sensor="DE")
+    assert analysis.indicators.given_shaft_hz == pytest.approx(SHAFT_HZ)
+    assert analysis.indicators.shaft_hz == pytest.approx(true_hz, rel=2e-3)
+    bearing = [d for d in analysis.diagnoses if d.component.endswith("bearing")]
+    assert bearing and (bearing[0].component, bearing[0].fault) == ("drive-end bearing", fault)
+    freqs = {(f.component, f.kind): f.hz for f in analysis.frequencies}
+    assert freqs[("motor shaft", "shaft")] == pytest.approx(true_hz, rel=2e-3)
+
+
+def test_the_given_speed_stands_without_agreeing_shaft_lines():
+    """No line to read (a quiet machine), or a single line that is not at a multiple of the others (a mains line
+    near 2x): the speed sent with the capture is kept."""
+    quiet = spectrum(bearing_fault(None, seed=5), FS)
+    assert estimate_shaft_speed(quiet, SHAFT_HZ) == SHAFT_HZ
+    t = np.arange(int(FS)) / FS
+    mains = bearing_fault(None, seed=5) + 0.05 * np.sin(2 * np.pi * 60.0 * t)  # 2x of 29.95 Hz would be 59.9 Hz
+    assert estimate_shaft_speed(spectrum(mains, FS), SHAFT_HZ) == SHAFT_HZ
+    lines = _with_shaft_lines(bearing_fault(None, seed=5), SHAFT_HZ * 0.992)
+    assert estimate_shaft_speed(spectrum(lines, FS), SHAFT_HZ) == pytest.approx(SHAFT_HZ * 0.992, rel=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_strong_shaft_lines_and_a_speed_error_raise_no_bearing_fault(seed):
+    """Bearings in good order on a machine with strong 1x-3x lines (here 2x as high as 1x: misalignment, which
+    may be named) and a 1 % speed error: the speed is read from those lines, and no bearing is named."""
+    true_hz = SHAFT_HZ * 0.99
+    x = _with_shaft_lines(bearing_fault(None, seed=seed, shaft_hz=true_hz), true_hz)
+    analysis = analyse_capture(x, FS, SHAFT_HZ, kinematics(), sensor="DE")
+    assert analysis.indicators.shaft_hz == pytest.approx(true_hz, rel=2e-3)
+    assert [d for d in analysis.diagnoses if d.component.endswith("bearing")] == []
