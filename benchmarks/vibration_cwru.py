@@ -223,7 +223,7 @@ class Product:
         assert job.status == "succeeded" and job.result is not None, (job.error_code, job.error_message)
         return dict(job.result)
 
-    def results(self, capture_id: str) -> tuple[str, dict | None]:
+    def results(self, capture_id: str) -> tuple[str, dict | None, float]:
         from automation.maintenance.models import VibrationCapture
 
         capture = VibrationCapture.objects.get(pk=capture_id)
@@ -234,7 +234,7 @@ class Product:
             if d.fault in ("outer_race", "inner_race", "rolling_element", "cage")
         ]
         answer = f"{physics[0].component}:{physics[0].fault}" if physics else "none"
-        speed = capture.indicators["axes"][capture.axes[0]].get("shaft_hz", capture.shaft_rpm / 60)
+        speed = float(capture.indicators["axes"][capture.axes[0]].get("shaft_hz", capture.shaft_rpm / 60))
         return answer, capture.indicators.get("learned"), speed
 
 
