@@ -13,8 +13,9 @@ import pytest
 
 from automation.maintenance import services as maintenance_services
 from automation.maintenance.models import WebhookDelivery
-from automation.maintenance.webhooks import DeliveryFailed, webhook_deliver
+from automation.maintenance.webhooks import webhook_deliver
 from foundation.outbound import OutboundRefused, address_is_public, outbound_check, outbound_post
+from foundation.webhook_delivery import DeliveryFailed
 
 NAME = "hooks.rebind.example"
 PUBLIC = "93.184.216.34"
