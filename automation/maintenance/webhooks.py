@@ -19,7 +19,7 @@ The attempt and its record are foundation.webhooks and foundation.webhook_delive
 from django.conf import settings
 
 from foundation import webhook_delivery
-from foundation.outbound import outbound_url_problem
+from foundation.outbound import outbound_url_problem, private_allowed
 
 from .models import WebhookDelivery
 from .signing import webhook_secret
@@ -28,10 +28,7 @@ MAX_ATTEMPTS = 8
 
 
 def _allow_private() -> bool:
-    return bool(
-        getattr(settings, "MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
-        or getattr(settings, "OUTBOUND_ALLOW_PRIVATE_HOSTS", False)
-    )
+    return private_allowed("MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS")
 
 
 def webhook_url_problem(url: str) -> str | None:

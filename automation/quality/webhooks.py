@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 
 from foundation import webhook_delivery
-from foundation.outbound import outbound_url_problem
+from foundation.outbound import outbound_url_problem, private_allowed
 from foundation.signing import derived_secret
 
 from .models import WebhookDelivery, WebhookEndpoint
@@ -30,10 +30,7 @@ def webhook_secret(*, salt: str) -> str:
 
 
 def _allow_private() -> bool:
-    return bool(
-        getattr(settings, "QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
-        or getattr(settings, "OUTBOUND_ALLOW_PRIVATE_HOSTS", False)
-    )
+    return private_allowed("QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS")
 
 
 def webhook_url_problem(url: str) -> str | None:
