@@ -22,7 +22,7 @@ from foundation.api.parsers import CsvBodyParser
 from foundation.api.webhooks import IngestionKeyViewMixin, WebhookEndpointViewMixin
 from tenants.models import User
 from tenants.roles import Scope
-from tenants.scoping import OrganizationScopedViewMixin
+from tenants.scoping import ADMIN_WRITES, OrganizationScopedViewMixin
 
 from . import ingest, report8d, selectors, serializers, services
 from .conf import MAX_UPLOAD_BYTES
@@ -310,7 +310,7 @@ class IngestionKeyViewSet(IngestionKeyViewMixin, OrganizationScopedViewMixin, vi
     serializer_class = serializers.QualityIngestionKeySerializer
     created_serializer_class = serializers.QualityIngestionKeyCreatedSerializer
     services = services
-    action_scopes = {"create": Scope.ORG_ADMIN, "destroy": Scope.ORG_ADMIN}
+    action_scopes = ADMIN_WRITES
 
 
 @extend_schema_view(create=extend_schema(responses={201: serializers.QualityWebhookEndpointCreatedSerializer}))
@@ -322,12 +322,7 @@ class WebhookEndpointViewSet(WebhookEndpointViewMixin, OrganizationScopedViewMix
     serializer_class = serializers.QualityWebhookEndpointSerializer
     created_serializer_class = serializers.QualityWebhookEndpointCreatedSerializer
     services = services
-    action_scopes = {
-        "create": Scope.ORG_ADMIN,
-        "update": Scope.ORG_ADMIN,
-        "partial_update": Scope.ORG_ADMIN,
-        "destroy": Scope.ORG_ADMIN,
-    }
+    action_scopes = ADMIN_WRITES
 
 
 class WebhookDeliveryViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
