@@ -2,13 +2,13 @@
 publishes as a device would (maintenance telemetry, quality steps), and an integrator's webhook receiver."""
 
 import os
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
+
+from tests.loopback import QuietHandler, serving
 
 
 @pytest.fixture
@@ -37,17 +37,12 @@ def receiver():
     """An integrator's webhook endpoint on loopback: (its URL, what it received, each {"headers", "body"})."""
     received: list[dict] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append({"headers": dict(self.headers), "body": body})
             self.send_response(204)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks", received
-    server.shutdown()
+    with serving(Handler) as port:
+        yield f"http://127.0.0.1:{port}/hooks", received
