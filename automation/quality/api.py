@@ -6,7 +6,6 @@ by file and line.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -16,6 +15,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from foundation.api.downloads import attachment
 from foundation.api.errors import rejected_response
 from foundation.api.pagination import CreatedCursorPagination
 from foundation.api.parsers import CsvBodyParser
@@ -451,17 +451,19 @@ class InvestigationViewSet(
     @action(detail=True, methods=["get"], url_path="report/markdown")
     def report_markdown(self, request, *args, **kwargs):
         report = self._report()
-        response = HttpResponse(report8d.report_markdown(report), content_type="text/markdown; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="8d-{report.investigation_id}.md"'
-        return response
+        return attachment(
+            report8d.report_markdown(report),
+            filename=f"8d-{report.investigation_id}.md",
+            content_type="text/markdown; charset=utf-8",
+        )
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], url_path="report/pdf")
     def report_pdf(self, request, *args, **kwargs):
         report = self._report()
-        response = HttpResponse(report8d.report_pdf(report), content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="8d-{report.investigation_id}.pdf"'
-        return response
+        return attachment(
+            report8d.report_pdf(report), filename=f"8d-{report.investigation_id}.pdf", content_type="application/pdf"
+        )
 
 
 class ContainmentActionViewSet(OrganizationScopedViewMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):

@@ -16,6 +16,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from foundation.api.downloads import attachment
 from foundation.api.errors import ApiError, error_body
 from foundation.api.pagination import CreatedCursorPagination
 from tenants.roles import Scope
@@ -255,9 +256,7 @@ class RunViewSet(
     def schedule_csv(self, request, *args, **kwargs):
         """The schedule as CSV, one row per operation ordered by machine then start."""
         run = self._with_schedule()
-        response = HttpResponse(schedule_csv(run), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="schedule-{run.id}.csv"'
-        return response
+        return attachment(schedule_csv(run), filename=f"schedule-{run.id}.csv", content_type="text/csv; charset=utf-8")
 
     @extend_schema(
         operation_id="scheduling_runs_gantt_png", responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY)}
@@ -280,9 +279,9 @@ class RunViewSet(
     def purchases_csv(self, request, *args, **kwargs):
         """The purchase orders as CSV."""
         run = self._with_schedule()
-        response = HttpResponse(purchases_csv(run), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="purchases-{run.id}.csv"'
-        return response
+        return attachment(
+            purchases_csv(run), filename=f"purchases-{run.id}.csv", content_type="text/csv; charset=utf-8"
+        )
 
     def _with_schedule(self) -> Run:
         run = self.get_object()

@@ -36,6 +36,7 @@ from automation.scheduling.outputs import (
 )
 from automation.scheduling.selectors import master_data_counts, run_list, run_solutions
 from billing.errors import BillingRefusal
+from foundation.api.downloads import attachment
 from jobs.services import job_cancel
 from tenants.roles import Scope
 
@@ -682,9 +683,7 @@ class RunCsv(_RunPage, TemplateView):
         run = self.run()
         if run.schedule is None:
             raise Http404
-        response = HttpResponse(schedule_csv(run), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="schedule-{run.id}.csv"'
-        return response
+        return attachment(schedule_csv(run), filename=f"schedule-{run.id}.csv", content_type="text/csv; charset=utf-8")
 
 
 urlpatterns = [
