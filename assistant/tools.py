@@ -149,67 +149,73 @@ def _asset_health(ctx: ToolContext, args: dict) -> ToolResult:
     return result
 
 
-def _anomalies(ctx: ToolContext, args: dict) -> ToolResult:
+def _asset_records(
+    ctx: ToolContext,
+    model: type[maintenance.Anomaly | maintenance.VibrationDiagnosis | maintenance.Recommendation],
+    *,
+    order_by: str,
+    fact: Callable[[Any], tuple[str, str]],
+    title: str,
+    url_name: str,
+    none: str,
+) -> ToolResult:
+    """Five records of the asked-about assets (or any), each a fact and a citation. `title` and `none` take the
+    asset codes in place of {}."""
     result = ToolResult()
-    qs = maintenance.Anomaly.objects.filter(organization=ctx.organization).select_related("asset")
+    qs = model.objects.filter(organization=ctx.organization).select_related("asset")
     assets = _assets(ctx)
     if assets:
         qs = qs.filter(asset__in=assets)
-    for anomaly in qs.order_by("-starts_at")[:5]:
-        code = anomaly.asset.code
-        result.fact(
-            f"{code} anomaly on {anomaly.channel}",
-            f"from {_plain(anomaly.starts_at)} to {_plain(anomaly.ends_at)}, score {_plain(anomaly.score)}",
-            record=code,
-        )
-        result.cite(f"Anomaly on {code}", _path("maintenance-anomaly-detail", ctx.organization, anomaly.pk), "record")
+    for record in qs.order_by(order_by)[:5]:
+        code = record.asset.code
+        name, value = fact(record)
+        result.fact(f"{code} {name}", value, record=code)
+        result.cite(title.format(code), _path(url_name, ctx.organization, record.pk), "record")
     if not result.facts:
-        result.empty_reason = f"No anomalies are recorded for {', '.join(a.code for a in assets) or 'any asset'}."
+        result.empty_reason = none.format(", ".join(a.code for a in assets) or "any asset")
     return result
+
+
+def _anomalies(ctx: ToolContext, args: dict) -> ToolResult:
+    return _asset_records(
+        ctx,
+        maintenance.Anomaly,
+        order_by="-starts_at",
+        fact=lambda anomaly: (
+            f"anomaly on {anomaly.channel}",
+            f"from {_plain(anomaly.starts_at)} to {_plain(anomaly.ends_at)}, score {_plain(anomaly.score)}",
+        ),
+        title="Anomaly on {}",
+        url_name="maintenance-anomaly-detail",
+        none="No anomalies are recorded for {}.",
+    )
 
 
 def _diagnoses(ctx: ToolContext, args: dict) -> ToolResult:
-    result = ToolResult()
-    qs = maintenance.VibrationDiagnosis.objects.filter(organization=ctx.organization).select_related("asset")
-    assets = _assets(ctx)
-    if assets:
-        qs = qs.filter(asset__in=assets)
-    for diagnosis in qs.order_by("-created_at")[:5]:
-        code = diagnosis.asset.code
-        result.fact(
-            f"{code} {diagnosis.component}",
+    return _asset_records(
+        ctx,
+        maintenance.VibrationDiagnosis,
+        order_by="-created_at",
+        fact=lambda diagnosis: (
+            diagnosis.component,
             f"{diagnosis.label}, confidence {_plain(diagnosis.confidence)}, severity {diagnosis.severity_level}",
-            record=code,
-        )
-        result.cite(
-            f"Diagnosis of {code}", _path("maintenance-diagnosis-detail", ctx.organization, diagnosis.pk), "record"
-        )
-    if not result.facts:
-        result.empty_reason = (
-            f"No vibration diagnosis is recorded for {', '.join(a.code for a in assets) or 'any asset'}."
-        )
-    return result
+        ),
+        title="Diagnosis of {}",
+        url_name="maintenance-diagnosis-detail",
+        none="No vibration diagnosis is recorded for {}.",
+    )
 
 
 def _recommendations(ctx: ToolContext, args: dict) -> ToolResult:
-    result = ToolResult()
-    qs = maintenance.Recommendation.objects.filter(organization=ctx.organization).select_related("asset")
-    assets = _assets(ctx)
-    if assets:
-        qs = qs.filter(asset__in=assets)
-    for rec in qs.order_by("due_by")[:5]:
-        code = rec.asset.code
-        result.fact(
-            f"{code} {rec.component}",
-            f"{rec.action} by {_plain(rec.due_by)}, priority {rec.priority}",
-            record=code,
-        )
-        result.cite(
-            f"Recommendation for {code}", _path("maintenance-recommendation-detail", ctx.organization, rec.pk), "record"
-        )
-    if not result.facts:
-        result.empty_reason = f"No maintenance is recommended for {', '.join(a.code for a in assets) or 'any asset'}."
-    return result
+    return _asset_records(
+        ctx,
+        maintenance.Recommendation,
+        order_by="due_by",
+        fact=lambda rec: (rec.component, f"{rec.action} by {_plain(rec.due_by)}, priority {rec.priority}"),
+        title="Recommendation for {}",
+        url_name="maintenance-recommendation-detail",
+        none="No maintenance is recommended for {}.",
+    )
 
 
 def _work_orders(ctx: ToolContext, args: dict) -> ToolResult:

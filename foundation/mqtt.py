@@ -2,19 +2,22 @@
 it restarts are delivered when it is back). The app gives the topic filter and a handler that verifies and stores
 one message and says how it went ("accepted" or a rejection reason); counts per reason go to a Redis hash.
 
-Maintenance's telemetry and captures (two topic filters) and quality's step records use it.
+Maintenance's telemetry and captures (two topic filters) and quality's step records use it; `message_open` is the
+verification their handlers share.
 """
 
 import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, models
 
 from .redis import get_redis
+from .signing import message_signature, message_signature_valid
+from .webhook_models import AbstractIngestionKey, SecretFor
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,58 @@ def envelope_parse(payload: bytes) -> tuple[str, str, str] | None:
     if not all(isinstance(v, str) for v in (key_id, data, signature)):
         return None
     return key_id, data, signature
+
+
+def message_signed(*, key_id: str, secret: str, topic: str, data: str) -> bytes:
+    """The envelope a device publishes, `data` signed for `topic` (the reference for integrators, and the tests')."""
+    signature = message_signature(secret=secret, topic=topic, data=data)
+    return json.dumps({"key_id": key_id, "data": data, "signature": signature}).encode()
+
+
+class MessageRefused(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def message_open(
+    *,
+    topic: str,
+    payload: bytes,
+    max_bytes: int,
+    keys: type[AbstractIngestionKey],
+    secret_for: SecretFor,
+    org_slug: str,
+    targets: type[models.Model],
+    code: str,
+) -> tuple[Any, Any, str]:
+    """(key, target, data) of a device message on a topic that names the organisation `org_slug` and the target
+    (an asset, a machine) `code`, once verified: the key exists, is not revoked, signed the topic and data, belongs
+    to that organisation (which is active) and, when bound to one target, to that one. Otherwise MessageRefused, its
+    reason too_large, malformed, unknown_key, bad_signature, wrong_organization, organization_suspended,
+    unknown_<target> or wrong_<target>."""
+    if len(payload) > max_bytes:
+        raise MessageRefused("too_large", f"{len(payload)} bytes")
+    envelope = envelope_parse(payload)
+    if envelope is None:
+        raise MessageRefused("malformed", 'expected {"key_id", "data", "signature"} (strings)')
+    key_id, data, signature = envelope
+    key: Any = keys._default_manager.select_related("organization").filter(key_id=key_id).first()
+    if key is None or key.revoked_at is not None:
+        raise MessageRefused("unknown_key", f"no usable ingestion key {key_id[:40]!r}")
+    if not message_signature_valid(secret=secret_for(salt=key.salt), topic=topic, data=data, signature=signature):
+        raise MessageRefused("bad_signature", f"signature does not match key {key_id}")
+    if key.organization.slug != org_slug:
+        raise MessageRefused("wrong_organization", f"key {key_id} belongs to another organisation than {org_slug}")
+    if not key.organization.is_active:
+        raise MessageRefused("organization_suspended", org_slug)
+    kind = targets._meta.model_name
+    target = targets._default_manager.filter(organization=key.organization, code=code).first()
+    if target is None:
+        raise MessageRefused(f"unknown_{kind}", f"{org_slug} has no {kind} {code!r}")
+    if getattr(key, f"{kind}_id") not in (None, target.pk):
+        raise MessageRefused(f"wrong_{kind}", f"key {key_id} may publish for another {kind} only")
+    return key, target, data
 
 
 class Subscriber:

@@ -46,6 +46,11 @@ def _allow_private(allow_private: bool | None) -> bool:
     return bool(getattr(settings, "OUTBOUND_ALLOW_PRIVATE_HOSTS", False))
 
 
+def private_allowed(setting: str) -> bool:
+    """An app's own switch (`setting`, e.g. QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS) or the platform's allows them."""
+    return bool(getattr(settings, setting, False)) or _allow_private(None)
+
+
 def address_is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -8,10 +8,16 @@ texts), so moving fields here changes no migration.
 """
 
 import uuid
+from collections.abc import Callable
+from typing import Any, Self
 
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from .signing import new_salt
+
+SecretFor = Callable[..., str]  # (salt=) -> the secret derived in the app's namespace
 
 
 def _uuid_field() -> models.UUIDField:
@@ -20,6 +26,15 @@ def _uuid_field() -> models.UUIDField:
 
 def _organization_field() -> models.ForeignKey:
     return models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+
+
+def _issued(model: Any, secret_for: SecretFor, last_four: str, fields: dict[str, Any]) -> tuple[Any, str]:
+    salt = new_salt()
+    secret = secret_for(salt=salt)
+    record = model(salt=salt, **{last_four: secret[-4:]}, **fields)
+    record.full_clean()
+    record.save()
+    return record, secret
 
 
 class AbstractIngestionKey(models.Model):
@@ -41,6 +56,16 @@ class AbstractIngestionKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.key_id})"
 
+    @classmethod
+    def issue(cls, *, secret_for: SecretFor, **fields: Any) -> tuple[Self, str]:
+        """A new key and its secret, which is never stored (it is derived) and cannot be shown again."""
+        return _issued(cls, secret_for, "last_four", fields)
+
+    def revoke(self) -> None:
+        """Once: a second revocation keeps the first time."""
+        type(self)._default_manager.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.refresh_from_db()
+
 
 class AbstractWebhookEndpoint(models.Model):
     """An integrator's URL that receives the app's events, signed with a derived secret shown once."""
@@ -60,6 +85,19 @@ class AbstractWebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    @classmethod
+    def issue(cls, *, secret_for: SecretFor, **fields: Any) -> tuple[Self, str]:
+        """A new endpoint and its signing secret (shown once)."""
+        return _issued(cls, secret_for, "secret_last_four", fields)
+
+    def change(self, data: dict) -> None:
+        """`data`: any of url, description, events, is_active, checked by the app first."""
+        for field in ("url", "description", "events", "is_active"):
+            if field in data:
+                setattr(self, field, data[field])
+        self.full_clean()
+        self.save()
 
 
 class AbstractWebhookDelivery(models.Model):

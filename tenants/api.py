@@ -100,6 +100,12 @@ class PasswordResetConfirmView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _two_factor_code(request) -> str:
+    data = serializers.TwoFactorCodeSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data["code"]
+
+
 class TwoFactorView(APIView):
     """Two-factor sign-in for the caller: POST begins enrolment (a secret for the app), DELETE turns it off."""
 
@@ -112,11 +118,7 @@ class TwoFactorView(APIView):
 
     @extend_schema(request=serializers.TwoFactorCodeSerializer, responses={204: None})
     def delete(self, request):
-        data = serializers.TwoFactorCodeSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        two_factor.two_factor_disable(
-            user=request.user, code=data.validated_data["code"], ip_address=client_ip(request)
-        )
+        two_factor.two_factor_disable(user=request.user, code=_two_factor_code(request), ip_address=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -127,10 +129,8 @@ class TwoFactorConfirmView(APIView):
 
     @extend_schema(request=serializers.TwoFactorCodeSerializer, responses={200: serializers.RecoveryCodesSerializer})
     def post(self, request):
-        data = serializers.TwoFactorCodeSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
         codes = two_factor.two_factor_confirm(
-            user=request.user, code=data.validated_data["code"], ip_address=client_ip(request)
+            user=request.user, code=_two_factor_code(request), ip_address=client_ip(request)
         )
         return Response({"recovery_codes": codes})
 
@@ -142,10 +142,8 @@ class RecoveryCodesView(APIView):
 
     @extend_schema(request=serializers.TwoFactorCodeSerializer, responses={200: serializers.RecoveryCodesSerializer})
     def post(self, request):
-        data = serializers.TwoFactorCodeSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
         codes = two_factor.recovery_codes_regenerate(
-            user=request.user, code=data.validated_data["code"], ip_address=client_ip(request)
+            user=request.user, code=_two_factor_code(request), ip_address=client_ip(request)
         )
         return Response({"recovery_codes": codes})
 

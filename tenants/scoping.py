@@ -105,6 +105,10 @@ class HasOrganizationScope(permissions.BasePermission):
         return True
 
 
+# `action_scopes` of what hands out secrets that act for the organisation (device keys, webhook endpoints).
+ADMIN_WRITES: dict[str, str] = {action: Scope.ORG_ADMIN for action in ("create", "update", "partial_update", "destroy")}
+
+
 class OrganizationScopedViewMixin:
     """Base of every organisation-owned API view. Declare `queryset` (unscoped) and, if needed, scopes."""
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,19 @@ def running_worker(**kwargs):
         yield process
     finally:
         stop_worker(process)
+
+
+@contextmanager
+def running_optimization_worker(*, name: str, log_dir: Path):
+    """A worker on the optimisation queue; two CP-SAT threads (the shared machine has two cores), also in this
+    process while it runs."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SCHEDULING_SOLVER_WORKERS", "2")
+    try:
+        with running_worker(queues="optimization", name=name, log_path=log_dir / "worker.log") as process:
+            yield process
+    finally:
+        patch.undo()
 
 
 def wait_until(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):

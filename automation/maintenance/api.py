@@ -17,7 +17,7 @@ from foundation.api.errors import ApiError, error_body, rejected_response
 from foundation.api.parsers import CsvBodyParser
 from foundation.api.webhooks import IngestionKeyViewMixin, WebhookEndpointViewMixin
 from tenants.roles import Scope
-from tenants.scoping import OrganizationScopedViewMixin
+from tenants.scoping import ADMIN_WRITES, OrganizationScopedViewMixin
 
 from . import importing, serializers, services, telemetry, vibration
 from .conf import MAX_UPLOAD_BYTES
@@ -337,7 +337,7 @@ class IngestionKeyViewSet(IngestionKeyViewMixin, OrganizationScopedViewMixin, vi
     serializer_class = serializers.IngestionKeySerializer
     created_serializer_class = serializers.IngestionKeyCreatedSerializer
     services = services
-    action_scopes = {"create": Scope.ORG_ADMIN, "destroy": Scope.ORG_ADMIN}
+    action_scopes = ADMIN_WRITES
 
 
 @extend_schema_view(create=extend_schema(responses={201: serializers.WebhookEndpointCreatedSerializer}))
@@ -349,12 +349,7 @@ class WebhookEndpointViewSet(WebhookEndpointViewMixin, OrganizationScopedViewMix
     serializer_class = serializers.WebhookEndpointSerializer
     created_serializer_class = serializers.WebhookEndpointCreatedSerializer
     services = services
-    action_scopes = {
-        "create": Scope.ORG_ADMIN,
-        "update": Scope.ORG_ADMIN,
-        "partial_update": Scope.ORG_ADMIN,
-        "destroy": Scope.ORG_ADMIN,
-    }
+    action_scopes = ADMIN_WRITES
 
 
 class WebhookDeliveryViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):

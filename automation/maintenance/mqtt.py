@@ -99,8 +99,7 @@ def capture_messages(
             },
             separators=(",", ":"),
         )
-        signature = signing.message_signature(secret=secret, topic=topic, data=data)
-        out.append(json.dumps({"key_id": key_id, "data": data, "signature": signature}).encode())
+        out.append(foundation_mqtt.message_signed(key_id=key_id, secret=secret, topic=topic, data=data))
     return out
 
 
@@ -111,9 +110,7 @@ def asset_topic(*, org_slug: str, asset_code: str, prefix: str | None = None) ->
 def device_message(*, key_id: str, secret: str, topic: str, readings: list[dict]) -> bytes:
     """What a device publishes (a reference implementation for integrators, and the tests' publisher)."""
     data = json.dumps({"readings": readings}, separators=(",", ":"))
-    return json.dumps(
-        {"key_id": key_id, "data": data, "signature": signing.message_signature(secret=secret, topic=topic, data=data)}
-    ).encode()
+    return foundation_mqtt.message_signed(key_id=key_id, secret=secret, topic=topic, data=data)
 
 
 def _rejected(reason: str, detail: str, topic: str) -> Verdict:
@@ -127,28 +124,19 @@ def message_ingest(*, topic: str, payload: bytes) -> Verdict:
     if match is None:
         return _rejected("bad_topic", "not a telemetry or captures topic", topic)
     org_slug, asset_code, kind = match.groups()
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        return _rejected("too_large", f"{len(payload)} bytes", topic)
-    envelope = foundation_mqtt.envelope_parse(payload)
-    if envelope is None:
-        return _rejected("malformed", 'expected {"key_id", "data", "signature"} (strings)', topic)
-    key_id, data, signature = envelope
-    key = IngestionKey.objects.select_related("organization").filter(key_id=key_id).first()
-    if key is None or key.revoked_at is not None:
-        return _rejected("unknown_key", f"no usable ingestion key {key_id[:40]!r}", topic)
-    if not signing.message_signature_valid(
-        secret=signing.ingestion_secret(salt=key.salt), topic=topic, data=data, signature=signature
-    ):
-        return _rejected("bad_signature", f"signature does not match key {key_id}", topic)
-    if key.organization.slug != org_slug:
-        return _rejected("wrong_organization", f"key {key_id} belongs to another organisation than {org_slug}", topic)
-    if not key.organization.is_active:
-        return _rejected("organization_suspended", org_slug, topic)
-    asset = Asset.objects.filter(organization=key.organization, code=asset_code).first()
-    if asset is None:
-        return _rejected("unknown_asset", f"{org_slug} has no asset {asset_code!r}", topic)
-    if key.asset_id is not None and key.asset_id != asset.pk:
-        return _rejected("wrong_asset", f"key {key_id} may publish for another asset only", topic)
+    try:
+        key, asset, data = foundation_mqtt.message_open(
+            topic=topic,
+            payload=payload,
+            max_bytes=MAX_PAYLOAD_BYTES,
+            keys=IngestionKey,
+            secret_for=signing.ingestion_secret,
+            org_slug=org_slug,
+            targets=Asset,
+            code=asset_code,
+        )
+    except foundation_mqtt.MessageRefused as refused:
+        return _rejected(refused.reason, refused.detail, topic)
     if kind == "captures":
         return _chunk_ingest(asset=asset, data=data, topic=topic)
     try:

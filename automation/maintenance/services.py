@@ -172,19 +172,17 @@ def ingestion_key_create(
     """Returns the key and its secret, which is never stored (it is derived) and cannot be shown again."""
     if asset is not None and asset.organization_id != organization.pk:
         raise ValidationError({"asset": ["No such asset."]})
-    salt = signing.new_salt()
-    secret = signing.ingestion_secret(salt=salt)
-    key = IngestionKey(
-        organization=organization, asset=asset, name=name, key_id=signing.new_key_id(), salt=salt, last_four=secret[-4:]
+    return IngestionKey.issue(
+        secret_for=signing.ingestion_secret,
+        organization=organization,
+        asset=asset,
+        name=name,
+        key_id=signing.new_key_id(),
     )
-    key.full_clean()
-    key.save()
-    return key, secret
 
 
 def ingestion_key_revoke(*, key: IngestionKey) -> IngestionKey:
-    IngestionKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    key.refresh_from_db()
+    key.revoke()
     return key
 
 
@@ -203,19 +201,13 @@ def webhook_endpoint_create(
     unknown = sorted(set(events) - set(WEBHOOK_EVENTS))
     if unknown or not events:
         raise ValidationError({"events": [f"Choose from: {', '.join(WEBHOOK_EVENTS)}."]})
-    salt = signing.new_salt()
-    secret = signing.webhook_secret(salt=salt)
-    endpoint = WebhookEndpoint(
+    return WebhookEndpoint.issue(
+        secret_for=signing.webhook_secret,
         organization=organization,
         url=url,
         description=description,
         events=sorted(events),
-        salt=salt,
-        secret_last_four=secret[-4:],
     )
-    endpoint.full_clean()
-    endpoint.save()
-    return endpoint, secret
 
 
 def webhook_endpoint_update(*, endpoint: WebhookEndpoint, data: dict) -> WebhookEndpoint:
@@ -225,11 +217,7 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, data: dict) -> Webhook
         problem = webhook_url_problem(data["url"])
         if problem:
             raise ValidationError({"url": [problem]})
-    for field in ("url", "description", "events", "is_active"):
-        if field in data:
-            setattr(endpoint, field, data[field])
-    endpoint.full_clean()
-    endpoint.save()
+    endpoint.change(data)
     return endpoint
 
 

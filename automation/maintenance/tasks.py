@@ -5,10 +5,9 @@ Periodic (see CELERY_BEAT_SCHEDULE): `maintenance.enqueue_scoring` starts a scor
 trained model; `maintenance.explain_pending` retries explanations that found no model answering.
 """
 
-import logging
-
 from celery import shared_task
 
+from foundation.webhook_delivery import DELIVERY_TASK_OPTIONS, webhook_deliver_retrying
 from jobs.queues import Queue
 from jobs.runner import JobContext, job_task
 
@@ -22,8 +21,6 @@ from .conf import (
     VIBRATION_TRAIN_JOB_KIND,
     VIBRATION_TRAIN_TIME_LIMIT_S,
 )
-
-logger = logging.getLogger(__name__)
 
 
 @job_task(kind=TRAIN_JOB_KIND, queue=Queue.MAINTENANCE, time_limit_s=TRAIN_TIME_LIMIT_S)
@@ -99,28 +96,19 @@ def explain_pending() -> int:
     return len(due) + len(diagnoses)
 
 
-@shared_task(
-    name="maintenance.deliver_webhook",
-    bind=True,
-    ignore_result=True,
-    acks_late=True,
-    max_retries=None,
-    soft_time_limit=60,
-    time_limit=90,
-)
+@shared_task(name="maintenance.deliver_webhook", **DELIVERY_TASK_OPTIONS)
 def deliver_webhook(self, *, delivery_id: str) -> str:
     from .models import WebhookDelivery
-    from .webhooks import DeliveryFailed, webhook_deliver
+    from .webhooks import webhook_deliver
 
-    try:
-        return webhook_deliver(delivery_id=delivery_id).status
-    except WebhookDelivery.DoesNotExist:
-        return "gone"
-    except DeliveryFailed as exc:
-        # 10 s, 20 s, 40 s ... at most an hour between attempts; webhook_deliver gives up after MAX_ATTEMPTS.
-        countdown = min(3600, 10 * 2**self.request.retries)
-        logger.info("Webhook delivery %s failed (%s); retrying in %s s.", delivery_id, exc, countdown)
-        raise self.retry(countdown=countdown, exc=exc, queue="maintenance") from exc
+    return webhook_deliver_retrying(
+        self,
+        webhook_deliver,
+        delivery_id=delivery_id,
+        gone=WebhookDelivery.DoesNotExist,
+        queue="maintenance",
+        what="Webhook delivery",
+    )
 
 
 @job_task(kind=VIBRATION_ANALYSE_JOB_KIND, queue=Queue.MAINTENANCE, time_limit_s=VIBRATION_ANALYSE_TIME_LIMIT_S)

@@ -13,15 +13,13 @@ Requests go through the platform's one outbound helper (foundation.outbound): re
 resolve to private, loopback, link-local or metadata addresses are refused (unless
 MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS or OUTBOUND_ALLOW_PRIVATE_HOSTS is set: local runs and tests), at creation
 and again at each delivery, and the delivery connects to the very address it checked (no second DNS lookup).
-The attempt itself is foundation.webhooks (shared with quality).
+The attempt and its record are foundation.webhooks and foundation.webhook_delivery (shared with quality).
 """
 
 from django.conf import settings
-from django.utils import timezone
 
-from foundation.metrics import WEBHOOK_FAILURES
-from foundation.outbound import outbound_url_problem
-from foundation.webhooks import webhook_post
+from foundation import webhook_delivery
+from foundation.outbound import outbound_url_problem, private_allowed
 
 from .models import WebhookDelivery
 from .signing import webhook_secret
@@ -29,15 +27,8 @@ from .signing import webhook_secret
 MAX_ATTEMPTS = 8
 
 
-class DeliveryFailed(Exception):
-    pass
-
-
 def _allow_private() -> bool:
-    return bool(
-        getattr(settings, "MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
-        or getattr(settings, "OUTBOUND_ALLOW_PRIVATE_HOSTS", False)
-    )
+    return private_allowed("MAINTENANCE_WEBHOOK_ALLOW_PRIVATE_HOSTS")
 
 
 def webhook_url_problem(url: str) -> str | None:
@@ -45,36 +36,14 @@ def webhook_url_problem(url: str) -> str | None:
 
 
 def webhook_deliver(*, delivery_id: str) -> WebhookDelivery:
-    """One attempt. Raises DeliveryFailed (after recording why) when the receiver did not take it."""
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
-    if delivery.status != WebhookDelivery.Status.PENDING:
-        return delivery
-    endpoint = delivery.endpoint
-    if not endpoint.is_active:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            status=WebhookDelivery.Status.FAILED, last_error="The endpoint was disabled."
-        )
-        return delivery
-    attempt = webhook_post(
-        url=endpoint.url,
-        secret=webhook_secret(salt=endpoint.salt),
-        event=delivery.event,
-        delivery_id=str(delivery.pk),
-        payload=delivery.payload,
+    """One attempt. Raises foundation.webhook_delivery.DeliveryFailed (after recording why) when the receiver did
+    not take it."""
+    return webhook_delivery.webhook_deliver(
+        WebhookDelivery,
+        delivery_id=delivery_id,
+        secret_for=webhook_secret,
         timeout=getattr(settings, "MAINTENANCE_WEBHOOK_TIMEOUT_S", 10),
         allow_private=_allow_private(),
+        max_attempts=MAX_ATTEMPTS,
+        failure_kind="maintenance_delivery",
     )
-    status, error = attempt.status, attempt.error
-    delivery.attempts += 1
-    delivery.response_status = status
-    delivery.last_error = error
-    if not error:
-        delivery.status, delivery.delivered_at = WebhookDelivery.Status.DELIVERED, timezone.now()
-    elif delivery.attempts >= MAX_ATTEMPTS:
-        delivery.status = WebhookDelivery.Status.FAILED
-    delivery.save(update_fields=["attempts", "response_status", "last_error", "status", "delivered_at"])
-    if error:
-        WEBHOOK_FAILURES.labels(kind="maintenance_delivery").inc()
-    if error and delivery.status == WebhookDelivery.Status.PENDING:
-        raise DeliveryFailed(error)
-    return delivery

@@ -6,7 +6,6 @@ by file and line.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -16,13 +15,14 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from foundation.api.downloads import attachment
 from foundation.api.errors import rejected_response
 from foundation.api.pagination import CreatedCursorPagination
 from foundation.api.parsers import CsvBodyParser
 from foundation.api.webhooks import IngestionKeyViewMixin, WebhookEndpointViewMixin
 from tenants.models import User
 from tenants.roles import Scope
-from tenants.scoping import OrganizationScopedViewMixin
+from tenants.scoping import ADMIN_WRITES, OrganizationScopedViewMixin
 
 from . import ingest, report8d, selectors, serializers, services
 from .conf import MAX_UPLOAD_BYTES
@@ -310,7 +310,7 @@ class IngestionKeyViewSet(IngestionKeyViewMixin, OrganizationScopedViewMixin, vi
     serializer_class = serializers.QualityIngestionKeySerializer
     created_serializer_class = serializers.QualityIngestionKeyCreatedSerializer
     services = services
-    action_scopes = {"create": Scope.ORG_ADMIN, "destroy": Scope.ORG_ADMIN}
+    action_scopes = ADMIN_WRITES
 
 
 @extend_schema_view(create=extend_schema(responses={201: serializers.QualityWebhookEndpointCreatedSerializer}))
@@ -322,12 +322,7 @@ class WebhookEndpointViewSet(WebhookEndpointViewMixin, OrganizationScopedViewMix
     serializer_class = serializers.QualityWebhookEndpointSerializer
     created_serializer_class = serializers.QualityWebhookEndpointCreatedSerializer
     services = services
-    action_scopes = {
-        "create": Scope.ORG_ADMIN,
-        "update": Scope.ORG_ADMIN,
-        "partial_update": Scope.ORG_ADMIN,
-        "destroy": Scope.ORG_ADMIN,
-    }
+    action_scopes = ADMIN_WRITES
 
 
 class WebhookDeliveryViewSet(OrganizationScopedViewMixin, viewsets.ReadOnlyModelViewSet):
@@ -456,17 +451,19 @@ class InvestigationViewSet(
     @action(detail=True, methods=["get"], url_path="report/markdown")
     def report_markdown(self, request, *args, **kwargs):
         report = self._report()
-        response = HttpResponse(report8d.report_markdown(report), content_type="text/markdown; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="8d-{report.investigation_id}.md"'
-        return response
+        return attachment(
+            report8d.report_markdown(report),
+            filename=f"8d-{report.investigation_id}.md",
+            content_type="text/markdown; charset=utf-8",
+        )
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], url_path="report/pdf")
     def report_pdf(self, request, *args, **kwargs):
         report = self._report()
-        response = HttpResponse(report8d.report_pdf(report), content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="8d-{report.investigation_id}.pdf"'
-        return response
+        return attachment(
+            report8d.report_pdf(report), filename=f"8d-{report.investigation_id}.pdf", content_type="application/pdf"
+        )
 
 
 class ContainmentActionViewSet(OrganizationScopedViewMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):

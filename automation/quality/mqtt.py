@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from foundation import mqtt as foundation_mqtt
-from foundation.signing import derived_secret, message_signature, message_signature_valid
+from foundation.signing import derived_secret
 
 from .ingest import IngestRejected, IngestResult, ingest
 from .models import IngestionKey, Machine
@@ -60,9 +60,7 @@ def machine_topic(*, org_slug: str, machine_code: str) -> str:
 def device_message(*, key_id: str, secret: str, topic: str, steps: list[dict]) -> bytes:
     """What a controller publishes (a reference implementation for integrators, and the tests' publisher)."""
     data = json.dumps({"steps": steps}, separators=(",", ":"))
-    return json.dumps(
-        {"key_id": key_id, "data": data, "signature": message_signature(secret=secret, topic=topic, data=data)}
-    ).encode()
+    return foundation_mqtt.message_signed(key_id=key_id, secret=secret, topic=topic, data=data)
 
 
 @dataclass(frozen=True)
@@ -84,26 +82,19 @@ def message_ingest(*, topic: str, payload: bytes) -> Verdict:
     if match is None:
         return _rejected("bad_topic", "not a quality steps topic", topic)
     org_slug, machine_code = match.groups()
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        return _rejected("too_large", f"{len(payload)} bytes", topic)
-    envelope = foundation_mqtt.envelope_parse(payload)
-    if envelope is None:
-        return _rejected("malformed", 'expected {"key_id", "data", "signature"} (strings)', topic)
-    key_id, data, signature = envelope
-    key = IngestionKey.objects.select_related("organization").filter(key_id=key_id).first()
-    if key is None or key.revoked_at is not None:
-        return _rejected("unknown_key", f"no usable ingestion key {key_id[:40]!r}", topic)
-    if not message_signature_valid(secret=ingestion_secret(salt=key.salt), topic=topic, data=data, signature=signature):
-        return _rejected("bad_signature", f"signature does not match key {key_id}", topic)
-    if key.organization.slug != org_slug:
-        return _rejected("wrong_organization", f"key {key_id} belongs to another organisation than {org_slug}", topic)
-    if not key.organization.is_active:
-        return _rejected("organization_suspended", org_slug, topic)
-    machine = Machine.objects.filter(organization=key.organization, code=machine_code).first()
-    if machine is None:
-        return _rejected("unknown_machine", f"{org_slug} has no machine {machine_code!r}", topic)
-    if key.machine_id is not None and key.machine_id != machine.pk:
-        return _rejected("wrong_machine", f"key {key_id} may publish for another machine only", topic)
+    try:
+        key, machine, data = foundation_mqtt.message_open(
+            topic=topic,
+            payload=payload,
+            max_bytes=MAX_PAYLOAD_BYTES,
+            keys=IngestionKey,
+            secret_for=ingestion_secret,
+            org_slug=org_slug,
+            targets=Machine,
+            code=machine_code,
+        )
+    except foundation_mqtt.MessageRefused as refused:
+        return _rejected(refused.reason, refused.detail, topic)
     try:
         document = json.loads(data)
         steps = document["steps"]

@@ -9,7 +9,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.quotas import quota_check
-from foundation.signing import new_salt
 from jobs.services import job_create
 from tenants.actor import Actor
 from tenants.audit import audit_record
@@ -239,19 +238,13 @@ def ingestion_key_create(
 
     if machine is not None:
         _same_org(organization, machine)
-    salt = new_salt()
-    secret = ingestion_secret(salt=salt)
-    key = IngestionKey(
-        organization=organization, machine=machine, name=name, key_id=new_key_id(), salt=salt, last_four=secret[-4:]
+    return IngestionKey.issue(
+        secret_for=ingestion_secret, organization=organization, machine=machine, name=name, key_id=new_key_id()
     )
-    key.full_clean()
-    key.save()
-    return key, secret
 
 
 def ingestion_key_revoke(*, key: IngestionKey) -> IngestionKey:
-    IngestionKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    key.refresh_from_db()
+    key.revoke()
     return key
 
 
@@ -264,19 +257,13 @@ def webhook_endpoint_create(
         raise ValidationError({"url": [problem]})
     if not events or set(events) - set(EVENTS):
         raise ValidationError({"events": [f"Choose from: {', '.join(EVENTS)}."]})
-    salt = new_salt()
-    secret = webhook_secret(salt=salt)
-    endpoint = WebhookEndpoint(
+    return WebhookEndpoint.issue(
+        secret_for=webhook_secret,
         organization=organization,
         url=url,
         description=description,
         events=sorted(set(events)),
-        salt=salt,
-        secret_last_four=secret[-4:],
     )
-    endpoint.full_clean()
-    endpoint.save()
-    return endpoint, secret
 
 
 def webhook_endpoint_update(*, endpoint: WebhookEndpoint, data: dict) -> WebhookEndpoint:
@@ -286,11 +273,7 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, data: dict) -> Webhook
             raise ValidationError({"url": [problem]})
     if "events" in data and (not data["events"] or set(data["events"]) - set(EVENTS)):
         raise ValidationError({"events": [f"Choose from: {', '.join(EVENTS)}."]})
-    for field in ("url", "description", "events", "is_active"):
-        if field in data:
-            setattr(endpoint, field, data[field])
-    endpoint.full_clean()
-    endpoint.save()
+    endpoint.change(data)
     return endpoint
 
 

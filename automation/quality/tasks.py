@@ -1,16 +1,13 @@
 """The quality job kinds. Celery autodiscovers this module; the app's ready() imports it too, so web processes
 can create such jobs."""
 
-import logging
-
 from celery import shared_task
 
+from foundation.webhook_delivery import DELIVERY_TASK_OPTIONS, webhook_deliver_retrying
 from jobs.queues import Queue
 from jobs.runner import JobContext, job_task
 
 from .conf import ANALYSE_JOB_KIND, ANALYSE_TIME_LIMIT_S
-
-logger = logging.getLogger(__name__)
 
 
 @job_task(kind=ANALYSE_JOB_KIND, queue=Queue.QUALITY, time_limit_s=ANALYSE_TIME_LIMIT_S)
@@ -20,28 +17,19 @@ def analyse(ctx: JobContext) -> dict:
     return analysis_execute(ctx)
 
 
-@shared_task(
-    name="quality.deliver_webhook",
-    bind=True,
-    ignore_result=True,
-    acks_late=True,
-    max_retries=None,
-    soft_time_limit=60,
-    time_limit=90,
-)
+@shared_task(name="quality.deliver_webhook", **DELIVERY_TASK_OPTIONS)
 def deliver_webhook(self, *, delivery_id: str) -> str:
     from .models import WebhookDelivery
-    from .webhooks import DeliveryFailed, webhook_deliver
+    from .webhooks import webhook_deliver
 
-    try:
-        return webhook_deliver(delivery_id=delivery_id).status
-    except WebhookDelivery.DoesNotExist:
-        return "gone"
-    except DeliveryFailed as exc:
-        # 10 s, 20 s, 40 s ... at most an hour between attempts; webhook_deliver gives up after MAX_ATTEMPTS.
-        countdown = min(3600, 10 * 2**self.request.retries)
-        logger.info("Quality webhook delivery %s failed (%s); retrying in %s s.", delivery_id, exc, countdown)
-        raise self.retry(countdown=countdown, exc=exc, queue="quality") from exc
+    return webhook_deliver_retrying(
+        self,
+        webhook_deliver,
+        delivery_id=delivery_id,
+        gone=WebhookDelivery.DoesNotExist,
+        queue="quality",
+        what="Quality webhook delivery",
+    )
 
 
 @shared_task(name="quality.draft_report", ignore_result=True, soft_time_limit=180, time_limit=240)

@@ -10,12 +10,10 @@ with QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS or OUTBOUND_ALLOW_PRIVATE_HOSTS: local 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from foundation.metrics import WEBHOOK_FAILURES
-from foundation.outbound import outbound_url_problem
+from foundation import webhook_delivery
+from foundation.outbound import outbound_url_problem, private_allowed
 from foundation.signing import derived_secret
-from foundation.webhooks import webhook_post
 
 from .models import WebhookDelivery, WebhookEndpoint
 
@@ -27,19 +25,12 @@ MAX_ATTEMPTS = 8
 DELIVER_TASK = "quality.deliver_webhook"
 
 
-class DeliveryFailed(Exception):
-    pass
-
-
 def webhook_secret(*, salt: str) -> str:
     return derived_secret(namespace="quality", purpose="webhook", salt=salt, prefix=SECRET_PREFIX)
 
 
 def _allow_private() -> bool:
-    return bool(
-        getattr(settings, "QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
-        or getattr(settings, "OUTBOUND_ALLOW_PRIVATE_HOSTS", False)
-    )
+    return private_allowed("QUALITY_WEBHOOK_ALLOW_PRIVATE_HOSTS")
 
 
 def webhook_url_problem(url: str) -> str | None:
@@ -72,36 +63,14 @@ def webhook_event(*, organization_id, event: str, data: dict) -> list[WebhookDel
 
 
 def webhook_deliver(*, delivery_id: str) -> WebhookDelivery:
-    """One attempt. Raises DeliveryFailed (after recording why) when the receiver did not take it."""
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
-    if delivery.status != WebhookDelivery.Status.PENDING:
-        return delivery
-    endpoint = delivery.endpoint
-    if not endpoint.is_active:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            status=WebhookDelivery.Status.FAILED, last_error="The endpoint was disabled."
-        )
-        delivery.refresh_from_db()
-        return delivery
-    attempt = webhook_post(
-        url=endpoint.url,
-        secret=webhook_secret(salt=endpoint.salt),
-        event=delivery.event,
-        delivery_id=str(delivery.pk),
-        payload=delivery.payload,
+    """One attempt. Raises foundation.webhook_delivery.DeliveryFailed (after recording why) when the receiver did
+    not take it."""
+    return webhook_delivery.webhook_deliver(
+        WebhookDelivery,
+        delivery_id=delivery_id,
+        secret_for=webhook_secret,
         timeout=getattr(settings, "QUALITY_WEBHOOK_TIMEOUT_S", 10),
         allow_private=_allow_private(),
+        max_attempts=MAX_ATTEMPTS,
+        failure_kind="quality_delivery",
     )
-    delivery.attempts += 1
-    delivery.response_status = attempt.status
-    delivery.last_error = attempt.error
-    if not attempt.error:
-        delivery.status, delivery.delivered_at = WebhookDelivery.Status.DELIVERED, timezone.now()
-    elif delivery.attempts >= MAX_ATTEMPTS:
-        delivery.status = WebhookDelivery.Status.FAILED
-    delivery.save(update_fields=["attempts", "response_status", "last_error", "status", "delivered_at"])
-    if attempt.error:
-        WEBHOOK_FAILURES.labels(kind="quality_delivery").inc()
-        if delivery.status == WebhookDelivery.Status.PENDING:
-            raise DeliveryFailed(attempt.error)
-    return delivery

@@ -4,6 +4,9 @@ Reads need org:read, writes org:write; starting and re-planning runs needs `jobs
 API's /jobs/{id}/cancel, with the same scope).
 """
 
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -13,6 +16,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from foundation.api.downloads import attachment
 from foundation.api.errors import ApiError, error_body
 from foundation.api.pagination import CreatedCursorPagination
 from tenants.roles import Scope
@@ -36,92 +40,68 @@ from .outputs import comparison as comparison_json
 from .outputs import purchase_rows, purchases_csv, schedule_by_machine, schedule_csv, schedule_png
 
 
+class _Crud(NamedTuple):
+    create: Callable[..., Any]  # (organization=, **fields); some are "set": they replace the row a key names
+    update: Callable[..., Any]  # (<row>=, data=)
+    delete: Callable[..., None]  # (<row>=)
+
+
 class _MasterData(OrganizationScopedViewMixin, viewsets.ModelViewSet):
     """CRUD through the services; references by code within the organisation."""
+
+    row: str  # the services' keyword for the row: `machine=`, `supplier_price=`
+    crud: _Crud
+
+    def perform_create(self, serializer):
+        serializer.instance = self.crud.create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = self.crud.update(**{self.row: serializer.instance}, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        self.crud.delete(**{self.row: instance})
 
 
 class MachineViewSet(_MasterData):
     queryset = Machine.objects.prefetch_related("shifts")
     serializer_class = serializers.MachineSerializer
-
-    def perform_create(self, serializer):
-        serializer.instance = services.machine_create(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.machine_update(machine=serializer.instance, data=serializer.validated_data)
-
-    def perform_destroy(self, instance):
-        services.machine_delete(machine=instance)
+    row = "machine"
+    crud = _Crud(services.machine_create, services.machine_update, services.machine_delete)
 
 
 class DowntimeViewSet(_MasterData):
     queryset = Downtime.objects.select_related("machine")
     serializer_class = serializers.DowntimeSerializer
-
-    def perform_create(self, serializer):
-        serializer.instance = services.downtime_create(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.downtime_update(downtime=serializer.instance, data=serializer.validated_data)
-
-    def perform_destroy(self, instance):
-        services.downtime_delete(downtime=instance)
+    row = "downtime"
+    crud = _Crud(services.downtime_create, services.downtime_update, services.downtime_delete)
 
 
 class MaterialViewSet(_MasterData):
     queryset = Material.objects.all()
     serializer_class = serializers.MaterialSerializer
-
-    def perform_create(self, serializer):
-        serializer.instance = services.material_create(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.material_update(material=serializer.instance, data=serializer.validated_data)
-
-    def perform_destroy(self, instance):
-        services.material_delete(material=instance)
+    row = "material"
+    crud = _Crud(services.material_create, services.material_update, services.material_delete)
 
 
 class ProductViewSet(_MasterData):
     queryset = Product.objects.prefetch_related("operations__options__machine", "operations__materials")
     serializer_class = serializers.ProductSerializer
-
-    def perform_create(self, serializer):
-        serializer.instance = services.product_create(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.product_update(product=serializer.instance, data=serializer.validated_data)
-
-    def perform_destroy(self, instance):
-        services.product_delete(product=instance)
+    row = "product"
+    crud = _Crud(services.product_create, services.product_update, services.product_delete)
 
 
 class SetupTimeViewSet(_MasterData):
     queryset = SetupTime.objects.select_related("machine")
     serializer_class = serializers.SetupTimeSerializer
-
-    def perform_create(self, serializer):
-        serializer.instance = services.setup_time_create(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.setup_time_update(setup_time=serializer.instance, data=serializer.validated_data)
-
-    def perform_destroy(self, instance):
-        services.setup_time_delete(setup_time=instance)
+    row = "setup_time"
+    crud = _Crud(services.setup_time_create, services.setup_time_update, services.setup_time_delete)
 
 
 class OrderViewSet(_MasterData):
     queryset = Order.objects.select_related("product")
     serializer_class = serializers.OrderSerializer
-
-    def perform_create(self, serializer):
-        serializer.instance = services.order_create(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.order_update(order=serializer.instance, data=serializer.validated_data)
-
-    def perform_destroy(self, instance):
-        services.order_delete(order=instance)
+    row = "order"
+    crud = _Crud(services.order_create, services.order_update, services.order_delete)
 
 
 class _IdCursorPagination(CreatedCursorPagination):
@@ -134,15 +114,8 @@ class SupplierViewSet(_MasterData):
     queryset = Supplier.objects.select_related("material")
     serializer_class = serializers.SupplierSerializer
     list_filters = {"material": "material__code"}
-
-    def perform_create(self, serializer):
-        serializer.instance = services.supplier_create(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.supplier_update(supplier=serializer.instance, data=serializer.validated_data)
-
-    def perform_destroy(self, instance):
-        services.supplier_delete(supplier=instance)
+    row = "supplier"
+    crud = _Crud(services.supplier_create, services.supplier_update, services.supplier_delete)
 
 
 class SupplierPriceViewSet(_MasterData):
@@ -150,17 +123,8 @@ class SupplierPriceViewSet(_MasterData):
     queryset = SupplierPrice.objects.select_related("supplier")
     serializer_class = serializers.SupplierPriceSerializer
     list_filters = {"supplier": "supplier__code"}
-
-    def perform_create(self, serializer):
-        serializer.instance = services.supplier_price_set(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.supplier_price_update(
-            supplier_price=serializer.instance, data=serializer.validated_data
-        )
-
-    def perform_destroy(self, instance):
-        services.supplier_price_delete(supplier_price=instance)
+    row = "supplier_price"
+    crud = _Crud(services.supplier_price_set, services.supplier_price_update, services.supplier_price_delete)
 
 
 class BomLineViewSet(_MasterData):
@@ -168,32 +132,16 @@ class BomLineViewSet(_MasterData):
     queryset = BomLine.objects.select_related("product", "material")
     serializer_class = serializers.BomLineSerializer
     list_filters = {"product": "product__code"}
-
-    def perform_create(self, serializer):
-        serializer.instance = services.bom_line_set(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.bom_line_update(bom_line=serializer.instance, data=serializer.validated_data)
-
-    def perform_destroy(self, instance):
-        services.bom_line_delete(bom_line=instance)
+    row = "bom_line"
+    crud = _Crud(services.bom_line_set, services.bom_line_update, services.bom_line_delete)
 
 
 class TariffRateViewSet(_MasterData):
     pagination_class = _IdCursorPagination
     queryset = TariffRate.objects.all()
     serializer_class = serializers.TariffRateSerializer
-
-    def perform_create(self, serializer):
-        serializer.instance = services.tariff_rate_set(organization=self.organization, **serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.tariff_rate_update(
-            tariff_rate=serializer.instance, data=serializer.validated_data
-        )
-
-    def perform_destroy(self, instance):
-        services.tariff_rate_delete(tariff_rate=instance)
+    row = "tariff_rate"
+    crud = _Crud(services.tariff_rate_set, services.tariff_rate_update, services.tariff_rate_delete)
 
 
 class ImportView(OrganizationScopedViewMixin, GenericAPIView):
@@ -308,9 +256,7 @@ class RunViewSet(
     def schedule_csv(self, request, *args, **kwargs):
         """The schedule as CSV, one row per operation ordered by machine then start."""
         run = self._with_schedule()
-        response = HttpResponse(schedule_csv(run), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="schedule-{run.id}.csv"'
-        return response
+        return attachment(schedule_csv(run), filename=f"schedule-{run.id}.csv", content_type="text/csv; charset=utf-8")
 
     @extend_schema(
         operation_id="scheduling_runs_gantt_png", responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY)}
@@ -333,9 +279,9 @@ class RunViewSet(
     def purchases_csv(self, request, *args, **kwargs):
         """The purchase orders as CSV."""
         run = self._with_schedule()
-        response = HttpResponse(purchases_csv(run), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="purchases-{run.id}.csv"'
-        return response
+        return attachment(
+            purchases_csv(run), filename=f"purchases-{run.id}.csv", content_type="text/csv; charset=utf-8"
+        )
 
     def _with_schedule(self) -> Run:
         run = self.get_object()

@@ -1,11 +1,17 @@
-"""A file sent to the caller in chunks, for the API and the portal alike."""
+"""Files the caller saves, for the API and the portal alike: made in memory, or sent from a file in chunks."""
 
 import asyncio
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
 from django.core.handlers.asgi import ASGIRequest
-from django.http import FileResponse, HttpRequest, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+
+
+def attachment(content: str | bytes, *, filename: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def file_download(request: HttpRequest, handle: BinaryIO, *, filename: str, content_type: str) -> StreamingHttpResponse:

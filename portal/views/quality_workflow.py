@@ -9,7 +9,6 @@ into those calls and results into pages. The process, SPC charts, analyses and g
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import path
 from django.utils.translation import gettext as _
@@ -19,6 +18,7 @@ from django.views.generic import TemplateView
 from automation.quality import report8d, services
 from automation.quality.models import Alarm, CorrectiveAction, DefectCode, Investigation, Report8D
 from automation.quality.selectors import investigation_suspects
+from foundation.api.downloads import attachment
 from tenants.models import User
 from tenants.roles import Scope
 
@@ -205,12 +205,12 @@ class ReportExport(OrgPage, TemplateView):
     def get(self, request, *args, **kwargs):
         investigation = self.owned(self.queryset, pk=self.kwargs["pk"])
         report = self.owned(Report8D, investigation=investigation)
+        filename = f"8d-{investigation.pk}.{self.kwargs['fmt']}"
         if self.kwargs["fmt"] == "pdf":
-            response = HttpResponse(report8d.report_pdf(report), content_type="application/pdf")
-        else:
-            response = HttpResponse(report8d.report_markdown(report), content_type="text/markdown; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="8d-{investigation.pk}.{self.kwargs["fmt"]}"'
-        return response
+            return attachment(report8d.report_pdf(report), filename=filename, content_type="application/pdf")
+        return attachment(
+            report8d.report_markdown(report), filename=filename, content_type="text/markdown; charset=utf-8"
+        )
 
 
 urlpatterns = [

@@ -6,6 +6,7 @@ Every action calls what the REST API calls (`automation.scheduling.importing`, `
 """
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
@@ -35,6 +36,7 @@ from automation.scheduling.outputs import (
 )
 from automation.scheduling.selectors import master_data_counts, run_list, run_solutions
 from billing.errors import BillingRefusal
+from foundation.api.downloads import attachment
 from jobs.services import job_cancel
 from tenants.roles import Scope
 
@@ -459,16 +461,23 @@ class RunCreate(Scheduling):
 
     def post(self, request, *args, **kwargs):
         form = RunForm(request.POST)
-        if form.is_valid():
-            try:
-                run = runs.run_create(organization=self.organization, actor=self.actor, **form.service_kwargs())
-            except ValidationError as exc:
-                errors_into(form, exc)
-            except BillingRefusal as exc:
-                form.add_error(None, str(exc.detail))
-            else:
-                return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=run.pk)
+        run = _started(form, runs.run_create, organization=self.organization, actor=self.actor)
+        if run is not None:
+            return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=run.pk)
         return self.render_to_response(self.get_context_data(run_form=form), status=400)
+
+
+def _started(form: forms.Form, start: Callable[..., Run], **arguments: Any) -> Run | None:
+    """The run `start` makes with the valid form's arguments, or None with why not on the form."""
+    if not form.is_valid():
+        return None
+    try:
+        return start(**arguments, **form.service_kwargs())  # type: ignore[attr-defined]  # each run form has it
+    except ValidationError as exc:
+        errors_into(form, exc)
+    except BillingRefusal as exc:
+        form.add_error(None, str(exc.detail))
+    return None
 
 
 # --- one run ------------------------------------------------------------------------------------------------------
@@ -619,53 +628,40 @@ class RunCancel(_RunPage, TemplateView):
         return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=run.pk)
 
 
-class RunReschedule(_RunPage, TemplateView):
-    """`POST scheduling/runs/{id}/reschedule`: re-plan after a breakdown or with rush orders."""
+class _RunReplan(_RunPage, TemplateView):
+    """A POST that makes a new run from this one: the new run's page, or this one's again with the form's errors."""
 
     template_name = "portal/scheduling/run.html"
     section = "scheduling"
     http_method_names = ["post"]
     scopes = {**OrgPage.scopes, "POST": Scope.JOBS}
+
+    def rejected(self, run: Run, **form: forms.Form):
+        return self.render_to_response(super().get_context_data(**run_results(run), **form), status=400)
+
+
+class RunReschedule(_RunReplan):
+    """`POST scheduling/runs/{id}/reschedule`: re-plan after a breakdown or with rush orders."""
 
     def post(self, request, *args, **kwargs):
         run = self.run()
-        machines = [m["id"] for m in run.problem["machines"]]
-        form = RescheduleForm(request.POST, machines=machines)
-        if form.is_valid():
-            try:
-                replan = runs.run_reschedule(run=run, actor=self.actor, **form.service_kwargs())
-            except ValidationError as exc:
-                errors_into(form, exc)
-            except BillingRefusal as exc:
-                form.add_error(None, str(exc.detail))
-            else:
-                return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=replan.pk)
-        context = run_results(run)
-        return self.render_to_response(super().get_context_data(**context, reschedule_form=form), status=400)
+        form = RescheduleForm(request.POST, machines=[m["id"] for m in run.problem["machines"]])
+        replan = _started(form, runs.run_reschedule, run=run, actor=self.actor)
+        if replan is not None:
+            return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=replan.pk)
+        return self.rejected(run, reschedule_form=form)
 
 
-class RunWhatIf(_RunPage, TemplateView):
+class RunWhatIf(_RunReplan):
     """`POST scheduling/runs/{id}/what-if`: re-optimise this cost plan under a scenario, then compare."""
-
-    template_name = "portal/scheduling/run.html"
-    section = "scheduling"
-    http_method_names = ["post"]
-    scopes = {**OrgPage.scopes, "POST": Scope.JOBS}
 
     def post(self, request, *args, **kwargs):
         run = self.run()
         form = _what_if_form(run, request.POST)
-        if form.is_valid():
-            try:
-                scenario = runs.run_what_if(run=run, actor=self.actor, **form.service_kwargs())
-            except ValidationError as exc:
-                errors_into(form, exc)
-            except BillingRefusal as exc:
-                form.add_error(None, str(exc.detail))
-            else:
-                return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=scenario.pk)
-        context = run_results(run)
-        return self.render_to_response(super().get_context_data(**context, what_if_form=form), status=400)
+        scenario = _started(form, runs.run_what_if, run=run, actor=self.actor)
+        if scenario is not None:
+            return redirect("portal:scheduling-run", org_slug=self.organization.slug, pk=scenario.pk)
+        return self.rejected(run, what_if_form=form)
 
 
 class RunGantt(_RunPage, TemplateView):
@@ -687,9 +683,7 @@ class RunCsv(_RunPage, TemplateView):
         run = self.run()
         if run.schedule is None:
             raise Http404
-        response = HttpResponse(schedule_csv(run), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="schedule-{run.id}.csv"'
-        return response
+        return attachment(schedule_csv(run), filename=f"schedule-{run.id}.csv", content_type="text/csv; charset=utf-8")
 
 
 urlpatterns = [

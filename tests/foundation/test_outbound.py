@@ -6,15 +6,15 @@ and an HTTP server on loopback that records whether it was called.
 """
 
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from automation.maintenance import services as maintenance_services
 from automation.maintenance.models import WebhookDelivery
-from automation.maintenance.webhooks import DeliveryFailed, webhook_deliver
+from automation.maintenance.webhooks import webhook_deliver
 from foundation.outbound import OutboundRefused, address_is_public, outbound_check, outbound_post
+from foundation.webhook_delivery import DeliveryFailed
+from tests.loopback import QuietHandler, serving
 
 NAME = "hooks.rebind.example"
 PUBLIC = "93.184.216.34"
@@ -24,7 +24,7 @@ PUBLIC = "93.184.216.34"
 def receiver():
     received: list[dict] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             received.append({"path": self.path, "host": self.headers["Host"]})
@@ -35,13 +35,8 @@ def receiver():
                 self.send_response(204)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], received
-    server.shutdown()
+    with serving(Handler) as port:
+        yield port, received
 
 
 @pytest.fixture

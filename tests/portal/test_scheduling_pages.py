@@ -17,7 +17,7 @@ from automation.scheduling.models import Downtime, Machine, Order, Product, Run
 from jobs.models import Job
 from tenants.roles import Role
 from tests import builders
-from tests.workers import running_worker, wait_until
+from tests.workers import running_optimization_worker, wait_until
 
 DATA = Path(__file__).resolve().parent / "data" / "scheduling"
 FACTORY_FILES = ("machines", "products", "operations", "setup_times", "orders")
@@ -229,16 +229,8 @@ def test_a_run_without_a_schedule_has_no_gantt_chart_or_csv(org):
 
 @pytest.fixture(scope="module")
 def optimization_worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    """One worker on the optimisation queue for the module; two CP-SAT threads."""
-    patch = pytest.MonkeyPatch()
-    patch.setenv("SCHEDULING_SOLVER_WORKERS", "2")
-    try:
-        with running_worker(
-            queues="optimization", name="portal-scheduling", log_path=tmp_path_factory.mktemp("worker") / "worker.log"
-        ) as worker:
-            yield worker
-    finally:
-        patch.undo()
+    with running_optimization_worker(name="portal-scheduling", log_dir=tmp_path_factory.mktemp("worker")) as worker:
+        yield worker
 
 
 def _finished(run_pk) -> Run:

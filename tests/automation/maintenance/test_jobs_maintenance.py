@@ -3,9 +3,7 @@ training, scoring as telemetry arrives, anomalies at the injected times, recomme
 orders, signed webhooks, explanations through the real gateway, and metering."""
 
 import json
-import threading
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -45,28 +43,6 @@ def worker(django_db_setup, django_db_blocker, web_server, tmp_path_factory):
             yield process
     finally:
         patch.undo()
-
-
-@pytest.fixture
-def receiver():
-    """An integrator's webhook endpoint on loopback that records what it receives."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"headers": dict(self.headers), "body": body})
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/lightsout", received
-    server.shutdown()
 
 
 def _job_done(client, org, job_id: str, timeout: float = 180) -> dict:

@@ -2,13 +2,10 @@
 elsewhere): signed messages are stored; anything another tenant could forge is rejected and stored nowhere."""
 
 import json
-import os
 import subprocess
 import sys
 import uuid
-from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from automation.maintenance import services
@@ -31,32 +28,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def broker_url():
-    url = os.environ.get("MQTT_URL")
-    if not url:
-        pytest.skip("MQTT_URL is not set: run under `python -m controlplane.embedded`")
-    return url
-
-
-@pytest.fixture
 def subscriber(broker_url):
     get_redis().delete(STATS_KEY)
     running = TelemetrySubscriber(url=broker_url, client_id=f"test-ingest-{uuid.uuid4().hex[:8]}").start()
     yield running
     running.stop()
-
-
-@pytest.fixture
-def publisher(broker_url):
-    parts = urlsplit(broker_url)
-    client = mqtt.Client(
-        callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-device-{uuid.uuid4().hex[:8]}"
-    )
-    client.connect(parts.hostname, parts.port)
-    client.loop_start()
-    yield client
-    client.disconnect()
-    client.loop_stop()
 
 
 @pytest.fixture

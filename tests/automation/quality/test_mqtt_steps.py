@@ -4,9 +4,7 @@ cross-tenant ones stored nowhere."""
 import json
 import uuid
 from datetime import timedelta
-from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from automation.quality import services
@@ -20,34 +18,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def broker_url():
-    import os
-
-    url = os.environ.get("MQTT_URL")
-    if not url:
-        pytest.skip("MQTT_URL is not set: run under `python -m controlplane.embedded`")
-    return url
-
-
-@pytest.fixture
 def running(broker_url):
     get_redis().delete(STATS_KEY)
     started = subscriber(url=broker_url, client_id=f"test-quality-{uuid.uuid4().hex[:8]}").start()
     yield started
     started.stop()
-
-
-@pytest.fixture
-def publisher(broker_url):
-    parts = urlsplit(broker_url)
-    client = mqtt.Client(
-        callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-plc-{uuid.uuid4().hex[:8]}"
-    )
-    client.connect(parts.hostname, parts.port)
-    client.loop_start()
-    yield client
-    client.disconnect()
-    client.loop_stop()
 
 
 def _publish(client, topic: str, payload: bytes) -> None:

@@ -12,7 +12,7 @@ from automation.scheduling.engine.costs import Purchase
 from automation.scheduling.models import BomLine, Material, Run, Supplier, SupplierPrice, TariffRate
 from automation.scheduling.snapshot import problem_from_json, schedule_from_json
 from tests.automation.scheduling.scheduling_api import MONDAY, client_for, post, url, wait_for_run
-from tests.workers import running_worker
+from tests.workers import running_optimization_worker
 
 # MONDAY is 05:00 UTC; the horizon starts there. Steel costs 10 from the start, 12 from Wednesday on.
 FILES = {
@@ -144,15 +144,8 @@ def test_a_supplier_with_only_price_history_is_forecast_and_the_run_keeps_the_fo
 
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    patch.setenv("SCHEDULING_SOLVER_WORKERS", "2")
-    try:
-        with running_worker(
-            queues="optimization", name="scheduling-cost", log_path=tmp_path_factory.mktemp("worker") / "worker.log"
-        ) as process:
-            yield process
-    finally:
-        patch.undo()
+    with running_optimization_worker(name="scheduling-cost", log_dir=tmp_path_factory.mktemp("worker")) as process:
+        yield process
 
 
 @pytest.mark.django_db(transaction=True)

@@ -25,23 +25,15 @@ from tests.automation.scheduling.scheduling_api import (
     url,
     wait_for_run,
 )
-from tests.workers import running_worker, wait_until
+from tests.workers import running_optimization_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    """One worker on the optimisation queue for the module; two CP-SAT threads, the shared machine has two cores."""
-    patch = pytest.MonkeyPatch()
-    patch.setenv("SCHEDULING_SOLVER_WORKERS", "2")
-    try:
-        with running_worker(
-            queues="optimization", name="scheduling", log_path=tmp_path_factory.mktemp("worker") / "worker.log"
-        ) as process:
-            yield process
-    finally:
-        patch.undo()
+    with running_optimization_worker(name="scheduling", log_dir=tmp_path_factory.mktemp("worker")) as process:
+        yield process
 
 
 def _dt(value: str) -> datetime:
