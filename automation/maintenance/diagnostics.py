@@ -8,6 +8,7 @@ repeated while one is open for the same component), explained and sent to webhoo
 a `diagnosis.created` webhook per diagnosis; one `maintenance.captures` usage event.
 """
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from celery import current_app
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.usage import usage_record
@@ -57,11 +58,11 @@ def _sig4(values: list[float]) -> list[float]:
     """Four significant digits (plot amplitudes), vectorised."""
     y = np.asarray(values, dtype=np.float64)
     scale = 10.0 ** (3 - np.floor(np.log10(np.where(y != 0, np.abs(y), 1.0))))
-    return [float(v) for v in np.round(y * scale) / scale]
+    return (np.round(y * scale) / scale).tolist()
 
 
 def _round(values: list[float], digits: int) -> list[float]:
-    return [float(v) for v in np.round(np.asarray(values, dtype=np.float64), digits)]
+    return np.round(np.asarray(values, dtype=np.float64), digits).tolist()
 
 
 def _plots(analysis: Analysis, sample_rate: float) -> dict:
@@ -260,13 +261,28 @@ def captures_analyse(*, captures: list[VibrationCapture]) -> tuple[list[dict], d
                 }
             )
         VibrationDiagnosis.objects.bulk_create(created)
-        VibrationCapture.objects.bulk_update(
-            [a.capture for a in done], ["indicators", "features", "plots", "status", "analysed_at", "error"]
-        )
+        _analysed_store([a.capture for a in done], analysed_at=now)
         if rows:
             telemetry_store(rows=rows)
         diagnoses_created(diagnoses=created)
     return results, failures
+
+
+def _analysed_store(captures: list[VibrationCapture], *, analysed_at) -> None:
+    """Write the captures' results in one UPDATE from a VALUES list. Not the ORM's bulk_update (a CASE per field
+    and capture: 4 ms a capture) nor arrays of JSON text (client-side binding escapes every quote of an array
+    element in Python: 1.3 ms a capture); each value bound on its own is escaped by libpq."""
+    rows = ", ".join(["(%s::uuid, %s::jsonb, %s::jsonb, %s::jsonb)"] * len(captures))
+    params: list = [VibrationCapture.Status.ANALYSED.value, analysed_at]
+    for c in captures:
+        params += [c.pk, json.dumps(c.indicators), json.dumps(c.features), json.dumps(c.plots, separators=(",", ":"))]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE maintenance_vibrationcapture AS c SET indicators = v.indicators, features = v.features, "  # noqa: S608  (placeholders only)
+            "plots = v.plots, status = %s, analysed_at = %s, error = '' "
+            f"FROM (VALUES {rows}) AS v(id, indicators, features, plots) WHERE c.id = v.id",
+            params,
+        )
 
 
 def capture_analyse(*, capture: VibrationCapture) -> dict:
