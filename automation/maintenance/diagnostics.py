@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from celery import current_app
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from billing.usage import usage_record
@@ -148,26 +149,19 @@ def _analysed(capture: VibrationCapture, kinematics, model_id) -> _Analysed:
 
 
 def captures_analyse(*, captures: list[VibrationCapture]) -> tuple[list[dict], dict[str, Exception]]:
-    """Analyse stored captures (of one organisation; one job's batch) and store everything they yield (see the
-    module docstring) in one transaction: diagnoses bulk-created, captures bulk-updated, indicator readings in one
-    statement, the open work orders and webhook endpoints read once. A capture whose analysis raises is marked
-    failed with its error and the others are stored. Returns (results of the analysed, failures by capture id)."""
+    """Analyse stored captures (of one organisation; one job's batch, read by `captures_for_analysis`) and store
+    everything they yield (see the module docstring) in one transaction: diagnoses bulk-created, captures updated
+    in one statement, indicator readings in one statement, the open work orders and webhook endpoints read once. A
+    capture whose analysis raises is marked failed with its error and the others are stored. Returns (results of
+    the analysed, failures by capture id)."""
     done: list[_Analysed] = []
     failures: dict[str, Exception] = {}
-    models: dict = {}
     for capture in captures:
-        asset = capture.asset
         try:
-            kinematics = kinematics_of(asset)
+            kinematics = kinematics_of(capture.asset)
             if kinematics is None:
                 raise JobFailure("The asset has no kinematics any more.", code="no_kinematics")
-            if asset.asset_type_id not in models:
-                models[asset.asset_type_id] = (
-                    VibrationModel.objects.filter(asset_type_id=asset.asset_type_id, is_current=True)
-                    .values_list("pk", flat=True)
-                    .first()
-                )
-            done.append(_analysed(capture, kinematics, models[asset.asset_type_id]))
+            done.append(_analysed(capture, kinematics, capture.current_model_id))
         except Exception as exc:
             if not isinstance(exc, JobFailure):
                 logger.exception("Analysing capture %s failed", capture.pk)
@@ -403,16 +397,22 @@ def diagnoses_created(*, diagnoses: list[VibrationDiagnosis]) -> list[WebhookDel
     return deliveries
 
 
+def captures_for_analysis(*, ids: list[str], organization_id):
+    """The organisation's captures with what their analysis reads (asset, asset type, kinematics, and the asset
+    type's current learned model as `current_model_id`), in one query."""
+    current = VibrationModel.objects.filter(asset_type_id=OuterRef("asset__asset_type_id"), is_current=True)
+    return (
+        VibrationCapture.objects.select_related("asset__asset_type", "asset__kinematics")
+        .filter(pk__in=ids, organization_id=organization_id)
+        .annotate(current_model_id=Subquery(current.values("pk")[:1]))
+    )
+
+
 def vibration_analyse_execute(ctx: JobContext) -> dict:
     """One capture (`capture_id`) or a batch (`capture_ids`, from one upload): analysed and stored together, metered
     once (`maintenance.captures`, quantity = the captures analysed)."""
     ids = ctx.params.get("capture_ids") or [ctx.params["capture_id"]]
-    by_id = {
-        str(c.pk): c
-        for c in VibrationCapture.objects.select_related("asset__asset_type", "asset__kinematics").filter(
-            pk__in=ids, organization_id=ctx.organization_id
-        )
-    }
+    by_id = {str(c.pk): c for c in captures_for_analysis(ids=ids, organization_id=ctx.organization_id)}
     captures = [by_id[i] for i in ids if i in by_id]
     if not captures:
         raise JobFailure(
