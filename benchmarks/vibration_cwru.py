@@ -362,7 +362,7 @@ TIME_RECORDS = (
 )
 
 
-def time_side_by_side(data_dir: Path, *, rounds: int = 3) -> dict:
+def time_side_by_side(data_dir: Path, *, rounds: int = 3, only: Sequence[str] = ()) -> dict:
     """Process CPU time per 1 s, 12 kHz capture, ingestion included, of the three ways in: one capture per request
     and job (``POST captures``), a record's 10 captures per request and job as one .npy stack, and as 10 float32
     files (``POST captures/batch``); the engine alone beside them. All in this run, interleaved record by record,
@@ -397,6 +397,8 @@ def time_side_by_side(data_dir: Path, *, rounds: int = 3) -> dict:
         "batch_npy_stack": lambda segments, rpm: batch(segments, rpm, True),
         "batch_f32_files": lambda segments, rpm: batch(segments, rpm, False),
     }
+    if only:  # e.g. "single" alone, to measure an older version that has no batch upload
+        ways = {way: fn for way, fn in ways.items() if way in only}
     # Warm-up (imports, caches, prepared connections), not counted.
     for fn in ways.values():
         fn(records[0][2][:2], records[0][1])
@@ -416,6 +418,8 @@ def time_side_by_side(data_dir: Path, *, rounds: int = 3) -> dict:
         vibration_analyse(organization_id=str(product.organization.pk), job_id=r.json()["job"])
     sql["single"] = {"post": post, "job": len(q.captured_queries) - post, "per_capture": len(q.captured_queries)}
     for way, stacked in (("batch_npy_stack", True), ("batch_f32_files", False)):
+        if way not in ways:
+            continue
         with CaptureQueriesContext(connection) as q:
             product.capture_batch(segments[:1], fs=12_000, rpm=rpm, stacked=stacked)
             one = len(q.captured_queries)
@@ -480,6 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--time-only", action="store_true", help="only the time per capture: single and batched, side by side"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the time measurement")
+    parser.add_argument(
+        "--ways", nargs="*", default=(), help="time only these ways in (single, batch_npy_stack, batch_f32_files)"
+    )
     parser.add_argument("--embedded-dir", default=EMBEDDED_DIR, help="where the embedded PostgreSQL/Redis live")
     args = parser.parse_args(argv)
     if not (args.data_dir / "manifest.csv").exists():
@@ -487,10 +494,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         return _under_embedded(argv, args.embedded_dir)
     if args.time_only:
-        report = {"time_side_by_side": time_side_by_side(args.data_dir.resolve(), rounds=args.rounds)}
+        report = {"time_side_by_side": time_side_by_side(args.data_dir.resolve(), rounds=args.rounds, only=args.ways)}
     else:
         report = run(args.data_dir.resolve())
-        report["time_side_by_side"] = time_side_by_side(args.data_dir.resolve(), rounds=args.rounds)
+        report["time_side_by_side"] = time_side_by_side(args.data_dir.resolve(), rounds=args.rounds, only=args.ways)
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.out:
