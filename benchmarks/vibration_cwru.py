@@ -405,7 +405,7 @@ def time_side_by_side(data_dir: Path, *, rounds: int = 3, only: Sequence[str] = 
 
     # SQL statements, counted on one record's captures.
     _, rpm, segments = records[0]
-    sql = {}
+    sql: dict[str, dict[str, float]] = {}
     with CaptureQueriesContext(connection) as q:
         upload = io.BytesIO(np.asarray(segments[0], dtype="<f4").tobytes())
         upload.name = "capture.f32"
@@ -435,9 +435,9 @@ def time_side_by_side(data_dir: Path, *, rounds: int = 3, only: Sequence[str] = 
     cpu: dict[str, list[float]] = {way: [] for way in ways}
     engine: list[float] = []
     order = list(ways)
-    for r in range(rounds):
+    for turn in range(rounds):
         for _, rpm, segments in records:
-            for way in order[r % len(order) :] + order[: r % len(order)]:
+            for way in order[turn % len(order) :] + order[: turn % len(order)]:
                 cpu[way] += ways[way](segments, rpm)
             for x in segments:
                 e0 = time.process_time()

@@ -430,20 +430,20 @@ def _batch_items(data: dict, files: list) -> tuple[list[vibration.CaptureInput],
         start, per_capture["captured_at"] = per_capture["captured_at"][0], []  # the others follow back to back
     items = []
     for i in range(count):
-        field = {
+        given = {
             name: (values[i] if len(values) == count else values[0] if values else None)
             for name, values in per_capture.items()
         }
         items.append(
             vibration.CaptureInput(
-                sensor=field["sensor"] or "",
+                sensor=given["sensor"] or "",
                 content=b"" if stacked is not None else files[i].read(),
                 fmt="npy" if stacked is not None else formats[i] or "",
                 samples=stacked[i] if stacked is not None else None,
-                sample_rate=field["sample_rate"],
-                shaft_rpm=field["shaft_rpm"],
-                captured_at=field["captured_at"],
-                label=field["label"] or "",
+                sample_rate=given["sample_rate"],
+                shaft_rpm=given["shaft_rpm"],
+                captured_at=given["captured_at"],
+                label=given["label"] or "",
             )
         )
     return items, start

@@ -161,7 +161,8 @@ def captures_analyse(*, captures: list[VibrationCapture]) -> tuple[list[dict], d
             kinematics = kinematics_of(capture.asset)
             if kinematics is None:
                 raise JobFailure("The asset has no kinematics any more.", code="no_kinematics")
-            done.append(_analysed(capture, kinematics, capture.current_model_id))
+            model_id = capture.current_model_id  # type: ignore[attr-defined]  # annotated by captures_for_analysis
+            done.append(_analysed(capture, kinematics, model_id))
         except Exception as exc:
             if not isinstance(exc, JobFailure):
                 logger.exception("Analysing capture %s failed", capture.pk)
@@ -169,8 +170,9 @@ def captures_analyse(*, captures: list[VibrationCapture]) -> tuple[list[dict], d
     if failures:
         failed = [c for c in captures if str(c.pk) in failures]
         for capture in failed:
-            exc = failures[str(capture.pk)]
-            capture.status, capture.error = VibrationCapture.Status.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+            failure = failures[str(capture.pk)]
+            capture.status = VibrationCapture.Status.FAILED
+            capture.error = f"{type(failure).__name__}: {failure}"[:2000]
         VibrationCapture.objects.bulk_update(failed, ["status", "error"])
     if not done:
         return [], failures

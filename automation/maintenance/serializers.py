@@ -315,7 +315,7 @@ class CaptureBatchUploadSerializer(serializers.Serializer):
         help_text="Per capture; or once: the first capture's start, the others following back to back. Left out: "
         "the captures are taken to end now, back to back.",
     )
-    label = serializers.ListField(
+    label = serializers.ListField(  # type: ignore[assignment]  # DRF takes declared fields off the class
         child=serializers.CharField(allow_blank=True), required=False, help_text="Once, or per capture."
     )
     unit = serializers.ChoiceField(choices=["g", "m/s2"], required=False, default="g")

@@ -361,3 +361,32 @@ def test_a_batch_is_analysed_by_one_job_on_the_maintenance_queue(org, tmp_path):
     for capture in captures:
         assert capture.diagnoses.order_by("-confidence")[0].label == "drive-end bearing 6205, inner race"
     assert usage_observed(organization_id=org.pk, period=period_containing(timezone.now()))["maintenance.captures"] == 3
+
+
+def test_a_learned_classifier_trained_on_a_labelled_batch_is_applied_to_later_captures(org):
+    from automation.maintenance.diagnostics import vibration_train_execute
+    from automation.maintenance.models import VibrationModel
+
+    client, _ = _setup(org)
+    labels = ["outer_race"] * 4 + ["normal"] * 4
+    signals = [bearing_fault("outer_race", amplitude=4.0, seed=60 + i) for i in range(4)]
+    signals += [bearing_fault(None, seed=70 + i) for i in range(4)]
+    response = _upload_batch(client, org, [(_f32(x), f"c{i}.f32") for i, x in enumerate(signals)], label=labels)
+    assert response.status_code == 201, response.json()
+    assert run_job_here(Job.objects.get(pk=response.json()["job"]), vibration_analyse_execute).status == "succeeded"
+    train = client.post(url(org, "captures/train"), {"asset_type": "pump"}, format="json")
+    assert train.status_code == 202, train.json()
+    assert run_job_here(Job.objects.get(pk=train.json()["job"]), vibration_train_execute).status == "succeeded"
+    model = VibrationModel.objects.get(is_current=True)
+    later = _upload_batch(
+        client,
+        org,
+        [
+            (_f32(bearing_fault("outer_race", amplitude=4.0, seed=80)), "a.f32"),
+            (_f32(bearing_fault(None, seed=81)), "b.f32"),
+        ],
+    )
+    assert run_job_here(Job.objects.get(pk=later.json()["job"]), vibration_analyse_execute).status == "succeeded"
+    learned = [VibrationCapture.objects.get(pk=c["id"]).indicators["learned"] for c in later.json()["captures"]]
+    assert [item["model"] for item in learned] == [str(model.pk)] * 2
+    assert [item["label"] for item in learned] == ["outer_race", "normal"]
