@@ -211,6 +211,33 @@ class Product:
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         return body, cpu, wall, cpu_post
 
+    def capture_batch(self, segments: list[np.ndarray], *, fs: int, rpm: float, stacked: bool = True):
+        """POST captures as one batch (``captures/batch``: one .npy stack, or one float32 file per capture) and run
+        its one analysis job here; returns (body, cpu s of the POST, cpu s of POST + job)."""
+        from automation.maintenance.tasks import vibration_analyse
+
+        if stacked:
+            buffer = io.BytesIO()
+            np.save(buffer, np.asarray(segments, dtype="<f4"))
+            files = [io.BytesIO(buffer.getvalue())]
+            files[0].name = "captures.npy"
+        else:
+            files = [io.BytesIO(np.asarray(x, dtype="<f4").tobytes()) for x in segments]
+            for upload in files:
+                upload.name = "capture.f32"
+        cpu0 = time.process_time()
+        r = self.client.post(
+            f"{self.base}/captures/batch",
+            {"file": files, "asset": "cwru-rig", "sensor": "DE", "sample_rate": fs, "shaft_rpm": rpm},
+            format="multipart",
+        )
+        if r.status_code != 201:
+            raise RuntimeError(f"refused: {r.status_code} {r.content[:500]!r}")
+        body = r.json()
+        cpu_post = time.process_time() - cpu0
+        vibration_analyse(organization_id=str(self.organization.pk), job_id=body["job"])
+        return body, cpu_post, time.process_time() - cpu0
+
     def train(self) -> dict:
         from automation.maintenance.tasks import vibration_train
 
@@ -377,8 +404,126 @@ def run(data_dir: Path) -> dict:
     }
 
 
-def _under_embedded(argv: list[str]) -> int:
-    command = [sys.executable, "-m", "controlplane.embedded", "--dir", EMBEDDED_DIR, sys.executable]
+# Records of the time measurement: two of each fault, loads 0-3, each cut into its 10 captures of 1 s at 12 kHz.
+TIME_RECORDS = (
+    "IR007_0.npy",
+    "B007_0.npy",
+    "OR007_centered_at_6_1.npy",
+    "IR021_2.npy",
+    "B021_3.npy",
+    "OR021_centered_at_6_3.npy",
+)
+
+
+def time_side_by_side(data_dir: Path, *, rounds: int = 3, only: Sequence[str] = ()) -> dict:
+    """Process CPU time per 1 s, 12 kHz capture, ingestion included, of the three ways in: one capture per request
+    and job (``POST captures``), a record's 10 captures per request and job as one .npy stack, and as 10 float32
+    files (``POST captures/batch``); the engine alone beside them. All in this run, interleaved record by record,
+    the order rotated each round, so that the machine's load falls on each alike. SQL statements counted per way."""
+    product = Product()
+    product.start()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from automation.maintenance.engine.kinematics import kinematics_from_dict
+    from automation.maintenance.engine.vibration import analyse_capture
+    from automation.maintenance.tasks import vibration_analyse
+
+    kinematics = kinematics_from_dict(KINEMATICS)
+    manifest = {row["file"]: row for row in csv.DictReader((data_dir / "manifest.csv").open())}
+    records = []
+    for name in TIME_RECORDS:
+        x = np.load(data_dir / name).astype(np.float64)
+        row = manifest[name]
+        rpm = float(row["rpm"]) if row["rpm"] else NOMINAL_RPM[int(row["load_hp"])]
+        records.append((name, rpm, [x[i * 12_000 : (i + 1) * 12_000] for i in range(len(x) // 12_000)][:10]))
+
+    def single(segments, rpm):
+        return [product.capture(x, fs=12_000, rpm=rpm, label="")[1] for x in segments]
+
+    def batch(segments, rpm, stacked):
+        _, _, cpu = product.capture_batch(segments, fs=12_000, rpm=rpm, stacked=stacked)
+        return [cpu / len(segments)] * len(segments)
+
+    ways = {
+        "single": single,
+        "batch_npy_stack": lambda segments, rpm: batch(segments, rpm, True),
+        "batch_f32_files": lambda segments, rpm: batch(segments, rpm, False),
+    }
+    if only:  # e.g. "single" alone, to measure an older version that has no batch upload
+        ways = {way: fn for way, fn in ways.items() if way in only}
+    # Warm-up (imports, caches, prepared connections), not counted.
+    for fn in ways.values():
+        fn(records[0][2][:2], records[0][1])
+
+    # SQL statements, counted on one record's captures.
+    _, rpm, segments = records[0]
+    sql: dict[str, dict[str, float]] = {}
+    with CaptureQueriesContext(connection) as q:
+        upload = io.BytesIO(np.asarray(segments[0], dtype="<f4").tobytes())
+        upload.name = "capture.f32"
+        r = product.client.post(
+            f"{product.base}/captures",
+            {"file": upload, "asset": "cwru-rig", "sensor": "DE", "sample_rate": 12_000, "shaft_rpm": rpm},
+            format="multipart",
+        )
+        post = len(q.captured_queries)
+        vibration_analyse(organization_id=str(product.organization.pk), job_id=r.json()["job"])
+    sql["single"] = {"post": post, "job": len(q.captured_queries) - post, "per_capture": len(q.captured_queries)}
+    for way, stacked in (("batch_npy_stack", True), ("batch_f32_files", False)):
+        if way not in ways:
+            continue
+        with CaptureQueriesContext(connection) as q:
+            product.capture_batch(segments[:1], fs=12_000, rpm=rpm, stacked=stacked)
+            one = len(q.captured_queries)
+        with CaptureQueriesContext(connection) as q:
+            product.capture_batch(segments, fs=12_000, rpm=rpm, stacked=stacked)
+        sql[way] = {
+            "per_batch_of_10": len(q.captured_queries),
+            "per_batch_of_1": one,
+            "per_capture": round(len(q.captured_queries) / len(segments), 1),
+        }
+
+    load_start = os.getloadavg()
+    cpu: dict[str, list[float]] = {way: [] for way in ways}
+    engine: list[float] = []
+    order = list(ways)
+    for turn in range(rounds):
+        for _, rpm, segments in records:
+            for way in order[turn % len(order) :] + order[: turn % len(order)]:
+                cpu[way] += ways[way](segments, rpm)
+            for x in segments:
+                e0 = time.process_time()
+                analyse_capture(x, 12_000, rpm / 60, kinematics, sensor="DE")
+                engine.append(time.process_time() - e0)
+    load_end = os.getloadavg()
+
+    def ms(values: list[float]) -> dict:
+        values = sorted(values)
+        return {
+            "median": round(1000 * statistics.median(values), 2),
+            "p95": round(1000 * values[int(0.95 * (len(values) - 1))], 2),
+            "captures": len(values),
+        }
+
+    return {
+        "protocol": (
+            f"{len(records)} records x 10 captures of 1 s at 12 kHz x {rounds} rounds, each way in turn per record; "
+            "process CPU time of the POST and its analysis job (batch: the request and the job divided by its "
+            "captures); OMP/OpenBLAS/MKL threads 1; no learned classifier on the asset type"
+        ),
+        "records": list(TIME_RECORDS),
+        "cpu_ms_per_capture": {way: ms(values) for way, values in cpu.items()},
+        "engine_alone_ms": ms(engine),
+        "sql_statements": sql,
+        "load_average_start": [round(v, 2) for v in load_start],
+        "load_average_end": [round(v, 2) for v in load_end],
+        "cpus": os.cpu_count(),
+    }
+
+
+def _under_embedded(argv: list[str], embedded_dir: str = EMBEDDED_DIR) -> int:
+    command = [sys.executable, "-m", "controlplane.embedded", "--dir", embedded_dir, sys.executable]
     command += [str(Path(__file__).resolve()), *argv]
     return subprocess.run(command, cwd=REPO_ROOT).returncode
 
@@ -388,12 +533,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", nargs="?", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
+    parser.add_argument(
+        "--time-only", action="store_true", help="only the time per capture: single and batched, side by side"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the time measurement")
+    parser.add_argument(
+        "--ways", nargs="*", default=(), help="time only these ways in (single, batch_npy_stack, batch_f32_files)"
+    )
+    parser.add_argument("--embedded-dir", default=EMBEDDED_DIR, help="where the embedded PostgreSQL/Redis live")
     args = parser.parse_args(argv)
     if not (args.data_dir / "manifest.csv").exists():
         parser.error(f"{args.data_dir}/manifest.csv not found")
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
-        return _under_embedded(argv)
-    report = run(args.data_dir.resolve())
+        return _under_embedded(argv, args.embedded_dir)
+    if args.time_only:
+        report = {"time_side_by_side": time_side_by_side(args.data_dir.resolve(), rounds=args.rounds, only=args.ways)}
+    else:
+        report = run(args.data_dir.resolve())
+        report["time_side_by_side"] = time_side_by_side(args.data_dir.resolve(), rounds=args.rounds, only=args.ways)
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.out:

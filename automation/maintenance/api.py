@@ -4,6 +4,8 @@ Reads need org:read, writes org:write; starting training or scoring needs `jobs`
 (which hand out secrets) need org:admin. Telemetry batches are JSON, multipart CSV (`file`) or a text/csv body.
 """
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -20,7 +22,7 @@ from tenants.roles import Scope
 from tenants.scoping import ADMIN_WRITES, OrganizationScopedViewMixin
 
 from . import importing, serializers, services, telemetry, vibration
-from .conf import MAX_UPLOAD_BYTES
+from .conf import MAX_BATCH_CAPTURES, MAX_UPLOAD_BYTES
 from .engine.kinematics import BEARING_CATALOGUE
 from .models import (
     Anomaly,
@@ -386,6 +388,62 @@ class BearingCatalogueView(OrganizationScopedViewMixin, GenericAPIView):
 _EXTENSIONS = {".npy": "npy", ".wav": "wav", ".csv": "csv", ".f32": "float32", ".bin": "float32", ".raw": "float32"}
 
 
+def _format_of(name: str | None) -> str | None:
+    name = (name or "").lower()
+    return next((f for ext, f in _EXTENSIONS.items() if name.endswith(ext)), None)
+
+
+def _batch_items(data: dict, files: list) -> tuple[list[vibration.CaptureInput], datetime | None]:
+    """The captures of a batch upload: one per file, or the captures of one .npy stack; each with its fields
+    (given once for all, or once per capture). Raises CaptureRejected."""
+    formats = [data.get("format") or _format_of(f.name) for f in files]
+    stacked = None
+    if len(files) == 1 and formats[0] == "npy":
+        stacked = vibration.waveforms_unstack(content=files[0].read())
+        count = len(stacked)
+    else:
+        count = len(files)
+        unknown = {
+            f"captures[{i}].format": ["Give the format (float32, npy, wav, csv)."]
+            for i, f in enumerate(formats)
+            if f is None
+        }
+        if unknown:
+            raise vibration.CaptureRejected(unknown)
+    if not 1 <= count <= MAX_BATCH_CAPTURES:
+        raise vibration.CaptureRejected({"file": [f"{count} captures; a batch holds 1 to {MAX_BATCH_CAPTURES}"]})
+    per_capture = {}
+    for field in ("sensor", "sample_rate", "shaft_rpm", "captured_at", "label"):
+        values = data.get(field) or []
+        if len(values) not in (0, 1, count):
+            raise vibration.CaptureRejected(
+                {field: [f"{len(values)} values for {count} captures: give it once, or once per capture"]}
+            )
+        per_capture[field] = values
+    start = None
+    if len(per_capture["captured_at"]) == 1 and count > 1:
+        start, per_capture["captured_at"] = per_capture["captured_at"][0], []  # the others follow back to back
+    items = []
+    for i in range(count):
+        given = {
+            name: (values[i] if len(values) == count else values[0] if values else None)
+            for name, values in per_capture.items()
+        }
+        items.append(
+            vibration.CaptureInput(
+                sensor=given["sensor"] or "",
+                content=b"" if stacked is not None else files[i].read(),
+                fmt="npy" if stacked is not None else formats[i] or "",
+                samples=stacked[i] if stacked is not None else None,
+                sample_rate=given["sample_rate"],
+                shaft_rpm=given["shaft_rpm"],
+                captured_at=given["captured_at"],
+                label=given["label"] or "",
+            )
+        )
+    return items, start
+
+
 class CaptureViewSet(
     OrganizationScopedViewMixin,
     mixins.ListModelMixin,
@@ -420,19 +478,10 @@ class CaptureViewSet(
         upload = data["file"]
         if upload.size > MAX_UPLOAD_BYTES:
             raise ApiError(f"Larger than {MAX_UPLOAD_BYTES // 2**20} MiB.", code="too_large", status_code=413)
-        fmt = data.get("format")
+        fmt = data.get("format") or _format_of(upload.name)
         if not fmt:
-            name = (upload.name or "").lower()
-            fmt = next((f for ext, f in _EXTENSIONS.items() if name.endswith(ext)), None)
-            if fmt is None:
-                raise DjangoValidationError({"format": ["Give the format (float32, npy, wav, csv)."]})
-        asset = (
-            Asset.objects.select_related("kinematics")
-            .filter(organization=self.organization, code=data["asset"])
-            .first()
-        )
-        if asset is None:
-            raise DjangoValidationError({"asset": [f"No asset with the code {data['asset']!r}."]})
+            raise DjangoValidationError({"format": ["Give the format (float32, npy, wav, csv)."]})
+        asset = self._capture_asset(data["asset"])
         try:
             capture = vibration.capture_create(
                 organization=self.organization,
@@ -458,6 +507,48 @@ class CaptureViewSet(
                 status=status.HTTP_400_BAD_REQUEST,
             )
         return Response(serializers.CaptureSerializer(capture).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={"multipart/form-data": serializers.CaptureBatchUploadSerializer},
+        responses={201: serializers.CaptureBatchSerializer},
+    )
+    @action(detail=False, methods=["post"], parser_classes=[MultiPartParser])
+    def batch(self, request, *args, **kwargs):
+        """Several captures of one asset in one request, all or nothing: one bad capture refuses the batch, naming
+        it by index (`captures[3].file`), and nothing is stored. One analysis job analyses the batch."""
+        form = serializers.CaptureBatchUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        files = data["file"]
+        if sum(f.size for f in files) > MAX_UPLOAD_BYTES:
+            raise ApiError(f"Larger than {MAX_UPLOAD_BYTES // 2**20} MiB.", code="too_large", status_code=413)
+        asset = self._capture_asset(data["asset"])
+        try:
+            items, start = _batch_items(data, files)
+            captures = vibration.captures_create(
+                organization=self.organization,
+                asset=asset,
+                items=items,
+                start=start,
+                unit=data["unit"],
+                scale=data.get("scale"),
+                actor=self.actor,
+            )
+        except vibration.CaptureRejected as exc:
+            return Response(
+                error_body(
+                    code="invalid", message="The batch was refused; nothing was stored.", fields=exc.message_dict
+                ),
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        body = {"job": captures[0].job_id, "count": len(captures), "captures": captures}
+        return Response(serializers.CaptureBatchSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    def _capture_asset(self, code: str) -> Asset:
+        asset = Asset.objects.select_related("kinematics").filter(organization=self.organization, code=code).first()
+        if asset is None:
+            raise DjangoValidationError({"asset": [f"No asset with the code {code!r}."]})
+        return asset
 
     def perform_destroy(self, instance):
         vibration.capture_delete(capture=instance)

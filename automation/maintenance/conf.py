@@ -18,6 +18,7 @@ SCORE_TIME_LIMIT_S = 30 * 60
 
 MAX_READINGS_PER_REQUEST = 200_000  # one request is one transaction; bigger batches go in several
 MAX_UPLOAD_BYTES = 64 * 2**20
+MAX_BATCH_CAPTURES = 100  # per `POST captures/batch`: one transaction and one analysis job
 MAX_ERRORS = 100  # reported per rejected batch; the count says how many there were in all
 MAX_FUTURE_SKEW_S = 300  # readings stamped further ahead than this are rejected (a device clock gone wrong)
 EARLIEST_TIMESTAMP_YEAR = 1990

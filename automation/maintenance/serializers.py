@@ -283,6 +283,45 @@ class CaptureUploadSerializer(serializers.Serializer):
     scale = serializers.FloatField(required=False, help_text="Integer WAV: the full-scale value in `unit`.")
 
 
+class CaptureBatchUploadSerializer(serializers.Serializer):
+    """A batch of captures of one asset in one request. `file` is repeated, one file per capture (each as `POST
+    captures` takes it), or given once as a `.npy` stack whose first dimension is the captures. The per-capture
+    fields are given once (for every capture) or repeated once per capture, in the files' order."""
+
+    file = serializers.ListField(
+        child=serializers.FileField(),
+        allow_empty=False,
+        help_text="One file per capture, or one .npy stack: (captures, samples) for a one-axis sensor, "
+        "(captures, axes, samples).",
+    )
+    asset = serializers.CharField(max_length=64)
+    sensor = serializers.ListField(
+        child=serializers.CharField(max_length=64), allow_empty=False, help_text="Once, or per capture."
+    )
+    format = serializers.ChoiceField(
+        choices=["float32", "npy", "wav", "csv"],
+        required=False,
+        help_text="Of every file; guessed from each file's name (.f32/.bin, .npy, .wav, .csv) when left out.",
+    )
+    sample_rate = serializers.ListField(
+        child=serializers.FloatField(), required=False, help_text="Hz; once, or per capture (a WAV carries its own)."
+    )
+    shaft_rpm = serializers.ListField(
+        child=serializers.FloatField(), required=False, help_text="Once, or per capture. Default: the nominal speed."
+    )
+    captured_at = serializers.ListField(
+        child=serializers.DateTimeField(),
+        required=False,
+        help_text="Per capture; or once: the first capture's start, the others following back to back. Left out: "
+        "the captures are taken to end now, back to back.",
+    )
+    label = serializers.ListField(  # type: ignore[assignment]  # DRF takes declared fields off the class
+        child=serializers.CharField(allow_blank=True), required=False, help_text="Once, or per capture."
+    )
+    unit = serializers.ChoiceField(choices=["g", "m/s2"], required=False, default="g")
+    scale = serializers.FloatField(required=False, help_text="Integer WAV: the full-scale value in `unit`.")
+
+
 class CaptureSerializer(serializers.ModelSerializer):
     asset: serializers.SlugRelatedField[Asset] = serializers.SlugRelatedField(slug_field="code", read_only=True)
     duration_s = serializers.FloatField(read_only=True)
@@ -312,6 +351,12 @@ class CaptureSerializer(serializers.ModelSerializer):
             "analysed_at",
         ]
         read_only_fields = fields
+
+
+class CaptureBatchSerializer(serializers.Serializer):
+    job = serializers.UUIDField(help_text="The one analysis job of the batch.")
+    count = serializers.IntegerField()
+    captures = CaptureSerializer(many=True)
 
 
 class CaptureDetailSerializer(CaptureSerializer):

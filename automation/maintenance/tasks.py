@@ -63,7 +63,7 @@ def explain_recommendation(*, recommendation_id: str, organization_id: str) -> s
     name="maintenance.explain_diagnoses", ignore_result=True, acks_late=True, soft_time_limit=300, time_limit=330
 )
 def explain_diagnoses(*, diagnosis_ids: list[str], organization_id: str) -> list[str]:
-    """The diagnoses of one capture, explained one after the other (one message per capture)."""
+    """The diagnoses of one analysis job (a capture or a batch), explained one after the other."""
     from .explainer import diagnosis_explain
     from .models import VibrationDiagnosis
 

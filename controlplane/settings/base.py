@@ -200,6 +200,8 @@ SPECTACULAR_SETTINGS = {
         # A member's role keeps its name; a copilot message's role (user, assistant) gets its own.
         "RoleEnum": "tenants.roles.Role",
         "MessageRoleEnum": "assistant.models.Message.Role",
+        # A capture's file format: one enum for the single and the batch upload (telemetry's import has its own).
+        "CaptureFormatEnum": "automation.maintenance.vibration.FORMATS",
     },
 }
 

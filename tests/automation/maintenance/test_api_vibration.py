@@ -3,6 +3,7 @@ job (in-process here, through a real worker in the slow test), diagnoses, indica
 webhooks, metering, and tenant isolation. Signals are synthesised with known faults."""
 
 import io
+import itertools
 import struct
 import wave
 
@@ -220,3 +221,172 @@ def test_the_analysis_runs_on_the_maintenance_queue(org, tmp_path):
     assert capture.status == "analysed", capture.error
     assert capture.job.status == Job.Status.SUCCEEDED
     assert capture.diagnoses.order_by("-confidence")[0].label == "drive-end bearing 6205, inner race"
+
+
+# --- batches: several captures in one request, one analysis job --------------------------------------------------
+
+
+def _upload_batch(client, org, files: list[tuple[bytes, str]], **fields):
+    data = {"asset": "M-1", "sensor": "DE", "sample_rate": FS, "shaft_rpm": SHAFT_HZ * 60, **fields}
+    data["file"] = []
+    for content, name in files:
+        upload = io.BytesIO(content)
+        upload.name = name
+        data["file"].append(upload)
+    return client.post(url(org, "captures/batch"), data, format="multipart")
+
+
+def test_a_batch_is_stored_and_analysed_by_one_job_and_metered_once(org):
+    from billing.ledger import ledger_flush
+    from billing.models import UsageEvent
+
+    client, _ = _setup(org)
+    signals = [
+        bearing_fault("outer_race", amplitude=4.0, seed=11),
+        bearing_fault(None, seed=12),
+        bearing_fault("outer_race", amplitude=4.0, seed=13),
+        bearing_fault("inner_race", amplitude=4.0, seed=14),
+    ]
+    response = _upload_batch(
+        client,
+        org,
+        [(_f32(x), f"c{i}.f32") for i, x in enumerate(signals)],
+        label=["outer_race", "normal", "outer_race", "inner_race"],
+        captured_at="2026-03-01T10:00:00Z",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["count"] == 4 and [c["label"] for c in body["captures"]] == [
+        "outer_race",
+        "normal",
+        "outer_race",
+        "inner_race",
+    ]
+    # One job for the batch; the captures follow each other from the given start.
+    assert Job.objects.filter(kind="maintenance.vibration_analyse").count() == 1
+    captures = sorted(VibrationCapture.objects.all(), key=lambda c: c.captured_at)
+    assert {str(c.job_id) for c in captures} == {body["job"]}
+    assert [c.captured_at.isoformat() for c in captures] == [f"2026-03-01T10:00:0{i}+00:00" for i in range(4)] and [
+        str(c.pk) for c in captures
+    ] == [c["id"] for c in body["captures"]]
+    assert run_job_here(Job.objects.get(pk=body["job"]), vibration_analyse_execute).status == Job.Status.SUCCEEDED
+    for capture in captures:
+        capture.refresh_from_db()
+        assert capture.status == "analysed" and capture.plots["frequencies"]
+    names = [[d.label for d in c.diagnoses.order_by("-confidence")] for c in captures]
+    assert names[0][:1] == names[2][:1] == ["drive-end bearing 6205, outer race"]
+    assert names[1] == [] and names[3][:1] == ["drive-end bearing 6205, inner race"]
+    # Indicators of every capture are telemetry at its own time; one work order for the fault seen twice.
+    velocity = Telemetry.objects.filter(channel__name="DE.velocity_rms").values_list("ts", flat=True)
+    assert sorted(velocity) == [c.captured_at for c in captures]
+    assert WorkOrder.objects.filter(recommendation__component="drive-end bearing 6205, outer race").count() == 1
+    # Metered once for the batch, quantity = the captures analysed.
+    assert usage_observed(organization_id=org.pk, period=period_containing(timezone.now()))["maintenance.captures"] == 4
+    ledger_flush()
+    assert list(
+        UsageEvent.objects.filter(organization_id=org.pk, meter="maintenance.captures").values_list(
+            "quantity", flat=True
+        )
+    ) == [4]
+
+
+def test_a_batch_can_be_one_npy_stack(org):
+    client, _ = _setup(org)
+    stack = np.stack([bearing_fault("inner_race", amplitude=3.0, seed=s) for s in (21, 22, 23)]).astype(np.float32)
+    npy = io.BytesIO()
+    np.save(npy, stack)
+    response = _upload_batch(client, org, [(npy.getvalue(), "batch.npy")], shaft_rpm=[1790, 1795, 1797])
+    assert response.status_code == 201, response.json()
+    assert [c["shaft_rpm"] for c in response.json()["captures"]] == [1790, 1795, 1797]
+    ends = sorted(VibrationCapture.objects.values_list("captured_at", flat=True))
+    assert ends[-1] <= timezone.now() and [(b - a).total_seconds() for a, b in itertools.pairwise(ends)] == [1.0, 1.0]
+    job = Job.objects.get(pk=response.json()["job"])
+    assert run_job_here(job, vibration_analyse_execute).status == Job.Status.SUCCEEDED
+    assert set(VibrationCapture.objects.values_list("status", flat=True)) == {"analysed"}
+    job.refresh_from_db()
+    assert len(job.result["captures"]) == 3 and job.result["failed"] == {}
+
+
+@pytest.mark.parametrize(
+    ("bad", "fields", "where", "says"),
+    [
+        (np.r_[np.zeros(7000), np.inf, np.zeros(4999)], {}, "captures[2].file", "not finite"),
+        (None, {"sample_rate": [FS, 500.0, FS]}, "captures[1].sample_rate", "1 to 100 kHz"),
+        (None, {"sensor": ["DE", "DE", "NDE"]}, "captures[2].sensor", "no sensor 'NDE'"),
+        (np.zeros(2000), {}, "captures[2].file", "0.5 to 60 s"),
+        (None, {"label": ["normal", "rusty", "normal"]}, "captures[1].label", "one of"),
+        (None, {"shaft_rpm": [1797, 1797]}, "shaft_rpm", "once per capture"),
+    ],
+)
+def test_a_batch_with_one_bad_capture_is_refused_whole(org, bad, fields, where, says):
+    client, _ = _setup(org)
+    signals = [bearing_fault("outer_race", amplitude=4.0, seed=s) for s in (31, 32)]
+    signals.append(bad if bad is not None else bearing_fault(None, seed=33))
+    response = _upload_batch(client, org, [(_f32(x), f"c{i}.f32") for i, x in enumerate(signals)], **fields)
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["message"] == "The batch was refused; nothing was stored."
+    assert list(error["fields"]) == [where] and says in " ".join(error["fields"][where])
+    assert not VibrationCapture.objects.exists()
+    assert not Job.objects.filter(kind="maintenance.vibration_analyse").exists()
+    assert _stored_files(org) == []
+
+
+def test_another_tenant_cannot_upload_a_batch_to_an_asset_it_does_not_own(org):
+    _setup(org)
+    other = builders.make_org(slug="other-plant")
+    stranger = client_for(other)
+    files = [(_f32(bearing_fault(None, seed=41)), "c.f32")]
+    assert _upload_batch(stranger, org, files).status_code in (403, 404)
+    refused = _upload_batch(stranger, other, files)  # B's own URL: A's asset code does not exist there
+    assert refused.status_code == 400 and "asset" in refused.json()["error"]["fields"]
+    assert not VibrationCapture.objects.exists() and _stored_files(org) == [] and _stored_files(other) == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_is_analysed_by_one_job_on_the_maintenance_queue(org, tmp_path):
+    client, _ = _setup(org)
+    signals = [bearing_fault("inner_race", amplitude=4.0, seed=s) for s in (51, 52, 53)]
+    with running_worker(queues="maintenance", name="vibration-batch", log_path=tmp_path / "worker.log"):
+        response = _upload_batch(client, org, [(_f32(x), f"c{i}.f32") for i, x in enumerate(signals)])
+        assert response.status_code == 201, response.json()
+        job_id = response.json()["job"]
+        wait_until(lambda: Job.objects.get(pk=job_id).is_finished, timeout=120, what="the batch's analysis job")
+    job = Job.objects.get(pk=job_id)
+    assert job.status == Job.Status.SUCCEEDED, (job.error_code, job.error_message)
+    assert job.attempts == 1 and len(job.result["captures"]) == 3 and job.result["failed"] == {}
+    captures = VibrationCapture.objects.filter(job_id=job_id)
+    assert captures.count() == 3 and set(captures.values_list("status", flat=True)) == {"analysed"}
+    for capture in captures:
+        assert capture.diagnoses.order_by("-confidence")[0].label == "drive-end bearing 6205, inner race"
+    assert usage_observed(organization_id=org.pk, period=period_containing(timezone.now()))["maintenance.captures"] == 3
+
+
+def test_a_learned_classifier_trained_on_a_labelled_batch_is_applied_to_later_captures(org):
+    from automation.maintenance.diagnostics import vibration_train_execute
+    from automation.maintenance.models import VibrationModel
+
+    client, _ = _setup(org)
+    labels = ["outer_race"] * 4 + ["normal"] * 4
+    signals = [bearing_fault("outer_race", amplitude=4.0, seed=60 + i) for i in range(4)]
+    signals += [bearing_fault(None, seed=70 + i) for i in range(4)]
+    response = _upload_batch(client, org, [(_f32(x), f"c{i}.f32") for i, x in enumerate(signals)], label=labels)
+    assert response.status_code == 201, response.json()
+    assert run_job_here(Job.objects.get(pk=response.json()["job"]), vibration_analyse_execute).status == "succeeded"
+    train = client.post(url(org, "captures/train"), {"asset_type": "pump"}, format="json")
+    assert train.status_code == 202, train.json()
+    assert run_job_here(Job.objects.get(pk=train.json()["job"]), vibration_train_execute).status == "succeeded"
+    model = VibrationModel.objects.get(is_current=True)
+    later = _upload_batch(
+        client,
+        org,
+        [
+            (_f32(bearing_fault("outer_race", amplitude=4.0, seed=80)), "a.f32"),
+            (_f32(bearing_fault(None, seed=81)), "b.f32"),
+        ],
+    )
+    assert run_job_here(Job.objects.get(pk=later.json()["job"]), vibration_analyse_execute).status == "succeeded"
+    learned = [VibrationCapture.objects.get(pk=c["id"]).indicators["learned"] for c in later.json()["captures"]]
+    assert [item["model"] for item in learned] == [str(model.pk)] * 2
+    assert [item["label"] for item in learned] == ["outer_race", "normal"]
