@@ -141,13 +141,19 @@ class Waveform:
     sample_rate: float
 
 
-def _npy(content: bytes) -> np.ndarray:
+def _npy_numbers(content: bytes) -> np.ndarray:
+    """A .npy file's array of numbers (never pickles), or the refusal an uploader can act on."""
     try:
         array = np.load(io.BytesIO(content), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise CaptureRejected({"file": [f"not a readable .npy array: {exc}"]}) from exc
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
         raise CaptureRejected({"file": ["the .npy array must hold numbers"]})
+    return array
+
+
+def _npy(content: bytes) -> np.ndarray:
+    array = _npy_numbers(content)
     if array.ndim == 1:
         return array[None, :]
     if array.ndim == 2:
@@ -282,12 +288,7 @@ def waveform_load(capture: VibrationCapture) -> np.ndarray:
 def waveforms_unstack(*, content: bytes) -> list[np.ndarray]:
     """A batch as one .npy stack whose first dimension is the captures: (captures, samples) for a one-axis sensor,
     (captures, axes, samples) for any. Returns each capture's samples, shape (axes, samples)."""
-    try:
-        array = np.load(io.BytesIO(content), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise CaptureRejected({"file": [f"not a readable .npy array: {exc}"]}) from exc
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
-        raise CaptureRejected({"file": ["the .npy array must hold numbers"]})
+    array = _npy_numbers(content)
     if array.ndim == 2:
         array = array[:, None, :]
     if array.ndim != 3:
