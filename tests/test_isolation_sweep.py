@@ -208,9 +208,10 @@ class LeakyJobList(generics.ListAPIView):
     serializer_class = JobSerializer
 
 
+# Only the new route: the whole tree's sweep (the test above) already shows the real routes report nothing, so
+# sweeping them again here would only double the suite's longest test.
 urlpatterns_with_leak = [
     path("api/v1/orgs/<slug:org_slug>/", include([path("leaky-jobs", LeakyJobList.as_view(), name="leaky-jobs")])),
-    path("", include("controlplane.urls")),
 ]
 
 
