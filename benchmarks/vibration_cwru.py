@@ -193,29 +193,19 @@ class Product:
 
     def capture(self, x: np.ndarray, *, fs: int, rpm: float, label: str) -> tuple[dict, float, float, float]:
         """POST one capture and run its analysis job here; returns (capture, cpu s, wall s, cpu s of the POST)."""
-        from automation.maintenance.tasks import vibration_analyse
-
         upload = io.BytesIO(np.asarray(x, dtype="<f4").tobytes())
         upload.name = "capture.f32"
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        r = self.client.post(
-            f"{self.base}/captures",
+        body, cpu_post = self._post_and_analyse(
+            "captures",
             {"file": upload, "asset": "cwru-rig", "sensor": "DE", "sample_rate": fs, "shaft_rpm": rpm, "label": label},
-            format="multipart",
         )
-        if r.status_code != 201:
-            raise RuntimeError(f"refused: {r.status_code} {r.content[:500]!r}")
-        body = r.json()
-        cpu_post = time.process_time() - cpu0
-        vibration_analyse(organization_id=str(self.organization.pk), job_id=body["job"])
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         return body, cpu, wall, cpu_post
 
     def capture_batch(self, segments: list[np.ndarray], *, fs: int, rpm: float, stacked: bool = True):
         """POST captures as one batch (``captures/batch``: one .npy stack, or one float32 file per capture) and run
         its one analysis job here; returns (body, cpu s of the POST, cpu s of POST + job)."""
-        from automation.maintenance.tasks import vibration_analyse
-
         if stacked:
             buffer = io.BytesIO()
             np.save(buffer, np.asarray(segments, dtype="<f4"))
@@ -226,17 +216,23 @@ class Product:
             for upload in files:
                 upload.name = "capture.f32"
         cpu0 = time.process_time()
-        r = self.client.post(
-            f"{self.base}/captures/batch",
-            {"file": files, "asset": "cwru-rig", "sensor": "DE", "sample_rate": fs, "shaft_rpm": rpm},
-            format="multipart",
+        body, cpu_post = self._post_and_analyse(
+            "captures/batch", {"file": files, "asset": "cwru-rig", "sensor": "DE", "sample_rate": fs, "shaft_rpm": rpm}
         )
+        return body, cpu_post, time.process_time() - cpu0
+
+    def _post_and_analyse(self, path: str, form: dict) -> tuple[dict, float]:
+        """POST a capture form and run the analysis job it queued, here; returns (body, cpu s of the POST)."""
+        from automation.maintenance.tasks import vibration_analyse
+
+        cpu0 = time.process_time()
+        r = self.client.post(f"{self.base}/{path}", form, format="multipart")
         if r.status_code != 201:
             raise RuntimeError(f"refused: {r.status_code} {r.content[:500]!r}")
         body = r.json()
         cpu_post = time.process_time() - cpu0
         vibration_analyse(organization_id=str(self.organization.pk), job_id=body["job"])
-        return body, cpu_post, time.process_time() - cpu0
+        return body, cpu_post
 
     def train(self) -> dict:
         from automation.maintenance.tasks import vibration_train
