@@ -270,10 +270,10 @@ def envelope_spectrum(
     env = env - env.mean()
     m = n * pad
     window, total = _hann(n)
-    y = np.abs(np.fft.rfft(env * window, m)) * 2.0 / total
     freqs = np.fft.rfftfreq(m, 1.0 / fs).astype(np.float64)
-    keep = freqs <= f_max
-    return Spectrum(freqs[keep], y[keep].astype(np.float64), fs / m)
+    keep = int(np.searchsorted(freqs, f_max, side="right"))  # the magnitudes of the bins kept only
+    y = np.abs(np.fft.rfft(env * window, m)[:keep]) * 2.0 / total
+    return Spectrum(freqs[:keep], y.astype(np.float64), fs / m)
 
 
 def order_spectrum(
@@ -296,15 +296,21 @@ def order_spectrum(
 
 
 def _peaks(s: Spectrum, hz: Array, tol_hz: Array) -> tuple[Array, Array]:
-    """Per expected line: the frequency and amplitude of the highest bin within +- tol_hz (hz, 0 where none)."""
+    """Per expected line: the frequency and amplitude of the highest bin within +- tol_hz (hz, 0 where none), for
+    all lines at once: each line's window in a row padded with -inf, the first highest bin of each row."""
     lo = np.searchsorted(s.x, hz - tol_hz)
     hi = np.searchsorted(s.x, hz + tol_hz + 1e-9)
     at = np.array(hz, dtype=np.float64, copy=True)
     amp = np.zeros(len(hz))
-    y = s.y
-    for i in np.nonzero(hi > lo)[0]:
-        j = lo[i] + int(np.argmax(y[lo[i] : hi[i]]))
-        at[i], amp[i] = s.x[j], y[j]
+    width = hi - lo
+    widest = int(width.max()) if len(width) else 0
+    if widest <= 0:
+        return at, amp
+    idx = lo[:, None] + np.arange(widest)
+    rows = np.where(idx < hi[:, None], s.y[np.minimum(idx, len(s.y) - 1)], -np.inf)
+    has = width > 0
+    j = (lo + np.argmax(rows, axis=1))[has]
+    at[has], amp[has] = s.x[j], s.y[j]
     return at, amp
 
 
@@ -417,9 +423,9 @@ def _velocity(
 
 
 def _kurtosis(x: Array) -> float:
-    d = x - x.mean()
-    var = float(np.mean(d**2))
-    return float(np.mean(d**4) / var**2) if var > 0 else 0.0
+    d2 = (x - x.mean()) ** 2
+    var = float(np.mean(d2))
+    return float(np.mean(d2 * d2) / var**2) if var > 0 else 0.0
 
 
 def estimate_shaft_speed(acc: Spectrum, shaft_hz: float, *, search: float = SPEED_SEARCH) -> float:
@@ -505,10 +511,13 @@ def _score(kind: str, lines: list[LineAmplitude], fr: float, clash: Array, tol: 
     """Evidence of one defect: dB above the match threshold of each matched harmonic (first weighted double),
     plus matched sidebands for an inner race (shaft) and a rolling element (cage). Harmonics landing on a shaft
     harmonic or another defect's line count for nothing."""
+    expected = np.array([line.expected_hz for line in lines])
+    distance = np.abs(expected[:, None] - clash[None, :])
+    clashes = [bool(v) for v in np.less_equal(distance, 3 * tol * expected[:, None]).any(axis=1)]
     score = 0.0
     matched = 0
-    for line in lines:
-        if bool(np.any(np.abs(line.expected_hz - clash) <= 3 * tol * line.expected_hz)):
+    for line, clashing in zip(lines, clashes, strict=True):
+        if clashing:
             continue
         if line.snr >= MATCH_SNR:
             matched += 1
